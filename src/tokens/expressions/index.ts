@@ -1,0 +1,152 @@
+import { Context, toValueSync } from 'liquidjs';
+import { BadRequestError } from '../../errors.ts';
+import { type CompiledExpression, type CompiledString, compileString, ExpressionSyntaxError } from './compile.ts';
+import { liquid } from './engine.ts';
+import { FilterError } from './filters.ts';
+import { describePath, findStrings, replaceStrings, type StringSite } from './walk.ts';
+
+export { ALLOWED_FILTERS } from './engine.ts';
+
+/** A token as an expression sees it; `{{ token: <id> | json: '$.data.number' }}` paths are over these fields. */
+export interface DetokenizableToken {
+  id: string;
+  type: string;
+  data: unknown;
+  metadata: Record<string, unknown> | null;
+  containers: string[];
+  createdAt: string;
+  expiresAt: string | null;
+  fingerprint: string | null;
+  mask: unknown;
+}
+
+/**
+ * Loads tokens by id (lowercase UUIDs). Called once per request with every distinct id, and not at all when the
+ * args hold no expression. The caller scopes it to the tenant, drops expired and invisible tokens, and may throw
+ * ForbiddenError (token:use); an id missing from the map is reported as not found.
+ */
+export type TokenLoader = (ids: string[]) => Promise<Map<string, DetokenizableToken>>;
+
+export interface DetokenizeOptions {
+  /** Distinct tokens one request may reference (DESIGN section 10). */
+  maxTokens?: number;
+}
+
+const DEFAULT_MAX_TOKENS = 100;
+
+interface ExpressionSite {
+  site: StringSite;
+  compiled: CompiledString;
+}
+
+/**
+ * Replaces every `{{ ... }}` expression in string values of `args` with token data. A string that is exactly one
+ * expression becomes the value itself (an object, a number after to_number); expressions inside longer strings
+ * are interpolated as text, objects as JSON. Keys are never evaluated, and inserted data is never scanned again,
+ * so token data containing `{{ }}` arrives verbatim.
+ *
+ * The result shares unchanged subtrees with `args` (and is `args` itself when there is nothing to replace); the
+ * input is never mutated.
+ */
+export async function detokenize(args: unknown, loadTokens: TokenLoader, options: DetokenizeOptions = {}): Promise<unknown> {
+  const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
+  const sites = compileSites(args);
+  if (sites.length === 0) return args;
+
+  const ids = distinctIds(sites);
+  if (ids.length > maxTokens) {
+    const message = `At most ${maxTokens} tokens can be detokenized in one request; the args reference ${ids.length}.`;
+    throw BadRequestError.forFields({ args: [message] }, message);
+  }
+
+  const loaded = lowercaseKeys(await loadTokens(ids));
+  for (const { site, compiled } of sites) {
+    for (const part of compiled.parts) {
+      if (typeof part !== 'string' && !loaded.has(part.tokenId)) {
+        // Worded the same for unknown, expired and another tenant's ids, so it reveals nothing about which.
+        fail(site, `Token "${part.tokenId}" in expression "${part.source}" was not found.`);
+      }
+    }
+  }
+
+  const scope = { __tokens: tokensScope(loaded) };
+  const context = new Context(scope, liquid.options, {}, { liquid });
+  const replacements = sites.map(({ site, compiled }) => ({ site, value: render(compiled, context, site) }));
+  return replaceStrings(args, replacements);
+}
+
+/** The distinct token ids `args` references, lowercase, in order of first use. Throws on a malformed expression. */
+export function findTokenIds(args: unknown): string[] {
+  return distinctIds(compileSites(args));
+}
+
+function compileSites(args: unknown): ExpressionSite[] {
+  return findStrings(args, (value) => value.includes('{{')).map((site) => {
+    try {
+      return { site, compiled: compileString(site.value) };
+    } catch (error) {
+      if (error instanceof ExpressionSyntaxError) fail(site, error.message);
+      throw error;
+    }
+  });
+}
+
+function distinctIds(sites: ExpressionSite[]): string[] {
+  const ids = new Set<string>();
+  for (const { compiled } of sites) for (const id of compiled.tokenIds) ids.add(id);
+  return [...ids];
+}
+
+function render(compiled: CompiledString, context: Context, site: StringSite): unknown {
+  if (compiled.whole) return evaluate(compiled.whole, context, site) ?? null;
+  let text = '';
+  for (const part of compiled.parts) text += typeof part === 'string' ? part : asText(evaluate(part, context, site));
+  return text;
+}
+
+function evaluate(expression: CompiledExpression, context: Context, site: StringSite): unknown {
+  try {
+    // Every filter is synchronous and the tokens are already loaded, so the generator completes without awaiting.
+    return toValueSync(expression.output.value.value(context, false));
+  } catch (error) {
+    // Only FilterError messages are ours and known to be free of token data; anything from liquidjs is summarised.
+    const reason = error instanceof FilterError ? `: ${error.message}` : ' could not be evaluated';
+    return fail(site, `Expression "${expression.source}"${reason}.`);
+  }
+}
+
+function asText(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** Only the documented fields reach expressions, whatever else the loader's rows carry. */
+function tokensScope(loaded: Map<string, DetokenizableToken>): Record<string, DetokenizableToken> {
+  const tokens: Record<string, DetokenizableToken> = Object.create(null);
+  for (const [id, token] of loaded) {
+    tokens[id] = {
+      id: token.id,
+      type: token.type,
+      data: token.data,
+      metadata: token.metadata,
+      containers: token.containers,
+      createdAt: token.createdAt,
+      expiresAt: token.expiresAt,
+      fingerprint: token.fingerprint,
+      mask: token.mask,
+    };
+  }
+  return tokens;
+}
+
+function lowercaseKeys(tokens: Map<string, DetokenizableToken>): Map<string, DetokenizableToken> {
+  const result = new Map<string, DetokenizableToken>();
+  for (const [id, token] of tokens) result.set(id.toLowerCase(), token);
+  return result;
+}
+
+function fail(site: StringSite, message: string): never {
+  throw BadRequestError.forFields({ [describePath(site)]: [message] }, message);
+}

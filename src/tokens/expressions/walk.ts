@@ -1,0 +1,101 @@
+/**
+ * Finding and replacing strings inside JSON args without recursion (args nest as deep as a client likes, and a
+ * recursive walk would turn that into a stack overflow) and without copying what does not change.
+ */
+
+type Container = Record<string, unknown> | unknown[];
+
+/** Where a container sits: its parent's node and its key there. The root has no parent. */
+export interface PathNode {
+  container: Container;
+  up: PathNode | null;
+  key: string | number | null;
+}
+
+/** A string value found in the args: the container holding it (null when the args are the string) and its key. */
+export interface StringSite {
+  holder: PathNode | null;
+  key: string | number | null;
+  value: string;
+}
+
+/** Every string value (never a key) for which `wanted` is true, in document order. */
+export function findStrings(root: unknown, wanted: (value: string) => boolean): StringSite[] {
+  const sites: StringSite[] = [];
+  if (typeof root === 'string') {
+    if (wanted(root)) sites.push({ holder: null, key: null, value: root });
+    return sites;
+  }
+  if (!isContainer(root)) return sites;
+  const pending: PathNode[] = [{ container: root, up: null, key: null }];
+  while (pending.length > 0) {
+    const node = pending.pop() as PathNode;
+    const children: PathNode[] = [];
+    const visit = (key: string | number, value: unknown) => {
+      if (typeof value === 'string') {
+        if (wanted(value)) sites.push({ holder: node, key, value });
+      } else if (isContainer(value)) {
+        children.push({ container: value, up: node, key });
+      }
+    };
+    if (Array.isArray(node.container)) node.container.forEach((value, index) => visit(index, value));
+    else for (const key of Object.keys(node.container)) visit(key, node.container[key]);
+    // Reversed so the stack pops children in document order, keeping error reports about the first bad string.
+    for (let i = children.length - 1; i >= 0; i--) pending.push(children[i] as PathNode);
+  }
+  return sites;
+}
+
+/**
+ * Returns `root` with each site's string replaced. Only containers on a path to a replaced string are copied; the
+ * rest is shared with the input, which is therefore never mutated (async requests store the args as sent).
+ */
+export function replaceStrings(root: unknown, replacements: Array<{ site: StringSite; value: unknown }>): unknown {
+  let result = root;
+  const copies = new Map<Container, Container>();
+
+  const copyOf = (target: PathNode): Container => {
+    // Climb to the nearest ancestor already copied (or the root), then copy downwards: iterative, like the scan.
+    const chain: PathNode[] = [];
+    for (let node: PathNode | null = target; node && !copies.has(node.container); node = node.up) chain.push(node);
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const node = chain[i] as PathNode;
+      const copy: Container = Array.isArray(node.container) ? node.container.slice() : { ...node.container };
+      copies.set(node.container, copy);
+      if (node.up === null) result = copy;
+      else setOwn(copies.get(node.up.container) as Container, node.key as string | number, copy);
+    }
+    return copies.get(target.container) as Container;
+  };
+
+  for (const { site, value } of replacements) {
+    if (site.holder === null) result = value;
+    else setOwn(copyOf(site.holder), site.key as string | number, value);
+  }
+  return result;
+}
+
+/** `args.card.number`, `args.items[2]`: the field name a BadRequestError reports. */
+export function describePath(site: StringSite, rootName = 'args'): string {
+  const keys: Array<string | number> = [];
+  if (site.key !== null) keys.push(site.key);
+  for (let node = site.holder; node && node.key !== null; node = node.up) keys.push(node.key);
+  let path = rootName;
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const key = keys[i] as string | number;
+    path += typeof key === 'number' ? `[${key}]` : `.${key}`;
+  }
+  return path;
+}
+
+// defineProperty, not assignment: a JSON key "__proto__" is an ordinary own property and must stay one.
+function setOwn(target: Container, key: string | number, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function isContainer(value: unknown): value is Container {
+  if (Array.isArray(value)) return true;
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}

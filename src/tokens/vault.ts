@@ -1,0 +1,209 @@
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { LruCache } from './lru-cache.ts';
+
+/**
+ * Sealed layout: version (1 byte) | nonce (12) | ciphertext | GCM tag (16).
+ * The version byte lets a later key-rotation or algorithm change coexist with rows written today.
+ */
+const VERSION = 1;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const HEADER_BYTES = 1 + NONCE_BYTES;
+
+// A fixed, public salt: HKDF only needs it to separate this application's derivations from any other use of the
+// same master key; the per-tenant separation comes from `info`.
+const HKDF_SALT = Buffer.from('reactor-gateway/token-keys', 'utf8');
+// Tenants are few compared with tokens, but a multi-tenant instance must not grow this without bound.
+const TENANT_KEY_CACHE_SIZE = 10_000;
+
+export interface Vault {
+  encrypt(tenantId: string, tokenId: string, plaintext: string): Buffer;
+  decrypt(tenantId: string, tokenId: string, sealed: Buffer): string;
+  fingerprint(tenantId: string, type: string, data: unknown): string;
+}
+
+/** Integrity failure of a stored token: a programming or storage fault, never the client's doing (so a 500). */
+export class TokenDecryptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TokenDecryptionError';
+  }
+}
+
+interface TenantKeys {
+  encryption: KeyObject;
+  fingerprint: KeyObject;
+}
+
+export function createVault(masterKey: Buffer): Vault {
+  if (!Buffer.isBuffer(masterKey) || masterKey.length !== KEY_BYTES) {
+    throw new Error(`The master key must be ${KEY_BYTES} bytes.`);
+  }
+  // Copied so a caller zeroing or reusing its buffer cannot change the keys under us.
+  const master = Buffer.from(masterKey);
+  const cache = new LruCache<string, TenantKeys>(TENANT_KEY_CACHE_SIZE);
+
+  function keysFor(tenantId: string): TenantKeys {
+    let keys = cache.get(tenantId);
+    if (!keys) {
+      keys = {
+        encryption: deriveKey(master, `encryption/v${VERSION}/${tenantId}`),
+        fingerprint: deriveKey(master, `fingerprint/v${VERSION}/${tenantId}`),
+      };
+      cache.set(tenantId, keys);
+    }
+    return keys;
+  }
+
+  return {
+    encrypt(tenantId, tokenId, plaintext) {
+      const nonce = randomBytes(NONCE_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', keysFor(tenantId).encryption, nonce, { authTagLength: TAG_BYTES });
+      cipher.setAAD(additionalData(tenantId, tokenId));
+      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+      return Buffer.concat([Buffer.of(VERSION), nonce, body, cipher.getAuthTag()]);
+    },
+
+    decrypt(tenantId, tokenId, sealed) {
+      if (sealed.length < HEADER_BYTES + TAG_BYTES) throw new TokenDecryptionError('Sealed token data is truncated.');
+      if (sealed[0] !== VERSION) throw new TokenDecryptionError(`Sealed token data has unknown version ${sealed[0]}.`);
+      const nonce = sealed.subarray(1, HEADER_BYTES);
+      const body = sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES);
+      const tag = sealed.subarray(sealed.length - TAG_BYTES);
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', keysFor(tenantId).encryption, nonce, {
+          authTagLength: TAG_BYTES,
+        });
+        decipher.setAAD(additionalData(tenantId, tokenId));
+        decipher.setAuthTag(tag);
+        return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
+      } catch {
+        // Deliberately vague: wrong key, wrong tenant/token binding and tampering all look the same.
+        throw new TokenDecryptionError('Token data failed authentication and could not be decrypted.');
+      }
+    },
+
+    fingerprint(tenantId, type, data) {
+      return createHmac('sha256', keysFor(tenantId).fingerprint)
+        .update(canonicalJson({ type, data }))
+        .digest('base64url');
+    },
+  };
+}
+
+function deriveKey(master: Buffer, info: string): KeyObject {
+  return createSecretKey(Buffer.from(hkdfSync('sha256', master, HKDF_SALT, info, KEY_BYTES)));
+}
+
+// Length-prefixed so no choice of ids can make two different (tenant, token) pairs produce the same bytes.
+function additionalData(tenantId: string, tokenId: string): Buffer {
+  const tenant = Buffer.from(tenantId, 'utf8');
+  const token = Buffer.from(tokenId, 'utf8');
+  const header = Buffer.alloc(9);
+  header.writeUInt8(VERSION, 0);
+  header.writeUInt32BE(tenant.length, 1);
+  header.writeUInt32BE(token.length, 5);
+  return Buffer.concat([header, tenant, token]);
+}
+
+/**
+ * JSON with object keys sorted at every level, so equal data fingerprints equally whatever order its keys arrived in.
+ * `undefined` members are dropped, as JSON.stringify would.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    return text === undefined ? 'null' : text;
+  }
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item)).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const members: string[] = [];
+  for (const key of Object.keys(record).sort()) {
+    if (record[key] === undefined) continue;
+    members.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  }
+  return `{${members.join(',')}}`;
+}
+
+const KEY_FILE = 'encryption.key';
+const KEY_FORMAT_HINT =
+  'ENCRYPTION_KEY must be 32 random bytes written as 64 hex characters or as base64 (e.g. `openssl rand -hex 32`).';
+
+/**
+ * The master key, from ENCRYPTION_KEY or, in embedded mode only, a key file generated on first start.
+ * Server mode refuses to generate one: every instance behind the load balancer must decrypt every other's tokens.
+ * An empty ENCRYPTION_KEY counts as absent, because shells and compose files turn an unset variable into "".
+ */
+export function loadMasterKey(options: { encryptionKey?: string; dataDir: string; embedded: boolean }): Buffer {
+  const configured = options.encryptionKey?.trim();
+  if (configured) return parseKey(configured, 'ENCRYPTION_KEY');
+  if (!options.embedded) {
+    throw new Error(
+      'ENCRYPTION_KEY is required in server mode (DATABASE_URL is set): all gateway instances share one database ' +
+        `and must share one key to read each other's tokens. ${KEY_FORMAT_HINT}`,
+    );
+  }
+  return readOrCreateKeyFile(options.dataDir);
+}
+
+function parseKey(text: string, source: string): Buffer {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(text)) {
+    const key = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
+    if (key.length === KEY_BYTES) return key;
+  }
+  // Never echo the value: a mistyped key is still mostly a key.
+  throw new Error(`${source} is not a valid encryption key. ${KEY_FORMAT_HINT}`);
+}
+
+function readOrCreateKeyFile(dataDir: string): Buffer {
+  const path = join(dataDir, KEY_FILE);
+  const existing = readKeyFile(path);
+  if (existing) return existing;
+
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = randomBytes(KEY_BYTES);
+  const temp = join(dataDir, `.${KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeSync(fd, `${key.toString('hex')}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    // link(), unlike rename(), fails when the target exists: two processes starting together cannot each install
+    // their own key and leave half the tokens unreadable. Readers never see a partly written file either.
+    linkSync(temp, path);
+    return key;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const winner = readKeyFile(path);
+    if (!winner) throw error;
+    return winner;
+  } finally {
+    unlinkSync(temp);
+  }
+}
+
+function readKeyFile(path: string): Buffer | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  return parseKey(text.trim(), path);
+}
