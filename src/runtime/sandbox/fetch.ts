@@ -1,0 +1,118 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import { EgressDeniedError, type EgressPolicy } from './egress.ts';
+
+export interface FetchRequest {
+  url: string;
+  method: string;
+  headers: [string, string][];
+  body: { text: string } | { base64: string } | null;
+  redirect: 'follow' | 'manual' | 'error';
+}
+
+export interface FetchResult {
+  status: number;
+  statusText: string;
+  headers: [string, string][];
+  url: string;
+  redirected: boolean;
+  body: string;
+}
+
+export interface FetchLimits {
+  policy: EgressPolicy;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  signal: AbortSignal;
+}
+
+const MAX_REDIRECTS = 5;
+
+// The connection goes to the address validated here, never to a second resolution, so DNS rebinding cannot swap
+// in a private address between the check and the connect.
+function guardedLookup(policy: EgressPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { all: true, family: options.family }, (error, addresses: LookupAddress[]) => {
+      if (error) return callback(error, '', 4);
+      const denied = addresses.find((a) => !policy.allowsAddress(a.address));
+      if (denied || addresses.length === 0) {
+        return callback(new EgressDeniedError(`fetch to ${hostname} refused: it resolves to a private or reserved address`), '', 4);
+      }
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      const first = addresses[0]!;
+      callback(null, first.address, first.family);
+    });
+  };
+}
+
+function checkTarget(url: URL, policy: EgressPolicy): void {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EgressDeniedError(`fetch supports http and https only, not ${url.protocol}`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) && !policy.allowsHost(host) && !policy.allowsAddress(host)) {
+    throw new EgressDeniedError(`fetch to ${host} refused: private or reserved address`);
+  }
+}
+
+function once(request: FetchRequest, url: URL, limits: FetchLimits): Promise<Omit<FetchResult, 'redirected'> & { location?: string }> {
+  return new Promise((resolve, reject) => {
+    const client = url.protocol === 'https:' ? https : http;
+    const hostOk = limits.policy.allowsHost(url.hostname);
+    const body = request.body === null ? undefined : 'text' in request.body ? Buffer.from(request.body.text) : Buffer.from(request.body.base64, 'base64');
+    const req = client.request(url, {
+      method: request.method,
+      headers: Object.fromEntries(request.headers),
+      lookup: hostOk ? undefined : guardedLookup(limits.policy),
+      signal: limits.signal,
+      timeout: limits.timeoutMs,
+      agent: false,
+    });
+    req.on('timeout', () => req.destroy(new Error(`fetch timed out after ${limits.timeoutMs} ms`)));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limits.maxResponseBytes) {
+          req.destroy(new Error(`fetch response exceeded ${limits.maxResponseBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const headers: [string, string][] = [];
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        resolve({
+          status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? '',
+          headers,
+          url: url.href,
+          body: Buffer.concat(chunks).toString('utf8'),
+          location: typeof res.headers.location === 'string' ? res.headers.location : undefined,
+        });
+      });
+    });
+    req.end(body);
+  });
+}
+
+/** Performs a formula's fetch under the egress policy, the timeout and the response size cap. */
+export async function hostFetch(request: FetchRequest, limits: FetchLimits): Promise<FetchResult> {
+  let url = new URL(request.url);
+  let current = request;
+  for (let hop = 0; ; hop++) {
+    checkTarget(url, limits.policy);
+    const { location, ...result } = await once(current, url, limits);
+    const isRedirect = result.status >= 300 && result.status < 400 && location !== undefined;
+    if (!isRedirect || request.redirect === 'manual') return { ...result, redirected: hop > 0 };
+    if (request.redirect === 'error') throw new Error(`fetch to ${url.href} was redirected`);
+    if (hop >= MAX_REDIRECTS) throw new Error(`fetch exceeded ${MAX_REDIRECTS} redirects`);
+    url = new URL(location, url);
+    if (result.status === 303 || ((result.status === 301 || result.status === 302) && current.method === 'POST')) {
+      current = { ...current, method: 'GET', body: null };
+    }
+  }
+}

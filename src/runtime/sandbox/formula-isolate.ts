@@ -1,0 +1,206 @@
+import ivm from 'isolated-vm';
+import type { ErrorShape } from '../../errors.ts';
+import type { LogLine, RunInput } from '../types.ts';
+import { type BridgeSettings, createBridge, endInvocation, Invocation } from './host-bridge.ts';
+import { decodeSettled, errorOf, runtimeError, type Settled } from './outcome.ts';
+import { PRELUDE_SOURCE } from './prelude/index.ts';
+
+export interface IsolateSettings extends BridgeSettings {
+  memoryLimitMb: number;
+  maxOutputBytes: number;
+}
+
+export type LoadResult = { ok: true; formula: FormulaIsolate } | { ok: false; message: string };
+
+/** A call that runs longer than this on the worker thread moves the formula to the async path for good. */
+const SYNC_BUDGET_MS = 20;
+const PRELUDE_TIMEOUT_MS = 2_000;
+const WATCHDOG_MS = 50;
+
+let invocationSeq = 0;
+
+/**
+ * One isolate holding one formula version of one tenant. Calls start on the worker thread (`applySync`, microtasks
+ * drained inside the timeout) unless another call of this isolate is still in flight: a synchronous call into an
+ * isolate that is waiting on this thread for a host callback would deadlock.
+ */
+export class FormulaIsolate {
+  readonly isolate: ivm.Isolate;
+  private readonly context: ivm.Context;
+  private readonly invocations = new Map<number, Invocation>();
+  private readonly pending = new Map<number, (settled: Settled) => void>();
+  private start!: ivm.Reference<(id: number, requestJson: string) => void>;
+  private deliverRef!: ivm.Reference<(callId: number, answerJson: string) => void>;
+  private watchdog: NodeJS.Timeout | null = null;
+  private preferAsync = false;
+  disposed = false;
+  uses = 0;
+
+  private constructor(private readonly settings: IsolateSettings) {
+    this.isolate = new ivm.Isolate({
+      memoryLimit: settings.memoryLimitMb,
+      // V8 cannot continue after a catastrophic error; ending this worker lets piscina replace it.
+      onCatastrophicError: () => process.exit(70),
+    });
+    this.context = this.isolate.createContextSync();
+  }
+
+  static load(code: string, settings: IsolateSettings, loadTimeoutMs: number): LoadResult {
+    const formula = new FormulaIsolate(settings);
+    try {
+      formula.install();
+    } catch {
+      formula.dispose();
+      return { ok: false, message: 'The reactor sandbox could not be initialised' };
+    }
+    try {
+      // Same line as the code, so line numbers in the formula's own errors stay right.
+      const script = formula.isolate.compileScriptSync(`__rgDefine(function (module, exports, require) {${code}\n})`, {
+        filename: 'reactor-formula.js',
+      });
+      const answer = JSON.parse(String(script.runSync(formula.context, { timeout: loadTimeoutMs }))) as { ok: boolean; message?: string };
+      script.release();
+      if (!answer.ok) {
+        formula.dispose();
+        return { ok: false, message: String(answer.message) };
+      }
+      return { ok: true, formula };
+    } catch (error) {
+      const disposedByLimit = formula.isolate.isDisposed;
+      formula.dispose();
+      const message = error instanceof Error ? error.message : '';
+      if (/timed out/i.test(message)) return { ok: false, message: `Reactor code top-level did not finish within ${loadTimeoutMs} ms` };
+      if (disposedByLimit) return { ok: false, message: 'Reactor code exceeded the memory limit while loading' };
+      return { ok: false, message: `Reactor code does not compile: ${message.split('\n')[0]?.slice(0, 500)}` };
+    }
+  }
+
+  private install(): void {
+    const bridge = createBridge(this.settings, this.invocations, (invocation, callId, answer) => this.deliver(invocation, callId, answer));
+    const global = this.context.global;
+    global.setSync('__rgHostSync', new ivm.Callback(bridge.sync));
+    global.setSync('__rgHostDispatch', new ivm.Callback(bridge.dispatch));
+    global.setSync('__rgHostSettle', new ivm.Callback((id: unknown, json: unknown) => this.settle(id, json)));
+    global.setSync('__rgConfig', JSON.stringify({ maxOutputBytes: this.settings.maxOutputBytes }));
+    this.isolate.compileScriptSync(PRELUDE_SOURCE, { filename: 'reactor-runtime.js' }).runSync(this.context, { timeout: PRELUDE_TIMEOUT_MS });
+    this.start = global.getSync('__rgStart', { reference: true }) as ivm.Reference<(id: number, requestJson: string) => void>;
+    this.deliverRef = global.getSync('__rgDeliver', { reference: true }) as ivm.Reference<(callId: number, answerJson: string) => void>;
+  }
+
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  async run(input: RunInput): Promise<{ settled: Settled; logs: LogLine[] }> {
+    this.uses++;
+    const id = ++invocationSeq;
+    const timeoutMs = input.timeoutMs;
+    const invocation = new Invocation(id, input.bt, performance.now() + timeoutMs, timeoutMs);
+    let requestJson: string;
+    try {
+      requestJson = JSON.stringify({ args: input.args ?? null, configuration: input.configuration ?? {}, bt: input.bt ? true : null });
+    } catch {
+      return { settled: { ok: false, error: errorOf('BAD_REQUEST', 400, 'Reactor args are not JSON-serialisable') }, logs: [] };
+    }
+    const done = new Promise<Settled>((resolve) => this.pending.set(id, resolve));
+    this.invocations.set(id, invocation);
+    const timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
+    try {
+      if (this.disposed) throw new Error('disposed');
+      if (!this.preferAsync && this.pending.size === 1) {
+        const before = performance.now();
+        this.start.applySync(undefined, [id, requestJson], { timeout: timeoutMs });
+        if (performance.now() - before > SYNC_BUDGET_MS) this.preferAsync = true;
+      } else {
+        await this.start.apply(undefined, [id, requestJson], { timeout: Math.max(1, Math.ceil(invocation.remainingMs())) });
+      }
+    } catch (error) {
+      this.failAfterThrow(id, error, timeoutMs);
+    }
+    if (this.pending.has(id)) this.armWatchdog();
+    const settled = await done;
+    clearTimeout(timer);
+    endInvocation(invocation);
+    this.invocations.delete(id);
+    return { settled, logs: invocation.logs };
+  }
+
+  private settle(id: unknown, json: unknown): void {
+    if (typeof id !== 'number' || typeof json !== 'string') return;
+    const resolve = this.pending.get(id);
+    if (!resolve) return;
+    this.pending.delete(id);
+    resolve(decodeSettled(json, this.settings.maxOutputBytes));
+  }
+
+  private fail(id: number, error: ErrorShape): void {
+    const resolve = this.pending.get(id);
+    if (!resolve) return;
+    this.pending.delete(id);
+    resolve({ ok: false, error });
+  }
+
+  private timeoutError(timeoutMs: number): ErrorShape {
+    return errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${timeoutMs} ms`);
+  }
+
+  private memoryError(): ErrorShape {
+    return runtimeError(`Reactor exceeded the memory limit of ${this.settings.memoryLimitMb} MB`);
+  }
+
+  private failAfterThrow(id: number, error: unknown, timeoutMs: number): void {
+    const message = error instanceof Error ? error.message : '';
+    if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
+    else if (/timed out/i.test(message)) this.fail(id, this.timeoutError(timeoutMs));
+    else this.fail(id, runtimeError('The reactor sandbox failed while running the formula'));
+    // Whatever was interrupted may have left the isolate half-way through something; never reuse it.
+    this.dispose();
+  }
+
+  private expire(id: number, timeoutMs: number): void {
+    if (!this.pending.has(id)) return;
+    if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
+    else this.fail(id, this.timeoutError(timeoutMs));
+    this.dispose();
+  }
+
+  private deliver(invocation: Invocation | undefined, callId: number, answerJson: string): void {
+    if (this.disposed) return;
+    const timeout = invocation && !invocation.finished ? Math.max(1, Math.ceil(invocation.remainingMs())) : 1000;
+    this.deliverRef.apply(undefined, [callId, answerJson], { timeout }).catch((error: unknown) => {
+      if (!invocation) return;
+      this.failAfterThrow(invocation.id, error, invocation.timeoutMs);
+    });
+  }
+
+  // An isolate that hits its memory limit while continuing after a host callback has no caller to throw to.
+  private armWatchdog(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => {
+      if (this.pending.size === 0) {
+        clearInterval(this.watchdog!);
+        this.watchdog = null;
+      } else if (this.isolate.isDisposed && !this.disposed) {
+        for (const id of [...this.pending.keys()]) this.fail(id, this.memoryError());
+        this.dispose();
+      }
+    }, WATCHDOG_MS);
+    this.watchdog.unref();
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    const byLimit = this.isolate.isDisposed;
+    for (const id of [...this.pending.keys()]) {
+      this.fail(id, byLimit ? this.memoryError() : errorOf('REACTOR_INTERRUPTED', 500, 'The reactor run was interrupted when its sandbox was recycled; it was not retried.'));
+    }
+    for (const invocation of this.invocations.values()) endInvocation(invocation);
+    try {
+      this.isolate.dispose();
+    } catch {
+      // Already disposed by the memory limit.
+    }
+  }
+}

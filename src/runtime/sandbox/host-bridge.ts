@@ -1,0 +1,157 @@
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import type { LogLine, RunInput } from '../types.ts';
+import { BtCallError, btCall } from './bt-client.ts';
+import type { EgressPolicy } from './egress.ts';
+import { type FetchRequest, hostFetch } from './fetch.ts';
+
+const MAX_LOG_LINES = 100;
+const MAX_LOG_CHARS = 2048;
+const HASHES = new Set(['sha1', 'sha256', 'sha384', 'sha512', 'md5']);
+const URL_SETTABLE = new Set(['href', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'hash']);
+
+export interface BridgeSettings {
+  policy: EgressPolicy;
+  fetchTimeoutMs: number;
+  maxResponseBytes: number;
+}
+
+/** Host-side state of one formula call: its logs, and what to cancel when it ends. */
+export class Invocation {
+  readonly logs: LogLine[] = [];
+  readonly controller = new AbortController();
+  readonly timers = new Map<NodeJS.Timeout, number>();
+  finished = false;
+  constructor(
+    readonly id: number,
+    readonly bt: RunInput['bt'],
+    readonly deadline: number,
+    readonly timeoutMs: number,
+  ) {}
+  remainingMs(): number {
+    return Math.max(0, this.deadline - performance.now());
+  }
+}
+
+function urlParts(u: URL) {
+  const { href, origin, protocol, username, password, host, hostname, port, pathname, search, hash } = u;
+  return { href, origin, protocol, username, password, host, hostname, port, pathname, search, hash };
+}
+
+function syncOp(op: string, payload: Record<string, unknown>, invocations: Map<number, Invocation>): unknown {
+  switch (op) {
+    case 'log': {
+      const [id, level, message] = payload as unknown as [number, string, string];
+      const invocation = invocations.get(id);
+      if (invocation && !invocation.finished && invocation.logs.length < MAX_LOG_LINES) {
+        const lvl = level === 'warn' || level === 'error' ? level : 'log';
+        invocation.logs.push({ level: lvl, message: String(message).slice(0, MAX_LOG_CHARS) });
+      }
+      return null;
+    }
+    case 'url.parse':
+      return urlParts(new URL(String(payload.input), payload.base === null ? undefined : String(payload.base)));
+    case 'url.set': {
+      const u = new URL(String(payload.href));
+      const field = String(payload.field);
+      if (!URL_SETTABLE.has(field)) throw new Error(`URL.${field} cannot be set`);
+      (u as unknown as Record<string, string>)[field] = String(payload.value);
+      return urlParts(u);
+    }
+    case 'crypto.random':
+      return randomBytes(Math.min(65536, Math.max(0, Number(payload.size) | 0))).toString('base64');
+    case 'crypto.uuid':
+      return randomUUID();
+    case 'crypto.hash':
+    case 'crypto.hmac': {
+      const algorithm = String(payload.algorithm);
+      if (!HASHES.has(algorithm)) throw new Error(`Digest method not supported: ${algorithm}`);
+      const data = Buffer.from(String(payload.data), 'base64');
+      const hash = op === 'crypto.hash' ? createHash(algorithm) : createHmac(algorithm, Buffer.from(String(payload.key ?? ''), 'base64'));
+      return hash.update(data).digest('base64');
+    }
+    default:
+      throw new Error(`Unknown operation ${op}`);
+  }
+}
+
+/**
+ * Builds the two callbacks the isolate gets. Both take and return strings only and never throw: a host exception
+ * copied into the isolate would carry a host stack.
+ */
+export function createBridge(
+  settings: BridgeSettings,
+  invocations: Map<number, Invocation>,
+  deliver: (invocation: Invocation | undefined, callId: number, answerJson: string) => void,
+) {
+  const sync = (op: unknown, json: unknown): string => {
+    try {
+      if (typeof op !== 'string' || typeof json !== 'string') throw new Error('Invalid host call');
+      const value = syncOp(op, JSON.parse(json) ?? {}, invocations);
+      return JSON.stringify({ ok: true, value });
+    } catch (error) {
+      return JSON.stringify({ ok: false, message: error instanceof Error ? error.message : 'Host call failed' });
+    }
+  };
+
+  const dispatch = (invocationId: unknown, callId: unknown, op: unknown, json: unknown): void => {
+    if (typeof callId !== 'number') return;
+    const invocation = typeof invocationId === 'number' ? invocations.get(invocationId) : undefined;
+    if (!invocation || invocation.finished || typeof op !== 'string' || typeof json !== 'string') {
+      deliver(invocation, callId, '{"dead":true}');
+      return;
+    }
+    const settle = (answer: unknown) => deliver(invocation, callId, invocation.finished ? '{"dead":true}' : JSON.stringify(answer));
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(json) ?? {};
+    } catch {
+      settle({ ok: false, message: 'Invalid host call' });
+      return;
+    }
+    if (op === 'sleep') {
+      // Timers never outlive the call: a delay past the deadline simply never fires.
+      const ms = Math.max(0, Number(payload.ms) || 0);
+      if (ms > invocation.remainingMs()) return;
+      const timer = setTimeout(() => {
+        invocation.timers.delete(timer);
+        settle({ ok: true, value: null });
+      }, ms);
+      invocation.timers.set(timer, callId);
+      return;
+    }
+    const work =
+      op === 'fetch'
+        ? hostFetch(payload as unknown as FetchRequest, {
+            policy: settings.policy,
+            timeoutMs: Math.max(1, Math.min(settings.fetchTimeoutMs, invocation.remainingMs())),
+            maxResponseBytes: settings.maxResponseBytes,
+            signal: invocation.controller.signal,
+          })
+        : op.startsWith('bt.')
+          ? invocation.bt
+            ? btCall(invocation.bt, op, payload, invocation.controller.signal)
+            : Promise.reject(new Error('req.bt is not configured for this reactor'))
+          : Promise.reject(new Error(`Unknown operation ${op}`));
+    work.then(
+      (value) => settle({ ok: true, value }),
+      (error: unknown) => {
+        if (error instanceof BtCallError && error.code) {
+          settle({ ok: false, message: error.message, code: error.code, status: error.status, errors: error.errors });
+          return;
+        }
+        const message = error instanceof Error ? error.message : 'Host call failed';
+        settle({ ok: false, message: op === 'fetch' && !message.startsWith('fetch') ? `fetch failed: ${message}` : message });
+      },
+    );
+  };
+
+  return { sync, dispatch };
+}
+
+/** Ends a call on the host: pending timers and requests are cancelled; their isolate-side promises never settle. */
+export function endInvocation(invocation: Invocation): void {
+  invocation.finished = true;
+  invocation.controller.abort();
+  for (const timer of invocation.timers.keys()) clearTimeout(timer);
+  invocation.timers.clear();
+}

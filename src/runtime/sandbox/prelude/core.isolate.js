@@ -1,0 +1,220 @@
+// Runs inside the isolate once, before any formula code. Concatenated with the other *.isolate.js parts into one
+// strict-mode function body by prelude/index.ts, so they share these bindings without putting them on globalThis.
+const G = globalThis;
+const hostSync = G.__rgHostSync;
+const hostDispatch = G.__rgHostDispatch;
+const hostSettle = G.__rgHostSettle;
+const config = JSON.parse(G.__rgConfig);
+// Formula code may overwrite any built-in; capture the ones the runtime relies on before it gets the chance.
+const jsonParse = JSON.parse;
+const jsonStringify = JSON.stringify;
+const NativePromise = Promise;
+const promiseThen = Promise.prototype.then;
+const promiseResolve = (v) => NativePromise.resolve(v);
+const promiseReject = (e) => NativePromise.reject(e);
+const apply = Reflect.apply;
+const defineProperty = Object.defineProperty;
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+const NativeError = Error;
+const NativeString = String;
+const MAX_LOG_LINES = 100;
+const MAX_LOG_CHARS = 2048;
+const MAX_MESSAGE_CHARS = 4096;
+
+for (const name of ['__rgHostSync', '__rgHostDispatch', '__rgHostSettle', '__rgConfig']) delete G[name];
+// Shared memory and Wasm are the usual ways out of a JS-only sandbox's time and memory accounting.
+for (const name of ['SharedArrayBuffer', 'Atomics', 'WebAssembly']) delete G[name];
+
+function hidden(name, value) {
+  defineProperty(G, name, { value, writable: false, configurable: false, enumerable: false });
+}
+
+function then(p, onOk, onErr) {
+  return apply(promiseThen, p, [onOk, onErr]);
+}
+
+function describe(value) {
+  try {
+    if (value !== null && (typeof value === 'object' || typeof value === 'function')) {
+      const message = value.message;
+      if (typeof message === 'string') return message.slice(0, MAX_MESSAGE_CHARS);
+    }
+    const text = NativeString(value);
+    return typeof text === 'string' ? text.slice(0, MAX_MESSAGE_CHARS) : 'Reactor threw a value that could not be described';
+  } catch {
+    return 'Reactor threw a value that could not be described';
+  }
+}
+
+// Host answers are JSON strings; a failure comes back as data and is rethrown here, so no host Error object or
+// host stack ever reaches formula code.
+function callSync(op, payload) {
+  const answer = jsonParse(hostSync(op, jsonStringify(payload === undefined ? null : payload)));
+  if (!answer.ok) throw new NativeError(answer.message);
+  return answer.value;
+}
+
+// --- invocations -------------------------------------------------------------------------------------------
+const invocations = Object.create(null);
+const calls = Object.create(null);
+let callSeq = 0;
+// Which invocation globals such as console and fetch belong to. Set on entry and whenever a host answer resumes
+// one; formulas that share promises across concurrent calls of themselves can blur it, and only for themselves.
+let current = 0;
+
+function callAsync(invocationId, op, payload) {
+  return new NativePromise((resolve, reject) => {
+    const callId = ++callSeq;
+    calls[callId] = { resolve, reject, invocationId };
+    hostDispatch(invocationId, callId, op, jsonStringify(payload === undefined ? null : payload));
+  });
+}
+
+hidden('__rgDeliver', (callId, answerJson) => {
+  const call = calls[callId];
+  if (!call) return;
+  delete calls[callId];
+  const answer = jsonParse(answerJson);
+  // A call of a finished invocation stays pending forever, so its continuation never runs after the result.
+  if (answer.dead) return;
+  current = call.invocationId;
+  if (answer.ok) call.resolve(answer.value);
+  else {
+    const error = new NativeError(answer.message);
+    if (answer.code) {
+      error.code = answer.code;
+      error.status = answer.status;
+      if (answer.errors) error.errors = answer.errors;
+    }
+    call.reject(error);
+  }
+});
+
+function errorShape(kind, message, extra) {
+  return jsonStringify({ ok: false, error: Object.assign({ kind, message }, extra) });
+}
+
+function encodeResult(value) {
+  try {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      return errorShape('runtime', 'Reactor result must be an object of the form { raw, tokenize }');
+    }
+    const keys = Object.keys(value);
+    for (const key of keys) {
+      if (key !== 'raw' && key !== 'tokenize') {
+        return errorShape('runtime', `Reactor result has an unexpected property "${NativeString(key).slice(0, 100)}"; only raw and tokenize are allowed`);
+      }
+    }
+    let text;
+    try {
+      text = jsonStringify({ raw: value.raw, tokenize: value.tokenize });
+    } catch (e) {
+      return errorShape('runtime', `Reactor result is not JSON-serialisable: ${describe(e)}`);
+    }
+    if (text.length > config.maxOutputBytes) {
+      return errorShape('runtime', `Reactor result exceeds the ${config.maxOutputBytes} byte limit`);
+    }
+    return `{"ok":true,"result":${text}}`;
+  } catch (e) {
+    return errorShape('runtime', `Reactor result could not be read: ${describe(e)}`);
+  }
+}
+
+function encodeError(error) {
+  try {
+    const brand = sdkBrands.get(error);
+    if (brand) return errorShape(brand.kind, describe(error), brand.extra(error));
+  } catch {}
+  return errorShape('runtime', describe(error));
+}
+
+function finish(invocation, answerJson) {
+  if (invocation.done) return;
+  invocation.done = true;
+  delete invocations[invocation.id];
+  hostSettle(invocation.id, answerJson);
+}
+
+let formulaMain = null;
+
+hidden('__rgDefine', (factory) => {
+  const module = { exports: {} };
+  let exported;
+  try {
+    factory.call(module.exports, module, module.exports, requireModule);
+    exported = module.exports;
+  } catch (e) {
+    return jsonStringify({ ok: false, message: `Reactor code failed to load: ${describe(e)}` });
+  }
+  if (typeof exported !== 'function') {
+    return jsonStringify({ ok: false, message: 'Reactor code must export a function: module.exports = async function (req) { ... }' });
+  }
+  formulaMain = exported;
+  return '{"ok":true}';
+});
+
+hidden('__rgStart', (id, requestJson) => {
+  const invocation = { id, done: false, logs: 0 };
+  invocations[id] = invocation;
+  current = id;
+  let result;
+  try {
+    const req = jsonParse(requestJson);
+    req.bt = req.bt ? createBtClient(id) : null;
+    result = promiseResolve(formulaMain(req));
+  } catch (e) {
+    result = promiseReject(e);
+  }
+  try {
+    then(result, (v) => finish(invocation, encodeResult(v)), (e) => finish(invocation, encodeError(e)));
+  } catch (e) {
+    finish(invocation, encodeError(e));
+  }
+});
+
+// --- console -------------------------------------------------------------------------------------------------
+function formatArg(value) {
+  try {
+    if (typeof value === 'string') return value;
+    if (value instanceof NativeError) return `${value.name}: ${value.message}`;
+    if (value !== null && typeof value === 'object') return jsonStringify(value) ?? NativeString(value);
+    return NativeString(value);
+  } catch {
+    return '[unprintable]';
+  }
+}
+
+function logger(level) {
+  return (...args) => {
+    const invocation = invocations[current];
+    if (!invocation || invocation.logs >= MAX_LOG_LINES) return;
+    invocation.logs++;
+    let message = '';
+    for (let i = 0; i < args.length && message.length < MAX_LOG_CHARS; i++) message += (i ? ' ' : '') + formatArg(args[i]);
+    hostSync('log', jsonStringify([current, level, message.slice(0, MAX_LOG_CHARS)]));
+  };
+}
+G.console = { log: logger('log'), info: logger('log'), debug: logger('log'), warn: logger('warn'), error: logger('error') };
+
+// --- timers --------------------------------------------------------------------------------------------------
+const timers = Object.create(null);
+let timerSeq = 0;
+G.setTimeout = (fn, ms, ...args) => {
+  if (typeof fn !== 'function') throw new TypeError('setTimeout expects a function');
+  const invocationId = current;
+  const timerId = ++timerSeq;
+  timers[timerId] = true;
+  then(callAsync(invocationId, 'sleep', { ms: Number(ms) || 0 }), () => {
+    if (!timers[timerId]) return;
+    delete timers[timerId];
+    current = invocationId;
+    fn(...args);
+  });
+  return timerId;
+};
+G.clearTimeout = (timerId) => {
+  delete timers[timerId];
+};
+G.queueMicrotask = (fn) => {
+  then(promiseResolve(undefined), () => fn());
+};

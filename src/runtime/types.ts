@@ -1,0 +1,65 @@
+import type { ErrorShape } from '../errors.ts';
+
+export interface RuntimeOptions {
+  threads: number;
+  /** Isolate heap limit in MB (it also counts ArrayBuffers); default 128. */
+  memoryLimitMb: number;
+  maxCachedFormulas?: number;
+  /** CIDRs or hostnames allowed despite the private-range policy. */
+  egressAllow?: string[];
+  fetchTimeoutMs?: number;
+  maxResponseBytes?: number;
+  /** Formula result cap; default 5 MB. */
+  maxOutputBytes?: number;
+}
+
+export interface RunInput {
+  tenantId: string;
+  formulaId: string;
+  code: string;
+  codeHash: string;
+  args: unknown;
+  configuration: Record<string, unknown>;
+  bt: { endpoint: string; apiKey: string } | null;
+  timeoutMs: number;
+}
+
+export type LogLine = { level: 'log' | 'warn' | 'error'; message: string };
+
+export type RunOutcome =
+  | { ok: true; raw: unknown; tokenize: unknown; logs: LogLine[]; elapsedMs: number }
+  | { ok: false; error: ErrorShape; logs: LogLine[]; elapsedMs: number };
+
+export type CheckResult = { ok: true } | { ok: false; message: string };
+
+export interface FormulaRuntime {
+  /** Never rejects for anything formula code does. */
+  run(input: RunInput): Promise<RunOutcome>;
+  /** Compiles the code and runs its top-level module code in a throwaway isolate. */
+  checkCode(code: string): Promise<CheckResult>;
+  close(): Promise<void>;
+}
+
+/** Options as the worker sees them: every default filled in. */
+export type WorkerOptions = Required<Omit<RuntimeOptions, 'threads'>>;
+
+export type WorkerTask = { kind: 'run'; input: RunInput } | { kind: 'check'; code: string };
+
+export const DEFAULTS = {
+  memoryLimitMb: 128,
+  maxCachedFormulas: 100,
+  fetchTimeoutMs: 10_000,
+  maxResponseBytes: 5 * 1024 * 1024,
+  maxOutputBytes: 5 * 1024 * 1024,
+} as const;
+
+export function workerOptions(options: RuntimeOptions): WorkerOptions {
+  return {
+    memoryLimitMb: options.memoryLimitMb || DEFAULTS.memoryLimitMb,
+    maxCachedFormulas: options.maxCachedFormulas ?? DEFAULTS.maxCachedFormulas,
+    egressAllow: options.egressAllow ?? [],
+    fetchTimeoutMs: options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs,
+    maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+    maxOutputBytes: options.maxOutputBytes ?? DEFAULTS.maxOutputBytes,
+  };
+}

@@ -1,0 +1,49 @@
+import { workerData } from 'node:worker_threads';
+import { createEgressPolicy } from './sandbox/egress.ts';
+import { FormulaCache } from './sandbox/formula-cache.ts';
+import { FormulaIsolate, type IsolateSettings } from './sandbox/formula-isolate.ts';
+import { errorOf, runtimeError } from './sandbox/outcome.ts';
+import type { CheckResult, RunOutcome, WorkerOptions, WorkerTask } from './types.ts';
+
+// Piscina worker entry. Imports nothing from db, auth or graphql: this side only ever sees one call's data.
+const options = (workerData as { runtime: WorkerOptions }).runtime;
+const settings: IsolateSettings = {
+  memoryLimitMb: options.memoryLimitMb,
+  maxOutputBytes: options.maxOutputBytes,
+  policy: createEgressPolicy(options.egressAllow),
+  fetchTimeoutMs: options.fetchTimeoutMs,
+  maxResponseBytes: options.maxResponseBytes,
+};
+const cache = new FormulaCache(settings, options.maxCachedFormulas);
+const CHECK_TIMEOUT_MS = 500;
+const CHECK_MEMORY_MB = 64;
+
+async function run(task: Extract<WorkerTask, { kind: 'run' }>): Promise<RunOutcome> {
+  const started = performance.now();
+  const elapsedMs = () => Math.round((performance.now() - started) * 1000) / 1000;
+  const acquired = cache.acquire(task.input);
+  if (!acquired.ok) {
+    return { ok: false, error: errorOf('INVALID_REACTOR_CODE', 422, acquired.message), logs: [], elapsedMs: elapsedMs() };
+  }
+  try {
+    const { settled, logs } = await acquired.formula.run(task.input);
+    return settled.ok
+      ? { ok: true, raw: settled.raw, tokenize: settled.tokenize, logs, elapsedMs: elapsedMs() }
+      : { ok: false, error: settled.error, logs, elapsedMs: elapsedMs() };
+  } catch {
+    return { ok: false, error: runtimeError('The reactor sandbox failed while running the formula'), logs: [], elapsedMs: elapsedMs() };
+  } finally {
+    cache.release(acquired.formula);
+  }
+}
+
+function check(code: string): CheckResult {
+  const loaded = FormulaIsolate.load(code, { ...settings, memoryLimitMb: Math.min(CHECK_MEMORY_MB, settings.memoryLimitMb) }, CHECK_TIMEOUT_MS);
+  if (!loaded.ok) return loaded;
+  loaded.formula.dispose();
+  return { ok: true };
+}
+
+export default async function handle(task: WorkerTask): Promise<RunOutcome | CheckResult> {
+  return task.kind === 'check' ? check(task.code) : run(task);
+}
