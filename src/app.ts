@@ -1,0 +1,68 @@
+import { hkdfSync } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { createAuthService } from './auth/service.ts';
+import type { Config } from './config.ts';
+import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/database.ts';
+import { migrateToLatest } from './db/migrator.ts';
+import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
+import type { Logger } from './logger.ts';
+import type { Services } from './services.ts';
+import { loadMasterKey } from './tokens/vault.ts';
+
+/** Everything a gateway process runs, built in one place and closed in reverse order. */
+export interface App {
+  config: Config;
+  log: Logger;
+  database: DatabaseHandle;
+  services: Services;
+  yoga: GraphQLHandler;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  /** Overrides config.database (tests use an in-memory PGlite or a fresh Postgres database). */
+  database?: DatabaseTarget;
+}
+
+export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
+  const target = options.database ?? config.database;
+  if (target.kind === 'pglite' && target.dataDir) mkdirSync(target.dataDir, { recursive: true });
+  const database = await openDatabase(target);
+  const closers: (() => Promise<void>)[] = [() => database.close()];
+  try {
+    await migrateToLatest(database.db);
+    const masterKey = loadMasterKey({
+      encryptionKey: config.encryptionKey,
+      dataDir: config.dataDir,
+      embedded: config.embedded,
+    });
+    const services: Services = {
+      config,
+      auth: createAuthService({
+        db: database.db,
+        adminApiKey: config.adminApiKey,
+        invocationKeySecret: deriveKey(masterKey, 'invocation-keys'),
+        maxNameLength: config.limits.maxNameLength,
+      }),
+    };
+    const yoga = createGraphQLHandler(services, log);
+    return {
+      config,
+      log,
+      database,
+      services,
+      yoga,
+      async close() {
+        for (const close of closers.reverse()) await close();
+      },
+    };
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Independent sub-keys of the master key, one per purpose, so no key is used for two things. */
+function deriveKey(masterKey: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `reactor-gateway:${purpose}`, 32));
+}

@@ -1,0 +1,185 @@
+import { PERMISSIONS } from '../auth/permissions.ts';
+import { pageRequest } from '../db/pagination.ts';
+import { BadRequestError, NotFoundError } from '../errors.ts';
+import { builder } from '../graphql/builder.ts';
+import { toConnection } from '../graphql/connection.ts';
+import { principalOf } from '../graphql/context.ts';
+import type { Principal } from './service.ts';
+import type { ApplicationRow, TenantRow } from './tables.ts';
+
+export const ApplicationTypeEnum = builder.enumType('ApplicationType', {
+  description: 'What an application is for, which bounds the permissions it may hold.',
+  values: {
+    MANAGEMENT: { description: 'Administers the tenant: reactors, formulas and applications.' },
+    PRIVATE: { description: 'A back end: creates, reads and uses tokens, invokes reactors.' },
+    PUBLIC: { description: 'A browser or mobile app: may only create tokens.' },
+  },
+});
+
+export const TenantRef = builder.objectRef<TenantRow>('Tenant').implement({
+  description: 'An isolated customer of the gateway: every object belongs to exactly one tenant.',
+  fields: (t) => ({
+    id: t.expose('id', { type: 'UUID', description: 'Unique identifier of the tenant.' }),
+    name: t.exposeString('name', { description: 'Display name of the tenant.' }),
+    createdAt: t.expose('created_at', { type: 'DateTime', description: 'When the tenant was created.' }),
+  }),
+});
+
+export const ApplicationRef = builder.objectRef<ApplicationRow>('Application').implement({
+  description: 'A holder of one API key, with a type and a set of permissions.',
+  fields: (t) => ({
+    id: t.expose('id', { type: 'UUID', description: 'Unique identifier of the application.' }),
+    name: t.exposeString('name', { description: 'Display name of the application.' }),
+    type: t.field({ type: ApplicationTypeEnum, description: 'The application type.', resolve: (app) => app.type }),
+    permissions: t.exposeStringList('permissions', {
+      description: `Granted permissions, among: ${PERMISSIONS.join(', ')}.`,
+    }),
+    keyPrefix: t.exposeString('key_prefix', {
+      description: 'The first characters of the API key, to recognise it; the key itself is shown only once.',
+    }),
+    createdBy: t.expose('created_by', {
+      type: 'UUID',
+      nullable: true,
+      description: 'The application that created this one (null for bootstrap and operator-created ones).',
+    }),
+    createdAt: t.expose('created_at', { type: 'DateTime', description: 'When the application was created.' }),
+  }),
+});
+
+const ViewerRef = builder.objectRef<Principal>('Viewer').implement({
+  description: 'The caller, as identified by the API key of the request.',
+  fields: (t) => ({
+    tenant: t.field({
+      type: TenantRef,
+      description: 'The tenant the key belongs to.',
+      resolve: (principal, _args, context) => context.services.auth.getTenant(principal),
+    }),
+    application: t.field({
+      type: ApplicationRef,
+      description: 'The application the key belongs to.',
+      resolve: async (principal, _args, context) => {
+        const application = await context.services.auth.getApplication(principal, principal.applicationId);
+        if (!application) throw new NotFoundError('Application not found.');
+        return application;
+      },
+    }),
+  }),
+});
+
+builder.queryField('viewer', (t) =>
+  t.field({
+    type: ViewerRef,
+    description: 'Who the API key of this request belongs to.',
+    authScopes: { authenticated: true },
+    resolve: (_root, _args, context) => principalOf(context),
+  }),
+);
+
+builder.queryField('applications', (t) =>
+  t.connection(
+    {
+      type: ApplicationRef,
+      description: "The tenant's applications, oldest first.",
+      authScopes: { permission: 'application:read' },
+      resolve: async (_root, args, context) => {
+        const principal = principalOf(context);
+        const page = pageRequest(args, context.services.config.limits.pageSize);
+        const result = await context.services.auth.listApplications(principal, page);
+        return toConnection(result, page.afterId !== null, () => context.services.auth.countApplications(principal));
+      },
+    },
+    {
+      name: 'ApplicationConnection',
+      description: 'A page of applications.',
+      fields: (t) => ({
+        totalCount: t.int({
+          description: 'Number of applications of the tenant (computed only when selected).',
+          resolve: (connection) => (connection as unknown as { totalCount: () => Promise<number> }).totalCount(),
+        }),
+      }),
+    },
+    { name: 'ApplicationEdge', description: 'An application in a page of applications.' },
+  ),
+);
+
+builder.queryField('application', (t) =>
+  t.field({
+    type: ApplicationRef,
+    nullable: true,
+    description: 'An application of the tenant by id; null when there is none (including ids of other tenants).',
+    authScopes: { permission: 'application:read' },
+    args: { id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }) },
+    resolve: async (_root, { id }, context) => (await context.services.auth.getApplication(principalOf(context), id)) ?? null,
+  }),
+);
+
+const CreateApplicationInput = builder.inputType('CreateApplicationInput', {
+  description: 'A new application of the caller\'s tenant.',
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'Display name, at most 200 characters.' }),
+    type: t.field({ type: ApplicationTypeEnum, required: true, description: 'The application type.' }),
+    permissions: t.stringList({
+      required: false,
+      description: 'Permissions to grant; defaults to the usual set for the type. Must be allowed for the type.',
+    }),
+  }),
+});
+
+const CreateApplicationPayload = builder
+  .objectRef<{ application: ApplicationRow; key: string }>('CreateApplicationPayload')
+  .implement({
+    description: 'A created application and its API key.',
+    fields: (t) => ({
+      application: t.field({ type: ApplicationRef, description: 'The application.', resolve: (p) => p.application }),
+      key: t.exposeString('key', { description: 'The API key. Shown this once; only its hash is stored.' }),
+    }),
+  });
+
+builder.mutationField('createApplication', (t) =>
+  t.field({
+    type: CreateApplicationPayload,
+    description: 'Creates an application of the caller\'s tenant and returns its API key, once.',
+    authScopes: { permission: 'application:create' },
+    errors: { types: [BadRequestError] },
+    args: { input: t.arg({ type: CreateApplicationInput, required: true, description: 'The application.' }) },
+    resolve: (_root, { input }, context) => context.services.auth.createApplication(principalOf(context), input),
+  }),
+);
+
+builder.mutationField('deleteApplication', (t) =>
+  t.field({
+    type: ApplicationRef,
+    description: 'Deletes an application; its key stops working at once on this instance, within 5 s on others.',
+    authScopes: { permission: 'application:delete' },
+    errors: { types: [NotFoundError] },
+    args: { id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }) },
+    resolve: (_root, { id }, context) => context.services.auth.deleteApplication(principalOf(context), id),
+  }),
+);
+
+const CreateTenantInput = builder.inputType('CreateTenantInput', {
+  description: 'A new tenant.',
+  fields: (t) => ({ name: t.string({ required: true, description: 'Display name, at most 200 characters.' }) }),
+});
+
+const CreateTenantPayload = builder
+  .objectRef<{ tenant: TenantRow; managementKey: string; privateKey: string }>('CreateTenantPayload')
+  .implement({
+    description: 'A created tenant and the keys of its two first applications, shown once.',
+    fields: (t) => ({
+      tenant: t.field({ type: TenantRef, description: 'The tenant.', resolve: (p) => p.tenant }),
+      managementKey: t.exposeString('managementKey', { description: 'Key of its management application.' }),
+      privateKey: t.exposeString('privateKey', { description: 'Key of its private application.' }),
+    }),
+  });
+
+builder.mutationField('createTenant', (t) =>
+  t.field({
+    type: CreateTenantPayload,
+    description: 'Operator only (the `ADMIN_API_KEY`): creates a tenant with a management and a private application.',
+    authScopes: { admin: true },
+    errors: { types: [BadRequestError] },
+    args: { input: t.arg({ type: CreateTenantInput, required: true, description: 'The tenant.' }) },
+    resolve: (_root, { input }, context) => context.services.auth.createTenant(input.name),
+  }),
+);

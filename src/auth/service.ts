@@ -1,0 +1,193 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { LRUCache } from 'lru-cache';
+import { newId } from '../db/ids.ts';
+import { type PageRequest, toPage } from '../db/pagination.ts';
+import type { Database } from '../db/tables.ts';
+import { BadRequestError, NotFoundError } from '../errors.ts';
+import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
+import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, type Permission, isPermission } from './permissions.ts';
+import * as store from './store.ts';
+import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
+
+/** Who is calling: resolved once per request from the API key. */
+export interface Principal {
+  tenantId: string;
+  applicationId: string;
+  applicationType: ApplicationType;
+  permissions: ReadonlySet<Permission>;
+}
+
+export interface CreatedTenant {
+  tenant: TenantRow;
+  managementKey: string;
+  privateKey: string;
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;
+
+/** How long a resolved key is trusted without asking the database again; a deleted key dies within this on other instances. */
+const KEY_CACHE_TTL_MS = 5_000;
+const INVOCATION_KEY_TTL_MS = 5 * 60_000;
+
+export function createAuthService(deps: {
+  db: Kysely<Database>;
+  adminApiKey: string | undefined;
+  invocationKeySecret: Buffer;
+  maxNameLength: number;
+}) {
+  const { db } = deps;
+  // false caches a miss, so a flood of bad keys does not become a flood of queries.
+  const keyCache = new LRUCache<string, Principal | false>({ max: 10_000, ttl: KEY_CACHE_TTL_MS });
+
+  function toPrincipal(row: ApplicationRow): Principal {
+    return {
+      tenantId: row.tenant_id,
+      applicationId: row.id,
+      applicationType: row.type,
+      permissions: new Set(row.permissions.filter(isPermission)),
+    };
+  }
+
+  async function createKeyedApplication(
+    executor: Parameters<typeof store.insertApplication>[0],
+    input: { tenantId: string; name: string; type: ApplicationType; permissions: readonly Permission[]; createdBy: string | null; key?: string },
+  ) {
+    const key = input.key ?? generateApiKey();
+    const application = await store.insertApplication(executor, {
+      id: newId(),
+      tenant_id: input.tenantId,
+      name: input.name,
+      type: input.type,
+      permissions: [...input.permissions],
+      key_hash: hashApiKey(key),
+      key_prefix: keyPrefix(key),
+      created_by: input.createdBy,
+    });
+    return { application, key };
+  }
+
+  function validateName(name: string, field = 'name'): string {
+    const trimmed = name.trim();
+    if (!trimmed) throw BadRequestError.forFields({ [field]: ['is required'] });
+    if (trimmed.length > deps.maxNameLength) {
+      throw BadRequestError.forFields({ [field]: [`must be at most ${deps.maxNameLength} characters`] });
+    }
+    return trimmed;
+  }
+
+  return {
+    /** Resolves an API key (or a reactor's short-lived invocation key) to its principal; null when unknown. */
+    async authenticate(key: string | null): Promise<Principal | null> {
+      if (!key) return null;
+      const invokedAs = verifyInvocationKey(deps.invocationKeySecret, key);
+      const cacheKey = invokedAs ? `app:${invokedAs}` : hashApiKey(key);
+      const cached = keyCache.get(cacheKey);
+      if (cached !== undefined) return cached || null;
+      const row = invokedAs
+        ? await db.selectFrom('applications').selectAll().where('id', '=', invokedAs).executeTakeFirst()
+        : await store.findApplicationByKeyHash(db, cacheKey);
+      const principal = row ? toPrincipal(row) : null;
+      keyCache.set(cacheKey, principal ?? false);
+      return principal;
+    },
+
+    isAdminKey(key: string | null): boolean {
+      if (!key || !deps.adminApiKey) return false;
+      const given = Buffer.from(key);
+      const expected = Buffer.from(deps.adminApiKey);
+      return given.length === expected.length && timingSafeEqual(given, expected);
+    },
+
+    /** A key for `req.bt` inside a formula run: acts as `applicationId` for a few minutes. */
+    invocationKeyFor(applicationId: string): string {
+      return mintInvocationKey(deps.invocationKeySecret, applicationId, INVOCATION_KEY_TTL_MS);
+    },
+
+    /** A tenant with a management and a private application; their keys are returned once. */
+    async createTenant(
+      name: string,
+      keys: { managementKey?: string; privateKey?: string } = {},
+    ): Promise<CreatedTenant> {
+      const tenantName = validateName(name);
+      return db.transaction().execute(async (trx) => {
+        const tenant = await store.insertTenant(trx, { id: newId(), name: tenantName });
+        const management = await createKeyedApplication(trx, {
+          tenantId: tenant.id,
+          name: 'Management',
+          type: 'MANAGEMENT',
+          permissions: DEFAULT_PERMISSIONS.MANAGEMENT,
+          createdBy: null,
+          key: keys.managementKey,
+        });
+        const backend = await createKeyedApplication(trx, {
+          tenantId: tenant.id,
+          name: 'Private',
+          type: 'PRIVATE',
+          permissions: DEFAULT_PERMISSIONS.PRIVATE,
+          createdBy: null,
+          key: keys.privateKey,
+        });
+        return { tenant, managementKey: management.key, privateKey: backend.key };
+      });
+    },
+
+    /** On an empty database: the default tenant. Returns its keys, or null when tenants already exist. */
+    async bootstrapIfEmpty(keys: { managementKey?: string; privateKey?: string }): Promise<CreatedTenant | null> {
+      if ((await store.countTenants(db)) > 0) return null;
+      return this.createTenant('Default tenant', keys);
+    },
+
+    async getTenant(principal: Principal): Promise<TenantRow> {
+      const tenant = await store.findTenant(db, principal.tenantId);
+      if (!tenant) throw new NotFoundError('Tenant not found.');
+      return tenant;
+    },
+
+    async getApplication(principal: Principal, id: string): Promise<ApplicationRow | undefined> {
+      return store.findApplication(db, principal.tenantId, id);
+    },
+
+    async loadApplications(tenantId: string, ids: readonly string[]): Promise<ApplicationRow[]> {
+      return store.findApplicationsByIds(db, tenantId, ids);
+    },
+
+    async createApplication(
+      principal: Principal,
+      input: { name: string; type: ApplicationType; permissions?: readonly string[] | null },
+    ) {
+      const name = validateName(input.name);
+      const requested = input.permissions ?? DEFAULT_PERMISSIONS[input.type];
+      const allowed = ALLOWED_PERMISSIONS[input.type];
+      const refused = requested.filter((p) => !isPermission(p) || !allowed.includes(p));
+      if (refused.length > 0) {
+        throw BadRequestError.forFields({
+          permissions: refused.map((p) => `"${p}" is not a permission a ${input.type} application may hold`),
+        });
+      }
+      return createKeyedApplication(db, {
+        tenantId: principal.tenantId,
+        name,
+        type: input.type,
+        permissions: [...new Set(requested as Permission[])],
+        createdBy: principal.applicationId,
+      });
+    },
+
+    async listApplications(principal: Principal, page: PageRequest) {
+      return toPage(await store.listApplications(db, principal.tenantId, page), page);
+    },
+
+    countApplications(principal: Principal): Promise<number> {
+      return store.countApplications(db, principal.tenantId);
+    },
+
+    async deleteApplication(principal: Principal, id: string): Promise<ApplicationRow> {
+      const deleted = await store.deleteApplication(db, principal.tenantId, id);
+      if (!deleted) throw new NotFoundError('Application not found.');
+      keyCache.delete(deleted.key_hash);
+      keyCache.delete(`app:${deleted.id}`);
+      return deleted;
+    },
+  };
+}

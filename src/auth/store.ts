@@ -1,0 +1,100 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { PageRequest } from '../db/pagination.ts';
+import type { Database } from '../db/tables.ts';
+import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+export async function insertTenant(db: Executor, tenant: { id: string; name: string }): Promise<TenantRow> {
+  return db.insertInto('tenants').values(tenant).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findTenant(db: Executor, tenantId: string): Promise<TenantRow | undefined> {
+  return db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst();
+}
+
+export async function countTenants(db: Executor): Promise<number> {
+  const row = await db
+    .selectFrom('tenants')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export async function insertApplication(
+  db: Executor,
+  application: {
+    id: string;
+    tenant_id: string;
+    name: string;
+    type: ApplicationType;
+    permissions: string[];
+    key_hash: string;
+    key_prefix: string;
+    created_by: string | null;
+  },
+): Promise<ApplicationRow> {
+  return db.insertInto('applications').values(application).returningAll().executeTakeFirstOrThrow();
+}
+
+/**
+ * The one lookup that is not tenant-scoped, by design: it is how the tenant of a request is found. It probes the
+ * unique index on key_hash.
+ */
+export async function findApplicationByKeyHash(db: Executor, keyHash: string): Promise<ApplicationRow | undefined> {
+  return db.selectFrom('applications').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
+}
+
+export async function findApplication(
+  db: Executor,
+  tenantId: string,
+  id: string,
+): Promise<ApplicationRow | undefined> {
+  return db
+    .selectFrom('applications')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+export async function findApplicationsByIds(
+  db: Executor,
+  tenantId: string,
+  ids: readonly string[],
+): Promise<ApplicationRow[]> {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom('applications')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', 'in', [...ids])
+    .execute();
+}
+
+export async function listApplications(db: Executor, tenantId: string, page: PageRequest): Promise<ApplicationRow[]> {
+  let query = db.selectFrom('applications').selectAll().where('tenant_id', '=', tenantId);
+  if (page.afterId) query = query.where('id', '>', page.afterId);
+  return query
+    .orderBy('id')
+    .limit(page.size + 1)
+    .execute();
+}
+
+export async function countApplications(db: Executor, tenantId: string): Promise<number> {
+  const row = await db
+    .selectFrom('applications')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export async function deleteApplication(db: Executor, tenantId: string, id: string): Promise<ApplicationRow | undefined> {
+  return db
+    .deleteFrom('applications')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+}

@@ -1,0 +1,29 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+export type ApplicationType = 'MANAGEMENT' | 'PRIVATE' | 'PUBLIC';
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: Generated<Date>;
+}
+
+export interface ApplicationsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  type: ApplicationType;
+  permissions: ColumnType<string[], string[] | undefined, string[]>;
+  key_hash: string;
+  key_prefix: string;
+  created_by: string | null;
+  created_at: Generated<Date>;
+}
+
+export interface AuthTables {
+  tenants: TenantsTable;
+  applications: ApplicationsTable;
+}
+
+export type TenantRow = Selectable<TenantsTable>;
+export type ApplicationRow = Selectable<ApplicationsTable>;

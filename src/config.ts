@@ -1,0 +1,104 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every setting and its default, parsed once from the environment. Nothing else in the code reads `process.env`.
+ * The README's configuration table mirrors this file.
+ */
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+
+const listOf = z
+  .string()
+  .optional()
+  .transform((value) =>
+    (value ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
+const environmentSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: optionalString,
+  DATA_DIR: z.string().default('./.data'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  NODE_ENV: z.string().default('development'),
+  ENCRYPTION_KEY: optionalString,
+  ADMIN_API_KEY: optionalString,
+  BOOTSTRAP_MANAGEMENT_KEY: optionalString,
+  BOOTSTRAP_PRIVATE_KEY: optionalString,
+  PUBLIC_URL: optionalString,
+  DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
+  RUNTIME_MEMORY_LIMIT_MB: z.coerce.number().int().min(8).default(128),
+  REACT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  MAX_ARGS_BYTES: z.coerce.number().int().min(1).default(5 * 1024 * 1024),
+  MAX_TOKENS_PER_REQUEST: z.coerce.number().int().min(1).default(100),
+  EGRESS_ALLOW: listOf,
+  TRANSACTION_TTL_MS: z.coerce.number().int().min(1000).default(60 * 60 * 1000),
+  RESULT_RETENTION_MS: z.coerce.number().int().min(1000).default(24 * 60 * 60 * 1000),
+  JOB_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
+  JOB_CONCURRENCY: z.coerce.number().int().min(1).default(8),
+  SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(30_000),
+  EXPOSE_FORMULA_LOGS: z
+    .enum(['true', 'false', '1', '0'])
+    .optional()
+    .transform((value) => value === 'true' || value === '1'),
+});
+
+export type Environment = Record<string, string | undefined>;
+
+export function loadConfig(env: Environment = process.env) {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+    throw new Error(`Invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  const embedded = e.DATABASE_URL === undefined;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    /** Where `req.bt` and other self-calls reach this gateway's own GraphQL endpoint. */
+    publicUrl: e.PUBLIC_URL,
+    database: embedded
+      ? ({ kind: 'pglite', dataDir: path.resolve(e.DATA_DIR, 'pgdata') } as const)
+      : ({ kind: 'postgres', url: e.DATABASE_URL!, poolSize: e.DB_POOL_SIZE } as const),
+    embedded,
+    dataDir: path.resolve(e.DATA_DIR),
+    logLevel: e.LOG_LEVEL,
+    development: e.NODE_ENV !== 'production',
+    encryptionKey: e.ENCRYPTION_KEY,
+    adminApiKey: e.ADMIN_API_KEY,
+    bootstrap: { managementKey: e.BOOTSTRAP_MANAGEMENT_KEY, privateKey: e.BOOTSTRAP_PRIVATE_KEY },
+    runtime: {
+      threads: e.RUNTIME_THREADS,
+      memoryLimitMb: e.RUNTIME_MEMORY_LIMIT_MB,
+      egressAllow: e.EGRESS_ALLOW,
+    },
+    limits: {
+      maxNameLength: 200,
+      maxCodeLength: 50_000,
+      maxArgsBytes: e.MAX_ARGS_BYTES,
+      maxTokensPerRequest: e.MAX_TOKENS_PER_REQUEST,
+      reactTimeoutMs: e.REACT_TIMEOUT_MS,
+      asyncTimeoutMs: { min: 10_000, max: 210_000, default: 10_000 },
+      pageSize: { default: 20, max: 100 },
+    },
+    transactions: { ttlMs: e.TRANSACTION_TTL_MS },
+    jobs: {
+      leaseMs: e.JOB_LEASE_MS,
+      concurrency: e.JOB_CONCURRENCY,
+      resultRetentionMs: e.RESULT_RETENTION_MS,
+    },
+    sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+    exposeFormulaLogs: e.EXPOSE_FORMULA_LOGS || e.NODE_ENV !== 'production',
+  };
+}
+
+export type Config = ReturnType<typeof loadConfig>;

@@ -1,0 +1,7 @@
+import type { AuthTables } from '../auth/tables.ts';
+
+/**
+ * The whole database as Kysely sees it: each feature declares its own tables next to its store
+ * (`src/<feature>/tables.ts`) and this interface joins them.
+ */
+export interface Database extends AuthTables {}

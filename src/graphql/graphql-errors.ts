@@ -1,0 +1,50 @@
+import { GraphQLError } from 'graphql';
+import { DomainError } from '../errors.ts';
+import type { GraphQLContext } from './context.ts';
+
+/** UNAUTHENTICATED when no valid key came with the request, FORBIDDEN when the key lacks what the field needs. */
+export function authorizationError(context: GraphQLContext, reason: string): GraphQLError {
+  if (context.principal === null && !context.isAdmin) {
+    return new GraphQLError('A valid API key is required (BT-API-KEY header or Authorization: Bearer).', {
+      extensions: { code: 'UNAUTHENTICATED', status: 401 },
+    });
+  }
+  return new GraphQLError(`Forbidden: ${describeReason(reason)}`, { extensions: { code: 'FORBIDDEN', status: 403 } });
+}
+
+function describeReason(reason: string): string {
+  // Pothos says e.g. `Not authorized to resolve Query.reactors`; name the missing permission instead when we can.
+  return reason || 'the API key lacks the permission for this operation.';
+}
+
+/** A domain error thrown outside a union result (queries, subscriptions) becomes a GraphQL error with its code. */
+export function toGraphQLError(error: DomainError): GraphQLError {
+  return new GraphQLError(error.message, {
+    originalError: error,
+    extensions: { code: error.code, status: error.status, detail: error.detail, errors: error.errors },
+  });
+}
+
+/**
+ * Yoga's error mask: expected errors keep their code and message, everything else becomes "Unexpected error."
+ * (logged with the request id by the caller), so no stack, SQL or secret reaches a client.
+ */
+export function maskError(error: unknown, onUnexpected: (error: unknown) => void): GraphQLError {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  if (original instanceof DomainError) {
+    const path = error instanceof GraphQLError ? error.path : undefined;
+    return new GraphQLError(original.message, {
+      path,
+      extensions: { code: original.code, status: original.status, detail: original.detail, errors: original.errors },
+    });
+  }
+  if (error instanceof GraphQLError && (error.extensions?.code || !error.originalError)) {
+    // Parse/validation errors and errors we built on purpose (auth) are safe as they are.
+    return error;
+  }
+  onUnexpected(original);
+  return new GraphQLError('Unexpected error.', {
+    path: error instanceof GraphQLError ? error.path : undefined,
+    extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 },
+  });
+}

@@ -1,0 +1,8 @@
+import { lexicographicSortSchema } from 'graphql';
+import { builder } from './builder.ts';
+import './root-types.ts';
+import './scalars.ts';
+import './error-types.ts';
+import '../auth/schema.ts';
+
+export const schema = lexicographicSortSchema(builder.toSchema({ sortSchema: false }));

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { createYoga } from 'graphql-yoga';
+import type { Logger } from '../logger.ts';
+import type { Services } from '../services.ts';
+import type { GraphQLContext } from './context.ts';
+import { maskError } from './graphql-errors.ts';
+import { schema } from './schema.ts';
+
+/** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
+interface TransportContext {
+  request?: Request;
+  connectionParams?: Record<string, unknown>;
+  requestId?: string;
+}
+
+export function apiKeyFrom(headers: Headers | undefined, connectionParams?: Record<string, unknown>): string | null {
+  const fromParams = connectionParams?.apiKey ?? connectionParams?.['BT-API-KEY'];
+  if (typeof fromParams === 'string' && fromParams) return fromParams;
+  const header = headers?.get('bt-api-key');
+  if (header) return header;
+  const authorization = headers?.get('authorization');
+  const match = authorization ? /^Bearer\s+(.+)$/i.exec(authorization) : null;
+  return match?.[1]?.trim() || null;
+}
+
+export async function createContext(
+  services: Services,
+  log: Logger,
+  transport: TransportContext,
+): Promise<GraphQLContext> {
+  const headers = transport.request?.headers;
+  const key = apiKeyFrom(headers, transport.connectionParams);
+  const isAdmin = services.auth.isAdminKey(key);
+  const principal = isAdmin ? null : await services.auth.authenticate(key);
+  const requestId = transport.requestId ?? headers?.get('x-request-id') ?? randomUUID();
+  const transactionIdHeader =
+    headers?.get('bt-transaction-id') ??
+    (typeof transport.connectionParams?.transactionId === 'string' ? transport.connectionParams.transactionId : null);
+  return {
+    principal,
+    isAdmin,
+    requestId,
+    log: log.child({ requestId, tenantId: principal?.tenantId, applicationId: principal?.applicationId }),
+    services,
+    transactionIdHeader,
+  };
+}
+
+export function createGraphQLHandler(services: Services, log: Logger) {
+  return createYoga<TransportContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: { title: 'reactor-gateway', subscriptionsProtocol: 'WS' },
+    logging: false,
+    context: (initial) => createContext(services, log, initial),
+    maskedErrors: {
+      maskError: (error) =>
+        maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL')),
+    },
+    plugins: [
+      // Depth, alias, directive and cost limits: a public endpoint must not be walked into an expensive query.
+      EnvelopArmorPlugin({
+        maxDepth: { n: 12 },
+        maxAliases: { n: 30 },
+        costLimit: { maxCost: 20_000 },
+        blockFieldSuggestion: { enabled: false },
+      }),
+    ],
+  });
+}
+
+export type GraphQLHandler = ReturnType<typeof createGraphQLHandler>;

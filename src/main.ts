@@ -1,0 +1,85 @@
+import { printSchema } from 'graphql';
+import { createApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { migrateToLatest } from './db/migrator.ts';
+import { createLogger } from './logger.ts';
+import { startServer } from './server.ts';
+
+const USAGE = 'usage: main.ts [serve | migrate | print-schema]';
+
+async function main(command = 'serve'): Promise<void> {
+  switch (command) {
+    case 'serve':
+      return serve();
+    case 'migrate':
+      return migrate();
+    case 'print-schema': {
+      const { schema } = await import('./graphql/schema.ts');
+      process.stdout.write(`${printSchema(schema)}\n`);
+      return;
+    }
+    default:
+      console.error(USAGE);
+      process.exitCode = 2;
+  }
+}
+
+async function migrate(): Promise<void> {
+  const config = loadConfig();
+  const database = await openDatabase(config.database);
+  try {
+    const applied = await migrateToLatest(database.db);
+    console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date.');
+  } finally {
+    await database.close();
+  }
+}
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const app = await createApp(config, log);
+  const created = await app.services.auth.bootstrapIfEmpty(config.bootstrap);
+  const server = await startServer(app, { port: config.port, host: config.host });
+  if (created) printBootstrapKeys(created, server.url);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const forced = setTimeout(() => {
+      log.error('shutdown took over 15 s; exiting');
+      process.exit(1);
+    }, 15_000);
+    forced.unref();
+    await server.close();
+    await app.close();
+    log.info('stopped');
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Printed once, on the first start of an empty database: the only time these keys can be seen. */
+function printBootstrapKeys(created: { managementKey: string; privateKey: string; tenant: { id: string } }, url: string) {
+  const lines = [
+    '',
+    '================================================================================',
+    ' reactor-gateway: first start, a default tenant was created.',
+    ` Tenant id:           ${created.tenant.id}`,
+    ` MANAGEMENT API key:  ${created.managementKey}`,
+    ` PRIVATE API key:     ${created.privateKey}`,
+    ' These keys are shown only now (only their hashes are stored). Keep them.',
+    ` GraphiQL:            ${url}  (send the key as header BT-API-KEY)`,
+    '================================================================================',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { ExecutionArgs } from 'graphql';
+import type { Disposable } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { App } from './app.ts';
+import { apiKeyFrom } from './graphql/yoga.ts';
+
+export interface RunningServer {
+  server: http.Server;
+  url: string;
+  /** Stop accepting, let in-flight requests finish, close sockets. The app (pool, database) is closed by its owner. */
+  close(): Promise<void>;
+}
+
+/** node:http with Yoga for HTTP and graphql-ws (subprotocol graphql-transport-ws) on the same port and path. */
+export async function startServer(app: App, options: { port: number; host: string }): Promise<RunningServer> {
+  const { yoga, log } = app;
+  const server = http.createServer((req, res) => {
+    if (req.url === '/health') return void sendJson(res, 200, { status: 'ok' });
+    if (req.url === '/ready') {
+      app.database.ping().then(
+        () => sendJson(res, 200, { status: 'ready' }),
+        () => sendJson(res, 503, { status: 'database unreachable' }),
+      );
+      return;
+    }
+    void yoga(req, res, { requestId: randomUUID() });
+  });
+  // Keep-alive sockets would hold `server.close()` open for their idle timeout.
+  server.keepAliveTimeout = 5_000;
+
+  const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  const graphqlWs: Disposable = useServer(
+    {
+      onConnect: async (ctx) => {
+        const key = apiKeyFrom(undefined, ctx.connectionParams);
+        const principal = await app.services.auth.authenticate(key);
+        if (!principal) {
+          // The protocol's "Unauthorized": a socket without a valid key gets nothing.
+          ctx.extra.socket.close(4401, 'Unauthorized');
+          return false;
+        }
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          connectionParams: ctx.connectionParams,
+          requestId: randomUUID(),
+        });
+        const args: ExecutionArgs = {
+          schema,
+          operationName: payload.operationName,
+          document: parse(payload.query),
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length > 0) return errors;
+        return args;
+      },
+      execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
+      subscribe: (args) => (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
+    },
+    wsServer,
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host}:${port}/graphql`;
+  log.info({ url }, 'reactor-gateway listening');
+
+  return {
+    server,
+    url,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
+      await graphqlWs.dispose();
+      wsServer.close();
+      await closed;
+    },
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
