@@ -1,15 +1,27 @@
 import { defineConfig } from 'vitest/config';
 
+// The suite runs on an in-memory PGlite and, when TEST_DATABASE_URL is set (CI sets it), again on real Postgres.
+const databases = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
+
 export default defineConfig({
   // One graphql build for Pothos and graphql-yoga alike, or Pothos sees two realms (DESIGN.md section 11).
   resolve: { alias: { graphql: 'graphql/index.js' } },
   test: {
-    include: ['test/**/*.test.ts'],
     pool: 'forks',
     // isolated-vm needs --no-node-snapshot on Node 20; tsx lets piscina workers load the TypeScript worker file.
     execArgv: ['--no-node-snapshot', '--import', 'tsx'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     maxWorkers: 2,
+    projects: databases.map((database) => ({
+      extends: true,
+      test: {
+        name: database,
+        include: ['test/**/*.test.ts'],
+        // Pure unit tests do not touch a database: run them once.
+        exclude: database === 'postgres' ? ['test/**/*.unit.test.ts'] : [],
+        env: { TEST_DB: database },
+      },
+    })),
   },
 });

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { DatabaseTarget } from '../../src/db/database.ts';
+
+/**
+ * Where a test file's gateway keeps its data: an in-memory PGlite by default, or, in the `postgres` project (when
+ * TEST_DATABASE_URL is set), a database of its own created on that server and dropped afterwards, so runs and
+ * files never see each other's rows.
+ */
+export interface TestDatabase {
+  target: DatabaseTarget;
+  /** A connection string to the same database for a second gateway instance (Postgres only). */
+  url: string | null;
+  drop(): Promise<void>;
+}
+
+export const usingPostgres = process.env.TEST_DB === 'postgres';
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (!usingPostgres) {
+    return { target: { kind: 'pglite', dataDir: undefined }, url: null, drop: async () => {} };
+  }
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) throw new Error('TEST_DB=postgres needs TEST_DATABASE_URL');
+  const name = `rg_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await withAdmin(adminUrl, (client) => client.query(`create database ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    target: { kind: 'postgres', url: url.toString(), poolSize: 5 },
+    url: url.toString(),
+    drop: () => withAdmin(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`)).then(() => {}),
+  };
+}
+
+async function withAdmin<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
