@@ -6,6 +6,7 @@ import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/dat
 import { migrateToLatest } from './db/migrator.ts';
 import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
+import { createFormulaRuntime } from './runtime/pool.ts';
 import type { Services } from './services.ts';
 import { loadMasterKey } from './tokens/vault.ts';
 
@@ -36,8 +37,15 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       dataDir: config.dataDir,
       embedded: config.embedded,
     });
+    const runtime = createFormulaRuntime({
+      threads: config.runtime.threads,
+      memoryLimitMb: config.runtime.memoryLimitMb,
+      egressAllow: config.runtime.egressAllow,
+    });
+    closers.push(() => runtime.close());
     const services: Services = {
       config,
+      runtime,
       auth: createAuthService({
         db: database.db,
         adminApiKey: config.adminApiKey,
