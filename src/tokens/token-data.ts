@@ -74,7 +74,8 @@ function validateCard(data: unknown, now: Date): ValidatedTokenData {
   if (!isPlainObject(data)) throw BadRequestError.forFields({ data: ['must be an object with the card fields'] });
   const errors: FieldErrors = {};
   const fail = (field: string, message: string) => {
-    (errors[`data.${field}`] ??= []).push(message);
+    const key = `data.${field}`;
+    errors[key] = [...(errors[key] ?? []), message];
   };
   for (const key of Object.keys(data)) if (!CARD_FIELDS.has(key)) fail(key, 'is not an allowed card field');
 

@@ -128,9 +128,9 @@ describe('card tokens', () => {
   });
 
   it('rejects unknown keys, naming each one', () => {
-    expect(Object.keys(fieldErrors(() => validateTokenData('CARD', card({ name: 'x', pin: '1' }), now))).sort()).toEqual(
-      ['data.name', 'data.pin'],
-    );
+    expect(
+      Object.keys(fieldErrors(() => validateTokenData('CARD', card({ name: 'x', pin: '1' }), now))).sort(),
+    ).toEqual(['data.name', 'data.pin']);
   });
 
   it('reports every missing field at once', () => {
@@ -155,9 +155,9 @@ describe('bank tokens', () => {
   });
 
   it('rejects a routing number that fails the ABA checksum', () => {
-    expect(fieldErrors(() => validateTokenData('BANK', { routing_number: '021000022', account_number: '1234' }, now))).toEqual(
-      { 'data.routing_number': ['is not a valid ABA routing number (checksum failed)'] },
-    );
+    expect(
+      fieldErrors(() => validateTokenData('BANK', { routing_number: '021000022', account_number: '1234' }, now)),
+    ).toEqual({ 'data.routing_number': ['is not a valid ABA routing number (checksum failed)'] });
   });
 
   it('rejects a routing number that is not 9 digits and an account number outside 4 to 17 digits', () => {
@@ -166,7 +166,11 @@ describe('bank tokens', () => {
     );
     expect(Object.keys(errors).sort()).toEqual(['data.account_number', 'data.routing_number']);
     expect(
-      Object.keys(fieldErrors(() => validateTokenData('BANK', { routing_number: '021000021', account_number: '1'.repeat(18) }, now))),
+      Object.keys(
+        fieldErrors(() =>
+          validateTokenData('BANK', { routing_number: '021000021', account_number: '1'.repeat(18) }, now),
+        ),
+      ),
     ).toEqual(['data.account_number']);
   });
 

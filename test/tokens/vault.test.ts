@@ -122,14 +122,18 @@ describe('fingerprints', () => {
   it('are reproducible from the same master key and change with it', () => {
     const key = randomBytes(32);
     const tenantId = tenant();
-    expect(createVault(key).fingerprint(tenantId, 'TOKEN', 'a')).toBe(createVault(key).fingerprint(tenantId, 'TOKEN', 'a'));
+    expect(createVault(key).fingerprint(tenantId, 'TOKEN', 'a')).toBe(
+      createVault(key).fingerprint(tenantId, 'TOKEN', 'a'),
+    );
     expect(createVault(randomBytes(32)).fingerprint(tenantId, 'TOKEN', 'a')).not.toBe(
       createVault(key).fingerprint(tenantId, 'TOKEN', 'a'),
     );
   });
 
   it('canonical JSON sorts keys at every level and drops undefined members', () => {
-    expect(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: undefined } })).toBe('{"a":{"d":[2,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: undefined } })).toBe(
+      '{"a":{"d":[2,{"y":2,"z":1}]},"b":1}',
+    );
   });
 });
 
@@ -143,7 +147,9 @@ describe('loading the master key', () => {
   it('accepts base64 and base64url of 32 bytes', () => {
     const key = randomBytes(32);
     expect(loadMasterKey({ encryptionKey: key.toString('base64'), dataDir: tempDir(), embedded: false })).toEqual(key);
-    expect(loadMasterKey({ encryptionKey: key.toString('base64url'), dataDir: tempDir(), embedded: true })).toEqual(key);
+    expect(loadMasterKey({ encryptionKey: key.toString('base64url'), dataDir: tempDir(), embedded: true })).toEqual(
+      key,
+    );
   });
 
   it('rejects a key of the wrong length or alphabet with a clear message that does not echo it', () => {

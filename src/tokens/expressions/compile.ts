@@ -1,5 +1,4 @@
 import { type Output, type Template, Tokenizer, TypeGuards } from 'liquidjs';
-import { BadRequestError } from '../../errors.ts';
 import { LruCache } from '../lru-cache.ts';
 import { liquid } from './engine.ts';
 

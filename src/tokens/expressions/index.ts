@@ -48,7 +48,11 @@ interface ExpressionSite {
  * The result shares unchanged subtrees with `args` (and is `args` itself when there is nothing to replace); the
  * input is never mutated.
  */
-export async function detokenize(args: unknown, loadTokens: TokenLoader, options: DetokenizeOptions = {}): Promise<unknown> {
+export async function detokenize(
+  args: unknown,
+  loadTokens: TokenLoader,
+  options: DetokenizeOptions = {},
+): Promise<unknown> {
   const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
   const sites = compileSites(args);
   if (sites.length === 0) return args;

@@ -38,8 +38,9 @@ export function findStrings(root: unknown, wanted: (value: string) => boolean): 
         children.push({ container: value, up: node, key });
       }
     };
-    if (Array.isArray(node.container)) node.container.forEach((value, index) => visit(index, value));
-    else for (const key of Object.keys(node.container)) visit(key, node.container[key]);
+    if (Array.isArray(node.container)) {
+      for (let index = 0; index < node.container.length; index++) visit(index, node.container[index]);
+    } else for (const key of Object.keys(node.container)) visit(key, node.container[key]);
     // Reversed so the stack pops children in document order, keeping error reports about the first bad string.
     for (let i = children.length - 1; i >= 0; i--) pending.push(children[i] as PathNode);
   }
