@@ -8,6 +8,7 @@ export default defineConfig({
   resolve: { alias: { graphql: 'graphql/index.js' } },
   test: {
     pool: 'forks',
+    globalSetup: ['test/support/global-setup.ts'],
     // isolated-vm needs --no-node-snapshot on Node 20; tsx lets piscina workers load the TypeScript worker file.
     execArgv: ['--no-node-snapshot', '--import', 'tsx'],
     testTimeout: 30_000,

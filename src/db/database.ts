@@ -5,7 +5,13 @@ import pg from 'pg';
 import type { Database } from './tables.ts';
 
 export type DatabaseTarget =
-  | { kind: 'pglite'; dataDir: string | undefined /* undefined: in memory */ }
+  | {
+      kind: 'pglite';
+      /** undefined: in memory. */
+      dataDir: string | undefined;
+      /** A dumped data directory to start from (tests start from a migrated template: seconds faster than initdb). */
+      template?: Blob;
+    }
   | { kind: 'postgres'; url: string; poolSize: number };
 
 /** The notification side of Postgres, the same for PGlite and `pg`: LISTEN/NOTIFY carries event ids between instances. */
@@ -20,6 +26,8 @@ export interface DatabaseHandle {
   kind: DatabaseTarget['kind'];
   /** Cheap round trip for /ready. */
   ping(): Promise<void>;
+  /** PGlite only: the data directory as a tarball (the test template). */
+  dump?(): Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -27,11 +35,13 @@ export interface DatabaseHandle {
 pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
 
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
-  return target.kind === 'pglite' ? openPglite(target.dataDir) : openPostgres(target.url, target.poolSize);
+  return target.kind === 'pglite'
+    ? openPglite(target.dataDir, target.template)
+    : openPostgres(target.url, target.poolSize);
 }
 
-async function openPglite(dataDir: string | undefined): Promise<DatabaseHandle> {
-  const pglite = dataDir ? await PGlite.create(dataDir) : await PGlite.create();
+async function openPglite(dataDir: string | undefined, template: Blob | undefined): Promise<DatabaseHandle> {
+  const pglite = await PGlite.create({ dataDir, loadDataDir: template });
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   const notifier: Notifier = {
     async listen(channel, onPayload) {
@@ -47,6 +57,7 @@ async function openPglite(dataDir: string | undefined): Promise<DatabaseHandle> 
     notifier,
     kind: 'pglite',
     ping: async () => void (await pglite.query('select 1')),
+    dump: async () => (await pglite.dumpDataDir('none')) as Blob,
     // db.destroy() closes the PGlite instance too (kysely-pglite-dialect >= 1.3.1).
     close: () => db.destroy(),
   };

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import pg from 'pg';
+import { inject } from 'vitest';
 import type { DatabaseTarget } from '../../src/db/database.ts';
 
 /**
@@ -18,7 +20,8 @@ export const usingPostgres = process.env.TEST_DB === 'postgres';
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (!usingPostgres) {
-    return { target: { kind: 'pglite', dataDir: undefined }, url: null, drop: async () => {} };
+    const template = new Blob([await readFile(inject('pgliteTemplate'))]);
+    return { target: { kind: 'pglite', dataDir: undefined, template }, url: null, drop: async () => {} };
   }
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) throw new Error('TEST_DB=postgres needs TEST_DATABASE_URL');
