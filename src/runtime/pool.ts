@@ -9,6 +9,7 @@ const CONCURRENT_TASKS_PER_WORKER = 16;
 /** The worker enforces the timeout itself; this is the backstop for a worker that stopped responding. */
 const BACKSTOP_GRACE_MS = 1_000;
 const CHECK_BACKSTOP_MS = 5_000;
+const CLOSE_WAIT_MS = 3_000;
 
 export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   const threads = Math.max(1, options.threads);
@@ -52,7 +53,11 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       return submit({ kind: 'check', code }, CHECK_BACKSTOP_MS, () => ({ ok: false, message: 'Reactor code could not be checked in time' }) as CheckResult);
     },
     async close(): Promise<void> {
-      await pool.destroy();
+      // Known issue: terminating a worker right after an isolate resumed from a host callback occasionally never
+      // completes (isolated-vm teardown); bound the wait so shutdown cannot hang the process.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pool.destroy(), new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS); timer.unref(); })]);
+      clearTimeout(timer);
     },
   };
 }

@@ -53,6 +53,14 @@ export class FormulaCache {
     }
   }
 
+  /** Worker threads cannot be terminated reliably while isolates are alive, so the pool empties caches first. */
+  disposeAll(): void {
+    for (const entry of this.entries.values()) if ('formula' in entry) entry.formula.dispose();
+    for (const formula of this.retired) formula.dispose();
+    this.entries.clear();
+    this.retired.clear();
+  }
+
   private retire(formula: FormulaIsolate): void {
     if (formula.busy) this.retired.add(formula);
     else formula.dispose();

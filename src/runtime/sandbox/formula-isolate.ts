@@ -104,7 +104,6 @@ export class FormulaIsolate {
     }
     const done = new Promise<Settled>((resolve) => this.pending.set(id, resolve));
     this.invocations.set(id, invocation);
-    const timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
     try {
       if (this.disposed) throw new Error('disposed');
       if (!this.preferAsync && this.pending.size === 1) {
@@ -112,14 +111,19 @@ export class FormulaIsolate {
         this.start.applySync(undefined, [id, requestJson], { timeout: timeoutMs });
         if (performance.now() - before > SYNC_BUDGET_MS) this.preferAsync = true;
       } else {
-        await this.start.apply(undefined, [id, requestJson], { timeout: Math.max(1, Math.ceil(invocation.remainingMs())) });
+        await this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs });
       }
     } catch (error) {
       this.failAfterThrow(id, error, timeoutMs);
     }
-    if (this.pending.has(id)) this.armWatchdog();
+    // Only a call still waiting on the host needs a wall-clock timer; the common synchronous one is done here.
+    let timer: NodeJS.Timeout | null = null;
+    if (this.pending.has(id)) {
+      timer = setTimeout(() => this.expire(id, timeoutMs), Math.max(0, invocation.remainingMs()));
+      this.armWatchdog();
+    }
     const settled = await done;
-    clearTimeout(timer);
+    if (timer) clearTimeout(timer);
     endInvocation(invocation);
     this.invocations.delete(id);
     return { settled, logs: invocation.logs };

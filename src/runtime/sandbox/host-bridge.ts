@@ -18,7 +18,7 @@ export interface BridgeSettings {
 /** Host-side state of one formula call: its logs, and what to cancel when it ends. */
 export class Invocation {
   readonly logs: LogLine[] = [];
-  readonly controller = new AbortController();
+  private abortController: AbortController | null = null;
   readonly timers = new Map<NodeJS.Timeout, number>();
   finished = false;
   constructor(
@@ -27,6 +27,14 @@ export class Invocation {
     readonly deadline: number,
     readonly timeoutMs: number,
   ) {}
+  // Created on first use: an AbortController costs more than a whole synchronous formula call.
+  get signal(): AbortSignal {
+    this.abortController ??= new AbortController();
+    return this.abortController.signal;
+  }
+  abort(): void {
+    this.abortController?.abort();
+  }
   remainingMs(): number {
     return Math.max(0, this.deadline - performance.now());
   }
@@ -125,11 +133,11 @@ export function createBridge(
             policy: settings.policy,
             timeoutMs: Math.max(1, Math.min(settings.fetchTimeoutMs, invocation.remainingMs())),
             maxResponseBytes: settings.maxResponseBytes,
-            signal: invocation.controller.signal,
+            signal: invocation.signal,
           })
         : op.startsWith('bt.')
           ? invocation.bt
-            ? btCall(invocation.bt, op, payload, invocation.controller.signal)
+            ? btCall(invocation.bt, op, payload, invocation.signal)
             : Promise.reject(new Error('req.bt is not configured for this reactor'))
           : Promise.reject(new Error(`Unknown operation ${op}`));
     work.then(
@@ -151,7 +159,7 @@ export function createBridge(
 /** Ends a call on the host: pending timers and requests are cancelled; their isolate-side promises never settle. */
 export function endInvocation(invocation: Invocation): void {
   invocation.finished = true;
-  invocation.controller.abort();
+  invocation.abort();
   for (const timer of invocation.timers.keys()) clearTimeout(timer);
   invocation.timers.clear();
 }
