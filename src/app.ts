@@ -8,7 +8,10 @@ import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import type { Services } from './services.ts';
-import { loadMasterKey } from './tokens/vault.ts';
+import { createTokenService } from './tokens/service.ts';
+import { createVault, loadMasterKey } from './tokens/vault.ts';
+import { createTransactionService } from './transactions/service.ts';
+import { startSweeper } from './transactions/sweeper.ts';
 
 /** Everything a gateway process runs, built in one place and closed in reverse order. */
 export interface App {
@@ -52,7 +55,14 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         invocationKeySecret: deriveKey(masterKey, 'invocation-keys'),
         maxNameLength: config.limits.maxNameLength,
       }),
+      tokens: createTokenService({
+        db: database.db,
+        vault: createVault(masterKey),
+        maxTokensPerRequest: config.limits.maxTokensPerRequest,
+      }),
+      transactions: createTransactionService({ db: database.db, ttlMs: config.transactions.ttlMs }),
     };
+    closers.push(startSweeper(() => services.transactions.sweepExpired(), config.sweepIntervalMs, log));
     const yoga = createGraphQLHandler(services, log);
     return {
       config,

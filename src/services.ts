@@ -1,6 +1,8 @@
 import type { AuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import type { FormulaRuntime } from './runtime/pool.ts';
+import type { TokenService } from './tokens/service.ts';
+import type { TransactionService } from './transactions/service.ts';
 
 /**
  * Every feature's service, built once in app.ts and handed to resolvers through the GraphQL context.
@@ -9,6 +11,10 @@ import type { FormulaRuntime } from './runtime/pool.ts';
 export interface Services {
   config: Config;
   auth: AuthService;
+  /** Tokens: create, read, delete; detokenizing react's args and tokenizing its results. */
+  tokens: TokenService;
+  /** Transactions of token writes, and the sweep of expired transactions and tokens. */
+  transactions: TransactionService;
   /** The sandbox: runs formula code in isolates on worker threads. */
   runtime: FormulaRuntime;
 }

@@ -1,7 +1,9 @@
 import type { AuthTables } from '../auth/tables.ts';
+import type { TokenTables } from '../tokens/tables.ts';
+import type { TransactionTables } from '../transactions/tables.ts';
 
 /**
  * The whole database as Kysely sees it: each feature declares its own tables next to its store
  * (`src/<feature>/tables.ts`) and this interface joins them.
  */
-export interface Database extends AuthTables {}
+export interface Database extends AuthTables, TokenTables, TransactionTables {}

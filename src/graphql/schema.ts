@@ -4,5 +4,7 @@ import './root-types.ts';
 import './scalars.ts';
 import './error-types.ts';
 import '../auth/schema.ts';
+import '../tokens/schema.ts';
+import '../transactions/schema.ts';
 
 export const schema = lexicographicSortSchema(builder.toSchema({ sortSchema: false }));

@@ -1,0 +1,137 @@
+import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
+import { builder } from '../graphql/builder.ts';
+import { principalOf } from '../graphql/context.ts';
+import type { Token } from './service.ts';
+import { DEFAULT_CONTAINERS } from './token-input.ts';
+
+export const TokenTypeEnum = builder.enumType('TokenType', {
+  description: 'What kind of data a token holds, which decides how its data is validated and masked.',
+  values: {
+    TOKEN: { description: `Generic data: a non-empty string, number, boolean, object or array. Default container ${DEFAULT_CONTAINERS.TOKEN}.` },
+    CARD: {
+      description: `A payment card: { number, expiration_month, expiration_year, cvc? }. Default container ${DEFAULT_CONTAINERS.CARD}.`,
+    },
+    BANK: { description: `A US bank account: { routing_number, account_number }. Default container ${DEFAULT_CONTAINERS.BANK}.` },
+  },
+});
+
+export const TokenRef = builder.objectRef<Token>('Token').implement({
+  description: 'Sensitive data kept encrypted at rest, referenced by its id (e.g. in reactor args as `{{ <id> }}`).',
+  fields: (t) => ({
+    id: t.expose('id', { type: 'UUID', description: 'Unique identifier of the token.' }),
+    type: t.field({ type: TokenTypeEnum, description: 'The token type.', resolve: (token) => token.type }),
+    data: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'The decrypted data; null unless the API key holds `token:read` (the data is not decrypted then).',
+      resolve: (token) => token.data,
+    }),
+    mask: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'The non-sensitive part of the data (card: bin, last4, brand, expiry; bank: last4); null for TOKEN.',
+      resolve: (token) => token.mask,
+    }),
+    fingerprint: t.exposeString('fingerprint', {
+      description: 'Keyed hash of the type and data: equal data of a tenant has equal fingerprints, without revealing it.',
+    }),
+    metadata: t.field({
+      type: 'JSONObject',
+      description: 'Non-sensitive key-value pairs stored in plaintext alongside the token.',
+      resolve: (token) => token.metadata,
+    }),
+    containers: t.exposeStringList('containers', {
+      description: 'Access containers of the token, paths like `/pci/high/`.',
+    }),
+    createdBy: t.expose('createdBy', { type: 'UUID', description: 'The application that created the token.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the token was created.' }),
+    expiresAt: t.expose('expiresAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the token expires (it is invisible from then on and purged later); null for never.',
+    }),
+  }),
+});
+
+const CreateTokenInput = builder.inputType('CreateTokenInput', {
+  description: 'A new token.',
+  fields: (t) => ({
+    type: t.field({ type: TokenTypeEnum, required: true, description: 'The token type.' }),
+    data: t.field({ type: 'JSON', required: true, description: 'The sensitive data, validated by type.' }),
+    metadata: t.field({
+      type: 'JSONObject',
+      required: false,
+      description: 'Non-sensitive key-value pairs (string, number, boolean or null values; at most 50), stored unencrypted.',
+    }),
+    containers: t.stringList({
+      required: false,
+      description: 'Container paths like `/general/high/` (1 to 10); defaults by type (see `TokenType`).',
+    }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      required: false,
+      description: 'When the token expires; must be in the future. Omit for a token that never expires.',
+    }),
+  }),
+});
+
+const transactionIdArg = (description: string) => ({ type: 'UUID' as const, required: false, description });
+
+builder.queryField('token', (t) =>
+  t.field({
+    type: TokenRef,
+    nullable: true,
+    description:
+      'A token of the tenant by id; null when there is none, it expired, it was created in a transaction not yet ' +
+      "committed (unless read in that transaction), or it is another tenant's.",
+    authScopes: { permission: 'token:read' },
+    args: {
+      id: t.arg({ type: 'UUID', required: true, description: 'The token id.' }),
+      transactionId: t.arg(
+        transactionIdArg('Read inside this open transaction (sees its pending writes); defaults to the BT-TRANSACTION-ID header.'),
+      ),
+    },
+    resolve: async (_root, { id, transactionId }, context) =>
+      (await context.services.tokens.token(principalOf(context), id, transactionId ?? context.transactionIdHeader)) ??
+      null,
+  }),
+);
+
+builder.mutationField('createToken', (t) =>
+  t.field({
+    type: TokenRef,
+    description: 'Validates, encrypts and stores a token. Public applications may call this (`token:create`).',
+    authScopes: { permission: 'token:create' },
+    errors: { types: [BadRequestError, NotFoundError, ConflictError] },
+    args: {
+      input: t.arg({ type: CreateTokenInput, required: true, description: 'The token.' }),
+      transactionId: t.arg(
+        transactionIdArg(
+          'Create inside this open transaction: invisible to others until commit, removed on rollback. Defaults to ' +
+            'the BT-TRANSACTION-ID header.',
+        ),
+      ),
+    },
+    resolve: (_root, { input, transactionId }, context) =>
+      context.services.tokens.createToken(principalOf(context), input, transactionId ?? context.transactionIdHeader),
+  }),
+);
+
+builder.mutationField('deleteToken', (t) =>
+  t.field({
+    type: TokenRef,
+    description:
+      'Deletes a token and returns it as it was. In a transaction the delete happens on commit; a token held by ' +
+      'another open transaction cannot be deleted (CONFLICT).',
+    authScopes: { permission: 'token:delete' },
+    errors: { types: [NotFoundError, ConflictError] },
+    args: {
+      id: t.arg({ type: 'UUID', required: true, description: 'The token id.' }),
+      transactionId: t.arg(
+        transactionIdArg('Delete inside this open transaction (on commit). Defaults to the BT-TRANSACTION-ID header.'),
+      ),
+    },
+    resolve: (_root, { id, transactionId }, context) =>
+      context.services.tokens.deleteToken(principalOf(context), id, transactionId ?? context.transactionIdHeader),
+  }),
+);

@@ -1,0 +1,199 @@
+import type { Kysely, Transaction as DbTransaction } from 'kysely';
+import type { Principal } from '../auth/service.ts';
+import { newId } from '../db/ids.ts';
+import type { Database } from '../db/tables.ts';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
+import * as transactionStore from '../transactions/store.ts';
+import { enlistInTransaction, readableTransactionId } from '../transactions/service.ts';
+import { type DetokenizableToken, detokenize } from './expressions/index.ts';
+import * as store from './store.ts';
+import type { TokenRow } from './tables.ts';
+import type { TokenType } from './token-data.ts';
+import { type ValidTokenRequest, validateTokenRequest } from './token-input.ts';
+import { planTokenization } from './tokenize.ts';
+import type { Vault } from './vault.ts';
+
+/** A token as a caller sees it. */
+export interface Token {
+  id: string;
+  type: TokenType;
+  /** The decrypted data, or null when the caller lacks `token:read` (nothing is decrypted then). */
+  data: unknown;
+  mask: unknown;
+  fingerprint: string;
+  metadata: Record<string, unknown>;
+  containers: string[];
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+export interface CreateTokenInput {
+  type: TokenType;
+  data?: unknown;
+  metadata?: Record<string, unknown> | null;
+  containers?: string[] | null;
+  expiresAt?: Date | null;
+}
+
+export type TokenService = ReturnType<typeof createTokenService>;
+
+export function createTokenService(deps: { db: Kysely<Database>; vault: Vault; maxTokensPerRequest: number }) {
+  const { db, vault } = deps;
+
+  function decryptData(row: TokenRow): unknown {
+    // PGlite returns bytea as a Uint8Array, pg as a Buffer.
+    return JSON.parse(vault.decrypt(row.tenant_id, row.id, Buffer.from(row.data)));
+  }
+
+  function toToken(principal: Principal, row: TokenRow, knownData?: unknown): Token {
+    const mayRead = principal.permissions.has('token:read');
+    return {
+      id: row.id,
+      type: row.type,
+      data: mayRead ? (knownData !== undefined ? knownData : decryptData(row)) : null,
+      mask: row.mask ?? null,
+      fingerprint: row.fingerprint,
+      metadata: row.metadata,
+      containers: row.containers,
+      createdBy: row.created_by,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  function toDetokenizable(row: TokenRow): DetokenizableToken {
+    return {
+      id: row.id,
+      type: row.type,
+      data: decryptData(row),
+      metadata: row.metadata,
+      containers: row.containers,
+      createdAt: row.created_at.toISOString(),
+      expiresAt: row.expires_at?.toISOString() ?? null,
+      fingerprint: row.fingerprint,
+      mask: row.mask ?? null,
+    };
+  }
+
+  function sealed(tenantId: string, id: string, request: ValidTokenRequest, createdBy: string, transactionId: string | null) {
+    return {
+      id,
+      type: request.type,
+      data: vault.encrypt(tenantId, id, JSON.stringify(request.data)),
+      mask: request.mask === null || request.mask === undefined ? null : JSON.stringify(request.mask),
+      fingerprint: vault.fingerprint(tenantId, request.type, request.data),
+      metadata: JSON.stringify(request.metadata),
+      containers: request.containers,
+      created_by: createdBy,
+      expires_at: request.expiresAt,
+      transaction_id: transactionId,
+    };
+  }
+
+  /** Runs `write` in one database transaction, enlisted in `transactionId` when one is given. */
+  function inTransaction<T>(
+    principal: Principal,
+    transactionId: string | null | undefined,
+    write: (trx: DbTransaction<Database>, enlistedIn: string | null) => Promise<T>,
+  ): Promise<T> {
+    return db.transaction().execute(async (trx) => {
+      const enlistedIn = transactionId ? await enlistInTransaction(trx, principal.tenantId, transactionId) : null;
+      return write(trx, enlistedIn);
+    });
+  }
+
+  return {
+    /**
+     * Validates, encrypts and stores a token. Inside an open transaction it stays invisible to everyone else until
+     * the transaction commits, and disappears if it rolls back.
+     */
+    async createToken(principal: Principal, input: CreateTokenInput, transactionId?: string | null): Promise<Token> {
+      const request = validateTokenRequest(input, new Date());
+      return inTransaction(principal, transactionId, async (trx, enlistedIn) => {
+        const row = sealed(principal.tenantId, newId(), request, principal.applicationId, enlistedIn);
+        const [stored] = await store.insertTokens(trx, principal.tenantId, [row]);
+        return toToken(principal, stored as TokenRow, request.data);
+      });
+    },
+
+    /** A live, visible token of the caller's tenant (committed, or pending in `transactionId`), or undefined. */
+    async token(principal: Principal, id: string, transactionId?: string | null): Promise<Token | undefined> {
+      const row = await store.findVisibleToken(db, principal.tenantId, id, readableTransactionId(transactionId));
+      return row ? toToken(principal, row) : undefined;
+    },
+
+    /**
+     * Deletes a token. Inside a transaction the delete is held until commit (the token stays visible to others until
+     * then, and hidden inside the transaction at once); a token already held by another open transaction -> CONFLICT.
+     * A token created in the same transaction is simply removed. Returns the token as it was.
+     */
+    async deleteToken(principal: Principal, id: string, transactionId?: string | null): Promise<Token> {
+      return inTransaction(principal, transactionId, async (trx, enlistedIn) => {
+        const row = await store.lockVisibleToken(trx, principal.tenantId, id, enlistedIn);
+        if (!row) throw new NotFoundError('Token not found.');
+        const deleted = toToken(principal, row);
+        if (enlistedIn !== null && row.transaction_id === enlistedIn) {
+          await store.deleteToken(trx, principal.tenantId, id);
+          return deleted;
+        }
+        if (row.deleting_transaction_id !== null) {
+          const holder = await transactionStore.findTransaction(trx, principal.tenantId, row.deleting_transaction_id);
+          // An expired holder that the sweeper has not reached yet no longer holds anything.
+          if (holder?.current_status === 'OPEN') {
+            throw new ConflictError('The token is held by another open transaction.', {
+              errors: { id: ['is enlisted in another open transaction'] },
+            });
+          }
+        }
+        if (enlistedIn !== null) await store.holdForDeletion(trx, principal.tenantId, id, enlistedIn);
+        else await store.deleteToken(trx, principal.tenantId, id);
+        return deleted;
+      });
+    },
+
+    /**
+     * For `react`: replaces every `{{ ... }}` expression in `args` with token data. All referenced tokens are loaded
+     * in one tenant-scoped query (live, committed or pending in `transactionId`) and decrypted; the caller needs
+     * `token:use` (ForbiddenError otherwise) as soon as there is an expression. Unknown, expired, invisible and other
+     * tenants' ids are all reported alike by `detokenize`: BAD_REQUEST naming the expression. More than `maxTokens`
+     * distinct tokens -> BAD_REQUEST.
+     */
+    async detokenizeArgs(
+      principal: Principal,
+      args: unknown,
+      options: { transactionId?: string | null; maxTokens: number },
+    ): Promise<unknown> {
+      const transactionId = readableTransactionId(options.transactionId);
+      return detokenize(
+        args,
+        async (ids) => {
+          if (!principal.permissions.has('token:use')) {
+            throw new ForbiddenError('Detokenizing args requires the token:use permission.');
+          }
+          const rows = await store.findVisibleTokens(db, principal.tenantId, ids, transactionId);
+          return new Map(rows.map((row) => [row.id, toDetokenizable(row)]));
+        },
+        { maxTokens: options.maxTokens },
+      );
+    },
+
+    /**
+     * For `react`: turns a formula's `tokenize` block into tokens and returns the same shape with each tokenized
+     * value replaced by its token id (the exact rule is `planTokenization`'s, in ./tokenize.ts). Validated as
+     * createToken validates, at most `maxTokensPerRequest` tokens, stored in one database transaction (all or
+     * nothing), inside `transactionId` when given. No permission is checked here: the caller may invoke the reactor.
+     */
+    async tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown> {
+      const plan = planTokenization(tokenize, { now: new Date(), maxTokens: deps.maxTokensPerRequest, newId });
+      if (plan.tokens.length === 0) return plan.result;
+      await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
+        const rows = plan.tokens.map(({ id, request }) =>
+          sealed(principal.tenantId, id, request, principal.applicationId, enlistedIn),
+        );
+        await store.insertTokens(trx, principal.tenantId, rows);
+      });
+      return plan.result;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { TokenType } from './token-data.ts';
+
+export interface TokensTable {
+  id: string;
+  tenant_id: string;
+  type: TokenType;
+  /** vault.encrypt(tenant, id, JSON of the data): never the plaintext. */
+  data: Buffer;
+  /** The part of the data that may be shown without `token:read` (card: bin, last4...); null for TOKEN. */
+  mask: ColumnType<unknown, string | null, string | null>;
+  fingerprint: string;
+  metadata: ColumnType<Record<string, unknown>, string, string>;
+  containers: ColumnType<string[], string[], string[]>;
+  created_by: string;
+  created_at: Generated<Date>;
+  expires_at: Date | null;
+  /** Set while the token was created in a transaction that is still open: invisible outside it until commit. */
+  transaction_id: string | null;
+  /** Set while an open transaction holds the token for deletion: deleted on commit, released on rollback. */
+  deleting_transaction_id: string | null;
+}
+
+export interface TokenTables {
+  tokens: TokensTable;
+}
+
+export type TokenRow = Selectable<TokensTable>;

@@ -1,0 +1,78 @@
+import { BadRequestError } from '../errors.ts';
+import { isPlainObject, type TokenRequest, type ValidTokenRequest, validateTokenRequest } from './token-input.ts';
+
+export interface PlannedToken {
+  id: string;
+  request: ValidTokenRequest;
+}
+
+export interface TokenizationPlan {
+  /** `tokenize` with every tokenized value replaced by the id its token will have. */
+  result: unknown;
+  tokens: PlannedToken[];
+}
+
+const TOKEN_REQUEST_KEYS = new Set(['type', 'data', 'metadata', 'containers', 'expiresAt', 'expires_at']);
+const MAX_DEPTH = 32;
+
+/**
+ * A value a formula wrote as a token create request: a plain object with a string `type` and a `data` member and no
+ * members but those of a request (`metadata`, `containers`, `expiresAt` or BT's `expires_at`).
+ */
+export function isTokenRequest(value: unknown): value is TokenRequest & { expires_at?: unknown } {
+  return (
+    isPlainObject(value) &&
+    typeof value.type === 'string' &&
+    'data' in value &&
+    Object.keys(value).every((key) => TOKEN_REQUEST_KEYS.has(key))
+  );
+}
+
+/**
+ * Plans the tokens of a formula's `tokenize` block, "in the same way requests are tokenized via the Tokenize
+ * endpoint". The rule, applied from the root down:
+ * - `null` or `undefined` stays as it is (there is nothing to tokenize); object members that are `undefined` drop.
+ * - a token request (see `isTokenRequest`) becomes that token;
+ * - any other plain object is walked, each member by this same rule (so requests may sit at any depth);
+ * - any other value (string, number, boolean, array) becomes a `TOKEN` token with that value as its data.
+ * The result has the same shape with each tokenized value replaced by its token's id. Every request is validated as
+ * createToken validates (errors keyed by path, e.g. `tokenize.card.data.number`) before anything is stored, and more
+ * than `maxTokens` tokens is refused, so a plan is all or nothing.
+ */
+export function planTokenization(
+  tokenize: unknown,
+  options: { now: Date; maxTokens: number; newId: () => string },
+): TokenizationPlan {
+  const tokens: PlannedToken[] = [];
+
+  const plan = (request: TokenRequest, path: string): string => {
+    if (tokens.length >= options.maxTokens) {
+      const message = `A tokenize block may create at most ${options.maxTokens} tokens.`;
+      throw BadRequestError.forFields({ tokenize: [message] }, message);
+    }
+    const id = options.newId();
+    tokens.push({ id, request: validateTokenRequest(request, options.now, path) });
+    return id;
+  };
+
+  const walk = (value: unknown, path: string, depth: number): unknown => {
+    if (value === null || value === undefined) return value;
+    if (depth > MAX_DEPTH) {
+      throw BadRequestError.forFields({ [path]: [`is nested deeper than ${MAX_DEPTH} levels`] });
+    }
+    if (isTokenRequest(value)) {
+      const { expires_at: expiresAtSnake, ...request } = value;
+      return plan({ ...request, expiresAt: request.expiresAt ?? expiresAtSnake }, path);
+    }
+    if (isPlainObject(value)) {
+      const result: Record<string, unknown> = {};
+      for (const [key, member] of Object.entries(value)) {
+        if (member !== undefined) result[key] = walk(member, `${path}.${key}`, depth + 1);
+      }
+      return result;
+    }
+    return plan({ type: 'TOKEN', data: value }, path);
+  };
+
+  return { result: walk(tokenize, 'tokenize', 0), tokens };
+}

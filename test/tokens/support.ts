@@ -1,0 +1,101 @@
+import type { Principal } from '../../src/auth/service.ts';
+import type { GraphQLResponse, TestGateway, TestTenant } from '../support/gateway.ts';
+
+/** GraphQL documents and helpers shared by the token and transaction tests. */
+
+export const TOKEN_FIELDS = 'id type data mask fingerprint metadata containers createdBy createdAt expiresAt';
+const ERROR_FIELDS = '... on Error { code status message errors }';
+
+export const CREATE_TOKEN = `mutation($input: CreateTokenInput!, $tx: UUID) { createToken(input: $input, transactionId: $tx) {
+  __typename ... on Token { ${TOKEN_FIELDS} } ${ERROR_FIELDS} } }`;
+export const READ_TOKEN = `query($id: UUID!, $tx: UUID) { token(id: $id, transactionId: $tx) { ${TOKEN_FIELDS} } }`;
+export const DELETE_TOKEN = `mutation($id: UUID!, $tx: UUID) { deleteToken(id: $id, transactionId: $tx) {
+  __typename ... on Token { id } ${ERROR_FIELDS} } }`;
+
+const TRANSACTION_FIELDS = 'id createdAt createdBy expiresAt status';
+export const CREATE_TRANSACTION = `mutation { createTransaction { ${TRANSACTION_FIELDS} } }`;
+export const READ_TRANSACTION = `query($id: UUID!) { transaction(id: $id) { ${TRANSACTION_FIELDS} } }`;
+export const COMMIT_TRANSACTION = `mutation($id: UUID!) { commitTransaction(id: $id) {
+  __typename ... on Transaction { ${TRANSACTION_FIELDS} } ${ERROR_FIELDS} } }`;
+export const ROLLBACK_TRANSACTION = `mutation($id: UUID!) { rollbackTransaction(id: $id) {
+  __typename ... on Transaction { ${TRANSACTION_FIELDS} } ${ERROR_FIELDS} } }`;
+
+export const UNKNOWN_ID = '01a204cc-a83d-77b0-9658-e28eab878300';
+
+export const CARD_NUMBER = '4242424242424242';
+export function card(overrides: Record<string, unknown> = {}) {
+  return {
+    number: CARD_NUMBER,
+    expiration_month: 12,
+    expiration_year: new Date().getUTCFullYear() + 3,
+    cvc: '123',
+    ...overrides,
+  };
+}
+
+export function data<T = any>(response: GraphQLResponse, field: string): T {
+  if (response.errors) throw new Error(`GraphQL errors: ${JSON.stringify(response.errors)}`);
+  return response.data?.[field] as T;
+}
+
+export async function createToken(
+  gateway: TestGateway,
+  key: string,
+  input: Record<string, unknown>,
+  tx?: string,
+): Promise<any> {
+  return data(await gateway.gql(CREATE_TOKEN, { input, tx }, key), 'createToken');
+}
+
+export async function readToken(gateway: TestGateway, key: string, id: string, tx?: string): Promise<any> {
+  return data(await gateway.gql(READ_TOKEN, { id, tx }, key), 'token');
+}
+
+export async function deleteToken(gateway: TestGateway, key: string, id: string, tx?: string): Promise<any> {
+  return data(await gateway.gql(DELETE_TOKEN, { id, tx }, key), 'deleteToken');
+}
+
+export async function createTransaction(gateway: TestGateway, key: string): Promise<any> {
+  return data(await gateway.gql(CREATE_TRANSACTION, {}, key), 'createTransaction');
+}
+
+export async function commit(gateway: TestGateway, key: string, id: string): Promise<any> {
+  return data(await gateway.gql(COMMIT_TRANSACTION, { id }, key), 'commitTransaction');
+}
+
+export async function rollback(gateway: TestGateway, key: string, id: string): Promise<any> {
+  return data(await gateway.gql(ROLLBACK_TRANSACTION, { id }, key), 'rollbackTransaction');
+}
+
+/** A new application of the tenant with exactly these permissions; returns its key. */
+export async function applicationKey(
+  gateway: TestGateway,
+  tenant: TestTenant,
+  type: 'PRIVATE' | 'PUBLIC',
+  permissions: string[],
+): Promise<string> {
+  const result = await gateway.gql(
+    `mutation($input: CreateApplicationInput!) { createApplication(input: $input) {
+      __typename ... on CreateApplicationPayload { key } } }`,
+    { input: { name: `${type} ${permissions.join(' ')}`, type, permissions } },
+    tenant.managementKey,
+  );
+  const key = data(result, 'createApplication')?.key;
+  if (!key) throw new Error(`createApplication failed: ${JSON.stringify(result)}`);
+  return key;
+}
+
+export async function principalFor(gateway: TestGateway, key: string): Promise<Principal> {
+  const principal = await gateway.app.services.auth.authenticate(key);
+  if (!principal) throw new Error('unknown key');
+  return principal;
+}
+
+/** Moves a token's or transaction's expiry into the past, as if its time had come. */
+export async function expireNow(gateway: TestGateway, table: 'tokens' | 'transactions', id: string): Promise<void> {
+  await gateway.app.database.db
+    .updateTable(table)
+    .set({ expires_at: new Date(Date.now() - 1_000) })
+    .where('id', '=', id)
+    .execute();
+}
