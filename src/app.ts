@@ -1,11 +1,14 @@
 import { hkdfSync } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import type { KyselyPlugin } from 'kysely';
 import { createAuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
+import { createFormulaService } from './formulas/service.ts';
 import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
+import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import type { Services } from './services.ts';
 import { createTokenService } from './tokens/service.ts';
@@ -26,12 +29,15 @@ export interface App {
 export interface AppOptions {
   /** Overrides config.database (tests use an in-memory PGlite or a fresh Postgres database). */
   database?: DatabaseTarget;
+  /** Wraps every query (tests count them to prove batching). */
+  queryPlugin?: KyselyPlugin;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const target = options.database ?? config.database;
   if (target.kind === 'pglite' && target.dataDir) mkdirSync(target.dataDir, { recursive: true });
   const database = await openDatabase(target);
+  if (options.queryPlugin) database.db = database.db.withPlugin(options.queryPlugin);
   const closers: (() => Promise<void>)[] = [() => database.close()];
   try {
     await migrateToLatest(database.db);
@@ -55,6 +61,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         invocationKeySecret: deriveKey(masterKey, 'invocation-keys'),
         maxNameLength: config.limits.maxNameLength,
       }),
+      formulas: createFormulaService({ db: database.db, runtime, limits: config.limits }),
+      reactors: createReactorService({ db: database.db }),
       tokens: createTokenService({
         db: database.db,
         vault: createVault(masterKey),

@@ -1,5 +1,7 @@
 import type { AuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
+import type { FormulaService } from './formulas/service.ts';
+import type { ReactorService } from './reactors/service.ts';
 import type { FormulaRuntime } from './runtime/pool.ts';
 import type { TokenService } from './tokens/service.ts';
 import type { TransactionService } from './transactions/service.ts';
@@ -11,6 +13,8 @@ import type { TransactionService } from './transactions/service.ts';
 export interface Services {
   config: Config;
   auth: AuthService;
+  formulas: FormulaService;
+  reactors: ReactorService;
   /** Tokens: create, read, delete; detokenizing react's args and tokenizing its results. */
   tokens: TokenService;
   /** Transactions of token writes, and the sweep of expired transactions and tokens. */

@@ -1,4 +1,6 @@
 import type { AuthTables } from '../auth/tables.ts';
+import type { FormulaTables } from '../formulas/tables.ts';
+import type { ReactorTables } from '../reactors/tables.ts';
 import type { TokenTables } from '../tokens/tables.ts';
 import type { TransactionTables } from '../transactions/tables.ts';
 
@@ -6,4 +8,4 @@ import type { TransactionTables } from '../transactions/tables.ts';
  * The whole database as Kysely sees it: each feature declares its own tables next to its store
  * (`src/<feature>/tables.ts`) and this interface joins them.
  */
-export interface Database extends AuthTables, TokenTables, TransactionTables {}
+export interface Database extends AuthTables, FormulaTables, ReactorTables, TokenTables, TransactionTables {}

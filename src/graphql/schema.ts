@@ -4,6 +4,8 @@ import './root-types.ts';
 import './scalars.ts';
 import './error-types.ts';
 import '../auth/schema.ts';
+import '../formulas/schema.ts';
+import '../reactors/schema.ts';
 import '../tokens/schema.ts';
 import '../transactions/schema.ts';
 

@@ -60,6 +60,23 @@ function collectConfiguration(
   return result;
 }
 
+/**
+ * Name and configuration of a reactor being created or replaced, checked together so one BAD_REQUEST lists every
+ * bad field, along with `knownErrors` the caller found on its own (an unknown formula or application). With a null
+ * `contract` (the formula is unknown) the configuration is not checked: there is nothing to check it against.
+ */
+export function validateReactorInput(
+  input: { name: unknown; configuration: unknown },
+  contract: ConfigurationOption[] | null,
+  knownErrors: FieldErrors = {},
+): { name: string; configuration: Record<string, ConfigurationValue> } {
+  const errors: FieldErrors = { ...knownErrors };
+  const name = collectName(input.name, DEFAULT_FORMULA_LIMITS.maxNameLength, errors);
+  const configuration = contract ? collectConfiguration(contract, input.configuration, errors) : {};
+  if (Object.keys(errors).length > 0) throw BadRequestError.forFields(errors, 'The reactor is invalid.');
+  return { name, configuration };
+}
+
 /** Returns the trimmed name, or throws BAD_REQUEST `name`. */
 export function validateReactorName(name: unknown, maxLength = DEFAULT_FORMULA_LIMITS.maxNameLength): string {
   const errors: FieldErrors = {};
