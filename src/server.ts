@@ -5,6 +5,7 @@ import type { Disposable } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.ts';
+import { createGraphQLFastPath, maxRequestBodyBytes } from './graphql/fast-path.ts';
 import { apiKeyFrom } from './graphql/yoga.ts';
 
 export interface RunningServer {
@@ -15,8 +16,16 @@ export interface RunningServer {
 }
 
 /** node:http with Yoga for HTTP and graphql-ws (subprotocol graphql-transport-ws) on the same port and path. */
-export async function startServer(app: App, options: { port: number; host: string }): Promise<RunningServer> {
+export async function startServer(
+  app: App,
+  options: { port: number; host: string; /** false sends every request through Yoga's own handler (tests). */ fastPath?: boolean },
+): Promise<RunningServer> {
   const { yoga, log } = app;
+  // Plain JSON POSTs skip Yoga's per-request stream machinery (src/graphql/fast-path.ts); the rest is Yoga's.
+  const fastPath =
+    options.fastPath === false
+      ? () => false
+      : createGraphQLFastPath(yoga, { maxBodyBytes: maxRequestBodyBytes(app.config.limits.maxArgsBytes) });
   const server = http.createServer((req, res) => {
     if (req.url === '/health') return void sendJson(res, 200, { status: 'ok' });
     if (req.url === '/ready') {
@@ -26,7 +35,9 @@ export async function startServer(app: App, options: { port: number; host: strin
       );
       return;
     }
-    void yoga(req, res, { requestId: randomUUID() });
+    const serverContext = { requestId: randomUUID() };
+    if (fastPath(req, res, serverContext)) return;
+    void yoga(req, res, serverContext);
   });
   // Keep-alive sockets would hold `server.close()` open for their idle timeout.
   server.keepAliveTimeout = 5_000;
@@ -74,6 +85,7 @@ export async function startServer(app: App, options: { port: number; host: strin
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host}:${port}/graphql`;
+  app.setSelfUrl(`http://127.0.0.1:${port}/graphql`);
   log.info({ url }, 'reactor-gateway listening');
 
   return {

@@ -4,6 +4,7 @@ import { createYoga } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
+import { maxRequestBodyBytes } from './fast-path.ts';
 import { maskError } from './graphql-errors.ts';
 import { schema } from './schema.ts';
 
@@ -54,6 +55,8 @@ export function createGraphQLHandler(services: Services, log: Logger) {
     landingPage: false,
     graphiql: { title: 'reactor-gateway', subscriptionsProtocol: 'WS' },
     logging: false,
+    // The same limit as the fast path (args up to maxArgsBytes plus room for the rest); Yoga answers 413 above it.
+    maxRequestBodySize: maxRequestBodyBytes(services.config.limits.maxArgsBytes),
     context: (initial) => createContext(services, log, initial),
     maskedErrors: {
       maskError: (error) =>

@@ -1,0 +1,219 @@
+import type http from 'node:http';
+import type { GraphQLHandler } from './yoga.ts';
+
+/**
+ * A shorter road through Yoga for the request almost every client sends: `POST /graphql`, `application/json`, a
+ * known Content-Length, one operation.
+ *
+ * Why it exists (profiled with `node --cpu-prof`, see BENCHMARKS.md): Yoga's node handler turns every request into
+ * a WHATWG `Request` and, since graphql-yoga 5.17's body-size limit, pipes every body through a `TransformStream`
+ * (`stream.pipeline` with its own `AbortController`, a `DOMException` when the pipeline finishes), then writes a
+ * `Response`. That per-request stream and abort machinery, not GraphQL, was most of the cost of `{ __typename }`.
+ *
+ * What it keeps: everything from the parsed params onwards is Yoga's own code. `yoga.getResultForParams` runs the
+ * `onParams` hooks (parameter checks), the envelop pipeline (`getEnveloped`: parse and validation caches, graphql-
+ * armor, our context factory, execute, error masking) and the `onExecutionResult` hooks; the `onResultProcess`
+ * hooks then choose the result processor from the `accept` header exactly as `yoga.handle` does. Only the reading
+ * of the body and the writing of the response are ours.
+ *
+ * What it hands to Yoga untouched: other methods and paths, other content types, CORS (`origin`), chunked or
+ * oversized bodies, `accept` asking for a stream (SSE, multipart). After the body is read: invalid JSON, batches
+ * and any params Yoga would reject are replayed through `yoga.fetch` with the same bytes, so their error responses
+ * are Yoga's. `test/graphql/fast-path.test.ts` proves the answers are byte-for-byte the same as Yoga's handler.
+ */
+
+/** The service takes args up to `maxArgsBytes` (5 MB); the rest of the operation needs a little room around them. */
+export function maxRequestBodyBytes(maxArgsBytes: number): number {
+  return maxArgsBytes + 1024 * 1024;
+}
+
+export interface FastPathOptions {
+  /** Same limit as Yoga's `maxRequestBodySize`; a larger body goes to Yoga, which answers 413. */
+  maxBodyBytes: number;
+  endpoint?: string;
+}
+
+type ServerContext = { requestId: string };
+type ResultProcessor = (result: unknown, api: GraphQLHandler['fetchAPI'], mediaType: string) => Response | Promise<Response>;
+
+/**
+ * Two members `yoga.handle` itself uses that Yoga's typings mark private. Pinned Yoga version (package.json); the
+ * differential test fails if either changes shape.
+ */
+interface YogaInternals {
+  maskedErrorsOpts: { maskError(error: unknown, message: string, isDev?: boolean): Error; errorMessage: string; isDev?: boolean } | null;
+  onResultProcessHooks: ((payload: {
+    request: Request;
+    acceptableMediaTypes: string[];
+    result: unknown;
+    setResult(next: unknown): void;
+    resultProcessor: ResultProcessor | undefined;
+    setResultProcessor(next: ResultProcessor, accepted: string): void;
+    serverContext: object;
+  }) => unknown)[];
+}
+type NodeHandler = (req: http.IncomingMessage, res: http.ServerResponse, context: ServerContext) => boolean;
+
+const JSON_CONTENT_TYPE = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;
+const DIGITS = /^\d+$/;
+const PARAM_NAMES = new Set(['query', 'variables', 'operationName', 'extensions']);
+
+/** Returns a handler that answers and returns true, or returns false (nothing read) so the caller uses Yoga. */
+export function createGraphQLFastPath(yoga: GraphQLHandler, options: FastPathOptions): NodeHandler {
+  const endpoint = options.endpoint ?? '/graphql';
+  const { fetchAPI } = yoga;
+  const internals = yoga as unknown as YogaInternals;
+
+  return (req, res, serverContext) => {
+    const headers = req.headers;
+    if (req.method !== 'POST' || req.url !== endpoint) return false;
+    if (headers.origin !== undefined || headers['transfer-encoding'] !== undefined) return false;
+    if (!JSON_CONTENT_TYPE.test(headers['content-type'] ?? '')) return false;
+    if (!acceptsSingleResult(headers.accept)) return false;
+    const declared = headers['content-length'];
+    if (declared === undefined || !DIGITS.test(declared) || Number(declared) > options.maxBodyBytes) return false;
+
+    readBody(req, Number(declared))
+      .then((body) => answer(req, res, serverContext, body))
+      .catch((error: unknown) => {
+        // Only a broken socket gets here (the GraphQL errors are answers); nothing is left to answer to.
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+        req.destroy(error instanceof Error ? error : undefined);
+      });
+    return true;
+  };
+
+  async function answer(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    serverContext: ServerContext,
+    body: Buffer,
+  ): Promise<void> {
+    const url = `http://${req.headers.host ?? 'localhost'}${req.url}`;
+    const params = singleOperationParams(body);
+    if (!params) return writeResponse(res, await viaYoga(url, req, body, serverContext));
+
+    // The body is already read; the Request only carries what the context factory and plugins look at.
+    const request = new fetchAPI.Request(url, { method: 'POST', headers: req.headers as Record<string, string> });
+    const context = { req, res, waitUntil: ignoreRejection, ...serverContext };
+    let result: unknown;
+    try {
+      result = await yoga.getResultForParams({ params, request }, context);
+    } catch (error) {
+      // What `yoga.handle` does with an error thrown outside execution: mask it (our maskError logs it).
+      const masking = internals.maskedErrorsOpts;
+      result = { errors: [masking ? masking.maskError(error, masking.errorMessage, masking.isDev) : error] };
+    }
+    writeResponse(res, await processResult(request, result, context));
+  }
+
+  /** `yoga.handle`'s result step: the `onResultProcess` hooks pick a processor for the `accept` header, or 406. */
+  async function processResult(request: Request, result: unknown, serverContext: object): Promise<Response> {
+    let processor: ResultProcessor | undefined;
+    let mediaType = '*/*';
+    const acceptableMediaTypes: string[] = [];
+    for (const hook of internals.onResultProcessHooks) {
+      await hook({
+        request,
+        acceptableMediaTypes,
+        result,
+        setResult: (next: unknown) => {
+          result = next;
+        },
+        resultProcessor: processor,
+        setResultProcessor: (next: ResultProcessor, accepted: string) => {
+          processor = next;
+          mediaType = accepted;
+        },
+        serverContext,
+      });
+    }
+    if (!processor) {
+      return new fetchAPI.Response(null, {
+        status: 406,
+        statusText: 'Not Acceptable',
+        headers: { accept: acceptableMediaTypes.join('; charset=utf-8, ') },
+      });
+    }
+    return processor(result, fetchAPI, mediaType);
+  }
+
+  /** Replays the bytes through Yoga's fetch handler: its error answers stay its own. */
+  function viaYoga(url: string, req: http.IncomingMessage, body: Buffer, serverContext: ServerContext) {
+    return yoga.fetch(
+      url,
+      { method: 'POST', headers: req.headers as Record<string, string>, body: new Uint8Array(body) },
+      serverContext,
+    );
+  }
+}
+
+/** An `accept` Yoga would answer with one JSON document (not an SSE or multipart stream). */
+function acceptsSingleResult(accept: string | undefined): boolean {
+  if (accept === undefined) return true;
+  const lower = accept.toLowerCase();
+  return !lower.includes('text/event-stream') && !lower.includes('multipart/');
+}
+
+/**
+ * The params of a single operation, shaped the way Yoga's parameter checks accept without comment; anything else
+ * (invalid JSON, a batch, an unknown key, a non-string query) returns undefined so Yoga answers it itself.
+ */
+function singleOperationParams(body: Buffer): Record<string, unknown> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const params = parsed as Record<string, unknown>;
+  for (const key in params) if (!PARAM_NAMES.has(key)) return undefined;
+  if (typeof params.query !== 'string') return undefined;
+  if (!isOptional(params.operationName, 'string')) return undefined;
+  if (!isOptionalObject(params.variables) || !isOptionalObject(params.extensions)) return undefined;
+  return params;
+}
+
+function isOptional(value: unknown, type: 'string'): boolean {
+  return value === undefined || value === null || typeof value === type;
+}
+
+function isOptionalObject(value: unknown): boolean {
+  return value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
+}
+
+/** Reads exactly the declared length (Node's parser guarantees no more); a short body is an aborted request. */
+function readBody(req: http.IncomingMessage, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      chunks.push(chunk);
+    });
+    req.once('end', () => {
+      if (received !== length) reject(new Error('request body shorter than its Content-Length'));
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
+    });
+    req.once('error', reject);
+  });
+}
+
+/** Writes a fetch Response the way whatwg-node's `sendNodeResponse` does for a buffered body. */
+async function writeResponse(res: http.ServerResponse, response: Response): Promise<void> {
+  if (res.destroyed || res.writableEnded) return;
+  const body = response.body === null ? '' : await response.text();
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  if (headers['content-length'] === undefined) headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(response.status, response.statusText || undefined, headers);
+  res.end(body);
+}
+
+function ignoreRejection(promise: Promise<unknown> | void): void {
+  if (promise) promise.catch(() => {});
+}
