@@ -6,6 +6,11 @@ import type { Config } from './config.ts';
 import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { createFormulaService } from './formulas/service.ts';
+import { createEventHub } from './invocations/events.ts';
+import type { PipelineDeps } from './invocations/pipeline.ts';
+import { createJobRunner, type JobRunner } from './invocations/runner.ts';
+import { createInvocationService } from './invocations/service.ts';
+import { createWebhookSender } from './invocations/webhooks.ts';
 import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
 import { createReactorService } from './reactors/service.ts';
@@ -23,6 +28,10 @@ export interface App {
   database: DatabaseHandle;
   services: Services;
   yoga: GraphQLHandler;
+  /** This process's async job runner (tests stop and start it to pick which instance runs jobs). */
+  runner: JobRunner;
+  /** Tells the app where it is reachable, for `req.bt` (set by startServer unless PUBLIC_URL is configured). */
+  setSelfUrl(url: string): void;
   close(): Promise<void>;
 }
 
@@ -52,7 +61,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       egressAllow: config.runtime.egressAllow,
     });
     closers.push(() => runtime.close());
-    const services: Services = {
+    const core = {
       config,
       runtime,
       auth: createAuthService({
@@ -61,15 +70,60 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         invocationKeySecret: deriveKey(masterKey, 'invocation-keys'),
         maxNameLength: config.limits.maxNameLength,
       }),
-      formulas: createFormulaService({ db: database.db, runtime, limits: config.limits }),
-      reactors: createReactorService({ db: database.db }),
       tokens: createTokenService({
         db: database.db,
         vault: createVault(masterKey),
         maxTokensPerRequest: config.limits.maxTokensPerRequest,
       }),
       transactions: createTransactionService({ db: database.db, ttlMs: config.transactions.ttlMs }),
+      formulas: createFormulaService({ db: database.db, runtime, limits: config.limits }),
+      reactors: createReactorService({ db: database.db }),
     };
+    const events = createEventHub(database.notifier, log);
+    await events.start();
+    closers.push(() => events.close());
+    /** Where `req.bt` reaches this gateway; startServer fills it in when PUBLIC_URL does not say. */
+    const selfEndpoint = { url: config.publicUrl ?? null };
+    const pipeline: PipelineDeps = {
+      runtime,
+      tokens: core.tokens,
+      maxTokensPerRequest: config.limits.maxTokensPerRequest,
+      btFor: (applicationId) =>
+        applicationId && selfEndpoint.url
+          ? { endpoint: selfEndpoint.url, apiKey: core.auth.invocationKeyFor(applicationId) }
+          : null,
+    };
+    const services: Services = {
+      ...core,
+      invocations: createInvocationService({ db: database.db, config, reactors: core.reactors, pipeline, events }),
+    };
+    const webhooks = createWebhookSender({
+      secretFor: (tenantId) => deriveKey(masterKey, `webhooks:${tenantId}`),
+      egressAllow: config.runtime.egressAllow,
+      log,
+    });
+    const runner = createJobRunner({
+      db: database.db,
+      auth: core.auth,
+      reactors: core.reactors,
+      pipeline,
+      events,
+      webhooks,
+      log,
+      options: {
+        concurrency: config.jobs.concurrency,
+        leaseGraceMs: config.jobs.leaseMs,
+        resultRetentionMs: config.jobs.resultRetentionMs,
+        pollIntervalMs: 1_000,
+        sweepIntervalMs: Math.min(config.sweepIntervalMs, config.jobs.leaseMs),
+      },
+    });
+    runner.start();
+    // Closed before the runtime and the database it needs (closers run in reverse).
+    closers.push(async () => {
+      await runner.stop();
+      await webhooks.drain();
+    });
     closers.push(startSweeper(() => services.transactions.sweepExpired(), config.sweepIntervalMs, log));
     const yoga = createGraphQLHandler(services, log);
     return {
@@ -78,6 +132,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       database,
       services,
       yoga,
+      runner,
+      setSelfUrl(url) {
+        selfEndpoint.url ??= url;
+      },
       async close() {
         for (const close of closers.reverse()) await close();
       },

@@ -92,6 +92,12 @@ export function createAuthService(deps: {
       return principal;
     },
 
+    /** The principal of an application by id (async runs act as the application that queued them). */
+    async principalFor(applicationId: string): Promise<Principal | null> {
+      const row = await db.selectFrom('applications').selectAll().where('id', '=', applicationId).executeTakeFirst();
+      return row ? toPrincipal(row) : null;
+    },
+
     isAdminKey(key: string | null): boolean {
       if (!key || !deps.adminApiKey) return false;
       const given = Buffer.from(key);

@@ -24,6 +24,8 @@ export const builder = new SchemaBuilder<{
   plugins: [ScopeAuthPlugin, ErrorsPlugin, RelayPlugin, DataloaderPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
+    // Refuse a subscription when it starts, not on its first event.
+    authorizeOnSubscribe: true,
     authScopes: (context) => ({
       authenticated: context.principal !== null,
       permission: (permission) => context.principal?.permissions.has(permission) ?? false,

@@ -4,3 +4,6 @@ builder.queryType({ description: 'Reads. Every field is scoped to the tenant of 
 builder.mutationType({
   description: 'Writes. Expected failures are returned as members of each result union that implement `Error`.',
 });
+builder.subscriptionType({
+  description: 'Live updates over graphql-ws (subprotocol graphql-transport-ws) at the same URL; send the key as `connectionParams.apiKey`.',
+});

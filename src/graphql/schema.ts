@@ -4,9 +4,10 @@ import './root-types.ts';
 import './scalars.ts';
 import './error-types.ts';
 import '../auth/schema.ts';
-import '../formulas/schema.ts';
-import '../reactors/schema.ts';
 import '../tokens/schema.ts';
 import '../transactions/schema.ts';
+import '../formulas/schema.ts';
+import '../reactors/schema.ts';
+import '../invocations/schema.ts';
 
 export const schema = lexicographicSortSchema(builder.toSchema({ sortSchema: false }));

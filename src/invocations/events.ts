@@ -1,0 +1,161 @@
+import { Repeater } from '@repeaterjs/repeater';
+import type { Notifier } from '../db/database.ts';
+import type { ErrorShape } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { RequestStatus } from './tables.ts';
+
+export type ReactorEventType = 'reactor.invoked' | 'reactor.completed' | 'reactor.failed';
+
+export interface ReactorEvent {
+  type: ReactorEventType;
+  tenantId: string;
+  reactor: { id: string; name: string };
+  request: { id: string; invocationType: 'SYNC' | 'ASYNC' };
+  elapsedMs: number | null;
+  error: ErrorShape | null;
+  occurredAt: string;
+}
+
+interface ResultChange {
+  tenantId: string;
+  requestId: string;
+  status: RequestStatus;
+}
+
+const EVENTS_CHANNEL = 'reactor_events';
+const RESULTS_CHANNEL = 'reactor_results';
+/** Postgres refuses NOTIFY payloads of 8000 bytes or more; batches stay well under. */
+const MAX_PAYLOAD_BYTES = 7000;
+const MAX_ERROR_MESSAGE = 500;
+
+/**
+ * Reactor events and result changes between gateway instances, over LISTEN/NOTIFY (Postgres or PGlite).
+ * Every instance LISTENs on two channels and fans out locally, per tenant, to its own subscribers; so a subscriber
+ * on instance A sees what instance B published. Payloads are small: ids and a few scalars (results are re-read from
+ * the table by the subscriber). Publishing is batched per tick: one NOTIFY carries every event of that tick.
+ */
+export function createEventHub(notifier: Notifier, log: Logger) {
+  const eventListeners = new Map<string, Set<(event: ReactorEvent) => void>>();
+  const resultListeners = new Map<string, Set<(change: ResultChange) => void>>();
+  const pending: { channel: string; item: unknown }[] = [];
+  const queuedListeners = new Set<() => void>();
+  let flushScheduled = false;
+  let unlisten: (() => Promise<void>)[] = [];
+
+  function dispatch<T>(listeners: Map<string, Set<(value: T) => void>>, key: string, value: T): void {
+    for (const listener of listeners.get(key) ?? []) listener(value);
+  }
+
+  function onPayload(channel: string, payload: string): void {
+    let items: unknown[];
+    try {
+      items = JSON.parse(payload);
+    } catch {
+      return log.warn({ channel }, 'ignored a malformed notification');
+    }
+    for (const item of items) {
+      if (channel === EVENTS_CHANNEL) dispatch(eventListeners, (item as ReactorEvent).tenantId, item as ReactorEvent);
+      else {
+        const change = item as ResultChange;
+        dispatch(resultListeners, change.requestId, change);
+        if (change.status === 'PENDING') for (const listener of queuedListeners) listener();
+      }
+    }
+  }
+
+  async function flush(): Promise<void> {
+    flushScheduled = false;
+    const batch = pending.splice(0);
+    for (const channel of [EVENTS_CHANNEL, RESULTS_CHANNEL]) {
+      let chunk: string[] = [];
+      let size = 2;
+      const send = async () => {
+        if (chunk.length === 0) return;
+        const payload = `[${chunk.join(',')}]`;
+        chunk = [];
+        size = 2;
+        await notifier.notify(channel, payload).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
+      };
+      for (const { item } of batch.filter((entry) => entry.channel === channel)) {
+        const text = JSON.stringify(item);
+        if (size + text.length + 1 > MAX_PAYLOAD_BYTES) await send();
+        chunk.push(text);
+        size += text.length + 1;
+      }
+      await send();
+    }
+  }
+
+  function enqueue(channel: string, item: unknown): void {
+    pending.push({ channel, item });
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(() => void flush());
+    }
+  }
+
+  function subscribe<T>(listeners: Map<string, Set<(value: T) => void>>, key: string, accept: (value: T) => boolean) {
+    return new Repeater<T>(async (push, stop) => {
+      const listener = (value: T) => {
+        if (accept(value)) void push(value);
+      };
+      let set = listeners.get(key);
+      if (!set) listeners.set(key, (set = new Set()));
+      set.add(listener);
+      await stop;
+      set.delete(listener);
+      if (set.size === 0) listeners.delete(key);
+    });
+  }
+
+  return {
+    async start(): Promise<void> {
+      unlisten = [
+        await notifier.listen(EVENTS_CHANNEL, (payload) => onPayload(EVENTS_CHANNEL, payload)),
+        await notifier.listen(RESULTS_CHANNEL, (payload) => onPayload(RESULTS_CHANNEL, payload)),
+      ];
+    },
+
+    publishEvent(event: ReactorEvent): void {
+      const error = event.error && {
+        ...event.error,
+        message: event.error.message.slice(0, MAX_ERROR_MESSAGE),
+        detail: event.error.detail?.slice(0, MAX_ERROR_MESSAGE) ?? null,
+        // Field messages can be long (and come from formula code): subscribers read them from the result instead.
+        errors: null,
+      };
+      enqueue(EVENTS_CHANNEL, { ...event, error });
+    },
+
+    publishResultChange(change: ResultChange): void {
+      enqueue(RESULTS_CHANNEL, change);
+    },
+
+    /** Events of one tenant (optionally one reactor), from every instance. */
+    events(tenantId: string, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
+      return subscribe(eventListeners, tenantId, (event) => reactorId === null || event.reactor.id === reactorId);
+    },
+
+    /** Signals that a request changed state somewhere; the subscriber re-reads the row. */
+    resultChanges(tenantId: string, requestId: string): AsyncIterableIterator<ResultChange> {
+      return subscribe(resultListeners, requestId, (change) => change.tenantId === tenantId);
+    },
+
+    /** Called whenever any instance queues an async request: wakes the job runners. */
+    onRequestQueued(listener: () => void): () => void {
+      queuedListeners.add(listener);
+      return () => queuedListeners.delete(listener);
+    },
+
+    /** Sends whatever is still queued (shutdown). */
+    flush,
+
+    async close(): Promise<void> {
+      await flush();
+      for (const stop of unlisten) await stop();
+      unlisten = [];
+    },
+  };
+}
+
+export type EventHub = ReturnType<typeof createEventHub>;

@@ -1,0 +1,79 @@
+import type { Principal } from '../auth/service.ts';
+import { BadRequestError, errorFromShape } from '../errors.ts';
+import type { RequestParameter } from '../formulas/rules.ts';
+import type { FormulaRuntime, LogLine } from '../runtime/pool.ts';
+import { validateArgs } from './request-parameters.ts';
+
+/** A reactor with what running it needs, loaded in one query (src/reactors/service.ts). */
+export interface LoadedReactor {
+  reactor: { id: string; name: string; tenantId: string; configuration: Record<string, unknown>; applicationId: string | null };
+  formula: { id: string; code: string; codeHash: string; requestParameters: RequestParameter[] };
+}
+
+/** What the pipeline needs from the token vault (src/tokens/service.ts). */
+export interface TokenPort {
+  detokenizeArgs(
+    principal: Principal,
+    args: unknown,
+    options: { transactionId?: string | null; maxTokens: number },
+  ): Promise<unknown>;
+  tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown>;
+}
+
+export interface ReactorOutput {
+  raw: unknown;
+  tokens: unknown;
+  logs: LogLine[];
+}
+
+export interface PipelineDeps {
+  runtime: FormulaRuntime;
+  tokens: TokenPort;
+  maxTokensPerRequest: number;
+  /** `req.bt`: the endpoint and a short-lived key acting as the reactor's application, or null without one. */
+  btFor(applicationId: string | null): { endpoint: string; apiKey: string } | null;
+}
+
+/**
+ * Steps 4-8 of DESIGN.md section 4, shared by `react` and the async runner: detokenize, validate and cast args
+ * against the formula's request parameters, run the formula in the sandbox, tokenize its `tokenize` block.
+ * Formula failures are thrown as the domain error of their code.
+ */
+export async function runReactor(
+  deps: PipelineDeps,
+  principal: Principal,
+  loaded: LoadedReactor,
+  args: unknown,
+  options: { timeoutMs: number; transactionId: string | null },
+): Promise<ReactorOutput> {
+  const detokenized = await deps.tokens.detokenizeArgs(principal, args ?? {}, {
+    transactionId: options.transactionId,
+    maxTokens: deps.maxTokensPerRequest,
+  });
+  const validArgs = validateArgs(loaded.formula.requestParameters, detokenized);
+  const outcome = await deps.runtime.run({
+    tenantId: loaded.reactor.tenantId,
+    formulaId: loaded.formula.id,
+    code: loaded.formula.code,
+    codeHash: loaded.formula.codeHash,
+    args: validArgs,
+    configuration: loaded.reactor.configuration,
+    bt: deps.btFor(loaded.reactor.applicationId),
+    timeoutMs: options.timeoutMs,
+  });
+  if (!outcome.ok) throw errorFromShape(outcome.error);
+  const tokens =
+    outcome.tokenize === undefined || outcome.tokenize === null
+      ? null
+      : await deps.tokens.tokenizeResult(principal, outcome.tokenize, options.transactionId);
+  return { raw: outcome.raw ?? null, tokens, logs: outcome.logs };
+}
+
+/** The seeds' 5 MB payload limit, measured on the args as JSON. */
+export function checkArgsSize(args: unknown, maxBytes: number): void {
+  if (args === undefined || args === null) return;
+  const bytes = Buffer.byteLength(JSON.stringify(args));
+  if (bytes > maxBytes) {
+    throw BadRequestError.forFields({ args: [`are ${bytes} bytes; the limit is ${maxBytes} bytes`] });
+  }
+}

@@ -1,0 +1,159 @@
+import type { Kysely } from 'kysely';
+import type { Principal } from '../auth/service.ts';
+import type { Config } from '../config.ts';
+import { newId } from '../db/ids.ts';
+import type { Database } from '../db/tables.ts';
+import { BadRequestError, DomainError, NotFoundError } from '../errors.ts';
+import type { EventHub, ReactorEvent } from './events.ts';
+import { checkArgsSize, type LoadedReactor, type PipelineDeps, type ReactorOutput, runReactor } from './pipeline.ts';
+import * as store from './store.ts';
+import type { ReactorRequestRow } from './tables.ts';
+
+export interface ReactorLookup {
+  loadReactorForInvocation(tenantId: string, reactorId: string): Promise<LoadedReactor | null>;
+}
+
+export type InvocationService = ReturnType<typeof createInvocationService>;
+
+const TERMINAL = new Set(['COMPLETED', 'FAILED']);
+
+export function createInvocationService(deps: {
+  db: Kysely<Database>;
+  config: Config;
+  reactors: ReactorLookup;
+  pipeline: PipelineDeps;
+  events: EventHub;
+}) {
+  const { db, config, events } = deps;
+
+  async function loadReactor(principal: Principal, reactorId: string): Promise<LoadedReactor> {
+    const loaded = await deps.reactors.loadReactorForInvocation(principal.tenantId, reactorId);
+    if (!loaded) throw new NotFoundError('Reactor not found.');
+    return loaded;
+  }
+
+  function event(
+    type: ReactorEvent['type'],
+    loaded: LoadedReactor,
+    request: ReactorEvent['request'],
+    extra: { elapsedMs?: number; error?: DomainError } = {},
+  ): void {
+    events.publishEvent({
+      type,
+      tenantId: loaded.reactor.tenantId,
+      reactor: { id: loaded.reactor.id, name: loaded.reactor.name },
+      request,
+      elapsedMs: extra.elapsedMs ?? null,
+      error: extra.error?.toShape() ?? null,
+      occurredAt: new Date().toISOString(),
+    });
+  }
+
+  return {
+    /** `react`: runs the reactor now and returns its output; failures are thrown as domain errors. */
+    async react(
+      principal: Principal,
+      reactorId: string,
+      args: unknown,
+      transactionId: string | null,
+    ): Promise<ReactorOutput> {
+      const loaded = await loadReactor(principal, reactorId);
+      checkArgsSize(args, config.limits.maxArgsBytes);
+      const request = { id: newId(), invocationType: 'SYNC' as const };
+      const started = performance.now();
+      event('reactor.invoked', loaded, request);
+      try {
+        const output = await runReactor(deps.pipeline, principal, loaded, args, {
+          timeoutMs: config.limits.reactTimeoutMs,
+          transactionId,
+        });
+        event('reactor.completed', loaded, request, { elapsedMs: Math.round(performance.now() - started) });
+        return output;
+      } catch (error) {
+        if (error instanceof DomainError) {
+          event('reactor.failed', loaded, request, { elapsedMs: Math.round(performance.now() - started), error });
+        }
+        throw error;
+      }
+    },
+
+    /**
+     * `reactAsync`: auth, reactor lookup and the payload limit now; the rest in a runner. The args are stored exactly
+     * as sent, so detokenized data never reaches the database.
+     */
+    async reactAsync(
+      principal: Principal,
+      reactorId: string,
+      args: unknown,
+      options: { timeoutMs?: number | null; callbackUrl?: string | null },
+    ): Promise<ReactorRequestRow> {
+      const limits = config.limits.asyncTimeoutMs;
+      const timeoutMs = options.timeoutMs ?? limits.default;
+      if (!Number.isInteger(timeoutMs) || timeoutMs < limits.min || timeoutMs > limits.max) {
+        throw BadRequestError.forFields({ timeoutMs: [`must be between ${limits.min} and ${limits.max}`] });
+      }
+      if (options.callbackUrl != null && !isHttpUrl(options.callbackUrl)) {
+        throw BadRequestError.forFields({ callbackUrl: ['must be an absolute http(s) URL'] });
+      }
+      const loaded = await loadReactor(principal, reactorId);
+      checkArgsSize(args, config.limits.maxArgsBytes);
+      const row = await store.insertRequest(db, {
+        id: newId(),
+        tenant_id: principal.tenantId,
+        reactor_id: loaded.reactor.id,
+        application_id: principal.applicationId,
+        args,
+        timeout_ms: timeoutMs,
+        callback_url: options.callbackUrl ?? null,
+      });
+      event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC' });
+      events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: row.status });
+      return row;
+    },
+
+    /** An async result of this tenant; null for unknown ids, another reactor's or another tenant's requests alike. */
+    async result(principal: Principal, reactorId: string | null, requestId: string): Promise<ReactorRequestRow | null> {
+      const row = await store.findRequest(db, principal.tenantId, requestId);
+      if (!row || (reactorId !== null && row.reactor_id !== reactorId)) return null;
+      return row;
+    },
+
+    /**
+     * Every state of a request from now on, ending after the terminal one. It listens before it reads, so a change
+     * between the client's mutation and its subscription is never missed; states are de-duplicated.
+     */
+    async *resultUpdates(principal: Principal, requestId: string): AsyncGenerator<ReactorRequestRow> {
+      const changes = events.resultChanges(principal.tenantId, requestId);
+      try {
+        let last: string | null = null;
+        let row = await store.findRequest(db, principal.tenantId, requestId);
+        if (!row) throw new NotFoundError('Reactor request not found.');
+        while (row) {
+          if (row.status !== last) {
+            last = row.status;
+            yield row;
+          }
+          if (TERMINAL.has(row.status)) return;
+          const next = await changes.next();
+          if (next.done) return;
+          row = await store.findRequest(db, principal.tenantId, requestId);
+        }
+      } finally {
+        await changes.return?.();
+      }
+    },
+
+    events(principal: Principal, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
+      return events.events(principal.tenantId, reactorId);
+    },
+  };
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}

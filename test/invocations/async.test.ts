@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { createReactorWithCode, createToken, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { collect, wsClient } from '../support/ws.ts';
+
+let gateway: TestGateway;
+let server: RunningServer;
+let tenant: TestTenant;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+  server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+  tenant = await gateway.createTenant();
+});
+afterAll(async () => {
+  await server?.close();
+  await gateway?.close();
+});
+
+const RESULT_SUBSCRIPTION = `subscription($requestId: UUID!) { reactorResult(requestId: $requestId) {
+  id status raw tokens error { code message } } }`;
+
+async function reactAsync(reactorId: string, args?: unknown, timeoutMs?: number) {
+  const result = await gateway.gql<any>(REACT_ASYNC, { id: reactorId, args, timeoutMs }, tenant.privateKey);
+  return result.data?.reactAsync;
+}
+
+async function waitForResult(reactorId: string, requestId: string, key = tenant.privateKey, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key);
+    const row = result.data?.reactorResult;
+    if (row && (row.status === 'COMPLETED' || row.status === 'FAILED')) return row;
+    if (Date.now() > deadline) throw new Error(`request ${requestId} did not finish: ${JSON.stringify(result)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('reactAsync', () => {
+  it('queues the request, runs it with detokenized args, and stores the args exactly as sent', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async (req) => ({ raw: { last4: req.args.card.number.slice(-4) } });',
+    );
+    const tokenId = await createToken(gateway, tenant.privateKey, {
+      type: 'CARD',
+      data: { number: '4242424242424242', expiration_month: 12, expiration_year: 2030 },
+    });
+    const receipt = await reactAsync(reactorId, { card: `{{ ${tokenId} }}` });
+    expect(receipt.__typename).toBe('AsyncReactorRequest');
+    const row = await waitForResult(reactorId, receipt.asyncReactorRequestId);
+    expect(row).toMatchObject({ status: 'COMPLETED', raw: { last4: '4242' }, error: null });
+    expect(new Date(row.completedAt).getTime()).toBeGreaterThanOrEqual(new Date(row.startedAt).getTime());
+
+    const stored = await gateway.app.database.db
+      .selectFrom('reactor_requests')
+      .select('args')
+      .where('id', '=', receipt.asyncReactorRequestId)
+      .executeTakeFirstOrThrow();
+    expect(stored.args).toEqual({ card: `{{ ${tokenId} }}` });
+    expect(JSON.stringify(stored)).not.toContain('4242424242424242');
+  });
+
+  it('stores a formula error as FAILED with its code', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      "const { InvalidPaymentMethodError } = require('@basis-theory/basis-theory-reactor-formulas-sdk-js');" +
+        "module.exports = async () => { throw new InvalidPaymentMethodError('card declined'); };",
+    );
+    const receipt = await reactAsync(reactorId);
+    const row = await waitForResult(reactorId, receipt.asyncReactorRequestId);
+    expect(row).toMatchObject({ status: 'FAILED', error: { code: 'INVALID_PAYMENT_METHOD', status: 402 } });
+    expect(row.error.errors).toEqual({ error: ['card declined'] });
+  });
+
+  it('stops a run at the requested timeoutMs with REACTOR_TIMEOUT', async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => { for (;;) {} };');
+    const started = Date.now();
+    const receipt = await reactAsync(reactorId, {}, 10_000);
+    const row = await waitForResult(reactorId, receipt.asyncReactorRequestId, tenant.privateKey, 20_000);
+    expect(row.error.code).toBe('REACTOR_TIMEOUT');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(10_000);
+    expect(Date.now() - started).toBeLessThan(10_000 + 3_000);
+  }, 30_000);
+
+  it('refuses a timeoutMs outside 10,000..210,000 with BAD_REQUEST', async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({});');
+    for (const timeoutMs of [9_999, 210_001]) {
+      const result = await reactAsync(reactorId, {}, timeoutMs);
+      expect(result).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST' });
+      expect(result.errors).toHaveProperty('timeoutMs');
+    }
+    expect(
+      await gateway.app.database.db.selectFrom('reactor_requests').select('id').where('reactor_id', '=', reactorId).execute(),
+    ).toEqual([]);
+  });
+
+  it("reads another tenant's result as null, exactly like an unknown id", async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const receipt = await reactAsync(reactorId);
+    await waitForResult(reactorId, receipt.asyncReactorRequestId);
+    const other = await gateway.createTenant();
+    const foreign = await gateway.gql(REACTOR_RESULT, { reactorId, requestId: receipt.asyncReactorRequestId }, other.privateKey);
+    const unknown = await gateway.gql(REACTOR_RESULT, { reactorId, requestId: '01a204cc-a83d-77b0-9658-e28eab878399' }, other.privateKey);
+    expect(foreign).toEqual({ data: { reactorResult: null } });
+    expect(foreign).toEqual(unknown);
+  });
+});
+
+describe('subscriptions over graphql-ws', () => {
+  it('streams each state of a request and completes after the terminal one', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => { await new Promise((r) => setTimeout(r, 300)); return { raw: { done: true } }; };',
+    );
+    const receipt = await reactAsync(reactorId);
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const { values, completed, errors } = await collect(client, RESULT_SUBSCRIPTION, {
+        requestId: receipt.asyncReactorRequestId,
+      });
+      expect(errors).toEqual([]);
+      expect(completed).toBe(true);
+      const statuses = values.map((v) => v.reactorResult.status);
+      expect(statuses.at(-1)).toBe('COMPLETED');
+      expect(new Set(statuses).size).toBe(statuses.length);
+      expect(values.at(-1).reactorResult.raw).toEqual({ done: true });
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('emits the final state once and completes when subscribing after completion', async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 7 });');
+    const receipt = await reactAsync(reactorId);
+    await waitForResult(reactorId, receipt.asyncReactorRequestId);
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const { values, completed } = await collect(client, RESULT_SUBSCRIPTION, { requestId: receipt.asyncReactorRequestId });
+      expect(completed).toBe(true);
+      expect(values.map((v) => v.reactorResult.status)).toEqual(['COMPLETED']);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it("streams reactor events of the caller's tenant only, sync calls included", async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const other = await gateway.createTenant();
+    const theirReactor = await createReactorWithCode(gateway, other.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const events = collect(
+        client,
+        'subscription { reactorEvents { type reactor { id name } request { id invocationType } elapsedMs error { code } } }',
+        {},
+        { until: (values) => values.length >= 2, timeoutMs: 10_000 },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await gateway.gql(REACT, { id: theirReactor }, other.privateKey);
+      await gateway.gql(REACT, { id: reactorId }, tenant.privateKey);
+      const { values } = await events;
+      expect(values.map((v) => [v.reactorEvents.type, v.reactorEvents.reactor.id, v.reactorEvents.request.invocationType])).toEqual([
+        ['reactor.invoked', reactorId, 'SYNC'],
+        ['reactor.completed', reactorId, 'SYNC'],
+      ]);
+      expect(values[1].reactorEvents.elapsedMs).toBeGreaterThanOrEqual(0);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('closes a socket without a valid key with 4401', async () => {
+    for (const key of [null, 'key_wrong']) {
+      let closeCode = 0;
+      const client = wsClient(server.url, key, (code) => {
+        closeCode = code;
+      });
+      const { errors } = await collect(client, RESULT_SUBSCRIPTION, { requestId: '01a204cc-a83d-77b0-9658-e28eab878399' }, { timeoutMs: 5_000 });
+      expect(errors.length).toBeGreaterThan(0);
+      expect(closeCode).toBe(4401);
+      await client.dispose();
+    }
+  });
+
+  it('refuses reactorEvents to a key without reactor:read', async () => {
+    const created = await gateway.gql<any>(
+      `mutation { createApplication(input: { name: "browser", type: PUBLIC }) { ... on CreateApplicationPayload { key } } }`,
+      {},
+      tenant.managementKey,
+    );
+    const client = wsClient(server.url, created.data?.createApplication.key);
+    try {
+      const { values, errors } = await collect(client, 'subscription { reactorEvents { type } }', {}, { timeoutMs: 5_000 });
+      expect(values).toEqual([]);
+      expect(JSON.stringify(errors)).toContain('FORBIDDEN');
+    } finally {
+      await client.dispose();
+    }
+  });
+});

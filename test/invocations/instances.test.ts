@@ -1,0 +1,194 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
+import { ADMIN_KEY, startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway } from '../support/gateway.ts';
+import { collect, wsClient } from '../support/ws.ts';
+
+// Several gateway instances share one Postgres (PGlite is single-process, so these run in the postgres project).
+describe.runIf(usingPostgres)('several gateway instances on one Postgres', () => {
+  let database: TestDatabase;
+  let a: TestGateway;
+  let b: TestGateway;
+  let serverA: RunningServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const env = { JOB_CONCURRENCY: '4', EGRESS_ALLOW: '127.0.0.1/32' };
+    a = await startTestGateway({ database, env });
+    b = await startTestGateway({ database, env });
+    serverA = await startServer(a.app, { port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await serverA?.close();
+    await a?.close();
+    await b?.close();
+    await database?.drop();
+  });
+
+  it('spreads jobs over both instances and runs each exactly once', async () => {
+    const hits = await startHitCounter();
+    const tenant = await a.createTenant();
+    const reactorId = await createReactorWithCode(
+      a,
+      tenant.managementKey,
+      // Every run reports itself to a counter outside the gateway: a second run of a request would be counted.
+      `module.exports = async (req) => {
+        await fetch('${hits.url}?n=' + req.args.n);
+        await new Promise((r) => setTimeout(r, 100));
+        return { raw: { n: req.args.n } };
+      };`,
+    );
+    const ids: string[] = [];
+    for (let n = 0; n < 24; n++) {
+      const via = n % 2 === 0 ? a : b;
+      const result = await via.gql<any>(REACT_ASYNC, { id: reactorId, args: { n } }, tenant.privateKey);
+      ids.push(result.data?.reactAsync.asyncReactorRequestId);
+    }
+    const deadline = Date.now() + 20_000;
+    let rows: { id: string; status: string; runner_id: string | null; raw: unknown }[] = [];
+    while (Date.now() < deadline) {
+      rows = await a.app.database.db
+        .selectFrom('reactor_requests')
+        .select(['id', 'status', 'runner_id', 'raw'])
+        .where('id', 'in', ids)
+        .execute();
+      if (rows.every((row) => row.status === 'COMPLETED')) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(rows.map((row) => row.status)).toEqual(ids.map(() => 'COMPLETED'));
+    const runners = new Set(rows.map((row) => row.runner_id));
+    expect(runners.size).toBe(2);
+    expect(rows.map((row) => (row.raw as { n: number }).n).sort((x, y) => x - y)).toEqual([...Array(24).keys()]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect([...hits.counts.keys()].sort((x, y) => x - y)).toEqual([...Array(24).keys()]);
+    expect([...hits.counts.values()].every((count) => count === 1)).toBe(true);
+    hits.server.close();
+  });
+
+  it('delivers to a subscriber on instance A the result computed on instance B', async () => {
+    const tenant = await a.createTenant();
+    const reactorId = await createReactorWithCode(a, tenant.managementKey, 'module.exports = async () => ({ raw: { from: "runner" } });');
+    // Only B runs jobs for this test.
+    await a.app.runner.stop();
+    try {
+      const receipt = await b.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+      const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+      const client = wsClient(serverA.url, tenant.privateKey);
+      try {
+        const { values, completed } = await collect(
+          client,
+          'subscription($requestId: UUID!) { reactorResult(requestId: $requestId) { status raw } }',
+          { requestId },
+        );
+        expect(completed).toBe(true);
+        expect(values.at(-1)?.reactorResult).toEqual({ status: 'COMPLETED', raw: { from: 'runner' } });
+      } finally {
+        await client.dispose();
+      }
+      const row = await a.app.database.db.selectFrom('reactor_requests').select('runner_id').where('id', '=', requestId).executeTakeFirstOrThrow();
+      expect(row.runner_id).toBe(b.app.runner.runnerId);
+    } finally {
+      a.app.runner.start();
+    }
+  });
+
+  it('fails a request whose runner was killed mid-job as REACTOR_INTERRUPTED, and never runs it twice', async () => {
+    const tenant = await a.createTenant();
+    const reactorId = await createReactorWithCode(
+      a,
+      tenant.managementKey,
+      'module.exports = async () => { await new Promise((r) => setTimeout(r, 8000)); return { raw: "finished" }; };',
+    );
+    // This test's own instances must not claim the job: only the child process does.
+    await a.app.runner.stop();
+    await b.app.runner.stop();
+    let child: ChildProcess | undefined;
+    try {
+      child = spawnGateway(database.url!);
+      await waitForHealth(child);
+      const receipt = await a.gql<any>(REACT_ASYNC, { id: reactorId, timeoutMs: 10_000 }, tenant.privateKey);
+      const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+      await waitFor(async () => (await status(a, reactorId, requestId, tenant.privateKey)) === 'RUNNING', 15_000);
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child!.once('exit', resolve));
+
+      // Restart: our instances sweep; the lease (timeout 10 s + 1 s grace) must pass first.
+      a.app.runner.start();
+      await waitFor(async () => {
+        await a.app.runner.sweep();
+        return (await status(a, reactorId, requestId, tenant.privateKey)) === 'FAILED';
+      }, 20_000);
+      const result = await a.gql<any>(REACTOR_RESULT, { reactorId, requestId }, tenant.privateKey);
+      expect(result.data?.reactorResult.error.code).toBe('REACTOR_INTERRUPTED');
+      expect(result.data?.reactorResult.raw).toBeNull();
+      const stuck = await a.app.database.db
+        .selectFrom('reactor_requests')
+        .select('id')
+        .where('status', 'in', ['PENDING', 'RUNNING'])
+        .where('tenant_id', '=', tenant.tenantId)
+        .execute();
+      expect(stuck).toEqual([]);
+    } finally {
+      child?.kill('SIGKILL');
+      b.app.runner.start();
+    }
+  }, 60_000);
+});
+
+async function startHitCounter() {
+  const counts = new Map<number, number>();
+  const server = http.createServer((req, res) => {
+    const n = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n'));
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { server, counts, url: `http://127.0.0.1:${port}/hit` };
+}
+
+function spawnGateway(databaseUrl: string): ChildProcess {
+  return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', path.resolve('src/main.ts'), 'serve'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+      ADMIN_API_KEY: ADMIN_KEY,
+      JOB_LEASE_MS: '1000',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+function waitForHealth(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child gateway did not start')), 30_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('reactor-gateway listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`child gateway exited with ${code}`)));
+  });
+}
+
+async function status(gateway: TestGateway, reactorId: string, requestId: string, key: string): Promise<string> {
+  const result = await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key);
+  return result.data?.reactorResult?.status;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
