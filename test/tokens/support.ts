@@ -4,7 +4,8 @@ import type { GraphQLResponse, TestGateway, TestTenant } from '../support/gatewa
 /** GraphQL documents and helpers shared by the token and transaction tests. */
 
 export const TOKEN_FIELDS = 'id type data mask fingerprint metadata containers createdBy createdAt expiresAt';
-const ERROR_FIELDS = '... on Error { code status message errors }';
+// Aliased: `Error.status` (Int) and `Transaction.status` (enum) cannot share a response name in one selection.
+const ERROR_FIELDS = '... on Error { code httpStatus: status message errors }';
 
 export const CREATE_TOKEN = `mutation($input: CreateTokenInput!, $tx: UUID) { createToken(input: $input, transactionId: $tx) {
   __typename ... on Token { ${TOKEN_FIELDS} } ${ERROR_FIELDS} } }`;

@@ -69,7 +69,7 @@ describe('createToken', () => {
     const { privateKey } = await tenant();
     for (const containers of [['pci/high'], ['/PCI/high/'], ['/pci//'], []]) {
       const result = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'x', containers });
-      expect(result).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST', status: 400 });
+      expect(result).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST', httpStatus: 400 });
       expect(Object.keys(result.errors)).toEqual(['containers']);
     }
   });
@@ -174,7 +174,7 @@ describe('token', () => {
     const removeTheirs = await deleteToken(gateway, mine.privateKey, theirToken.id);
     const removeUnknown = await deleteToken(gateway, mine.privateKey, UNKNOWN_ID);
     expect(removeTheirs).toEqual(removeUnknown);
-    expect(removeTheirs).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND', status: 404 });
+    expect(removeTheirs).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND', httpStatus: 404 });
     expect((await readToken(gateway, theirs.privateKey, theirToken.id)).data).toBe('secret');
   });
 
