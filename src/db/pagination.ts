@@ -23,9 +23,12 @@ export function encodeCursor(id: string): string {
 }
 
 export function pageRequest(
-  args: { first?: number | null; after?: string | null },
+  args: { first?: number | null; after?: string | null; last?: number | null; before?: string | null },
   limits: { default: number; max: number },
 ): PageRequest {
+  if (args.last != null || args.before != null) {
+    throw BadRequestError.forFields({ [args.last != null ? 'last' : 'before']: ['lists page forward only: use first/after'] });
+  }
   const size = args.first ?? limits.default;
   if (!Number.isInteger(size) || size < 1 || size > limits.max) {
     throw BadRequestError.forFields({ first: [`must be between 1 and ${limits.max}`] });

@@ -1,5 +1,6 @@
 import { lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.ts';
+import { describeGeneratedTypes } from './generated-descriptions.ts';
 import './root-types.ts';
 import './scalars.ts';
 import './error-types.ts';
@@ -10,4 +11,4 @@ import '../formulas/schema.ts';
 import '../reactors/schema.ts';
 import '../invocations/schema.ts';
 
-export const schema = lexicographicSortSchema(builder.toSchema({ sortSchema: false }));
+export const schema = describeGeneratedTypes(lexicographicSortSchema(builder.toSchema({ sortSchema: false })));
