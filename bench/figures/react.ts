@@ -1,0 +1,81 @@
+import { BENCH_KEYS, gql } from '../lib/gateway.ts';
+import { type LoadResult, loadGraphQL, median, medianOf } from '../lib/load.ts';
+import { createReactorOfCode, hasRootField, TRIVIAL_FORMULA } from '../lib/seed.ts';
+import { type BenchContext, checked, type Figure, type Row } from './types.ts';
+
+const REACT = `mutation ($id: UUID!) { react(id: $id, args: { n: 1 }) {
+  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
+const TRIVIAL = '{ __typename }';
+
+/**
+ * `react` on a formula that returns at once, against `{ __typename }` on the same gateway: what the invocation path
+ * (auth, reactor + formula load, detokenize, validate, pool + isolate, tokenize) costs over a bare request.
+ * Throughput at the harness's concurrency (target ≥ 0.6) and p50 at concurrency 1 (target ≤ 2x).
+ */
+export const react: Figure = {
+  name: 'react vs trivial query',
+  available: async (context) => (await hasRootField(context.gateway.url, 'Mutation', 'react')) || 'no react mutation yet',
+  async run(context: BenchContext): Promise<Row[]> {
+    const url = context.gateway.url;
+    const reactorId = await createReactorOfCode(url, TRIVIAL_FORMULA);
+    const key = BENCH_KEYS.private;
+    const check = await gql<any>(url, REACT, { id: reactorId }, key);
+    if (check.react.__typename !== 'ReactorResponse') throw new Error(`react answered ${JSON.stringify(check.react)}`);
+
+    const contenders = [
+      { name: 'trivial', query: TRIVIAL, variables: {} },
+      { name: 'react', query: REACT, variables: { id: reactorId } },
+    ];
+    const measure = async (connections: number) => {
+      const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
+      for (const contender of contenders) {
+        await loadGraphQL({ ...contender, url, headers: { 'bt-api-key': key }, connections, durationSeconds: 1 });
+      }
+      for (let round = 1; round <= context.rounds; round++) {
+        for (const contender of contenders) {
+          const result = await loadGraphQL({
+            ...contender,
+            url,
+            headers: { 'bt-api-key': key },
+            connections,
+            durationSeconds: context.durationSeconds,
+          });
+          context.log(`  c=${connections} round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`);
+          results.get(contender.name)!.push(result);
+        }
+      }
+      return results;
+    };
+
+    const figure = 'react';
+    const loaded = await measure(context.connections);
+    const single = await measure(1);
+    const rows: Row[] = [];
+    for (const [label, results] of [
+      [`c=${context.connections}`, loaded],
+      ['c=1', single],
+    ] as const) {
+      for (const contender of contenders) {
+        const m = medianOf(results.get(contender.name)!);
+        const note = m.failures ? `${m.failures} failed requests` : undefined;
+        rows.push({ figure, metric: `${contender.name} ${label} req/s`, value: m.rps, unit: 'req/s', note });
+        rows.push({ figure, metric: `${contender.name} ${label} p50`, value: m.p50Ms, unit: 'ms' });
+        rows.push({ figure, metric: `${contender.name} ${label} p99`, value: m.p99Ms, unit: 'ms' });
+      }
+    }
+    const ratio = (results: Map<string, LoadResult[]>, pick: (r: LoadResult) => number) =>
+      median(results.get('react')!.map((r, i) => pick(r) / pick(results.get('trivial')![i]!)));
+    rows.push(
+      checked(
+        { figure, metric: 'react / trivial throughput', value: ratio(loaded, (r) => r.rps), unit: 'x', target: '≥ 0.6' },
+        (v) => v >= 0.6,
+      ),
+      checked(
+        // autocannon reports whole milliseconds; at c=1 both p50 can be 0-1 ms, so the ratio is coarse.
+        { figure, metric: 'react / trivial p50 at c=1', value: ratio(single, (r) => Math.max(r.p50Ms, 0.5)), unit: 'x', target: '≤ 2' },
+        (v) => v <= 2,
+      ),
+    );
+    return rows;
+  },
+};

@@ -1,0 +1,81 @@
+import { startGateway } from '../lib/gateway.ts';
+import { type LoadResult, loadGraphQL, median, medianOf } from '../lib/load.ts';
+import { freePort, type ServerProcess, startProcess } from '../lib/processes.ts';
+import { type BenchContext, checked, type Figure, type Row } from './types.ts';
+
+/**
+ * `{ __typename }` on the gateway (fast path), the same gateway through Yoga's own handler (before the fast path),
+ * and Mercurius `{ hello }`: each in its own process, same autocannon settings, rounds interleaved so the noise of
+ * a shared machine falls on all three alike; medians of the rounds.
+ */
+let yogaOnly: ServerProcess | undefined;
+let mercurius: ServerProcess | undefined;
+
+export const trivialQuery: Figure = {
+  name: 'trivial query vs Mercurius',
+  available: async () => true,
+  async prepare(context) {
+    [yogaOnly, mercurius] = await Promise.all([
+      context.database.anotherInstance().then((env) =>
+        startGateway(context.database, { name: 'gateway (Yoga handler)', script: 'bench/servers/yoga-only.ts', env }),
+      ),
+      freePort().then((port) =>
+        startProcess({ name: 'mercurius', script: 'bench/servers/mercurius.ts', port, readyPath: '/health' }),
+      ),
+    ]).then((servers) => servers.map((server) => context.track(server)));
+  },
+  async run(context: BenchContext): Promise<Row[]> {
+    if (!yogaOnly || !mercurius) throw new Error('prepare() did not run');
+    const contenders = [
+      { name: 'gateway', url: context.gateway.url, query: '{ __typename }' },
+      { name: 'gateway-yoga-handler', url: yogaOnly.url, query: '{ __typename }' },
+      { name: 'mercurius', url: mercurius.url, query: '{ hello }' },
+    ];
+    const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
+    for (const contender of contenders) {
+      // Warm-up: JIT, caches and keep-alive sockets, not measured.
+      await loadGraphQL({ ...contender, connections: context.connections, durationSeconds: 1 });
+    }
+    for (let round = 1; round <= context.rounds; round++) {
+      for (const contender of contenders) {
+        const result = await loadGraphQL({
+          ...contender,
+          connections: context.connections,
+          durationSeconds: context.durationSeconds,
+        });
+        context.log(
+          `  round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms`,
+        );
+        results.get(contender.name)!.push(result);
+      }
+    }
+    // Ratios per round (the three ran within seconds of each other), then the median: steadier than a ratio of
+    // medians when the machine's load shifts between rounds.
+    const perRound = (a: string, b: string) =>
+      median(results.get(a)!.map((result, i) => result.rps / results.get(b)![i]!.rps));
+    const gateway = medianOf(results.get('gateway')!);
+    const before = medianOf(results.get('gateway-yoga-handler')!);
+    const reference = medianOf(results.get('mercurius')!);
+    const figure = 'trivial query';
+    const rows: Row[] = [];
+    for (const [name, result] of [
+      ['gateway { __typename } (fast path)', gateway],
+      ['gateway { __typename } (Yoga handler)', before],
+      ['mercurius { hello }', reference],
+    ] as const) {
+      const note = result.failures ? `${result.failures} failed requests` : undefined;
+      rows.push({ figure, metric: `${name} req/s`, value: result.rps, unit: 'req/s', note });
+      rows.push({ figure, metric: `${name} p50`, value: result.p50Ms, unit: 'ms' });
+      rows.push({ figure, metric: `${name} p99`, value: result.p99Ms, unit: 'ms' });
+    }
+    rows.push(
+      checked(
+        { figure, metric: 'gateway / mercurius throughput', value: perRound('gateway', 'mercurius'), unit: 'x', target: '≥ 0.8' },
+        (v) => v >= 0.8,
+      ),
+      { figure, metric: 'Yoga handler / mercurius throughput', value: perRound('gateway-yoga-handler', 'mercurius'), unit: 'x' },
+      { figure, metric: 'fast path / Yoga handler throughput', value: perRound('gateway', 'gateway-yoga-handler'), unit: 'x' },
+    );
+    return rows;
+  },
+};

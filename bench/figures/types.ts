@@ -1,0 +1,50 @@
+import type { BenchDatabase } from '../lib/gateway.ts';
+import type { ServerProcess } from '../lib/processes.ts';
+
+/** One line of the results table (and of bench/results/latest.json). */
+export interface Row {
+  figure: string;
+  metric: string;
+  value: number;
+  unit: string;
+  /** The target as text ("≥ 0.8"), and whether this run met it. */
+  target?: string;
+  ok?: boolean;
+  note?: string;
+}
+
+/** What every figure gets: the run's settings, the database and the gateway the harness started. */
+export interface BenchContext {
+  quick: boolean;
+  /** Seconds per autocannon run and rounds per contender. */
+  durationSeconds: number;
+  rounds: number;
+  connections: number;
+  database: BenchDatabase;
+  /** A gateway started with `src/main.ts serve`, bootstrapped with BENCH_KEYS, fast path on. */
+  gateway: ServerProcess;
+  /** Starts another process and stops it when the run ends. */
+  track(server: ServerProcess): ServerProcess;
+  log(message: string): void;
+}
+
+/**
+ * A figure is a module exporting a `Figure`; bench/figures/index.ts lists them. `available` says whether the
+ * feature it measures exists yet (so a half-built tree still benchmarks what it has).
+ */
+export interface Figure {
+  name: string;
+  available(context: BenchContext): Promise<boolean | string>;
+  /**
+   * Optional: start the processes the figure needs while the main gateway starts (a PGlite gateway spends most of
+   * its start-up in initdb, so starting them one after another doubles the wait). Called only for selected figures.
+   */
+  prepare?(context: PrepareContext): Promise<void>;
+  run(context: BenchContext): Promise<Row[]>;
+}
+
+export type PrepareContext = Pick<BenchContext, 'quick' | 'database' | 'track' | 'log'>;
+
+export function checked(row: Omit<Row, 'ok'>, meets: (value: number) => boolean): Row {
+  return { ...row, ok: Number.isFinite(row.value) ? meets(row.value) : false };
+}

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { freePort, type ServerProcess, startProcess, tempDir } from './processes.ts';
+
+/** The keys the harness bootstraps the gateway with (a fresh database each run, so they are only ever local). */
+export const BENCH_KEYS = {
+  admin: `bench-admin-${randomBytes(12).toString('hex')}`,
+  management: `key_bench-management-${randomBytes(12).toString('hex')}`,
+  private: `key_bench-private-${randomBytes(12).toString('hex')}`,
+  encryption: randomBytes(32).toString('hex'),
+};
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+/** Where gateway instances keep their data for one run: a temp PGlite directory, or a fresh Postgres database. */
+export interface BenchDatabase {
+  kind: DatabaseKind;
+  env: Record<string, string>;
+  /** Direct SQL for seeding (bulk inserts); PGlite is single-process, so only with Postgres. */
+  url: string | null;
+  /**
+   * The environment of one more gateway instance. Postgres: the same database (how the gateway scales out).
+   * PGlite: a data directory of its own, since one PGlite directory belongs to one process.
+   */
+  anotherInstance(): Promise<Record<string, string>>;
+  drop(): Promise<void>;
+}
+
+export async function createBenchDatabase(kind: DatabaseKind, adminUrl?: string): Promise<BenchDatabase> {
+  const data = await tempDir('reactor-gateway-bench-');
+  const extraDirs: { remove(): Promise<void> }[] = [];
+  if (kind === 'pglite') {
+    return {
+      kind,
+      env: { DATA_DIR: data.dir },
+      url: null,
+      async anotherInstance() {
+        const extra = await tempDir('reactor-gateway-bench-');
+        extraDirs.push(extra);
+        return { DATA_DIR: extra.dir };
+      },
+      async drop() {
+        for (const dir of [data, ...extraDirs]) await dir.remove();
+      },
+    };
+  }
+  if (!adminUrl) throw new Error('postgres needs BENCH_DATABASE_URL');
+  const name = `rg_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  await withClient(adminUrl, (client) => client.query(`create database ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    env: { DATA_DIR: data.dir, DATABASE_URL: url.toString() },
+    url: url.toString(),
+    anotherInstance: async () => ({ DATA_DIR: data.dir, DATABASE_URL: url.toString() }),
+    async drop() {
+      await withClient(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`));
+      await data.remove();
+    },
+  };
+}
+
+export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A gateway instance as production runs it (`src/main.ts serve`), or `bench/servers/yoga-only.ts` for the numbers
+ * without the fast path. Same environment either way.
+ */
+export async function startGateway(
+  database: BenchDatabase,
+  options: { name: string; script?: string; env?: Record<string, string> } = { name: 'gateway' },
+): Promise<ServerProcess> {
+  const port = await freePort();
+  return startProcess({
+    name: options.name,
+    script: options.script ?? 'src/main.ts',
+    args: options.script ? [] : ['serve'],
+    port,
+    readyPath: '/ready',
+    env: {
+      ...database.env,
+      ADMIN_API_KEY: BENCH_KEYS.admin,
+      BOOTSTRAP_MANAGEMENT_KEY: BENCH_KEYS.management,
+      BOOTSTRAP_PRIVATE_KEY: BENCH_KEYS.private,
+      ENCRYPTION_KEY: BENCH_KEYS.encryption,
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      ...options.env,
+    },
+  });
+}
+
+/** One GraphQL request with the management key (seeding, checks), failing loudly on errors. */
+export async function gql<T = Record<string, any>>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  key: string = BENCH_KEYS.management,
+): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'bt-api-key': key },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown[] };
+  if (body.errors?.length || !body.data) throw new Error(`${query.slice(0, 60)}: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}

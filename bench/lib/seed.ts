@@ -1,0 +1,55 @@
+import { BENCH_KEYS, gql } from './gateway.ts';
+
+/** Does the running gateway's schema have this root field? Figures for features still being built check first. */
+export async function hasRootField(url: string, type: 'Query' | 'Mutation' | 'Subscription', field: string) {
+  const data = await gql<{ __type: { fields: { name: string }[] } | null }>(
+    url,
+    'query ($type: String!) { __type(name: $type) { fields { name } } }',
+    { type },
+  );
+  return data.__type?.fields.some((f) => f.name === field) ?? false;
+}
+
+/** A private formula that returns at once, and a reactor of it: measures the gateway, not the formula. */
+export const TRIVIAL_FORMULA = 'module.exports = async function (req) { return { raw: { ok: true } }; };';
+
+export async function createReactorOfCode(url: string, code: string, key = BENCH_KEYS.management): Promise<string> {
+  const formula = await gql<any>(
+    url,
+    `mutation($input: CreateReactorFormulaInput!) { createReactorFormula(input: $input) {
+      __typename ... on ReactorFormula { id } ... on Error { message } } }`,
+    { input: { name: 'Bench formula', type: 'PRIVATE', code } },
+    key,
+  );
+  if (formula.createReactorFormula.__typename !== 'ReactorFormula') {
+    throw new Error(`createReactorFormula: ${JSON.stringify(formula)}`);
+  }
+  const reactor = await gql<any>(
+    url,
+    `mutation($input: CreateReactorInput!) { createReactor(input: $input) {
+      __typename ... on Reactor { id } ... on Error { message } } }`,
+    { input: { name: 'Bench reactor', formulaId: formula.createReactorFormula.id } },
+    key,
+  );
+  if (reactor.createReactor.__typename !== 'Reactor') throw new Error(`createReactor: ${JSON.stringify(reactor)}`);
+  return reactor.createReactor.id;
+}
+
+export interface BenchTenant {
+  tenantId: string;
+  managementKey: string;
+  privateKey: string;
+}
+
+export async function createTenant(url: string, name: string): Promise<BenchTenant> {
+  const data = await gql<any>(
+    url,
+    `mutation($name: String!) { createTenant(input: { name: $name }) {
+      __typename ... on CreateTenantPayload { tenant { id } managementKey privateKey } } }`,
+    { name },
+    BENCH_KEYS.admin,
+  );
+  const payload = data.createTenant;
+  if (!payload?.tenant) throw new Error(`createTenant: ${JSON.stringify(data)}`);
+  return { tenantId: payload.tenant.id, managementKey: payload.managementKey, privateKey: payload.privateKey };
+}
