@@ -79,6 +79,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       formulas: createFormulaService({ db: database.db, runtime, limits: config.limits }),
       reactors: createReactorService({ db: database.db }),
     };
+    const webhookSecretFor = (tenantId: string) => deriveKey(masterKey, `webhooks:${tenantId}`);
     const events = createEventHub(database.notifier, log);
     await events.start();
     closers.push(() => events.close());
@@ -95,10 +96,17 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     };
     const services: Services = {
       ...core,
-      invocations: createInvocationService({ db: database.db, config, reactors: core.reactors, pipeline, events }),
+      invocations: createInvocationService({
+        db: database.db,
+        config,
+        reactors: core.reactors,
+        pipeline,
+        events,
+        webhookSecret: webhookSecretFor,
+      }),
     };
     const webhooks = createWebhookSender({
-      secretFor: (tenantId) => deriveKey(masterKey, `webhooks:${tenantId}`),
+      secretFor: webhookSecretFor,
       egressAllow: config.runtime.egressAllow,
       log,
     });

@@ -253,3 +253,13 @@ builder.subscriptionField('reactorEvents', (t) =>
     resolve: (event) => event,
   }),
 );
+
+builder.queryField('webhookSigningSecret', (t) =>
+  t.string({
+    description:
+      'The secret that signs `reactAsync` callbacks of your tenant: verify `BT-SIGNATURE` = hex HMAC-SHA256 of ' +
+      '`<BT-TIMESTAMP header>.<raw body>` with this (hex-decoded) key.',
+    authScopes: { permission: 'application:read' },
+    resolve: (_root, _args, context) => context.services.invocations.webhookSigningSecret(principalOf(context)),
+  }),
+);

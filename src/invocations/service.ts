@@ -23,6 +23,8 @@ export function createInvocationService(deps: {
   reactors: ReactorLookup;
   pipeline: PipelineDeps;
   events: EventHub;
+  /** The key that signs this tenant's `callbackUrl` webhooks (BT-SIGNATURE). */
+  webhookSecret(tenantId: string): Buffer;
 }) {
   const { db, config, events } = deps;
 
@@ -141,6 +143,11 @@ export function createInvocationService(deps: {
       } finally {
         await changes.return?.();
       }
+    },
+
+    /** Hex secret a receiver checks `BT-SIGNATURE` with: HMAC-SHA256 of `<BT-TIMESTAMP>.<body>`. */
+    webhookSigningSecret(principal: Principal): string {
+      return deps.webhookSecret(principal.tenantId).toString('hex');
     },
 
     events(principal: Principal, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {

@@ -1,0 +1,94 @@
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { createReactorWithCode, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+
+let gateway: TestGateway;
+let server: RunningServer;
+let tenant: TestTenant;
+beforeAll(async () => {
+  gateway = await startTestGateway({ env: { EGRESS_ALLOW: '127.0.0.1/32' } });
+  server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+  tenant = await gateway.createTenant();
+});
+afterAll(async () => {
+  await server?.close();
+  await gateway?.close();
+});
+
+async function applicationId(key: string): Promise<string> {
+  return (await gateway.gql<any>('{ viewer { application { id } } }', {}, key)).data?.viewer.application.id;
+}
+
+describe('req.bt', () => {
+  it("creates and reads tokens through the gateway as the reactor's application", async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      `module.exports = async (req) => {
+        const created = await req.bt.tokens.create({ type: 'TOKEN', data: 'made-by-formula' });
+        const read = await req.bt.tokens.retrieve(req.args.existing);
+        return { raw: { createdId: created.id, existing: read.data } };
+      };`,
+      { applicationId: await applicationId(tenant.privateKey) },
+    );
+    const existing = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'stored-before' });
+    const result = (await gateway.gql<any>(REACT, { id: reactorId, args: { existing } }, tenant.privateKey)).data?.react;
+    expect(result.raw.existing).toBe('stored-before');
+    const made = await gateway.gql<any>('query($id: UUID!) { token(id: $id) { data } }', { id: result.raw.createdId }, tenant.privateKey);
+    expect(made.data?.token.data).toBe('made-by-formula');
+  });
+
+  it('is null for a reactor without an application', async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async (req) => ({ raw: req.bt === null });');
+    expect((await gateway.gql<any>(REACT, { id: reactorId }, tenant.privateKey)).data?.react.raw).toBe(true);
+  });
+});
+
+describe('callbackUrl', () => {
+  it('POSTs the async result, signed with the tenant secret', async () => {
+    const received: { body: string; signature: string; timestamp: string }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        received.push({ body, signature: String(req.headers['bt-signature']), timestamp: String(req.headers['bt-timestamp']) });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = receiver.address() as { port: number };
+      const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: { paid: true } });');
+      const receipt = await gateway.gql<any>(
+        REACT_ASYNC,
+        { id: reactorId, callbackUrl: `http://127.0.0.1:${port}/hook` },
+        tenant.privateKey,
+      );
+      const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+      const deadline = Date.now() + 10_000;
+      while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(received).toHaveLength(1);
+      const delivery = received[0]!;
+      expect(JSON.parse(delivery.body)).toMatchObject({ id: requestId, status: 'COMPLETED', raw: { paid: true } });
+
+      const secret = (await gateway.gql<any>('{ webhookSigningSecret }', {}, tenant.managementKey)).data?.webhookSigningSecret;
+      const expected = createHmac('sha256', Buffer.from(secret, 'hex')).update(`${delivery.timestamp}.${delivery.body}`).digest('hex');
+      expect(delivery.signature).toBe(expected);
+      const other = await gateway.createTenant();
+      expect((await gateway.gql<any>('{ webhookSigningSecret }', {}, other.managementKey)).data?.webhookSigningSecret).not.toBe(secret);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it('refuses a callbackUrl that is not an http(s) URL', async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({});');
+    const result = await gateway.gql<any>(REACT_ASYNC, { id: reactorId, callbackUrl: 'file:///etc/passwd' }, tenant.privateKey);
+    expect(result.data?.reactAsync).toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
