@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OFFICIAL_FORMULA_IDS } from '../../src/formulas/official.ts';
+import { createApplication, createFormula, UNKNOWN_ID } from '../formulas/helpers.ts';
+import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { createReactor, GET_REACTOR } from './helpers.ts';
+
+let gateway: TestGateway;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+});
+afterAll(() => gateway?.close());
+
+const LIST = `query($ids: [UUID!], $name: String, $first: Int, $after: String) {
+  reactors(ids: $ids, name: $name, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { node { id name } } } }`;
+
+async function list(key: string, variables: Record<string, unknown> = {}) {
+  const result = await gateway.gql(LIST, variables, key);
+  if (result.errors) throw new Error(JSON.stringify(result.errors));
+  return result.data?.reactors;
+}
+
+const names = (page: any) => page.edges.map((e: any) => e.node.name);
+
+async function reactorsNamed(key: string, ...list: string[]) {
+  const created = [];
+  for (const name of list) created.push(await createReactor(gateway, key, { name, formulaId: OFFICIAL_FORMULA_IDS.echo }));
+  return created;
+}
+
+describe('reactors and reactor', () => {
+  it("lists the tenant's reactors oldest first, never another tenant's", async () => {
+    const mine = await gateway.createTenant();
+    const theirs = await gateway.createTenant();
+    await reactorsNamed(mine.managementKey, 'a', 'b');
+    await reactorsNamed(theirs.managementKey, 'theirs');
+    const page = await list(mine.managementKey);
+    expect(names(page)).toEqual(['a', 'b']);
+    expect(page.totalCount).toBe(2);
+  });
+
+  it('filters by ids (an empty list matches none) and by name', async () => {
+    const tenant = await gateway.createTenant();
+    const [a, , c] = await reactorsNamed(tenant.managementKey, 'Stripe charge', 'Adyen', 'stripe REFUND');
+    expect(names(await list(tenant.managementKey, { ids: [c?.id, a?.id, UNKNOWN_ID] }))).toEqual(['Stripe charge', 'stripe REFUND']);
+    expect(await list(tenant.managementKey, { ids: [] })).toMatchObject({ totalCount: 0, edges: [] });
+    expect(names(await list(tenant.managementKey, { name: 'STRIPE' }))).toEqual(['Stripe charge', 'stripe REFUND']);
+    expect((await list(tenant.managementKey, { name: 'stripe*refund', ids: [a?.id, c?.id] })).totalCount).toBe(1);
+  });
+
+  it('pages with first/after, stable when reactors are created between pages', async () => {
+    const tenant = await gateway.createTenant();
+    await reactorsNamed(tenant.managementKey, 'a', 'b', 'c');
+    const first = await list(tenant.managementKey, { first: 2 });
+    expect(names(first)).toEqual(['a', 'b']);
+    expect(first.pageInfo).toMatchObject({ hasNextPage: true, hasPreviousPage: false });
+    await reactorsNamed(tenant.managementKey, 'd');
+    const second = await list(tenant.managementKey, { first: 2, after: first.pageInfo.endCursor });
+    expect(names(second)).toEqual(['c', 'd']);
+    expect(second.pageInfo).toMatchObject({ hasNextPage: false, hasPreviousPage: true });
+  });
+
+  it('refuses first over 100 and more than 100 ids as BAD_REQUEST', async () => {
+    const tenant = await gateway.createTenant();
+    expect(errorCode(await gateway.gql(LIST, { first: 101 }, tenant.managementKey))).toBe('BAD_REQUEST');
+    const ids = Array.from({ length: 101 }, (_, i) => `01a204cc-a83d-77b0-9658-${String(i).padStart(12, '0')}`);
+    const tooMany = await gateway.gql(LIST, { ids }, tenant.managementKey);
+    expect(errorCode(tooMany)).toBe('BAD_REQUEST');
+    expect(tooMany.errors?.[0]?.extensions?.errors).toEqual({ ids: ['must list at most 100 ids'] });
+  });
+
+  it("reads another tenant's reactor as null, exactly like an unknown id", async () => {
+    const mine = await gateway.createTenant();
+    const theirs = await gateway.createTenant();
+    const [their] = await reactorsNamed(theirs.managementKey, 'theirs');
+    const forTheirs = await gateway.gql(GET_REACTOR, { id: their?.id }, mine.managementKey);
+    expect(forTheirs).toEqual(await gateway.gql(GET_REACTOR, { id: UNKNOWN_ID }, mine.managementKey));
+    expect(forTheirs).toEqual({ data: { reactor: null } });
+    expect(await list(mine.managementKey, { ids: [their?.id] })).toMatchObject({ totalCount: 0, edges: [] });
+  });
+
+  it('lets a private key read reactors (reactor:read) and refuses a PUBLIC key', async () => {
+    const tenant = await gateway.createTenant();
+    const [reactor] = await reactorsNamed(tenant.managementKey, 'r');
+    expect((await gateway.gql(GET_REACTOR, { id: reactor?.id }, tenant.privateKey)).data?.reactor.name).toBe('r');
+    const browser = await createApplication(gateway, tenant.managementKey, 'PUBLIC');
+    expect(errorCode(await gateway.gql(GET_REACTOR, { id: reactor?.id }, browser.key))).toBe('FORBIDDEN');
+    expect(errorCode(await gateway.gql(LIST, {}, browser.key))).toBe('FORBIDDEN');
+  });
+
+  it('shows a deleted application as null on its reactors', async () => {
+    const tenant = await gateway.createTenant();
+    const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
+    const reactor = await createReactor(gateway, tenant.managementKey, { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId: backend.id });
+    await gateway.gql('mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }', { id: backend.id }, tenant.managementKey);
+    expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, tenant.managementKey)).data?.reactor.application).toBeNull();
+  });
+});
+
+describe('loadReactorForInvocation', () => {
+  it('loads the reactor and what running it needs from its formula', async () => {
+    const tenant = await gateway.createTenant();
+    const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
+    const formula = await createFormula(gateway, tenant.managementKey);
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'r', formulaId: formula.id, configuration: { SERVICE_API_KEY: 'k' }, applicationId: backend.id,
+    });
+    const loaded = await gateway.app.services.reactors.loadReactorForInvocation(tenant.tenantId, reactor.id);
+    const row = await gateway.app.database.db.selectFrom('reactor_formulas').select('code_hash').where('id', '=', formula.id).executeTakeFirstOrThrow();
+    expect(loaded).toEqual({
+      reactor: { id: reactor.id, name: 'r', tenantId: tenant.tenantId, configuration: { SERVICE_API_KEY: 'k' }, applicationId: backend.id },
+      formula: {
+        id: formula.id,
+        code: formula.formulaCode,
+        codeHash: row.code_hash,
+        requestParameters: formula.requestParameters,
+        configuration: formula.configuration,
+      },
+    });
+  });
+
+  it("is tenant-scoped: another tenant's reactor loads as null", async () => {
+    const theirs = await gateway.createTenant();
+    const mine = await gateway.createTenant();
+    const [reactor] = await reactorsNamed(theirs.managementKey, 'theirs');
+    expect(await gateway.app.services.reactors.loadReactorForInvocation(mine.tenantId, reactor?.id)).toBeNull();
+    expect(await gateway.app.services.reactors.loadReactorForInvocation(mine.tenantId, UNKNOWN_ID)).toBeNull();
+  });
+
+  it('loads a reactor of an official formula, whose code runs in the sandbox', async () => {
+    const tenant = await gateway.createTenant();
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'signer', formulaId: OFFICIAL_FORMULA_IDS.hmacSha256, configuration: { SECRET: 'k' },
+    });
+    const loaded = await gateway.app.services.reactors.loadReactorForInvocation(tenant.tenantId, reactor.id);
+    expect(loaded?.formula.id).toBe(OFFICIAL_FORMULA_IDS.hmacSha256);
+    const outcome = await gateway.app.services.runtime.run({
+      tenantId: tenant.tenantId,
+      formulaId: loaded!.formula.id,
+      code: loaded!.formula.code,
+      codeHash: loaded!.formula.codeHash,
+      args: { value: 'v' },
+      configuration: loaded!.reactor.configuration,
+      bt: null,
+      timeoutMs: 5_000,
+    });
+    expect(outcome).toMatchObject({ ok: true, raw: { algorithm: 'HMAC-SHA256' } });
+  });
+});
