@@ -191,7 +191,12 @@ const OFFICIAL_FORMULAS = [
     code: CARD_CHECK_CODE,
     configuration: [],
     request_parameters: [
-      { name: 'card.number', description: 'The card number (digits; spaces and dashes ignored).', type: 'STRING', optional: false },
+      {
+        name: 'card.number',
+        description: 'The card number (digits; spaces and dashes ignored).',
+        type: 'STRING',
+        optional: false,
+      },
       { name: 'card.expiration_month', description: 'Expiration month, 1-12.', type: 'NUMBER', optional: true },
       { name: 'card.expiration_year', description: 'Expiration year (four digits).', type: 'NUMBER', optional: true },
     ],
@@ -199,11 +204,16 @@ const OFFICIAL_FORMULAS = [
   {
     id: '00000000-0000-4000-8000-000000000003',
     name: 'HMAC-SHA256',
-    description: 'Returns the hex HMAC-SHA256 of `args.value` under the reactor\'s `SECRET`.',
+    description: "Returns the hex HMAC-SHA256 of `args.value` under the reactor's `SECRET`.",
     code: HMAC_CODE,
     configuration: [{ name: 'SECRET', description: 'The HMAC key (UTF-8).', type: 'STRING' }],
     request_parameters: [
-      { name: 'value', description: 'The value to sign (a number or boolean is cast to its string form).', type: 'STRING', optional: false },
+      {
+        name: 'value',
+        description: 'The value to sign (a number or boolean is cast to its string form).',
+        type: 'STRING',
+        optional: false,
+      },
     ],
   },
 ];

@@ -34,7 +34,7 @@ export const ParameterTypeEnum = builder.enumType('ParameterType', {
 const ConfigurationOptionRef = builder.objectRef<ConfigurationOption>('ReactorFormulaConfiguration').implement({
   description: 'A configuration option every reactor of the formula must set (e.g. an API key of a service).',
   fields: (t) => ({
-    name: t.exposeString('name', { description: 'Key of the option in the reactor\'s `configuration`.' }),
+    name: t.exposeString('name', { description: "Key of the option in the reactor's `configuration`." }),
     description: t.exposeString('description', { nullable: true, description: 'What the option is for.' }),
     type: t.field({ type: ParameterTypeEnum, description: 'Type of its value.', resolve: (option) => option.type }),
   }),
@@ -45,7 +45,11 @@ const RequestParameterRef = builder.objectRef<RequestParameter>('ReactorFormulaR
   fields: (t) => ({
     name: t.exposeString('name', { description: 'Name in `args`; dots walk nested objects (`user.address.city`).' }),
     description: t.exposeString('description', { nullable: true, description: 'What the argument is for.' }),
-    type: t.field({ type: ParameterTypeEnum, description: 'Type of its value.', resolve: (parameter) => parameter.type }),
+    type: t.field({
+      type: ParameterTypeEnum,
+      description: 'Type of its value.',
+      resolve: (parameter) => parameter.type,
+    }),
     optional: t.exposeBoolean('optional', { description: 'Whether the argument may be left out.' }),
   }),
 });
@@ -60,7 +64,8 @@ export const ReactorFormulaRef = builder.objectRef<FormulaRow>('ReactorFormula')
     status: t.field({ type: ReactorFormulaStatusEnum, description: 'Availability.', resolve: (f) => f.status }),
     icon: t.exposeString('icon', { nullable: true, description: 'Base64 data URL of a PNG or JPEG icon.' }),
     code: t.exposeString('code', {
-      description: 'JavaScript (CommonJS) whose `module.exports` is `async function (req)` returning `{ raw, tokenize }`.',
+      description:
+        'JavaScript (CommonJS) whose `module.exports` is `async function (req)` returning `{ raw, tokenize }`.',
     }),
     configuration: t.field({
       type: [ConfigurationOptionRef],
@@ -94,7 +99,7 @@ export const ReactorFormulaRef = builder.objectRef<FormulaRow>('ReactorFormula')
 const ConfigurationOptionInput = builder.inputType('ReactorFormulaConfigurationInput', {
   description: 'A configuration option of a formula.',
   fields: (t) => ({
-    name: t.string({ required: true, description: 'Key in a reactor\'s `configuration`; unique, without dots.' }),
+    name: t.string({ required: true, description: "Key in a reactor's `configuration`; unique, without dots." }),
     description: t.string({ description: 'What the option is for.' }),
     type: t.field({ type: ParameterTypeEnum, required: true, description: 'Type of its value.' }),
   }),
@@ -125,7 +130,8 @@ function formulaInputType(name: string, description: string) {
       icon: t.string({ description: 'Base64 data URL of an image/png, image/jpg or image/jpeg icon.' }),
       code: t.string({
         required: true,
-        description: 'JavaScript, at most 50,000 characters; `module.exports` must be a function. Checked in the sandbox.',
+        description:
+          'JavaScript, at most 50,000 characters; `module.exports` must be a function. Checked in the sandbox.',
       }),
       configuration: t.field({
         type: [ConfigurationOptionInput],

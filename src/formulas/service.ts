@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import { newId } from '../db/ids.ts';
-import { type PageRequest, type Page, toPage } from '../db/pagination.ts';
+import { type Page, type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { ConflictError, ForbiddenError, InvalidReactorCodeError, NotFoundError } from '../errors.ts';
 import { countReactorsUsingFormula } from '../reactors/store.ts';
@@ -29,7 +29,9 @@ export function createFormulaService(deps: { db: Kysely<Database>; runtime: Form
    */
   async function checkedInput(input: FormulaInput): Promise<store.FormulaValues> {
     if (input.type === 'OFFICIAL') {
-      throw new ForbiddenError('Official reactor formulas are published by the gateway operator; create a PRIVATE one.');
+      throw new ForbiddenError(
+        'Official reactor formulas are published by the gateway operator; create a PRIVATE one.',
+      );
     }
     const formula: NormalizedFormulaInput = validateFormulaInput(input, deps.limits);
     const check = await deps.runtime.checkCode(formula.code);
@@ -63,7 +65,11 @@ export function createFormulaService(deps: { db: Kysely<Database>; runtime: Form
       return store.findFormulasByIds(db, tenantId, ids);
     },
 
-    async listFormulas(principal: Principal, filter: store.FormulaFilter, page: PageRequest): Promise<Page<FormulaRow>> {
+    async listFormulas(
+      principal: Principal,
+      filter: store.FormulaFilter,
+      page: PageRequest,
+    ): Promise<Page<FormulaRow>> {
       return toPage(await store.listFormulas(db, principal.tenantId, filter, page), page);
     },
 
@@ -73,7 +79,11 @@ export function createFormulaService(deps: { db: Kysely<Database>; runtime: Form
 
     async createFormula(principal: Principal, input: FormulaInput): Promise<FormulaRow> {
       const values = await checkedInput(input);
-      return store.insertFormula(db, principal.tenantId, { ...values, id: newId(), created_by: principal.applicationId });
+      return store.insertFormula(db, principal.tenantId, {
+        ...values,
+        id: newId(),
+        created_by: principal.applicationId,
+      });
     },
 
     /** A full replace (PUT): every field takes the input's value, absent optional ones becoming null or empty. */

@@ -1,4 +1,4 @@
-import { type Kysely, type Transaction, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { type PageRequest, wildcardPattern } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import type { ConfigurationOption, FormulaType, RequestParameter } from './rules.ts';
@@ -44,11 +44,7 @@ export async function findFormula(db: Executor, tenantId: string, id: string): P
   return visibleTo(db, tenantId).where('id', '=', id).executeTakeFirst();
 }
 
-export async function findFormulasByIds(
-  db: Executor,
-  tenantId: string,
-  ids: readonly string[],
-): Promise<FormulaRow[]> {
+export async function findFormulasByIds(db: Executor, tenantId: string, ids: readonly string[]): Promise<FormulaRow[]> {
   if (ids.length === 0) return [];
   return visibleTo(db, tenantId)
     .where('id', 'in', [...ids])

@@ -150,7 +150,11 @@ builder.queryField('reactors', (t) =>
         }),
       }),
     },
-    { name: 'ReactorEdge', description: 'A reactor in a page of reactors.', nodeField: { description: 'The reactor.' } },
+    {
+      name: 'ReactorEdge',
+      description: 'A reactor in a page of reactors.',
+      nodeField: { description: 'The reactor.' },
+    },
   ),
 );
 
@@ -158,7 +162,7 @@ builder.mutationField('createReactor', (t) =>
   t.field({
     type: ReactorRef,
     description:
-      "Creates a reactor of a formula. An unknown formulaId or applicationId is BAD_REQUEST naming the field.",
+      'Creates a reactor of a formula. An unknown formulaId or applicationId is BAD_REQUEST naming the field.',
     authScopes: { permission: 'reactor:create' },
     errors: {
       types: [BadRequestError],

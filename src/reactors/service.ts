@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import { findApplication } from '../auth/store.ts';
 import type { Principal } from '../auth/service.ts';
+import { findApplication } from '../auth/store.ts';
 import { newId } from '../db/ids.ts';
 import { type Page, type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
@@ -8,9 +8,9 @@ import { BadRequestError, type FieldErrors, NotFoundError } from '../errors.ts';
 import type { ConfigurationOption, RequestParameter } from '../formulas/rules.ts';
 import { findFormula } from '../formulas/store.ts';
 import {
+  applyReactorPatch,
   type ConfigurationValue,
   type ReactorPatch,
-  applyReactorPatch,
   validateReactorInput,
 } from './configuration.ts';
 import * as store from './store.ts';
@@ -98,7 +98,11 @@ export function createReactorService(deps: { db: Kysely<Database> }) {
       return store.findReactor(db, principal.tenantId, id);
     },
 
-    async listReactors(principal: Principal, filter: store.ReactorFilter, page: PageRequest): Promise<Page<ReactorRow>> {
+    async listReactors(
+      principal: Principal,
+      filter: store.ReactorFilter,
+      page: PageRequest,
+    ): Promise<Page<ReactorRow>> {
       checkFilter(filter);
       return toPage(await store.listReactors(db, principal.tenantId, filter, page), page);
     },

@@ -1,4 +1,4 @@
-import { type Kysely, type Transaction, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { type PageRequest, wildcardPattern } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import type { ConfigurationOption, RequestParameter } from '../formulas/rules.ts';
@@ -42,7 +42,8 @@ export async function findReactor(db: Executor, tenantId: string, id: string): P
 function filtered(db: Executor, tenantId: string, filter: ReactorFilter) {
   let query = db.selectFrom('reactors').where('tenant_id', '=', tenantId);
   // `ids: []` asks for none of them, not for every reactor.
-  if (filter.ids) query = filter.ids.length > 0 ? query.where('id', 'in', [...filter.ids]) : query.where(sql<boolean>`false`);
+  if (filter.ids)
+    query = filter.ids.length > 0 ? query.where('id', 'in', [...filter.ids]) : query.where(sql<boolean>`false`);
   if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name));
   return query;
 }

@@ -56,7 +56,10 @@ describe('createReactorFormula', () => {
       .select(['code_hash', 'tenant_id'])
       .where('id', '=', formula.id)
       .executeTakeFirstOrThrow();
-    expect(row).toEqual({ code_hash: createHash('sha256').update(SEED_CODE).digest('hex'), tenant_id: tenant.tenantId });
+    expect(row).toEqual({
+      code_hash: createHash('sha256').update(SEED_CODE).digest('hex'),
+      tenant_id: tenant.tenantId,
+    });
   });
 
   it('defaults configuration and request parameters to none', async () => {
@@ -70,7 +73,9 @@ describe('createReactorFormula', () => {
 
   it('accepts a formula name of 200 characters', async () => {
     const tenant = await gateway.createTenant();
-    expect(await create(tenant.managementKey, { name: 'n'.repeat(200) })).toMatchObject({ __typename: 'ReactorFormula' });
+    expect(await create(tenant.managementKey, { name: 'n'.repeat(200) })).toMatchObject({
+      __typename: 'ReactorFormula',
+    });
   });
 
   it('rejects a formula name of 201 characters', async () => {
@@ -88,7 +93,9 @@ describe('createReactorFormula', () => {
   it('rejects code over 50,000 characters', async () => {
     const tenant = await gateway.createTenant();
     const code = `module.exports = async () => ({});//${'x'.repeat(50_000)}`;
-    expect((await create(tenant.managementKey, { code })).errors).toEqual({ code: ['must be at most 50000 characters'] });
+    expect((await create(tenant.managementKey, { code })).errors).toEqual({
+      code: ['must be at most 50000 characters'],
+    });
   });
 
   it('rejects an icon that is not a PNG or JPEG data URL', async () => {
@@ -147,8 +154,8 @@ describe('createReactorFormula', () => {
     const code = 'globalThis.__formulaRanHere = true; module.exports = async () => ({ raw: 1 });';
     expect(await create(tenant.managementKey, { code })).toMatchObject({ __typename: 'ReactorFormula' });
     expect((globalThis as Record<string, unknown>).__formulaRanHere).toBeUndefined();
-    const escape = await create(tenant.managementKey, { code: 'process.exit(1); module.exports = () => ({});' });
-    expect(escape.code).toBe('INVALID_REACTOR_CODE');
+    const hostCall = await create(tenant.managementKey, { code: 'process.exit(1); module.exports = () => ({});' });
+    expect(hostCall.code).toBe('INVALID_REACTOR_CODE');
   });
 
   it('refuses an OFFICIAL formula from a tenant as FORBIDDEN', async () => {
@@ -197,19 +204,37 @@ describe('updateReactorFormula', () => {
   it('validates like create and leaves the formula unchanged when it refuses', async () => {
     const tenant = await gateway.createTenant();
     const formula = await createFormula(gateway, tenant.managementKey);
-    const bad = await gateway.gql(UPDATE_FORMULA, { id: formula.id, input: formulaInput({ name: 'x'.repeat(201) }) }, tenant.managementKey);
+    const bad = await gateway.gql(
+      UPDATE_FORMULA,
+      { id: formula.id, input: formulaInput({ name: 'x'.repeat(201) }) },
+      tenant.managementKey,
+    );
     expect(bad.data?.updateReactorFormula.errors).toEqual({ name: ['must be at most 200 characters'] });
-    const badCode = await gateway.gql(UPDATE_FORMULA, { id: formula.id, input: formulaInput({ code: 'module.exports = 42;' }) }, tenant.managementKey);
+    const badCode = await gateway.gql(
+      UPDATE_FORMULA,
+      { id: formula.id, input: formulaInput({ code: 'module.exports = 42;' }) },
+      tenant.managementKey,
+    );
     expect(badCode.data?.updateReactorFormula.code).toBe('INVALID_REACTOR_CODE');
-    const official = await gateway.gql(UPDATE_FORMULA, { id: formula.id, input: formulaInput({ type: 'OFFICIAL' }) }, tenant.managementKey);
+    const official = await gateway.gql(
+      UPDATE_FORMULA,
+      { id: formula.id, input: formulaInput({ type: 'OFFICIAL' }) },
+      tenant.managementKey,
+    );
     expect(official.data?.updateReactorFormula.code).toBe('FORBIDDEN');
     const read = await gateway.gql(GET_FORMULA, { id: formula.id }, tenant.managementKey);
-    expect(read.data?.reactorFormula).toEqual(Object.fromEntries(Object.entries(formula).filter(([k]) => k !== '__typename')));
+    expect(read.data?.reactorFormula).toEqual(
+      Object.fromEntries(Object.entries(formula).filter(([k]) => k !== '__typename')),
+    );
   });
 
   it('refuses to change an official formula: FORBIDDEN', async () => {
     const tenant = await gateway.createTenant();
-    const result = await gateway.gql(UPDATE_FORMULA, { id: OFFICIAL_FORMULA_IDS.echo, input: formulaInput() }, tenant.managementKey);
+    const result = await gateway.gql(
+      UPDATE_FORMULA,
+      { id: OFFICIAL_FORMULA_IDS.echo, input: formulaInput() },
+      tenant.managementKey,
+    );
     expect(result.data?.updateReactorFormula).toMatchObject({ __typename: 'ForbiddenError', status: 403 });
   });
 
@@ -221,8 +246,14 @@ describe('updateReactorFormula', () => {
     const forTheirs = await gateway.gql(UPDATE_FORMULA, { ...variables, id: their.id }, mine.managementKey);
     const forUnknown = await gateway.gql(UPDATE_FORMULA, { ...variables, id: UNKNOWN_ID }, mine.managementKey);
     expect(forTheirs).toEqual(forUnknown);
-    expect(forTheirs.data?.updateReactorFormula).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND', status: 404 });
-    expect((await gateway.gql(GET_FORMULA, { id: their.id }, theirs.managementKey)).data?.reactorFormula.name).toBe(their.name);
+    expect(forTheirs.data?.updateReactorFormula).toMatchObject({
+      __typename: 'NotFoundError',
+      code: 'NOT_FOUND',
+      status: 404,
+    });
+    expect((await gateway.gql(GET_FORMULA, { id: their.id }, theirs.managementKey)).data?.reactorFormula.name).toBe(
+      their.name,
+    );
   });
 
   it('requires reactor:update', async () => {
@@ -252,21 +283,30 @@ describe('deleteReactorFormula', () => {
     const formula = await createFormula(gateway, tenant.managementKey);
     for (const name of ['one', 'two']) {
       const input = { name, formulaId: formula.id, configuration: { SERVICE_API_KEY: 'k' } };
-      expect((await gateway.gql(CREATE_REACTOR, { input }, tenant.managementKey)).data?.createReactor.__typename).toBe('Reactor');
+      expect((await gateway.gql(CREATE_REACTOR, { input }, tenant.managementKey)).data?.createReactor.__typename).toBe(
+        'Reactor',
+      );
     }
     const result = await gateway.gql(DELETE_FORMULA, { id: formula.id }, tenant.managementKey);
-    expect(result.data?.deleteReactorFormula).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT', status: 409 });
+    expect(result.data?.deleteReactorFormula).toMatchObject({
+      __typename: 'ConflictError',
+      code: 'CONFLICT',
+      status: 409,
+    });
     expect(result.data?.deleteReactorFormula.message).toContain('2 reactors');
-    expect((await gateway.gql(GET_FORMULA, { id: formula.id }, tenant.managementKey)).data?.reactorFormula.id).toBe(formula.id);
+    expect((await gateway.gql(GET_FORMULA, { id: formula.id }, tenant.managementKey)).data?.reactorFormula.id).toBe(
+      formula.id,
+    );
   });
 
   it('refuses to delete an official formula: FORBIDDEN', async () => {
     const tenant = await gateway.createTenant();
     const result = await gateway.gql(DELETE_FORMULA, { id: OFFICIAL_FORMULA_IDS.cardCheck }, tenant.managementKey);
     expect(result.data?.deleteReactorFormula).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN' });
-    expect((await gateway.gql(GET_FORMULA, { id: OFFICIAL_FORMULA_IDS.cardCheck }, tenant.managementKey)).data?.reactorFormula.id).toBe(
-      OFFICIAL_FORMULA_IDS.cardCheck,
-    );
+    expect(
+      (await gateway.gql(GET_FORMULA, { id: OFFICIAL_FORMULA_IDS.cardCheck }, tenant.managementKey)).data
+        ?.reactorFormula.id,
+    ).toBe(OFFICIAL_FORMULA_IDS.cardCheck);
   });
 
   it("answers another tenant's formula id exactly like an unknown id", async () => {
@@ -276,7 +316,9 @@ describe('deleteReactorFormula', () => {
     const forTheirs = await gateway.gql(DELETE_FORMULA, { id: their.id }, mine.managementKey);
     expect(forTheirs).toEqual(await gateway.gql(DELETE_FORMULA, { id: UNKNOWN_ID }, mine.managementKey));
     expect(forTheirs.data?.deleteReactorFormula.code).toBe('NOT_FOUND');
-    expect((await gateway.gql(GET_FORMULA, { id: their.id }, theirs.managementKey)).data?.reactorFormula.id).toBe(their.id);
+    expect((await gateway.gql(GET_FORMULA, { id: their.id }, theirs.managementKey)).data?.reactorFormula.id).toBe(
+      their.id,
+    );
   });
 
   it('requires reactor:delete', async () => {

@@ -39,7 +39,8 @@ describe('reactorFormulas and reactorFormula', () => {
     for (const name of ['Stripe Charge', 'stripe refund', 'Adyen 100%', 'Adyen 1000']) {
       await createFormula(gateway, tenant.managementKey, { name });
     }
-    const names = async (name: string) => (await list(tenant.managementKey, { name })).edges.map((e: any) => e.node.name);
+    const names = async (name: string) =>
+      (await list(tenant.managementKey, { name })).edges.map((e: any) => e.node.name);
     expect(await names('STRIPE')).toEqual(['Stripe Charge', 'stripe refund']);
     expect(await names('stripe*charge')).toEqual(['Stripe Charge']);
     expect(await names('100%')).toEqual(['Adyen 100%']);
@@ -98,7 +99,11 @@ describe('reactorFormulas and reactorFormula', () => {
 });
 
 /** Runs an official formula's stored code in the gateway's own sandbox, as `react` will. */
-async function runOfficial(id: string, args: unknown, configuration: Record<string, unknown> = {}): Promise<RunOutcome> {
+async function runOfficial(
+  id: string,
+  args: unknown,
+  configuration: Record<string, unknown> = {},
+): Promise<RunOutcome> {
   const row = await gateway.app.database.db
     .selectFrom('reactor_formulas')
     .select(['code', 'code_hash'])
@@ -130,20 +135,29 @@ describe('official formulas (seeded by migration 0002, run in the sandbox)', () 
       return outcome.raw as Record<string, unknown>;
     };
     expect(await check('4242424242424242', { expiration_month: 12, expiration_year: 2099 })).toEqual({
-      brand: 'visa', bin: '424242', last4: '4242', valid: true, expired: false,
+      brand: 'visa',
+      bin: '424242',
+      last4: '4242',
+      valid: true,
+      expired: false,
     });
     expect(await check('4242 4242 4242 4241')).toMatchObject({ brand: 'visa', valid: false, expired: null });
     expect(await check('5555555555554444')).toMatchObject({ brand: 'mastercard', valid: true });
     expect(await check('2223003122003222')).toMatchObject({ brand: 'mastercard', valid: true });
     expect(await check('378282246310005')).toMatchObject({ brand: 'american-express', last4: '0005', valid: true });
     expect(await check('6011111111111117')).toMatchObject({ brand: 'discover', valid: true });
-    expect(await check('4000056655665556', { expiration_month: 1, expiration_year: 2020 })).toMatchObject({ expired: true });
+    expect(await check('4000056655665556', { expiration_month: 1, expiration_year: 2020 })).toMatchObject({
+      expired: true,
+    });
     expect(JSON.stringify(await check('4242424242424242'))).not.toContain('4242424242424242');
   });
 
   it('Card Check throws the SDK BadRequestError when the card number is missing or not digits', async () => {
     const missing = await runOfficial(OFFICIAL_FORMULA_IDS.cardCheck, { card: { expiration_month: 1 } });
-    expect(missing).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', status: 400, errors: { 'card.number': ['is required'] } } });
+    expect(missing).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', status: 400, errors: { 'card.number': ['is required'] } },
+    });
     const noCard = await runOfficial(OFFICIAL_FORMULA_IDS.cardCheck, {});
     expect(noCard).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
     const letters = await runOfficial(OFFICIAL_FORMULA_IDS.cardCheck, { card: { number: '4242abcd' } });

@@ -58,7 +58,8 @@ export async function createFormula(
 ): Promise<Record<string, any>> {
   const result = await gateway.gql(CREATE_FORMULA, { input: formulaInput(overrides) }, key);
   const formula = result.data?.createReactorFormula;
-  if (formula?.__typename !== 'ReactorFormula') throw new Error(`createReactorFormula failed: ${JSON.stringify(result)}`);
+  if (formula?.__typename !== 'ReactorFormula')
+    throw new Error(`createReactorFormula failed: ${JSON.stringify(result)}`);
   return formula;
 }
 

@@ -27,7 +27,10 @@ let app: App;
 beforeAll(async () => {
   database = await createTestDatabase();
   const config = loadConfig(testEnvironment());
-  app = await createApp(config, createLogger(config.logLevel), { database: database.target, queryPlugin: countQueries });
+  app = await createApp(config, createLogger(config.logLevel), {
+    database: database.target,
+    queryPlugin: countQueries,
+  });
 });
 afterAll(async () => {
   await app?.close();
@@ -50,7 +53,7 @@ async function tenantWithReactors(count: number) {
     {},
     ADMIN_KEY,
   );
-  const { tenant, managementKey } = created.data?.createTenant;
+  const { tenant, managementKey } = created.data?.createTenant ?? {};
   const applications = await app.database.db
     .selectFrom('applications')
     .select('id')

@@ -1,5 +1,5 @@
-import { type TestGateway } from '../support/gateway.ts';
 import { createFormula, ERROR_FIELDS } from '../formulas/helpers.ts';
+import type { TestGateway } from '../support/gateway.ts';
 
 export const REACTOR_FIELDS = `id tenantId name configuration createdBy createdAt modifiedBy modifiedAt
   formula { id name } application { id type }`;

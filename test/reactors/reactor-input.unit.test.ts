@@ -27,7 +27,9 @@ describe('validateReactorInput', () => {
 
   it('reports name, configuration and the errors the caller already found in one BAD_REQUEST', () => {
     const errors = errorsOf(() =>
-      validateReactorInput({ name: '', configuration: { KEY: 'k' } }, contract, { applicationId: ['is not an application of this tenant'] }),
+      validateReactorInput({ name: '', configuration: { KEY: 'k' } }, contract, {
+        applicationId: ['is not an application of this tenant'],
+      }),
     );
     expect(errors).toEqual({
       applicationId: ['is not an application of this tenant'],
@@ -37,17 +39,23 @@ describe('validateReactorInput', () => {
   });
 
   it('skips the configuration when the formula is unknown (null contract)', () => {
-    expect(errorsOf(() => validateReactorInput({ name: 'r', configuration: { ANY: 1 } }, null, { formulaId: ['unknown'] }))).toEqual({
+    expect(
+      errorsOf(() => validateReactorInput({ name: 'r', configuration: { ANY: 1 } }, null, { formulaId: ['unknown'] })),
+    ).toEqual({
       formulaId: ['unknown'],
     });
   });
 
   it('rejects a configuration that is not an object', () => {
-    expect(errorsOf(() => validateReactorInput({ name: 'r', configuration: [1] }, contract))).toEqual({ configuration: ['must be an object'] });
+    expect(errorsOf(() => validateReactorInput({ name: 'r', configuration: [1] }, contract))).toEqual({
+      configuration: ['must be an object'],
+    });
   });
 
   it('rejects a reactor name of 201 characters', () => {
-    expect(errorsOf(() => validateReactorInput({ name: 'x'.repeat(201), configuration: { KEY: 'k', LIMIT: 1 } }, contract))).toEqual({
+    expect(
+      errorsOf(() => validateReactorInput({ name: 'x'.repeat(201), configuration: { KEY: 'k', LIMIT: 1 } }, contract)),
+    ).toEqual({
       name: ['must be at most 200 characters'],
     });
   });

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFICIAL_FORMULA_IDS } from '../../src/formulas/official.ts';
-import { applicationIdOf, createApplication, createFormula, formulaInput, UNKNOWN_ID, UPDATE_FORMULA } from '../formulas/helpers.ts';
+import {
+  applicationIdOf,
+  createApplication,
+  createFormula,
+  formulaInput,
+  UNKNOWN_ID,
+  UPDATE_FORMULA,
+} from '../formulas/helpers.ts';
 import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
 import {
   CREATE_REACTOR,
@@ -24,7 +31,11 @@ const CONFIG = { API_KEY: 'key_abcd1234', LIMIT: 10, LIVE: false };
 async function setUp() {
   const tenant = await gateway.createTenant();
   const formula = await createConfiguredFormula(gateway, tenant.managementKey);
-  const reactor = await createReactor(gateway, tenant.managementKey, { name: 'My Reactor', formulaId: formula.id, configuration: CONFIG });
+  const reactor = await createReactor(gateway, tenant.managementKey, {
+    name: 'My Reactor',
+    formulaId: formula.id,
+    configuration: CONFIG,
+  });
   return { tenant, formula, reactor };
 }
 
@@ -58,15 +69,26 @@ describe('createReactor', () => {
 
   it('creates a reactor of an official formula, without an application', async () => {
     const tenant = await gateway.createTenant();
-    const reactor = await createReactor(gateway, tenant.managementKey, { name: 'Echo', formulaId: OFFICIAL_FORMULA_IDS.echo });
-    expect(reactor).toMatchObject({ configuration: {}, formula: { id: OFFICIAL_FORMULA_IDS.echo, name: 'Echo' }, application: null });
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'Echo',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+    });
+    expect(reactor).toMatchObject({
+      configuration: {},
+      formula: { id: OFFICIAL_FORMULA_IDS.echo, name: 'Echo' },
+      application: null,
+    });
   });
 
   it('rejects a reactor name of 201 characters', async () => {
     const tenant = await gateway.createTenant();
     const input = { name: 'r'.repeat(201), formulaId: OFFICIAL_FORMULA_IDS.echo };
     const result = await mutate(CREATE_REACTOR, { input }, tenant.managementKey);
-    expect(result).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST', errors: { name: ['must be at most 200 characters'] } });
+    expect(result).toMatchObject({
+      __typename: 'BadRequestError',
+      code: 'BAD_REQUEST',
+      errors: { name: ['must be at most 200 characters'] },
+    });
   });
 
   it('rejects a configuration that breaks the formula contract, naming each key', async () => {
@@ -85,15 +107,27 @@ describe('createReactor', () => {
     const mine = await gateway.createTenant();
     const theirs = await gateway.createTenant();
     const their = await createFormula(gateway, theirs.managementKey);
-    const forTheirs = await gateway.gql(CREATE_REACTOR, { input: { name: 'r', formulaId: their.id } }, mine.managementKey);
-    const forUnknown = await gateway.gql(CREATE_REACTOR, { input: { name: 'r', formulaId: UNKNOWN_ID } }, mine.managementKey);
+    const forTheirs = await gateway.gql(
+      CREATE_REACTOR,
+      { input: { name: 'r', formulaId: their.id } },
+      mine.managementKey,
+    );
+    const forUnknown = await gateway.gql(
+      CREATE_REACTOR,
+      { input: { name: 'r', formulaId: UNKNOWN_ID } },
+      mine.managementKey,
+    );
     expect(forTheirs).toEqual(forUnknown);
     expect(Object.keys(forTheirs.data?.createReactor.errors)).toEqual(['formulaId']);
   });
 
   it('rejects a MANAGEMENT application, naming applicationId', async () => {
     const tenant = await gateway.createTenant();
-    const input = { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId: await applicationIdOf(gateway, tenant.managementKey) };
+    const input = {
+      name: 'r',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+      applicationId: await applicationIdOf(gateway, tenant.managementKey),
+    };
     const result = await mutate(CREATE_REACTOR, { input }, tenant.managementKey);
     expect(result.errors).toEqual({ applicationId: ['must be a PUBLIC or PRIVATE application, not a MANAGEMENT one'] });
   });
@@ -102,7 +136,9 @@ describe('createReactor', () => {
     const mine = await gateway.createTenant();
     const theirs = await gateway.createTenant();
     const theirApp = await applicationIdOf(gateway, theirs.privateKey);
-    const input = (applicationId: string) => ({ input: { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId } });
+    const input = (applicationId: string) => ({
+      input: { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId },
+    });
     const forTheirs = await gateway.gql(CREATE_REACTOR, input(theirApp), mine.managementKey);
     expect(forTheirs).toEqual(await gateway.gql(CREATE_REACTOR, input(UNKNOWN_ID), mine.managementKey));
     expect(forTheirs.data?.createReactor.errors).toEqual({ applicationId: ['is not an application of this tenant'] });
@@ -111,13 +147,21 @@ describe('createReactor', () => {
   it('accepts a PUBLIC application', async () => {
     const tenant = await gateway.createTenant();
     const browser = await createApplication(gateway, tenant.managementKey, 'PUBLIC');
-    const reactor = await createReactor(gateway, tenant.managementKey, { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId: browser.id });
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'r',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+      applicationId: browser.id,
+    });
     expect(reactor.application).toEqual({ id: browser.id, type: 'PUBLIC' });
   });
 
   it('requires reactor:create', async () => {
     const tenant = await gateway.createTenant();
-    const result = await gateway.gql(CREATE_REACTOR, { input: { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo } }, tenant.privateKey);
+    const result = await gateway.gql(
+      CREATE_REACTOR,
+      { input: { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo } },
+      tenant.privateKey,
+    );
     expect(errorCode(result)).toBe('FORBIDDEN');
   });
 });
@@ -126,7 +170,11 @@ describe('updateReactor', () => {
   it('replaces name, configuration and application, keeps the formula and records the change', async () => {
     const { tenant, formula, reactor } = await setUp();
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
-    const input = { name: 'Renamed', configuration: { API_KEY: 'new', LIMIT: 20, LIVE: 'true' }, applicationId: backend.id };
+    const input = {
+      name: 'Renamed',
+      configuration: { API_KEY: 'new', LIMIT: 20, LIVE: 'true' },
+      applicationId: backend.id,
+    };
     const updated = await mutate(UPDATE_REACTOR, { id: reactor.id, input }, tenant.managementKey);
     expect(updated).toMatchObject({
       __typename: 'Reactor',
@@ -143,14 +191,22 @@ describe('updateReactor', () => {
   it('detaches the application when applicationId is absent (the whole object is replaced)', async () => {
     const tenant = await gateway.createTenant();
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
-    const reactor = await createReactor(gateway, tenant.managementKey, { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId: backend.id });
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'r',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+      applicationId: backend.id,
+    });
     const updated = await mutate(UPDATE_REACTOR, { id: reactor.id, input: { name: 'r' } }, tenant.managementKey);
     expect(updated.application).toBeNull();
   });
 
   it('validates the configuration against the formula and changes nothing when it refuses', async () => {
     const { tenant, reactor } = await setUp();
-    const result = await mutate(UPDATE_REACTOR, { id: reactor.id, input: { name: '', configuration: { API_KEY: 'k' } } }, tenant.managementKey);
+    const result = await mutate(
+      UPDATE_REACTOR,
+      { id: reactor.id, input: { name: '', configuration: { API_KEY: 'k' } } },
+      tenant.managementKey,
+    );
     expect(Object.keys(result.errors).sort()).toEqual(['configuration.LIMIT', 'configuration.LIVE', 'name']);
     expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, tenant.managementKey)).data?.reactor).toEqual(
       Object.fromEntries(Object.entries(reactor).filter(([k]) => k !== '__typename')),
@@ -163,13 +219,23 @@ describe('updateReactor', () => {
     const input = { name: 'Hijacked', configuration: CONFIG };
     const forTheirs = await gateway.gql(UPDATE_REACTOR, { id: reactor.id, input }, mine.managementKey);
     expect(forTheirs).toEqual(await gateway.gql(UPDATE_REACTOR, { id: UNKNOWN_ID, input }, mine.managementKey));
-    expect(forTheirs.data?.updateReactor).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND', status: 404 });
-    expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, theirs.managementKey)).data?.reactor.name).toBe('My Reactor');
+    expect(forTheirs.data?.updateReactor).toMatchObject({
+      __typename: 'NotFoundError',
+      code: 'NOT_FOUND',
+      status: 404,
+    });
+    expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, theirs.managementKey)).data?.reactor.name).toBe(
+      'My Reactor',
+    );
   });
 
   it('requires reactor:update', async () => {
     const { tenant, reactor } = await setUp();
-    const result = await gateway.gql(UPDATE_REACTOR, { id: reactor.id, input: { name: 'x', configuration: CONFIG } }, tenant.privateKey);
+    const result = await gateway.gql(
+      UPDATE_REACTOR,
+      { id: reactor.id, input: { name: 'x', configuration: CONFIG } },
+      tenant.privateKey,
+    );
     expect(errorCode(result)).toBe('FORBIDDEN');
   });
 });
@@ -183,22 +249,45 @@ describe('patchReactor (RFC 7386 merge-patch)', () => {
 
   it('merges configuration key by key and validates the merged result', async () => {
     const { tenant, reactor } = await setUp();
-    const patched = await mutate(PATCH_REACTOR, { id: reactor.id, input: { configuration: { LIMIT: '99' } } }, tenant.managementKey);
+    const patched = await mutate(
+      PATCH_REACTOR,
+      { id: reactor.id, input: { configuration: { LIMIT: '99' } } },
+      tenant.managementKey,
+    );
     expect(patched.configuration).toEqual({ ...CONFIG, LIMIT: 99 });
-    const bad = await mutate(PATCH_REACTOR, { id: reactor.id, input: { configuration: { LIVE: 'maybe' } } }, tenant.managementKey);
+    const bad = await mutate(
+      PATCH_REACTOR,
+      { id: reactor.id, input: { configuration: { LIVE: 'maybe' } } },
+      tenant.managementKey,
+    );
     expect(bad.errors).toEqual({ 'configuration.LIVE': ['must be a boolean, not a string that cannot be cast'] });
   });
 
   it('removes a configuration key given as null (and refuses when the formula requires it)', async () => {
     const { tenant, formula, reactor } = await setUp();
-    const required = await mutate(PATCH_REACTOR, { id: reactor.id, input: { configuration: { LIVE: null } } }, tenant.managementKey);
+    const required = await mutate(
+      PATCH_REACTOR,
+      { id: reactor.id, input: { configuration: { LIVE: null } } },
+      tenant.managementKey,
+    );
     expect(required.errors).toEqual({ 'configuration.LIVE': ['is required'] });
     // The formula drops LIVE: the reactor's stale LIVE key now fails validation until a patch removes it.
-    const contract = [{ name: 'API_KEY', type: 'STRING' }, { name: 'LIMIT', type: 'NUMBER' }];
-    await gateway.gql(UPDATE_FORMULA, { id: formula.id, input: formulaInput({ configuration: contract }) }, tenant.managementKey);
+    const contract = [
+      { name: 'API_KEY', type: 'STRING' },
+      { name: 'LIMIT', type: 'NUMBER' },
+    ];
+    await gateway.gql(
+      UPDATE_FORMULA,
+      { id: formula.id, input: formulaInput({ configuration: contract }) },
+      tenant.managementKey,
+    );
     const stale = await mutate(PATCH_REACTOR, { id: reactor.id, input: { name: 'x' } }, tenant.managementKey);
     expect(stale.errors).toEqual({ 'configuration.LIVE': ['is not a configuration option of the formula'] });
-    const cleaned = await mutate(PATCH_REACTOR, { id: reactor.id, input: { configuration: { LIVE: null } } }, tenant.managementKey);
+    const cleaned = await mutate(
+      PATCH_REACTOR,
+      { id: reactor.id, input: { configuration: { LIVE: null } } },
+      tenant.managementKey,
+    );
     expect(cleaned.configuration).toEqual({ API_KEY: CONFIG.API_KEY, LIMIT: CONFIG.LIMIT });
   });
 
@@ -206,20 +295,44 @@ describe('patchReactor (RFC 7386 merge-patch)', () => {
     const tenant = await gateway.createTenant();
     const formula = await createFormula(gateway, tenant.managementKey, { configuration: [] });
     const reactor = await createReactor(gateway, tenant.managementKey, { name: 'r', formulaId: formula.id });
-    expect((await mutate(PATCH_REACTOR, { id: reactor.id, input: { configuration: null } }, tenant.managementKey)).configuration).toEqual({});
+    expect(
+      (await mutate(PATCH_REACTOR, { id: reactor.id, input: { configuration: null } }, tenant.managementKey))
+        .configuration,
+    ).toEqual({});
     const configured = await setUp();
-    const refused = await mutate(PATCH_REACTOR, { id: configured.reactor.id, input: { configuration: null } }, configured.tenant.managementKey);
-    expect(Object.keys(refused.errors).sort()).toEqual(['configuration.API_KEY', 'configuration.LIMIT', 'configuration.LIVE']);
+    const refused = await mutate(
+      PATCH_REACTOR,
+      { id: configured.reactor.id, input: { configuration: null } },
+      configured.tenant.managementKey,
+    );
+    expect(Object.keys(refused.errors).sort()).toEqual([
+      'configuration.API_KEY',
+      'configuration.LIMIT',
+      'configuration.LIVE',
+    ]);
   });
 
   it('detaches the application on applicationId: null and keeps it when absent', async () => {
     const tenant = await gateway.createTenant();
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
-    const reactor = await createReactor(gateway, tenant.managementKey, { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId: backend.id });
-    expect((await mutate(PATCH_REACTOR, { id: reactor.id, input: { name: 'kept' } }, tenant.managementKey)).application).toEqual({ id: backend.id, type: 'PRIVATE' });
-    expect((await mutate(PATCH_REACTOR, { id: reactor.id, input: { applicationId: null } }, tenant.managementKey)).application).toBeNull();
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'r',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+      applicationId: backend.id,
+    });
+    expect(
+      (await mutate(PATCH_REACTOR, { id: reactor.id, input: { name: 'kept' } }, tenant.managementKey)).application,
+    ).toEqual({ id: backend.id, type: 'PRIVATE' });
+    expect(
+      (await mutate(PATCH_REACTOR, { id: reactor.id, input: { applicationId: null } }, tenant.managementKey))
+        .application,
+    ).toBeNull();
     const management = await applicationIdOf(gateway, tenant.managementKey);
-    const refused = await mutate(PATCH_REACTOR, { id: reactor.id, input: { applicationId: management } }, tenant.managementKey);
+    const refused = await mutate(
+      PATCH_REACTOR,
+      { id: reactor.id, input: { applicationId: management } },
+      tenant.managementKey,
+    );
     expect(Object.keys(refused.errors)).toEqual(['applicationId']);
   });
 
@@ -245,7 +358,9 @@ describe('patchReactor (RFC 7386 merge-patch)', () => {
     const { reactor } = await setUp();
     const mine = await gateway.createTenant();
     const forTheirs = await gateway.gql(PATCH_REACTOR, { id: reactor.id, input: { name: 'x' } }, mine.managementKey);
-    expect(forTheirs).toEqual(await gateway.gql(PATCH_REACTOR, { id: UNKNOWN_ID, input: { name: 'x' } }, mine.managementKey));
+    expect(forTheirs).toEqual(
+      await gateway.gql(PATCH_REACTOR, { id: UNKNOWN_ID, input: { name: 'x' } }, mine.managementKey),
+    );
     expect(forTheirs.data?.patchReactor.code).toBe('NOT_FOUND');
   });
 });
@@ -253,7 +368,10 @@ describe('patchReactor (RFC 7386 merge-patch)', () => {
 describe('deleteReactor', () => {
   it('deletes a reactor, which then reads as null', async () => {
     const { tenant, reactor } = await setUp();
-    expect(await mutate(DELETE_REACTOR, { id: reactor.id }, tenant.managementKey)).toEqual({ __typename: 'Reactor', id: reactor.id });
+    expect(await mutate(DELETE_REACTOR, { id: reactor.id }, tenant.managementKey)).toEqual({
+      __typename: 'Reactor',
+      id: reactor.id,
+    });
     expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, tenant.managementKey)).data?.reactor).toBeNull();
     expect((await mutate(DELETE_REACTOR, { id: reactor.id }, tenant.managementKey)).code).toBe('NOT_FOUND');
   });
@@ -263,7 +381,9 @@ describe('deleteReactor', () => {
     const mine = await gateway.createTenant();
     const forTheirs = await gateway.gql(DELETE_REACTOR, { id: reactor.id }, mine.managementKey);
     expect(forTheirs).toEqual(await gateway.gql(DELETE_REACTOR, { id: UNKNOWN_ID }, mine.managementKey));
-    expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, theirs.managementKey)).data?.reactor.id).toBe(reactor.id);
+    expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, theirs.managementKey)).data?.reactor.id).toBe(
+      reactor.id,
+    );
   });
 
   it('requires reactor:delete', async () => {

@@ -24,7 +24,8 @@ const names = (page: any) => page.edges.map((e: any) => e.node.name);
 
 async function reactorsNamed(key: string, ...list: string[]) {
   const created = [];
-  for (const name of list) created.push(await createReactor(gateway, key, { name, formulaId: OFFICIAL_FORMULA_IDS.echo }));
+  for (const name of list)
+    created.push(await createReactor(gateway, key, { name, formulaId: OFFICIAL_FORMULA_IDS.echo }));
   return created;
 }
 
@@ -42,7 +43,10 @@ describe('reactors and reactor', () => {
   it('filters by ids (an empty list matches none) and by name', async () => {
     const tenant = await gateway.createTenant();
     const [a, , c] = await reactorsNamed(tenant.managementKey, 'Stripe charge', 'Adyen', 'stripe REFUND');
-    expect(names(await list(tenant.managementKey, { ids: [c?.id, a?.id, UNKNOWN_ID] }))).toEqual(['Stripe charge', 'stripe REFUND']);
+    expect(names(await list(tenant.managementKey, { ids: [c?.id, a?.id, UNKNOWN_ID] }))).toEqual([
+      'Stripe charge',
+      'stripe REFUND',
+    ]);
     expect(await list(tenant.managementKey, { ids: [] })).toMatchObject({ totalCount: 0, edges: [] });
     expect(names(await list(tenant.managementKey, { name: 'STRIPE' }))).toEqual(['Stripe charge', 'stripe REFUND']);
     expect((await list(tenant.managementKey, { name: 'stripe*refund', ids: [a?.id, c?.id] })).totalCount).toBe(1);
@@ -91,9 +95,19 @@ describe('reactors and reactor', () => {
   it('shows a deleted application as null on its reactors', async () => {
     const tenant = await gateway.createTenant();
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
-    const reactor = await createReactor(gateway, tenant.managementKey, { name: 'r', formulaId: OFFICIAL_FORMULA_IDS.echo, applicationId: backend.id });
-    await gateway.gql('mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }', { id: backend.id }, tenant.managementKey);
-    expect((await gateway.gql(GET_REACTOR, { id: reactor.id }, tenant.managementKey)).data?.reactor.application).toBeNull();
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'r',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+      applicationId: backend.id,
+    });
+    await gateway.gql(
+      'mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }',
+      { id: backend.id },
+      tenant.managementKey,
+    );
+    expect(
+      (await gateway.gql(GET_REACTOR, { id: reactor.id }, tenant.managementKey)).data?.reactor.application,
+    ).toBeNull();
   });
 });
 
@@ -103,12 +117,25 @@ describe('loadReactorForInvocation', () => {
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
     const formula = await createFormula(gateway, tenant.managementKey);
     const reactor = await createReactor(gateway, tenant.managementKey, {
-      name: 'r', formulaId: formula.id, configuration: { SERVICE_API_KEY: 'k' }, applicationId: backend.id,
+      name: 'r',
+      formulaId: formula.id,
+      configuration: { SERVICE_API_KEY: 'k' },
+      applicationId: backend.id,
     });
     const loaded = await gateway.app.services.reactors.loadReactorForInvocation(tenant.tenantId, reactor.id);
-    const row = await gateway.app.database.db.selectFrom('reactor_formulas').select('code_hash').where('id', '=', formula.id).executeTakeFirstOrThrow();
+    const row = await gateway.app.database.db
+      .selectFrom('reactor_formulas')
+      .select('code_hash')
+      .where('id', '=', formula.id)
+      .executeTakeFirstOrThrow();
     expect(loaded).toEqual({
-      reactor: { id: reactor.id, name: 'r', tenantId: tenant.tenantId, configuration: { SERVICE_API_KEY: 'k' }, applicationId: backend.id },
+      reactor: {
+        id: reactor.id,
+        name: 'r',
+        tenantId: tenant.tenantId,
+        configuration: { SERVICE_API_KEY: 'k' },
+        applicationId: backend.id,
+      },
       formula: {
         id: formula.id,
         code: formula.formulaCode,
@@ -130,7 +157,9 @@ describe('loadReactorForInvocation', () => {
   it('loads a reactor of an official formula, whose code runs in the sandbox', async () => {
     const tenant = await gateway.createTenant();
     const reactor = await createReactor(gateway, tenant.managementKey, {
-      name: 'signer', formulaId: OFFICIAL_FORMULA_IDS.hmacSha256, configuration: { SECRET: 'k' },
+      name: 'signer',
+      formulaId: OFFICIAL_FORMULA_IDS.hmacSha256,
+      configuration: { SECRET: 'k' },
     });
     const loaded = await gateway.app.services.reactors.loadReactorForInvocation(tenant.tenantId, reactor.id);
     expect(loaded?.formula.id).toBe(OFFICIAL_FORMULA_IDS.hmacSha256);
