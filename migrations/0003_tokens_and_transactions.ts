@@ -10,10 +10,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
     .addColumn('expires_at', 'timestamptz', (col) => col.notNull())
     .addColumn('status', 'text', (col) =>
-      col
-        .notNull()
-        .defaultTo('OPEN')
-        .check(sql`status in ('OPEN', 'COMMITTED', 'ROLLED_BACK', 'EXPIRED')`),
+      col.notNull().defaultTo('OPEN').check(sql`status in ('OPEN', 'COMMITTED', 'ROLLED_BACK', 'EXPIRED')`),
     )
     .addColumn('finished_at', 'timestamptz')
     .execute();
@@ -44,7 +41,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('deleting_transaction_id', 'uuid', (col) => col.references('transactions.id').onDelete('set null'))
     .execute();
   // Lookups by id go through the primary key; this one serves fingerprint searches and the tenant's cascade delete.
-  await db.schema.createIndex('tokens_tenant_id_fingerprint').on('tokens').columns(['tenant_id', 'fingerprint']).execute();
+  await db.schema
+    .createIndex('tokens_tenant_id_fingerprint')
+    .on('tokens')
+    .columns(['tenant_id', 'fingerprint'])
+    .execute();
   // Commit and rollback find a transaction's tokens; the sweeper finds expired ones. All partial, so small.
   await db.schema
     .createIndex('tokens_transaction_id')

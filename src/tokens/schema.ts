@@ -7,11 +7,15 @@ import { DEFAULT_CONTAINERS } from './token-input.ts';
 export const TokenTypeEnum = builder.enumType('TokenType', {
   description: 'What kind of data a token holds, which decides how its data is validated and masked.',
   values: {
-    TOKEN: { description: `Generic data: a non-empty string, number, boolean, object or array. Default container ${DEFAULT_CONTAINERS.TOKEN}.` },
+    TOKEN: {
+      description: `Generic data: a non-empty string, number, boolean, object or array. Default container ${DEFAULT_CONTAINERS.TOKEN}.`,
+    },
     CARD: {
       description: `A payment card: { number, expiration_month, expiration_year, cvc? }. Default container ${DEFAULT_CONTAINERS.CARD}.`,
     },
-    BANK: { description: `A US bank account: { routing_number, account_number }. Default container ${DEFAULT_CONTAINERS.BANK}.` },
+    BANK: {
+      description: `A US bank account: { routing_number, account_number }. Default container ${DEFAULT_CONTAINERS.BANK}.`,
+    },
   },
 });
 
@@ -33,7 +37,8 @@ export const TokenRef = builder.objectRef<Token>('Token').implement({
       resolve: (token) => token.mask,
     }),
     fingerprint: t.exposeString('fingerprint', {
-      description: 'Keyed hash of the type and data: equal data of a tenant has equal fingerprints, without revealing it.',
+      description:
+        'Keyed hash of the type and data: equal data of a tenant has equal fingerprints, without revealing it.',
     }),
     metadata: t.field({
       type: 'JSONObject',
@@ -61,7 +66,8 @@ const CreateTokenInput = builder.inputType('CreateTokenInput', {
     metadata: t.field({
       type: 'JSONObject',
       required: false,
-      description: 'Non-sensitive key-value pairs (string, number, boolean or null values; at most 50), stored unencrypted.',
+      description:
+        'Non-sensitive key-value pairs (string, number, boolean or null values; at most 50), stored unencrypted.',
     }),
     containers: t.stringList({
       required: false,
@@ -88,7 +94,9 @@ builder.queryField('token', (t) =>
     args: {
       id: t.arg({ type: 'UUID', required: true, description: 'The token id.' }),
       transactionId: t.arg(
-        transactionIdArg('Read inside this open transaction (sees its pending writes); defaults to the BT-TRANSACTION-ID header.'),
+        transactionIdArg(
+          'Read inside this open transaction (sees its pending writes); defaults to the BT-TRANSACTION-ID header.',
+        ),
       ),
     },
     resolve: async (_root, { id, transactionId }, context) =>

@@ -1,10 +1,10 @@
-import type { Kysely, Transaction as DbTransaction } from 'kysely';
+import type { Transaction as DbTransaction, Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
-import * as transactionStore from '../transactions/store.ts';
 import { enlistInTransaction, readableTransactionId } from '../transactions/service.ts';
+import * as transactionStore from '../transactions/store.ts';
 import { type DetokenizableToken, detokenize } from './expressions/index.ts';
 import * as store from './store.ts';
 import type { TokenRow } from './tables.ts';
@@ -76,7 +76,13 @@ export function createTokenService(deps: { db: Kysely<Database>; vault: Vault; m
     };
   }
 
-  function sealed(tenantId: string, id: string, request: ValidTokenRequest, createdBy: string, transactionId: string | null) {
+  function sealed(
+    tenantId: string,
+    id: string,
+    request: ValidTokenRequest,
+    createdBy: string,
+    transactionId: string | null,
+  ) {
     return {
       id,
       type: request.type,

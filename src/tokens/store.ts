@@ -1,4 +1,4 @@
-import { type ExpressionBuilder, type Insertable, type Kysely, type Transaction, sql } from 'kysely';
+import { type ExpressionBuilder, type Insertable, type Kysely, sql, type Transaction } from 'kysely';
 import type { Database } from '../db/tables.ts';
 import type { TokenRow, TokensTable } from './tables.ts';
 
@@ -34,7 +34,10 @@ function visibleTo(tenantId: string, transactionId: string | null) {
         eb('tokens.transaction_id', 'is', null),
         eb.and([eb('tokens.transaction_id', '=', transactionId), openTransaction]),
       ]),
-      eb.or([eb('tokens.deleting_transaction_id', 'is', null), eb('tokens.deleting_transaction_id', '!=', transactionId)]),
+      eb.or([
+        eb('tokens.deleting_transaction_id', 'is', null),
+        eb('tokens.deleting_transaction_id', '!=', transactionId),
+      ]),
     ]);
   };
 }
@@ -101,7 +104,12 @@ export async function deleteToken(db: Executor, tenantId: string, id: string): P
   await db.deleteFrom('tokens').where('tenant_id', '=', tenantId).where('id', '=', id).execute();
 }
 
-export async function holdForDeletion(db: Executor, tenantId: string, id: string, transactionId: string): Promise<void> {
+export async function holdForDeletion(
+  db: Executor,
+  tenantId: string,
+  id: string,
+  transactionId: string,
+): Promise<void> {
   await db
     .updateTable('tokens')
     .set({ deleting_transaction_id: transactionId })
@@ -127,11 +135,7 @@ export async function commitTransactionTokens(db: Executor, tenantId: string, tr
 
 /** Undoes a transaction's writes: its created tokens are deleted, the tokens it held for deletion are released. */
 export async function rollbackTransactionTokens(db: Executor, tenantId: string, transactionId: string): Promise<void> {
-  await db
-    .deleteFrom('tokens')
-    .where('tenant_id', '=', tenantId)
-    .where('transaction_id', '=', transactionId)
-    .execute();
+  await db.deleteFrom('tokens').where('tenant_id', '=', tenantId).where('transaction_id', '=', transactionId).execute();
   await db
     .updateTable('tokens')
     .set({ deleting_transaction_id: null })
@@ -148,9 +152,7 @@ export async function rollbackTransactionTokens(db: Executor, tenantId: string, 
 export async function purgeExpiredTokens(db: Executor, now: Date, limit: number): Promise<number> {
   const rows = await db
     .deleteFrom('tokens')
-    .where('id', 'in', (eb) =>
-      eb.selectFrom('tokens').select('id').where('expires_at', '<=', now).limit(limit),
-    )
+    .where('id', 'in', (eb) => eb.selectFrom('tokens').select('id').where('expires_at', '<=', now).limit(limit))
     .returning('id')
     .execute();
   return rows.length;

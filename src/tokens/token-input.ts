@@ -109,7 +109,11 @@ function validateContainers(containers: unknown, type: string, fail: Fail): stri
   if (containers.length === 0) fail('containers', 'must not be empty (omit it for the default container)');
   if (containers.length > MAX_CONTAINERS) fail('containers', `must have at most ${MAX_CONTAINERS} entries`);
   for (const container of containers) {
-    if (typeof container !== 'string' || container.length > MAX_CONTAINER_LENGTH || !CONTAINER_PATTERN.test(container)) {
+    if (
+      typeof container !== 'string' ||
+      container.length > MAX_CONTAINER_LENGTH ||
+      !CONTAINER_PATTERN.test(container)
+    ) {
       const example = TOKEN_TYPES.has(type) ? DEFAULT_CONTAINERS[type as TokenType] : '/general/high/';
       fail('containers', `${JSON.stringify(container)} is not a container path like "${example}" (lowercase segments)`);
     }

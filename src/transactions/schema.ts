@@ -55,7 +55,7 @@ builder.mutationField('createTransaction', (t) =>
 builder.mutationField('commitTransaction', (t) =>
   t.field({
     type: TransactionRef,
-    description: 'Applies an open transaction\'s writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.',
+    description: "Applies an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.",
     authScopes: { authenticated: true },
     errors: { types: [NotFoundError, ConflictError] },
     args: { id: t.arg(idArg) },
@@ -66,7 +66,7 @@ builder.mutationField('commitTransaction', (t) =>
 builder.mutationField('rollbackTransaction', (t) =>
   t.field({
     type: TransactionRef,
-    description: 'Discards an open transaction\'s writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.',
+    description: "Discards an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.",
     authScopes: { authenticated: true },
     errors: { types: [NotFoundError, ConflictError] },
     args: { id: t.arg(idArg) },

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction as DbTransaction } from 'kysely';
+import type { Transaction as DbTransaction, Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
@@ -84,7 +84,8 @@ export function createTransactionService(deps: { db: Kysely<Database>; ttlMs: nu
       // FOR UPDATE: a commit and a rollback racing on one transaction serialize here; the loser sees the winner's status.
       const row = await store.lockTransaction(trx, principal.tenantId, id, 'update');
       if (!row) throw notFound();
-      if (row.current_status !== 'OPEN') throw notOpen(row.current_status, outcome === 'COMMITTED' ? 'be committed' : 'be rolled back');
+      if (row.current_status !== 'OPEN')
+        throw notOpen(row.current_status, outcome === 'COMMITTED' ? 'be committed' : 'be rolled back');
       if (outcome === 'COMMITTED') await tokenStore.commitTransactionTokens(trx, principal.tenantId, id);
       else await tokenStore.rollbackTransactionTokens(trx, principal.tenantId, id);
       return toTransaction(await store.finishTransaction(trx, principal.tenantId, id, outcome));

@@ -11,7 +11,8 @@ export function startSweeper(sweep: () => Promise<SweepResult>, intervalMs: numb
     if (running) return;
     running = sweep()
       .then((result) => {
-        if (result.expiredTransactions > 0 || result.purgedTokens > 0) log.info(result, 'swept expired transactions and tokens');
+        if (result.expiredTransactions > 0 || result.purgedTokens > 0)
+          log.info(result, 'swept expired transactions and tokens');
       })
       .catch((error: unknown) => log.error({ err: error }, 'sweeping expired transactions and tokens failed'))
       .finally(() => {

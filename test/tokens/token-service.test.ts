@@ -27,7 +27,11 @@ const MAX_TOKENS = 100;
 
 async function tenantWithPrincipal(): Promise<{ key: string; principal: Principal; tenantId: string }> {
   const tenant = await gateway.createTenant();
-  return { key: tenant.privateKey, principal: await principalFor(gateway, tenant.privateKey), tenantId: tenant.tenantId };
+  return {
+    key: tenant.privateKey,
+    principal: await principalFor(gateway, tenant.privateKey),
+    tenantId: tenant.tenantId,
+  };
 }
 
 function detokenize(principal: Principal, args: unknown, transactionId?: string) {
@@ -44,7 +48,11 @@ async function rejection(promise: Promise<unknown>): Promise<any> {
 }
 
 async function countTokens(tenantId: string): Promise<number> {
-  const rows = await gateway.app.database.db.selectFrom('tokens').select('id').where('tenant_id', '=', tenantId).execute();
+  const rows = await gateway.app.database.db
+    .selectFrom('tokens')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .execute();
   return rows.length;
 }
 
@@ -78,7 +86,9 @@ describe('detokenizeArgs', () => {
     const { principal } = await tenantWithPrincipal();
     const values = Object.fromEntries(Array.from({ length: MAX_TOKENS }, (_, i) => [`v${i}`, `value-${i}`]));
     const ids = (await gateway.app.services.tokens.tokenizeResult(principal, values)) as Record<string, string>;
-    const one = (await gateway.app.services.tokens.tokenizeResult(principal, { extra: 'one more' })) as { extra: string };
+    const one = (await gateway.app.services.tokens.tokenizeResult(principal, { extra: 'one more' })) as {
+      extra: string;
+    };
     const args = [...Object.values(ids), one.extra].map((id) => `{{ ${id} }}`);
     const error = await rejection(detokenize(principal, args));
     expect(error).toBeInstanceOf(BadRequestError);
@@ -109,7 +119,11 @@ describe('detokenizeArgs', () => {
 
   it('treats an expired token as not found', async () => {
     const { key, principal } = await tenantWithPrincipal();
-    const token = await createToken(gateway, key, { type: 'TOKEN', data: 'x', expiresAt: new Date(Date.now() + 60_000) });
+    const token = await createToken(gateway, key, {
+      type: 'TOKEN',
+      data: 'x',
+      expiresAt: new Date(Date.now() + 60_000),
+    });
     await expireNow(gateway, 'tokens', token.id);
     expect(await rejection(detokenize(principal, { x: `{{ ${token.id} }}` }))).toBeInstanceOf(BadRequestError);
   });
@@ -145,7 +159,12 @@ describe('tokenizeResult', () => {
     })) as any;
     expect(result.nested.empty).toBeNull();
     const cardToken = await readToken(gateway, key, result.card);
-    expect(cardToken).toMatchObject({ type: 'CARD', data: card(), metadata: { source: 'formula' }, containers: ['/pci/high/'] });
+    expect(cardToken).toMatchObject({
+      type: 'CARD',
+      data: card(),
+      metadata: { source: 'formula' },
+      containers: ['/pci/high/'],
+    });
     expect(await readToken(gateway, key, result.ssn)).toMatchObject({ type: 'TOKEN', data: '123-45-6789' });
     expect(await readToken(gateway, key, result.nested.pin)).toMatchObject({ type: 'TOKEN', data: 1234 });
     expect(await readToken(gateway, key, result.nested.flags)).toMatchObject({ type: 'TOKEN', data: [true, false] });

@@ -117,7 +117,12 @@ describe('createToken', () => {
       .executeTakeFirstOrThrow();
     const sealed = Buffer.from(row.data);
     expect(sealed.length).toBeGreaterThan(CARD_NUMBER.length);
-    for (const text of [sealed.toString('utf8'), sealed.toString('latin1'), sealed.toString('hex'), sealed.toString('base64')]) {
+    for (const text of [
+      sealed.toString('utf8'),
+      sealed.toString('latin1'),
+      sealed.toString('hex'),
+      sealed.toString('base64'),
+    ]) {
       expect(text).not.toContain(CARD_NUMBER);
       expect(text).not.toContain('"cvc"');
     }
@@ -129,7 +134,10 @@ describe('createToken', () => {
   it('gives equal data equal fingerprints within a tenant and different ones across tenants', async () => {
     const [a, b] = [await tenant(), await tenant()];
     const first = await createToken(gateway, a.privateKey, { type: 'CARD', data: card() });
-    const second = await createToken(gateway, a.privateKey, { type: 'CARD', data: card({ number: '4242-4242-4242-4242' }) });
+    const second = await createToken(gateway, a.privateKey, {
+      type: 'CARD',
+      data: card({ number: '4242-4242-4242-4242' }),
+    });
     const other = await createToken(gateway, b.privateKey, { type: 'CARD', data: card() });
     expect(second.fingerprint).toBe(first.fingerprint);
     expect(other.fingerprint).not.toBe(first.fingerprint);
@@ -143,7 +151,11 @@ describe('createToken', () => {
     expect(token.data).toBeNull();
     expect(token.mask.last4).toBe('4242');
     expect(errorCode(await gateway.gql(READ_TOKEN, { id: token.id }, publicKey))).toBe('FORBIDDEN');
-    const removal = await gateway.gql('mutation($id: UUID!) { deleteToken(id: $id) { __typename } }', { id: token.id }, publicKey);
+    const removal = await gateway.gql(
+      'mutation($id: UUID!) { deleteToken(id: $id) { __typename } }',
+      { id: token.id },
+      publicKey,
+    );
     expect(errorCode(removal)).toBe('FORBIDDEN');
     expect((await readToken(gateway, t.privateKey, token.id)).data).toEqual(card());
   });
@@ -213,7 +225,11 @@ describe('deleteToken', () => {
     const t = await tenant();
     const readOnly = await applicationKey(gateway, t, 'PRIVATE', ['token:create', 'token:read']);
     const token = await createToken(gateway, readOnly, { type: 'TOKEN', data: 'x' });
-    const result = await gateway.gql('mutation($id: UUID!) { deleteToken(id: $id) { __typename } }', { id: token.id }, readOnly);
+    const result = await gateway.gql(
+      'mutation($id: UUID!) { deleteToken(id: $id) { __typename } }',
+      { id: token.id },
+      readOnly,
+    );
     expect(errorCode(result)).toBe('FORBIDDEN');
   });
 });

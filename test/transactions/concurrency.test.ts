@@ -62,7 +62,10 @@ describe('racing', () => {
     const { privateKey } = await gateway.createTenant();
     for (let round = 0; round < ROUNDS; round++) {
       const token = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'contested' });
-      const [first, second] = [await createTransaction(gateway, privateKey), await createTransaction(gateway, privateKey)];
+      const [first, second] = [
+        await createTransaction(gateway, privateKey),
+        await createTransaction(gateway, privateKey),
+      ];
       const results = await Promise.all([
         deleteToken(gateway, privateKey, token.id, first.id),
         deleteToken(gateway, privateKey, token.id, second.id),
@@ -105,7 +108,11 @@ describe('restart', () => {
     if (usingPostgres) return startTestGateway({ env, database: gateway.database });
     dataDir ??= await mkdtemp(join(tmpdir(), 'rg-restart-'));
     const template = first ? (await createTestDatabase()).target : undefined;
-    const target: DatabaseTarget = { kind: 'pglite', dataDir, ...(template?.kind === 'pglite' ? { template: template.template } : {}) };
+    const target: DatabaseTarget = {
+      kind: 'pglite',
+      dataDir,
+      ...(template?.kind === 'pglite' ? { template: template.template } : {}),
+    };
     return startTestGateway({ env, target });
   }
 
@@ -140,7 +147,11 @@ describe('the periodic sweeper', () => {
     const token = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'x' }, tx.id);
     await expireNow(gateway, 'transactions', tx.id);
     const stored = () =>
-      gateway.app.database.db.selectFrom('transactions').select('status').where('id', '=', tx.id).executeTakeFirstOrThrow();
+      gateway.app.database.db
+        .selectFrom('transactions')
+        .select('status')
+        .where('id', '=', tx.id)
+        .executeTakeFirstOrThrow();
     const deadline = Date.now() + 5_000;
     while ((await stored()).status !== 'EXPIRED' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect((await stored()).status).toBe('EXPIRED');

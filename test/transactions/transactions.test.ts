@@ -85,7 +85,12 @@ describe('tokens created in a transaction', () => {
     const privateKey = await key();
     const tx = await createTransaction(gateway, privateKey);
     const header = { 'bt-transaction-id': tx.id };
-    const created = await gateway.gql(CREATE_TOKEN, { input: { type: 'TOKEN', data: 'via header' } }, privateKey, header);
+    const created = await gateway.gql(
+      CREATE_TOKEN,
+      { input: { type: 'TOKEN', data: 'via header' } },
+      privateKey,
+      header,
+    );
     const token = data(created, 'createToken');
     expect(await readToken(gateway, privateKey, token.id)).toBeNull();
     const inside = await gateway.gql(READ_TOKEN, { id: token.id }, privateKey, header);
@@ -157,7 +162,10 @@ describe('deletes in a transaction', () => {
   it('hold the token: another transaction or a plain delete gets CONFLICT', async () => {
     const privateKey = await key();
     const token = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'held' });
-    const [first, second] = [await createTransaction(gateway, privateKey), await createTransaction(gateway, privateKey)];
+    const [first, second] = [
+      await createTransaction(gateway, privateKey),
+      await createTransaction(gateway, privateKey),
+    ];
     await deleteToken(gateway, privateKey, token.id, first.id);
     expect(await deleteToken(gateway, privateKey, token.id, second.id)).toMatchObject({ __typename: 'ConflictError' });
     expect(await deleteToken(gateway, privateKey, token.id)).toMatchObject({ __typename: 'ConflictError' });
@@ -175,7 +183,10 @@ describe('deletes in a transaction', () => {
 
   it('cannot reach a token created in another open transaction (NOT_FOUND)', async () => {
     const privateKey = await key();
-    const [first, second] = [await createTransaction(gateway, privateKey), await createTransaction(gateway, privateKey)];
+    const [first, second] = [
+      await createTransaction(gateway, privateKey),
+      await createTransaction(gateway, privateKey),
+    ];
     const token = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'x' }, first.id);
     expect(await deleteToken(gateway, privateKey, token.id, second.id)).toMatchObject({ code: 'NOT_FOUND' });
     expect(await deleteToken(gateway, privateKey, token.id)).toMatchObject({ code: 'NOT_FOUND' });
