@@ -110,7 +110,10 @@ builder.mutationField('createToken', (t) =>
     type: TokenRef,
     description: 'Validates, encrypts and stores a token. Public applications may call this (`token:create`).',
     authScopes: { permission: 'token:create' },
-    errors: { types: [BadRequestError, NotFoundError, ConflictError] },
+    errors: {
+      types: [BadRequestError, NotFoundError, ConflictError],
+      union: { description: 'The created token, or why it was not created.' },
+    },
     args: {
       input: t.arg({ type: CreateTokenInput, required: true, description: 'The token.' }),
       transactionId: t.arg(
@@ -132,7 +135,10 @@ builder.mutationField('deleteToken', (t) =>
       'Deletes a token and returns it as it was. In a transaction the delete happens on commit; a token held by ' +
       'another open transaction cannot be deleted (CONFLICT).',
     authScopes: { permission: 'token:delete' },
-    errors: { types: [NotFoundError, ConflictError] },
+    errors: {
+      types: [NotFoundError, ConflictError],
+      union: { description: 'The deleted token as it was, or why it was not deleted.' },
+    },
     args: {
       id: t.arg({ type: 'UUID', required: true, description: 'The token id.' }),
       transactionId: t.arg(

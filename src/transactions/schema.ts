@@ -57,7 +57,10 @@ builder.mutationField('commitTransaction', (t) =>
     type: TransactionRef,
     description: "Applies an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.",
     authScopes: { authenticated: true },
-    errors: { types: [NotFoundError, ConflictError] },
+    errors: {
+      types: [NotFoundError, ConflictError],
+      union: { description: 'The committed transaction, or why it was not committed.' },
+    },
     args: { id: t.arg(idArg) },
     resolve: (_root, { id }, context) => context.services.transactions.commitTransaction(principalOf(context), id),
   }),
@@ -68,7 +71,10 @@ builder.mutationField('rollbackTransaction', (t) =>
     type: TransactionRef,
     description: "Discards an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.",
     authScopes: { authenticated: true },
-    errors: { types: [NotFoundError, ConflictError] },
+    errors: {
+      types: [NotFoundError, ConflictError],
+      union: { description: 'The rolled-back transaction, or why it was not rolled back.' },
+    },
     args: { id: t.arg(idArg) },
     resolve: (_root, { id }, context) => context.services.transactions.rollbackTransaction(principalOf(context), id),
   }),
