@@ -20,7 +20,7 @@ export function invoke(runtime: FormulaRuntime, code: string, input: Partial<Run
     args: input.args ?? {},
     configuration: input.configuration ?? {},
     bt: input.bt ?? null,
-    timeoutMs: input.timeoutMs ?? 2_000,
+    timeoutMs: input.timeoutMs ?? 10_000,
   });
 }
 

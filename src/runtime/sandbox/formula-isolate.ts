@@ -16,6 +16,7 @@ export type LoadResult = { ok: true; formula: FormulaIsolate } | { ok: false; me
 const SYNC_BUDGET_MS = 20;
 const PRELUDE_TIMEOUT_MS = 2_000;
 const WATCHDOG_MS = 50;
+const DELIVER_GRACE_MS = 50;
 
 let invocationSeq = 0;
 
@@ -33,6 +34,7 @@ export class FormulaIsolate {
   private deliverRef!: ivm.Reference<(callId: number, answerJson: string) => void>;
   private watchdog: NodeJS.Timeout | null = null;
   private preferAsync = false;
+  private running = 0;
   disposed = false;
   uses = 0;
 
@@ -111,7 +113,7 @@ export class FormulaIsolate {
         this.start.applySync(undefined, [id, requestJson], { timeout: timeoutMs });
         if (performance.now() - before > SYNC_BUDGET_MS) this.preferAsync = true;
       } else {
-        await this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs });
+        await this.track(this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs }));
       }
     } catch (error) {
       this.failAfterThrow(id, error, timeoutMs);
@@ -170,10 +172,21 @@ export class FormulaIsolate {
 
   private deliver(invocation: Invocation | undefined, callId: number, answerJson: string): void {
     if (this.disposed) return;
-    const timeout = invocation && !invocation.finished ? Math.max(1, Math.ceil(invocation.remainingMs())) : 1000;
-    this.deliverRef.apply(undefined, [callId, answerJson], { timeout }).catch((error: unknown) => {
-      if (!invocation) return;
-      this.failAfterThrow(invocation.id, error, invocation.timeoutMs);
+    const timeout = invocation && !invocation.finished ? Math.ceil(invocation.remainingMs()) + DELIVER_GRACE_MS : DELIVER_GRACE_MS;
+    this.track(this.deliverRef.apply(undefined, [callId, answerJson], { timeout })).catch(() => {
+      // Stopped by its timeout or by disposal; the invocation's timer or the watchdog reports it.
+    });
+  }
+
+  // Calling isolate.dispose() on an isolate that was stopped by a timeout makes isolated-vm abort the whole process
+  // when the worker later exits (`terminate called after throwing ivm::RuntimeError`, reproduced here). So running
+  // code is always stopped by its own timeout, and the isolate is then abandoned: every handle released and the
+  // isolate freed when the host collects it.
+  private track<T>(task: Promise<T>): Promise<T> {
+    this.running++;
+    return task.finally(() => {
+      this.running--;
+      if (this.running === 0 && this.disposed) this.abandonIsolate();
     });
   }
 
@@ -201,10 +214,17 @@ export class FormulaIsolate {
       this.fail(id, byLimit ? this.memoryError() : errorOf('REACTOR_INTERRUPTED', 500, 'The reactor run was interrupted when its sandbox was recycled; it was not retried.'));
     }
     for (const invocation of this.invocations.values()) endInvocation(invocation);
-    try {
-      this.isolate.dispose();
-    } catch {
-      // Already disposed by the memory limit.
+    if (this.running === 0) this.abandonIsolate();
+  }
+
+  private abandonIsolate(): void {
+    for (const handle of [this.start, this.deliverRef, this.context] as { release(): void }[]) {
+      try {
+        handle.release();
+      } catch {
+        // Already released.
+      }
     }
   }
+
 }
