@@ -1,4 +1,4 @@
-import { type GraphQLSchema, isObjectType, isUnionType } from 'graphql';
+import { type GraphQLSchema, type GraphQLUnionType, isObjectType, isUnionType } from 'graphql';
 
 /**
  * Pothos' errors and relay plugins generate a few types (mutation result unions, PageInfo, edges) whose options do
@@ -11,7 +11,7 @@ export function describeGeneratedTypes(schema: GraphQLSchema): GraphQLSchema {
     if (isUnionType(type) && !type.description) {
       const field = Object.values(mutations).find((f) => f.type.toString().replace('!', '') === type.name);
       type.description = field
-        ? `The result of \`${field.name}\`: ${type.getTypes()[0]?.name} on success, or one of the errors (each implements \`Error\`).`
+        ? `The result of \`${field.name}\`: ${successOf(type)} on success, or one of the errors (each implements \`Error\`).`
         : 'A result: the value on success, or one of the errors (each implements `Error`).';
     }
     if (!isObjectType(type)) continue;
@@ -25,6 +25,12 @@ export function describeGeneratedTypes(schema: GraphQLSchema): GraphQLSchema {
     }
   }
   return schema;
+}
+
+/** The member that is not an error (errors implement the `Error` interface). */
+function successOf(union: GraphQLUnionType): string {
+  const success = union.getTypes().find((member) => !member.getInterfaces().some((i) => i.name === 'Error'));
+  return success?.name ?? 'the result';
 }
 
 const CONNECTION_ARGS: Record<string, string> = {
