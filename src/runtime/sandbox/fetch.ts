@@ -73,16 +73,20 @@ function once(request: FetchRequest, url: URL, limits: FetchLimits): Promise<Omi
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      let tooBig = false;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > limits.maxResponseBytes) {
-          req.destroy(new Error(`fetch response exceeded ${limits.maxResponseBytes} bytes`));
+          if (!tooBig) reject(new Error(`fetch response exceeded ${limits.maxResponseBytes} bytes`));
+          tooBig = true;
+          req.destroy();
           return;
         }
         chunks.push(chunk);
       });
       res.on('error', reject);
       res.on('end', () => {
+        if (tooBig) return;
         const headers: [string, string][] = [];
         for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
         resolve({

@@ -1,0 +1,102 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEgressPolicy } from '../../src/runtime/sandbox/egress.ts';
+import { errorOf, invoke, rawOf, startRuntime } from './helpers.ts';
+
+let server: http.Server;
+let base = '';
+const seen: { url?: string; auth?: string; body: string }[] = [];
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ url: req.url, auth: req.headers.authorization, body });
+      if (req.url === '/big') return res.end('x'.repeat(50_000));
+      if (req.url === '/redirect-private') return res.writeHead(302, { location: 'http://10.0.0.1/' }).end();
+      if (req.url === '/graphql') {
+        const { query, variables } = JSON.parse(body);
+        res.setHeader('content-type', 'application/json');
+        if (String(query).includes('createToken')) {
+          const fail = variables.input?.type === 'bad';
+          return res.end(JSON.stringify({ data: { createToken: fail ? { __typename: 'BadRequestError', code: 'BAD_REQUEST', status: 400, message: 'bad token', errors: { type: ['invalid'] } } : { __typename: 'Token', id: 'tok-1', type: 'token' } } }));
+        }
+        return res.end(JSON.stringify({ data: { token: { id: variables.id, type: 'token', data: 'secret' } } }));
+      }
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-echo', req.method ?? '');
+      res.end(JSON.stringify({ method: req.method, body }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+const open = startRuntime({ egressAllow: ['127.0.0.1/32'], maxResponseBytes: 10_000 });
+const closed = startRuntime();
+afterAll(async () => {
+  await Promise.all([open.close(), closed.close()]);
+  server.close();
+});
+
+describe('egress policy', () => {
+  const policy = createEgressPolicy([]);
+  it.each(['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe'])('refuses %s', (address) => {
+    expect(policy.allowsAddress(address)).toBe(false);
+  });
+  it.each(['93.184.216.34', '1.1.1.1', '2606:4700:4700::1111'])('allows public %s', (address) => {
+    expect(policy.allowsAddress(address)).toBe(true);
+  });
+  it('allows listed CIDRs and host names despite the private-range policy', () => {
+    const custom = createEgressPolicy(['10.0.0.0/8', 'internal.example']);
+    expect(custom.allowsAddress('10.9.9.9')).toBe(true);
+    expect(custom.allowsAddress('192.168.0.1')).toBe(false);
+    expect(custom.allowsHost('INTERNAL.example')).toBe(true);
+  });
+});
+
+describe('fetch from formulas', () => {
+  const fetchCode = 'module.exports = async (req) => { const r = await fetch(req.args.url, req.args.init); return { raw: { status: r.status, ok: r.ok, echo: r.headers.get("x-echo"), json: await r.json() } } }';
+
+  it.each(['http://127.0.0.1:1/', 'http://10.0.0.1/', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:1/', 'http://localhost:1/'])('refuses %s by default', async (url) => {
+    const error = errorOf(await invoke(closed, fetchCode, { args: { url } }));
+    expect(error.message).toMatch(/refused/);
+  });
+
+  it('performs a real request when the address is in egressAllow', async () => {
+    const outcome = await invoke(open, fetchCode, { args: { url: `${base}/echo`, init: { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } } } });
+    expect(rawOf(outcome)).toEqual({ status: 200, ok: true, echo: 'POST', json: { method: 'POST', body: 'hello' } });
+  });
+
+  it('checks every redirect hop against the policy', async () => {
+    expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/redirect-private` } })).message).toMatch(/refused/);
+  });
+
+  it('caps the response size', async () => {
+    expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/big` } })).message).toMatch(/exceeded 10000 bytes/);
+  });
+});
+
+describe('req.bt', () => {
+  const bt = () => ({ endpoint: `${base}/graphql`, apiKey: 'key_secret_123' });
+
+  it('creates and retrieves tokens through the gateway with the application key, which the formula never sees', async () => {
+    const code = `module.exports = async (req) => {
+  const created = await req.bt.tokens.create({ type: 'token', data: 'x' });
+  const fetched = await req.bt.tokens.retrieve(created.id);
+  return { raw: { created, fetched, sees: JSON.stringify(req) } };
+};`;
+    const raw = rawOf(await invoke(closed, code, { bt: bt() })) as { created: unknown; fetched: unknown; sees: string };
+    expect(raw.created).toEqual({ id: 'tok-1', type: 'token' });
+    expect(raw.fetched).toEqual({ id: 'tok-1', type: 'token', data: 'secret' });
+    expect(raw.sees).not.toContain('key_secret_123');
+    expect(seen.filter((s) => s.url === '/graphql').every((s) => s.auth === 'Bearer key_secret_123')).toBe(true);
+  });
+
+  it('throws an error carrying the code of a failed createToken', async () => {
+    const code = `module.exports = async (req) => { try { await req.bt.tokens.create({ type: 'bad' }) } catch (e) { return { raw: { code: e.code, status: e.status, message: e.message } } } }`;
+    expect(rawOf(await invoke(closed, code, { bt: bt() }))).toEqual({ code: 'BAD_REQUEST', status: 400, message: 'bad token' });
+  });
+});
