@@ -14,6 +14,7 @@ export type LoadResult = { ok: true; formula: FormulaIsolate } | { ok: false; me
 
 /** A call that runs longer than this on the worker thread moves the formula to the async path for good. */
 const SYNC_BUDGET_MS = 20;
+const SLOW_CALLS_BEFORE_ASYNC = 3;
 const PRELUDE_TIMEOUT_MS = 2_000;
 const WATCHDOG_MS = 50;
 const DELIVER_GRACE_MS = 50;
@@ -35,6 +36,7 @@ export class FormulaIsolate {
   private watchdog: NodeJS.Timeout | null = null;
   private preferAsync = false;
   private running = 0;
+  private slowSyncCalls = 0;
   disposed = false;
   uses = 0;
 
@@ -111,7 +113,10 @@ export class FormulaIsolate {
       if (!this.preferAsync && this.pending.size === 1) {
         const before = performance.now();
         this.start.applySync(undefined, [id, requestJson], { timeout: timeoutMs });
-        if (performance.now() - before > SYNC_BUDGET_MS) this.preferAsync = true;
+        // Several slow calls in a row, so one preemption on a busy machine does not demote a cheap formula.
+        // (isolate.cpuTime would be better but aborts the process when read from the host thread here.)
+        this.slowSyncCalls = performance.now() - before > SYNC_BUDGET_MS ? this.slowSyncCalls + 1 : 0;
+        if (this.slowSyncCalls >= SLOW_CALLS_BEFORE_ASYNC) this.preferAsync = true;
       } else {
         await this.track(this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs }));
       }
