@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only <figure name part>]`: starts the gateway (and whatever each figure needs)
+// `npm run bench [-- --quick] [-- --only <start of a figure's name>]`: starts the gateway (and whatever each figure needs)
 // in child processes on 127.0.0.1, runs the figures in bench/figures/, prints a table and writes
 // bench/results/latest.json. With BENCH_DATABASE_URL set, runs everything again on a fresh Postgres database.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -28,7 +28,7 @@ async function runOn(kind: DatabaseKind): Promise<RunResult> {
   const result: RunResult = { database: kind, rows: [], skipped: [] };
   try {
     database = await createBenchDatabase(kind, process.env.BENCH_DATABASE_URL);
-    const selected = figures.filter((figure) => !only || figure.name.toLowerCase().includes(only));
+    const selected = figures.filter((figure) => !only || figure.name.toLowerCase().startsWith(only));
     const track = (server: ServerProcess) => {
       started.push(server);
       return server;

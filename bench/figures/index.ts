@@ -1,4 +1,5 @@
 import { react } from './react.ts';
+import { reactAsync } from './react-async.ts';
 import { reactorsList } from './reactors-list.ts';
 import { runtimeOverhead } from './runtime-overhead.ts';
 import { trivialQuery } from './trivial-query.ts';
@@ -7,7 +8,6 @@ import type { Figure } from './types.ts';
 /**
  * Every figure the harness runs, in order. A new figure is a module in this folder exporting a `Figure`; add it
  * here. Figures whose feature does not exist yet say so from `available()` and are listed as skipped.
- * Not yet written (see BENCHMARKS.md, "TODO"): reactAsync -> COMPLETED latency, jobs/s with two instances,
- * memory per idle graphql-ws subscription.
+ * Not yet written (see BENCHMARKS.md, "TODO"): jobs/s with two instances, memory per idle graphql-ws subscription.
  */
-export const figures: Figure[] = [trivialQuery, react, reactorsList, runtimeOverhead];
+export const figures: Figure[] = [trivialQuery, react, reactAsync, reactorsList, runtimeOverhead];

@@ -1,6 +1,6 @@
 import { startGateway } from '../lib/gateway.ts';
 import { type LoadResult, loadGraphQL, median, medianOf } from '../lib/load.ts';
-import { freePort, type ServerProcess, startProcess } from '../lib/processes.ts';
+import { cpuSeconds, freePort, type ServerProcess, startProcess } from '../lib/processes.ts';
 import { type BenchContext, checked, type Figure, type Row } from './types.ts';
 
 /**
@@ -27,26 +27,33 @@ export const trivialQuery: Figure = {
   async run(context: BenchContext): Promise<Row[]> {
     if (!yogaOnly || !mercurius) throw new Error('prepare() did not run');
     const contenders = [
-      { name: 'gateway', url: context.gateway.url, query: '{ __typename }' },
-      { name: 'gateway-yoga-handler', url: yogaOnly.url, query: '{ __typename }' },
-      { name: 'mercurius', url: mercurius.url, query: '{ hello }' },
+      { name: 'gateway', url: context.gateway.url, pid: context.gateway.pid, query: '{ __typename }' },
+      { name: 'gateway-yoga-handler', url: yogaOnly.url, pid: yogaOnly.pid, query: '{ __typename }' },
+      { name: 'mercurius', url: mercurius.url, pid: mercurius.pid, query: '{ hello }' },
     ];
     const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
+    const cpuPerRequest = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
     for (const contender of contenders) {
-      // Warm-up: JIT, caches and keep-alive sockets, not measured.
-      await loadGraphQL({ ...contender, connections: context.connections, durationSeconds: 1 });
+      // Warm-up: JIT, lazily loaded modules, caches and keep-alive sockets, not measured.
+      await loadGraphQL({ ...contender, connections: context.connections, durationSeconds: context.quick ? 1 : 3 });
     }
     for (let round = 1; round <= context.rounds; round++) {
-      for (const contender of contenders) {
+      // Each round starts with a different contender, so no one always runs first (or always after the same one).
+      const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!);
+      for (const contender of order) {
+        const cpuBefore = await cpuSeconds(contender.pid);
         const result = await loadGraphQL({
           ...contender,
           connections: context.connections,
           durationSeconds: context.durationSeconds,
         });
+        const cpuAfter = await cpuSeconds(contender.pid);
+        const cpuUs = cpuBefore === undefined || cpuAfter === undefined ? Number.NaN : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
         context.log(
-          `  round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms`,
+          `  round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ${cpuUs.toFixed(0)} µs CPU/request`,
         );
         results.get(contender.name)!.push(result);
+        cpuPerRequest.get(contender.name)!.push(cpuUs);
       }
     }
     // Ratios per round (the three ran within seconds of each other), then the median: steadier than a ratio of
@@ -68,9 +75,26 @@ export const trivialQuery: Figure = {
       rows.push({ figure, metric: `${name} p50`, value: result.p50Ms, unit: 'ms' });
       rows.push({ figure, metric: `${name} p99`, value: result.p99Ms, unit: 'ms' });
     }
+    const cpu = (name: string) => median(cpuPerRequest.get(name)!);
+    rows.push(
+      { figure, metric: 'gateway (fast path) CPU per request', value: cpu('gateway'), unit: 'µs' },
+      { figure, metric: 'gateway (Yoga handler) CPU per request', value: cpu('gateway-yoga-handler'), unit: 'µs' },
+      { figure, metric: 'mercurius CPU per request', value: cpu('mercurius'), unit: 'µs' },
+    );
     rows.push(
       checked(
         { figure, metric: 'gateway / mercurius throughput', value: perRound('gateway', 'mercurius'), unit: 'x', target: '≥ 0.8' },
+        (v) => v >= 0.8,
+      ),
+      checked(
+        {
+          figure,
+          metric: 'mercurius / gateway CPU per request',
+          value: cpu('mercurius') / cpu('gateway'),
+          unit: 'x',
+          target: '≥ 0.8',
+          note: 'throughput ratio expected on an idle machine',
+        },
         (v) => v >= 0.8,
       ),
       { figure, metric: 'Yoga handler / mercurius throughput', value: perRound('gateway-yoga-handler', 'mercurius'), unit: 'x' },

@@ -92,3 +92,21 @@ export async function tempDir(prefix: string): Promise<{ dir: string; remove(): 
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux). On a shared, noisy
+ * machine, CPU time per request is steadier than throughput: it does not count the time the process waited for a
+ * core. Undefined where /proc is not there.
+ */
+export async function cpuSeconds(pid: number): Promise<number | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  // Fields after the command name (which may hold spaces, hence the last ')'): utime is 14th, stime 15th overall.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / CLOCK_TICKS;
+}
+
+/** USER_HZ: 100 on every Linux build Node supports. */
+const CLOCK_TICKS = 100;

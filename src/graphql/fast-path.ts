@@ -6,9 +6,10 @@ import type { GraphQLHandler } from './yoga.ts';
  * known Content-Length, one operation.
  *
  * Why it exists (profiled with `node --cpu-prof`, see BENCHMARKS.md): Yoga's node handler turns every request into
- * a WHATWG `Request` and, since graphql-yoga 5.17's body-size limit, pipes every body through a `TransformStream`
- * (`stream.pipeline` with its own `AbortController`, a `DOMException` when the pipeline finishes), then writes a
- * `Response`. That per-request stream and abort machinery, not GraphQL, was most of the cost of `{ __typename }`.
+ * a WHATWG `Request` (with an abort controller and socket listeners) and, since graphql-yoga 5.24's default body
+ * limit (graphql-hive/graphql-yoga#4580), pipes every body through a `TransformStream` (`stream.pipeline` with its
+ * own `AbortController`, a `DOMException` when the pipeline finishes), then writes a `Response`. That per-request
+ * stream and abort machinery, not GraphQL, was most of the cost of `{ __typename }`.
  *
  * What it keeps: everything from the parsed params onwards is Yoga's own code. `yoga.getResultForParams` runs the
  * `onParams` hooks (parameter checks), the envelop pipeline (`getEnveloped`: parse and validation caches, graphql-
