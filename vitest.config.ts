@@ -19,8 +19,8 @@ export default defineConfig({
       test: {
         name: database,
         include: ['test/**/*.test.ts'],
-        // Pure unit tests do not touch a database: run them once.
-        exclude: database === 'postgres' ? ['test/**/*.unit.test.ts'] : [],
+        // Pure unit tests and the sandbox's own tests do not touch a database: run them once.
+        exclude: database === 'postgres' ? ['test/**/*.unit.test.ts', 'test/runtime/**'] : [],
         env: { TEST_DB: database },
       },
     })),
