@@ -89,7 +89,11 @@ function printTable(result: RunResult): void {
   ]);
   const header = ['figure', 'metric', 'value', 'target', '', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)));
-  const render = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  const render = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   console.log(`\n${result.database}:`);
   console.log(render(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -104,7 +108,9 @@ const machine = {
   platform: `${os.platform()} ${os.release()}`,
   loadAverage: os.loadavg().map((load) => Number(load.toFixed(2))),
 };
-log(`machine: ${machine.cores} cores, Node ${machine.node}, load ${machine.loadAverage.join(' ')}${quick ? ', quick' : ''}`);
+log(
+  `machine: ${machine.cores} cores, Node ${machine.node}, load ${machine.loadAverage.join(' ')}${quick ? ', quick' : ''}`,
+);
 
 const kinds: DatabaseKind[] = process.env.BENCH_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
 const results: RunResult[] = [];

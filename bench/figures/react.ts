@@ -14,7 +14,8 @@ const TRIVIAL = '{ __typename }';
  */
 export const react: Figure = {
   name: 'react vs trivial query',
-  available: async (context) => (await hasRootField(context.gateway.url, 'Mutation', 'react')) || 'no react mutation yet',
+  available: async (context) =>
+    (await hasRootField(context.gateway.url, 'Mutation', 'react')) || 'no react mutation yet',
   async run(context: BenchContext): Promise<Row[]> {
     const url = context.gateway.url;
     const reactorId = await createReactorOfCode(url, TRIVIAL_FORMULA);
@@ -40,7 +41,9 @@ export const react: Figure = {
             connections,
             durationSeconds: context.durationSeconds,
           });
-          context.log(`  c=${connections} round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`);
+          context.log(
+            `  c=${connections} round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`,
+          );
           results.get(contender.name)!.push(result);
         }
       }
@@ -50,7 +53,9 @@ export const react: Figure = {
     const figure = 'react';
     const loaded = await measure(context.connections);
     // Concurrency 1, timed per request (autocannon's whole milliseconds cannot resolve a sub-millisecond p50).
-    const single = new Map<string, { p50Ms: number; p99Ms: number; failures: number }[]>(contenders.map((c) => [c.name, []]));
+    const single = new Map<string, { p50Ms: number; p99Ms: number; failures: number }[]>(
+      contenders.map((c) => [c.name, []]),
+    );
     for (let round = 1; round <= context.rounds; round++) {
       for (const contender of contenders) {
         const result = await sequentialLatency({
@@ -60,7 +65,9 @@ export const react: Figure = {
           durationSeconds: context.durationSeconds / 2,
           maxRequests: 5_000,
         });
-        context.log(`  c=1 round ${round} ${contender.name}: p50 ${result.p50Ms.toFixed(2)} ms (${result.requests} requests)`);
+        context.log(
+          `  c=1 round ${round} ${contender.name}: p50 ${result.p50Ms.toFixed(2)} ms (${result.requests} requests)`,
+        );
         single.get(contender.name)!.push(result);
       }
     }
@@ -68,7 +75,13 @@ export const react: Figure = {
     for (const contender of contenders) {
       const m = medianOf(loaded.get(contender.name)!);
       const note = m.failures ? `${m.failures} failed requests` : undefined;
-      rows.push({ figure, metric: `${contender.name} c=${context.connections} req/s`, value: m.rps, unit: 'req/s', note });
+      rows.push({
+        figure,
+        metric: `${contender.name} c=${context.connections} req/s`,
+        value: m.rps,
+        unit: 'req/s',
+        note,
+      });
       rows.push({ figure, metric: `${contender.name} c=${context.connections} p50`, value: m.p50Ms, unit: 'ms' });
       rows.push({ figure, metric: `${contender.name} c=${context.connections} p99`, value: m.p99Ms, unit: 'ms' });
       const one = single.get(contender.name)!;
@@ -79,11 +92,23 @@ export const react: Figure = {
       median(results.get('react')!.map((r, i) => pick(r) / pick(results.get('trivial')![i]!)));
     rows.push(
       checked(
-        { figure, metric: 'react / trivial throughput', value: ratio(loaded, (r) => r.rps), unit: 'x', target: '≥ 0.6' },
+        {
+          figure,
+          metric: 'react / trivial throughput',
+          value: ratio(loaded, (r) => r.rps),
+          unit: 'x',
+          target: '≥ 0.6',
+        },
         (v) => v >= 0.6,
       ),
       checked(
-        { figure, metric: 'react / trivial p50 at c=1', value: ratio(single, (r) => r.p50Ms), unit: 'x', target: '≤ 2' },
+        {
+          figure,
+          metric: 'react / trivial p50 at c=1',
+          value: ratio(single, (r) => r.p50Ms),
+          unit: 'x',
+          target: '≤ 2',
+        },
         (v) => v <= 2,
       ),
     );

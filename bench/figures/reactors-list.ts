@@ -27,8 +27,16 @@ export const reactorsList: Figure = {
     const small = await createTenant(instance.url, 'Bench: 100 reactors');
     const big = await createTenant(instance.url, `Bench: ${large} reactors`);
     const seeds = [
-      { tenant: small, reactorId: await createReactorOfCode(instance.url, TRIVIAL_FORMULA, small.managementKey), count: 100 },
-      { tenant: big, reactorId: await createReactorOfCode(instance.url, TRIVIAL_FORMULA, big.managementKey), count: large },
+      {
+        tenant: small,
+        reactorId: await createReactorOfCode(instance.url, TRIVIAL_FORMULA, small.managementKey),
+        count: 100,
+      },
+      {
+        tenant: big,
+        reactorId: await createReactorOfCode(instance.url, TRIVIAL_FORMULA, big.managementKey),
+        count: large,
+      },
     ];
 
     const target = loadConfig({ ...env, LOG_LEVEL: 'warn' }).database;
@@ -66,7 +74,9 @@ export const reactorsList: Figure = {
     for (let round = 1; round <= context.rounds; round++) {
       for (const contender of contenders) {
         const result = await run(contender, context.durationSeconds);
-        context.log(`  round ${round} ${contender.name} reactors: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`);
+        context.log(
+          `  round ${round} ${contender.name} reactors: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`,
+        );
         results.get(contender.name)!.push(result);
       }
     }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { type BenchContext, type Figure, type Row } from './types.ts';
+import type { BenchContext, Figure, Row } from './types.ts';
 
 /**
  * Pool + isolate overhead against in-process, measured by bench/runtime-overhead.ts (the runtime engineer's, run
@@ -63,7 +63,14 @@ function toRows(measured: unknown): Row[] {
   // The pool's own cost: a call through pool + isolate minus the same call in-process (target < 100 µs p50).
   if (typeof record.poolP50Us === 'number' && typeof record.inProcessP50Us === 'number') {
     const overhead = record.poolP50Us - record.inProcessP50Us;
-    rows.push({ figure, metric: 'overhead p50 (pool - in-process)', value: overhead, unit: 'µs', target: '< 100 µs', ok: overhead < 100 });
+    rows.push({
+      figure,
+      metric: 'overhead p50 (pool - in-process)',
+      value: overhead,
+      unit: 'µs',
+      target: '< 100 µs',
+      ok: overhead < 100,
+    });
   }
   for (const [key, value] of Object.entries(record)) {
     if (typeof value === 'number') rows.push(withTarget({ figure, metric: key, value, unit: unitOf(key) }));

@@ -16,9 +16,11 @@ export const trivialQuery: Figure = {
   available: async () => true,
   async prepare(context) {
     [yogaOnly, mercurius] = await Promise.all([
-      context.database.anotherInstance().then((env) =>
-        startGateway(context.database, { name: 'gateway (Yoga handler)', script: 'bench/servers/yoga-only.ts', env }),
-      ),
+      context.database
+        .anotherInstance()
+        .then((env) =>
+          startGateway(context.database, { name: 'gateway (Yoga handler)', script: 'bench/servers/yoga-only.ts', env }),
+        ),
       freePort().then((port) =>
         startProcess({ name: 'mercurius', script: 'bench/servers/mercurius.ts', port, readyPath: '/health' }),
       ),
@@ -48,7 +50,10 @@ export const trivialQuery: Figure = {
           durationSeconds: context.durationSeconds,
         });
         const cpuAfter = await cpuSeconds(contender.pid);
-        const cpuUs = cpuBefore === undefined || cpuAfter === undefined ? Number.NaN : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
+        const cpuUs =
+          cpuBefore === undefined || cpuAfter === undefined
+            ? Number.NaN
+            : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
         context.log(
           `  round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ${cpuUs.toFixed(0)} µs CPU/request`,
         );
@@ -83,7 +88,13 @@ export const trivialQuery: Figure = {
     );
     rows.push(
       checked(
-        { figure, metric: 'gateway / mercurius throughput', value: perRound('gateway', 'mercurius'), unit: 'x', target: '≥ 0.8' },
+        {
+          figure,
+          metric: 'gateway / mercurius throughput',
+          value: perRound('gateway', 'mercurius'),
+          unit: 'x',
+          target: '≥ 0.8',
+        },
         (v) => v >= 0.8,
       ),
       checked(
@@ -97,8 +108,18 @@ export const trivialQuery: Figure = {
         },
         (v) => v >= 0.8,
       ),
-      { figure, metric: 'Yoga handler / mercurius throughput', value: perRound('gateway-yoga-handler', 'mercurius'), unit: 'x' },
-      { figure, metric: 'fast path / Yoga handler throughput', value: perRound('gateway', 'gateway-yoga-handler'), unit: 'x' },
+      {
+        figure,
+        metric: 'Yoga handler / mercurius throughput',
+        value: perRound('gateway-yoga-handler', 'mercurius'),
+        unit: 'x',
+      },
+      {
+        figure,
+        metric: 'fast path / Yoga handler throughput',
+        value: perRound('gateway', 'gateway-yoga-handler'),
+        unit: 'x',
+      },
     );
     return rows;
   },

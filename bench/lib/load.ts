@@ -68,7 +68,11 @@ export async function sequentialLatency(
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const url = new URL(load.url);
   const body = JSON.stringify({ query: load.query, variables: load.variables });
-  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...load.headers };
+  const headers = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    ...load.headers,
+  };
   const samples: number[] = [];
   let failures = 0;
   const deadline = performance.now() + load.durationSeconds * 1000;

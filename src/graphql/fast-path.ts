@@ -35,14 +35,22 @@ export interface FastPathOptions {
 }
 
 type ServerContext = { requestId: string };
-type ResultProcessor = (result: unknown, api: GraphQLHandler['fetchAPI'], mediaType: string) => Response | Promise<Response>;
+type ResultProcessor = (
+  result: unknown,
+  api: GraphQLHandler['fetchAPI'],
+  mediaType: string,
+) => Response | Promise<Response>;
 
 /**
  * Two members `yoga.handle` itself uses that Yoga's typings mark private. Pinned Yoga version (package.json); the
  * differential test fails if either changes shape.
  */
 interface YogaInternals {
-  maskedErrorsOpts: { maskError(error: unknown, message: string, isDev?: boolean): Error; errorMessage: string; isDev?: boolean } | null;
+  maskedErrorsOpts: {
+    maskError(error: unknown, message: string, isDev?: boolean): Error;
+    errorMessage: string;
+    isDev?: boolean;
+  } | null;
   onResultProcessHooks: ((payload: {
     request: Request;
     acceptableMediaTypes: string[];
@@ -215,6 +223,6 @@ async function writeResponse(res: http.ServerResponse, response: Response): Prom
   res.end(body);
 }
 
-function ignoreRejection(promise: Promise<unknown> | void): void {
+function ignoreRejection(promise: Promise<unknown> | undefined): void {
   if (promise) promise.catch(() => {});
 }

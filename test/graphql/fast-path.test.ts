@@ -88,7 +88,10 @@ function send(server: { url: string }, body: string | Buffer, headers: Record<st
 async function sameAnswer(body: string | Buffer, headers: Record<string, string> = {}, method = 'POST') {
   const json = { 'content-type': 'application/json', ...headers };
   const before = taken;
-  const [viaFastPath, viaYoga] = await Promise.all([send(fast, body, json, method), send(yogaOnly, body, json, method)]);
+  const [viaFastPath, viaYoga] = await Promise.all([
+    send(fast, body, json, method),
+    send(yogaOnly, body, json, method),
+  ]);
   expect(viaFastPath).toEqual(viaYoga);
   return { ...viaFastPath, fastPath: taken > before };
 }
@@ -132,9 +135,12 @@ describe('the fast path answers exactly as Yoga', () => {
   it('for variables and operationName', async () => {
     const document = 'query A { __typename } query B($id: UUID!) { reactor(id: $id) { id } }';
     await sameAnswer(operation(document, { operationName: 'A' }));
-    await sameAnswer(operation(document, { operationName: 'B', variables: { id: '00000000-0000-4000-8000-000000000000' } }), {
-      'bt-api-key': tenant.managementKey,
-    });
+    await sameAnswer(
+      operation(document, { operationName: 'B', variables: { id: '00000000-0000-4000-8000-000000000000' } }),
+      {
+        'bt-api-key': tenant.managementKey,
+      },
+    );
     await sameAnswer(operation(document, { operationName: 'Missing' }));
     await sameAnswer(operation(document));
   });
@@ -188,7 +194,9 @@ describe('the fast path answers exactly as Yoga', () => {
 
   it('accepts a body of 5 MB of variables', async () => {
     const big = 'x'.repeat(5 * 1024 * 1024);
-    const answer = await sameAnswer(operation('query ($s: String!) { __type(name: $s) { name } }', { variables: { s: big } }));
+    const answer = await sameAnswer(
+      operation('query ($s: String!) { __type(name: $s) { name } }', { variables: { s: big } }),
+    );
     expect(answer).toMatchObject({ status: 200, body: '{"data":{"__type":null}}', fastPath: true });
   });
 });
