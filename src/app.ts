@@ -8,6 +8,7 @@ import { migrateToLatest } from './db/migrator.ts';
 import { createFormulaService } from './formulas/service.ts';
 import { createEventHub } from './invocations/events.ts';
 import type { PipelineDeps } from './invocations/pipeline.ts';
+import { createReactorCache } from './invocations/reactor-cache.ts';
 import { createJobRunner, type JobRunner } from './invocations/runner.ts';
 import { createInvocationService } from './invocations/service.ts';
 import { createWebhookSender } from './invocations/webhooks.ts';
@@ -61,6 +62,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       egressAllow: config.runtime.egressAllow,
     });
     closers.push(() => runtime.close());
+    // Bound once the reactor cache exists (it needs the reactor service, which reports changes to it).
+    let onReactorChange: (change: { reactor?: string; formula?: string }) => void = () => {};
     const core = {
       config,
       runtime,
@@ -76,8 +79,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         maxTokensPerRequest: config.limits.maxTokensPerRequest,
       }),
       transactions: createTransactionService({ db: database.db, ttlMs: config.transactions.ttlMs }),
-      formulas: createFormulaService({ db: database.db, runtime, limits: config.limits }),
-      reactors: createReactorService({ db: database.db }),
+      formulas: createFormulaService({
+        db: database.db,
+        runtime,
+        limits: config.limits,
+        onChange: (c) => onReactorChange(c),
+      }),
+      reactors: createReactorService({ db: database.db, onChange: (c) => onReactorChange(c) }),
     };
     const webhookSecretFor = (tenantId: string) => deriveKey(masterKey, `webhooks:${tenantId}`);
     const events = createEventHub(database.notifier, log);
@@ -94,12 +102,15 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
           ? { endpoint: selfEndpoint.url, apiKey: core.auth.invocationKeyFor(applicationId) }
           : null,
     };
+    const reactorCache = await createReactorCache(core.reactors, database.notifier, log);
+    onReactorChange = reactorCache.invalidate;
+    closers.push(() => reactorCache.close());
     const services: Services = {
       ...core,
       invocations: createInvocationService({
         db: database.db,
         config,
-        reactors: core.reactors,
+        reactors: reactorCache,
         pipeline,
         events,
         webhookSecret: webhookSecretFor,
@@ -113,7 +124,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     const runner = createJobRunner({
       db: database.db,
       auth: core.auth,
-      reactors: core.reactors,
+      reactors: reactorCache,
       pipeline,
       events,
       webhooks,

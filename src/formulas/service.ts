@@ -19,7 +19,13 @@ export function codeHash(code: string): string {
   return createHash('sha256').update(code).digest('hex');
 }
 
-export function createFormulaService(deps: { db: Kysely<Database>; runtime: FormulaRuntime; limits: FormulaLimits }) {
+export function createFormulaService(deps: {
+  db: Kysely<Database>;
+  runtime: FormulaRuntime;
+  limits: FormulaLimits;
+  /** Told after a formula changed or went away (the invocation cache of this instance drops its reactors at once). */
+  onChange?: (change: { formula: string }) => void;
+}) {
   const { db } = deps;
 
   /**
@@ -96,6 +102,7 @@ export function createFormulaService(deps: { db: Kysely<Database>; runtime: Form
       });
       // Deleted while its code was being checked.
       if (!updated) throw new NotFoundError(NOT_FOUND);
+      deps.onChange?.({ formula: id });
       return updated;
     },
 

@@ -54,7 +54,11 @@ const MAX_IDS = 100;
 const UNKNOWN_FORMULA = 'is not a reactor formula of this tenant (or an official one)';
 const UNKNOWN_APPLICATION = 'is not an application of this tenant';
 
-export function createReactorService(deps: { db: Kysely<Database> }) {
+export function createReactorService(deps: {
+  db: Kysely<Database>;
+  /** Told after a reactor changed or went away (the invocation cache of this instance drops it at once). */
+  onChange?: (change: { reactor: string }) => void;
+}) {
   const { db } = deps;
 
   /**
@@ -134,7 +138,9 @@ export function createReactorService(deps: { db: Kysely<Database> }) {
       const contract = await contractOf(principal.tenantId, reactor.formula_id);
       const known = await applicationErrors(principal.tenantId, input.applicationId);
       const { name, configuration } = validateReactorInput(input, contract, known);
-      return replace(principal, id, { name, configuration, application_id: input.applicationId ?? null });
+      const updated = await replace(principal, id, { name, configuration, application_id: input.applicationId ?? null });
+      deps.onChange?.({ reactor: id });
+      return updated;
     },
 
     /** RFC 7386 merge-patch: absent keeps, null clears, configuration merged key by key, the result validated. */
@@ -150,16 +156,19 @@ export function createReactorService(deps: { db: Kysely<Database> }) {
         const errors = await applicationErrors(principal.tenantId, patch.applicationId);
         if (Object.keys(errors).length > 0) throw BadRequestError.forFields(errors, 'The reactor is invalid.');
       }
-      return replace(principal, id, {
+      const patched = await replace(principal, id, {
         name: merged.name,
         configuration: merged.configuration as Record<string, ConfigurationValue>,
         application_id: merged.applicationId,
       });
+      deps.onChange?.({ reactor: id });
+      return patched;
     },
 
     async deleteReactor(principal: Principal, id: string): Promise<ReactorRow> {
       const deleted = await store.deleteReactor(db, principal.tenantId, id);
       if (!deleted) throw new NotFoundError(NOT_FOUND);
+      deps.onChange?.({ reactor: id });
       return deleted;
     },
 

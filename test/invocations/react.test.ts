@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
+import { createFormula, createReactor, createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
 let gateway: TestGateway;
@@ -195,5 +195,44 @@ describe('react: errors', () => {
       "module.exports = async () => { console.log('hello', 42); return { raw: null }; };",
     );
     expect((await react(reactorId)).logs).toEqual([{ level: 'log', message: 'hello 42' }]);
+  });
+});
+
+describe('react after a change', () => {
+  it('uses the new configuration after patchReactor and the new code after updateReactorFormula', async () => {
+    const formulaId = await createFormula(gateway, tenant.managementKey, {
+      code: 'module.exports = async (req) => ({ raw: { v: 1, greeting: req.configuration.GREETING } });',
+      configuration: [{ name: 'GREETING', type: 'STRING' }],
+    });
+    const reactorId = await createReactor(gateway, tenant.managementKey, { formulaId, configuration: { GREETING: 'hi' } });
+    expect((await react(reactorId)).raw).toEqual({ v: 1, greeting: 'hi' });
+
+    const patched = await gateway.gql<any>(
+      'mutation($id: UUID!) { patchReactor(id: $id, input: { configuration: { GREETING: "hello" } }) { __typename } }',
+      { id: reactorId },
+      tenant.managementKey,
+    );
+    expect(patched.data?.patchReactor.__typename).toBe('Reactor');
+    expect((await react(reactorId)).raw).toEqual({ v: 1, greeting: 'hello' });
+
+    const updated = await gateway.gql<any>(
+      `mutation($id: UUID!, $input: UpdateReactorFormulaInput!) { updateReactorFormula(id: $id, input: $input) { __typename } }`,
+      {
+        id: formulaId,
+        input: {
+          name: 'v2',
+          type: 'PRIVATE',
+          code: 'module.exports = async (req) => ({ raw: { v: 2, greeting: req.configuration.GREETING } });',
+          configuration: [{ name: 'GREETING', type: 'STRING' }],
+          requestParameters: [],
+        },
+      },
+      tenant.managementKey,
+    );
+    expect(updated.data?.updateReactorFormula.__typename).toBe('ReactorFormula');
+    expect((await react(reactorId)).raw).toEqual({ v: 2, greeting: 'hello' });
+
+    await gateway.gql('mutation($id: UUID!) { deleteReactor(id: $id) { __typename } }', { id: reactorId }, tenant.managementKey);
+    expect((await react(reactorId)).code).toBe('NOT_FOUND');
   });
 });
