@@ -26,7 +26,7 @@ function round(n: number, digits = 1): number {
  * Per-call cost of the pool + isolate against calling the same function in-process (the "overhead" includes the
  * JSON round trip of args and result, which is part of what the sandbox costs).
  */
-export async function benchRuntimeOverhead(opts: { quick: boolean }): Promise<RuntimeOverhead> {
+export async function benchRuntimeOverhead(opts: { quick: boolean; report?: (result: RuntimeOverhead) => void }): Promise<RuntimeOverhead> {
   const iterations = opts.quick ? 2_000 : 20_000;
   const threads = Math.max(1, availableParallelism());
   const runtime = createFormulaRuntime({ threads, memoryLimitMb: 128 });
@@ -88,13 +88,16 @@ export async function benchRuntimeOverhead(opts: { quick: boolean }): Promise<Ru
     );
     const callsPerSecond = total / ((performance.now() - started) / 1000);
 
-    return {
+    const result: RuntimeOverhead = {
       poolP50Us: round(percentile(pool, 50)),
       poolP99Us: round(percentile(pool, 99)),
       inProcessP50Us: round(percentile(inProcess, 50), 2),
       compileFirstCallMs: round(percentile(compileSamples, 50), 2),
       callsPerSecond: Math.round(callsPerSecond),
     };
+    // Reported before close(): a crash while the pool shuts down must not lose the measurement.
+    opts.report?.(result);
+    return result;
   } finally {
     await runtime.close();
   }
@@ -102,6 +105,8 @@ export async function benchRuntimeOverhead(opts: { quick: boolean }): Promise<Ru
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
-  const result = await benchRuntimeOverhead({ quick });
-  console.log(JSON.stringify({ cores: availableParallelism(), node: process.version, quick, ...result }, null, 2));
+  await benchRuntimeOverhead({
+    quick,
+    report: (result) => console.log(JSON.stringify({ cores: availableParallelism(), node: process.version, quick, ...result }, null, 2)),
+  });
 }

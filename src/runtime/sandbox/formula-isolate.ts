@@ -22,6 +22,30 @@ const DELIVER_GRACE_MS = 50;
 let invocationSeq = 0;
 
 /**
+ * V8 code cache for the prelude, made by this worker's first isolate from our own source (never tenant code) and
+ * consumed by every later one: compiling the prelude costs about 1.6 ms per isolate, consuming the cache about
+ * 0.2 ms. It is made after the prelude has run once, so the functions compiled lazily by that run are in it too.
+ * V8 checks it against the source and flags; if it is ever rejected the next isolate makes a new one.
+ */
+let preludeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
+
+type CompiledScript = ivm.Script & ivm.CachedDataResult & { cachedDataRejected?: boolean };
+
+function runPrelude(isolate: ivm.Isolate, context: ivm.Context): void {
+  const cachedData = preludeCache;
+  const options = { filename: 'reactor-runtime.js' };
+  // isolated-vm sets cachedData / cachedDataRejected on the returned script; its typings leave them out.
+  const script: CompiledScript = isolate.compileScriptSync(PRELUDE_SOURCE, cachedData ? { ...options, cachedData } : options);
+  script.runSync(context, { timeout: PRELUDE_TIMEOUT_MS });
+  script.release();
+  if (cachedData && !script.cachedDataRejected) return;
+  // Same isolate, same source: V8's compilation cache hands back the code it just ran, lazily compiled parts included.
+  const again: CompiledScript = isolate.compileScriptSync(PRELUDE_SOURCE, { ...options, produceCachedData: true });
+  again.release();
+  preludeCache = again.cachedData;
+}
+
+/**
  * One isolate holding one formula version of one tenant. Calls start on the worker thread (`applySync`, microtasks
  * drained inside the timeout) unless another call of this isolate is still in flight: a synchronous call into an
  * isolate that is waiting on this thread for a host callback would deadlock.
@@ -86,7 +110,7 @@ export class FormulaIsolate {
     global.setSync('__rgHostDispatch', new ivm.Callback(bridge.dispatch));
     global.setSync('__rgHostSettle', new ivm.Callback((id: unknown, json: unknown) => this.settle(id, json)));
     global.setSync('__rgConfig', JSON.stringify({ maxOutputBytes: this.settings.maxOutputBytes }));
-    this.isolate.compileScriptSync(PRELUDE_SOURCE, { filename: 'reactor-runtime.js' }).runSync(this.context, { timeout: PRELUDE_TIMEOUT_MS });
+    runPrelude(this.isolate, this.context);
     this.start = global.getSync('__rgStart', { reference: true }) as ivm.Reference<(id: number, requestJson: string) => void>;
     this.deliverRef = global.getSync('__rgDeliver', { reference: true }) as ivm.Reference<(callId: number, answerJson: string) => void>;
   }
