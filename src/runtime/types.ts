@@ -43,7 +43,8 @@ export interface FormulaRuntime {
 /** Options as the worker sees them: every default filled in. */
 export type WorkerOptions = Required<Omit<RuntimeOptions, 'threads'>>;
 
-export type WorkerTask = { kind: 'run'; input: RunInput } | { kind: 'check'; code: string };
+/** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */
+export type WorkerTask = ({ kind: 'run'; input: RunInput } | { kind: 'check'; code: string }) & { slot?: number };
 
 export const DEFAULTS = {
   memoryLimitMb: 128,

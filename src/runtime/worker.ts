@@ -1,12 +1,14 @@
-import { workerData } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
 import { createEgressPolicy } from './sandbox/egress.ts';
 import { FormulaCache } from './sandbox/formula-cache.ts';
 import { FormulaIsolate, type IsolateSettings } from './sandbox/formula-isolate.ts';
 import { errorOf, runtimeError } from './sandbox/outcome.ts';
+import { type SharedSlots, startTask } from './task-slots.ts';
 import type { CheckResult, RunOutcome, WorkerOptions, WorkerTask } from './types.ts';
 
 // Piscina worker entry. Imports nothing from db, auth or graphql: this side only ever sees one call's data.
-const options = (workerData as { runtime: WorkerOptions }).runtime;
+const { runtime: options, slots } = workerData as { runtime: WorkerOptions; slots: SharedSlots };
+const slotCells = new Int32Array(slots.buffer);
 const settings: IsolateSettings = {
   memoryLimitMb: options.memoryLimitMb,
   maxOutputBytes: options.maxOutputBytes,
@@ -45,5 +47,9 @@ function check(code: string): CheckResult {
 }
 
 export default async function handle(task: WorkerTask): Promise<RunOutcome | CheckResult> {
+  if (task.slot !== undefined && !startTask(slots, slotCells, task.slot, threadId)) {
+    // The pool's backstop gave up on this task while it was still queued here and has already answered for it.
+    return { ok: false, message: 'cancelled' };
+  }
   return task.kind === 'check' ? check(task.code) : run(task);
 }

@@ -1,0 +1,53 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { startTask, TaskSlots } from '../../src/runtime/task-slots.ts';
+import { errorOf, invoke, newTenant, rawOf, startRuntime } from './helpers.ts';
+
+const single = startRuntime({ threads: 1 });
+afterAll(() => single.close());
+
+describe('pool backstop without AbortSignal', () => {
+  it('runs calls waiting on the host concurrently on one worker (concurrentTasksPerWorker is in effect)', async () => {
+    const code = 'module.exports = async () => { await new Promise((r) => setTimeout(r, 300)); return { raw: "ok" } }';
+    const tenantId = newTenant();
+    await invoke(single, code, { tenantId });
+    const started = performance.now();
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => invoke(single, code, { tenantId })));
+    expect(outcomes.map(rawOf)).toEqual(Array(8).fill('ok'));
+    // One at a time these would take 8 x 300 ms.
+    expect(performance.now() - started).toBeLessThan(1_500);
+  });
+
+  it('a call still queued behind a slow one times out without terminating the worker running the slow one', async () => {
+    const slow = 'module.exports = async () => { const end = Date.now() + 2500; while (Date.now() < end) {} return { raw: "slow done" } }';
+    const quick = 'module.exports = async () => ({ raw: "quick" })';
+    const slowCall = invoke(single, slow, { timeoutMs: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = performance.now();
+    const queued = await invoke(single, quick, { timeoutMs: 1 });
+    expect(errorOf(queued).code).toBe('REACTOR_TIMEOUT');
+    // Answered by the backstop (1 ms + 1 s grace), not after the slow call.
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(rawOf(await slowCall)).toBe('slow done');
+    expect(rawOf(await invoke(single, quick))).toBe('quick');
+  });
+
+  it('slots: a cancelled task is never started, a started one cannot be cancelled', () => {
+    const slots = new TaskSlots(4);
+    const cells = new Int32Array(slots.shared.buffer);
+    const a = slots.acquire()!;
+    const b = slots.acquire()!;
+    expect(slots.state(a)).toBe('queued');
+    expect(slots.cancel(a)).toBe(true);
+    expect(startTask(slots.shared, cells, a, 7)).toBe(false);
+    expect(slots.state(a)).toBe('cancelled');
+    expect(startTask(slots.shared, cells, b, 7)).toBe(true);
+    expect(slots.cancel(b)).toBe(false);
+    expect(slots.state(b)).toEqual({ threadId: 7 });
+    expect(slots.runningMs(b)).toBeGreaterThanOrEqual(0);
+    expect(slots.runningMs(b)).toBeLessThan(1_000);
+    slots.release(a);
+    slots.release(b);
+    expect(slots.state(a)).toBe('queued');
+    expect([slots.acquire(), slots.acquire(), slots.acquire(), slots.acquire(), slots.acquire()].filter((s) => s !== undefined)).toHaveLength(4);
+  });
+});
