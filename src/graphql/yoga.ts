@@ -38,11 +38,16 @@ export async function createContext(
   const transactionIdHeader =
     headers?.get('bt-transaction-id') ??
     (typeof transport.connectionParams?.transactionId === 'string' ? transport.connectionParams.transactionId : null);
+  // Most requests never log: the child logger is made on first use.
+  let requestLog: Logger | undefined;
   return {
     principal,
     isAdmin,
     requestId,
-    log: log.child({ requestId, tenantId: principal?.tenantId, applicationId: principal?.applicationId }),
+    get log() {
+      requestLog ??= log.child({ requestId, tenantId: principal?.tenantId, applicationId: principal?.applicationId });
+      return requestLog;
+    },
     services,
     transactionIdHeader,
   };

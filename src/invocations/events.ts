@@ -33,8 +33,9 @@ const MAX_ERROR_MESSAGE = 500;
  * Every instance LISTENs on two channels and fans out locally, per tenant, to its own subscribers; so a subscriber
  * on instance A sees what instance B published. Payloads are small: ids and a few scalars (results are re-read from
  * the table by the subscriber). Publishing is batched per tick: one NOTIFY carries every event of that tick.
+ * In embedded mode (PGlite, one process) events are delivered in-process without going through the database.
  */
-export function createEventHub(notifier: Notifier, log: Logger) {
+export function createEventHub(notifier: Notifier, log: Logger, options: { singleProcess: boolean }) {
   const eventListeners = new Map<string, Set<(event: ReactorEvent) => void>>();
   const resultListeners = new Map<string, Set<(change: ResultChange) => void>>();
   const pending: { channel: string; item: unknown }[] = [];
@@ -53,19 +54,24 @@ export function createEventHub(notifier: Notifier, log: Logger) {
     } catch {
       return log.warn({ channel }, 'ignored a malformed notification');
     }
-    for (const item of items) {
-      if (channel === EVENTS_CHANNEL) dispatch(eventListeners, (item as ReactorEvent).tenantId, item as ReactorEvent);
-      else {
-        const change = item as ResultChange;
-        dispatch(resultListeners, change.requestId, change);
-        if (change.status === 'PENDING') for (const listener of queuedListeners) listener();
-      }
-    }
+    for (const item of items) deliver(channel, item);
+  }
+
+  function deliver(channel: string, item: unknown): void {
+    if (channel === EVENTS_CHANNEL) return dispatch(eventListeners, (item as ReactorEvent).tenantId, item as ReactorEvent);
+    const change = item as ResultChange;
+    dispatch(resultListeners, change.requestId, change);
+    if (change.status === 'PENDING') for (const listener of queuedListeners) listener();
   }
 
   async function flush(): Promise<void> {
     flushScheduled = false;
     const batch = pending.splice(0);
+    if (options.singleProcess) {
+      // Embedded mode: one process owns the database, so nobody else is listening; skip the round trip through it.
+      for (const { channel, item } of batch) deliver(channel, item);
+      return;
+    }
     for (const channel of [EVENTS_CHANNEL, RESULTS_CHANNEL]) {
       let chunk: string[] = [];
       let size = 2;
