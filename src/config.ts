@@ -37,11 +37,23 @@ const environmentSchema = z.object({
   RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
   RUNTIME_MEMORY_LIMIT_MB: z.coerce.number().int().min(8).default(128),
   REACT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  MAX_ARGS_BYTES: z.coerce.number().int().min(1).default(5 * 1024 * 1024),
+  MAX_ARGS_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(5 * 1024 * 1024),
   MAX_TOKENS_PER_REQUEST: z.coerce.number().int().min(1).default(100),
   EGRESS_ALLOW: listOf,
-  TRANSACTION_TTL_MS: z.coerce.number().int().min(1000).default(60 * 60 * 1000),
-  RESULT_RETENTION_MS: z.coerce.number().int().min(1000).default(24 * 60 * 60 * 1000),
+  TRANSACTION_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(60 * 60 * 1000),
+  RESULT_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(24 * 60 * 60 * 1000),
   JOB_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
   JOB_CONCURRENCY: z.coerce.number().int().min(1).default(8),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(30_000),

@@ -136,7 +136,10 @@ export class ReactorTimeoutError extends DomainError {
 
 export class ReactorInterruptedError extends DomainError {
   readonly code = 'REACTOR_INTERRUPTED' as const;
-  constructor(message = 'The reactor run was interrupted before it finished; it was not retried.', options: Options = {}) {
+  constructor(
+    message = 'The reactor run was interrupted before it finished; it was not retried.',
+    options: Options = {},
+  ) {
     super(message, { status: 500, ...options });
   }
 }

@@ -63,7 +63,10 @@ async function serve(): Promise<void> {
 }
 
 /** Printed once, on the first start of an empty database: the only time these keys can be seen. */
-function printBootstrapKeys(created: { managementKey: string; privateKey: string; tenant: { id: string } }, url: string) {
+function printBootstrapKeys(
+  created: { managementKey: string; privateKey: string; tenant: { id: string } },
+  url: string,
+) {
   const lines = [
     '',
     '================================================================================',

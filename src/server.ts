@@ -18,7 +18,11 @@ export interface RunningServer {
 /** node:http with Yoga for HTTP and graphql-ws (subprotocol graphql-transport-ws) on the same port and path. */
 export async function startServer(
   app: App,
-  options: { port: number; host: string; /** false sends every request through Yoga's own handler (tests). */ fastPath?: boolean },
+  options: {
+    port: number;
+    host: string /** false sends every request through Yoga's own handler (tests). */;
+    fastPath?: boolean;
+  },
 ): Promise<RunningServer> {
   const { yoga, log } = app;
   // Plain JSON POSTs skip Yoga's per-request stream machinery (src/graphql/fast-path.ts); the rest is Yoga's.

@@ -1,7 +1,7 @@
 import type { AuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
-import type { InvocationService } from './invocations/service.ts';
 import type { FormulaService } from './formulas/service.ts';
+import type { InvocationService } from './invocations/service.ts';
 import type { ReactorService } from './reactors/service.ts';
 import type { FormulaRuntime } from './runtime/pool.ts';
 import type { TokenService } from './tokens/service.ts';

@@ -109,12 +109,13 @@ builder.queryField('application', (t) =>
     description: 'An application of the tenant by id; null when there is none (including ids of other tenants).',
     authScopes: { permission: 'application:read' },
     args: { id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }) },
-    resolve: async (_root, { id }, context) => (await context.services.auth.getApplication(principalOf(context), id)) ?? null,
+    resolve: async (_root, { id }, context) =>
+      (await context.services.auth.getApplication(principalOf(context), id)) ?? null,
   }),
 );
 
 const CreateApplicationInput = builder.inputType('CreateApplicationInput', {
-  description: 'A new application of the caller\'s tenant.',
+  description: "A new application of the caller's tenant.",
   fields: (t) => ({
     name: t.string({ required: true, description: 'Display name, at most 200 characters.' }),
     type: t.field({ type: ApplicationTypeEnum, required: true, description: 'The application type.' }),
@@ -138,7 +139,7 @@ const CreateApplicationPayload = builder
 builder.mutationField('createApplication', (t) =>
   t.field({
     type: CreateApplicationPayload,
-    description: 'Creates an application of the caller\'s tenant and returns its API key, once.',
+    description: "Creates an application of the caller's tenant and returns its API key, once.",
     authScopes: { permission: 'application:create' },
     errors: { types: [BadRequestError] },
     args: { input: t.arg({ type: CreateApplicationInput, required: true, description: 'The application.' }) },

@@ -6,7 +6,7 @@ import { type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
-import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, type Permission, isPermission } from './permissions.ts';
+import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, isPermission, type Permission } from './permissions.ts';
 import * as store from './store.ts';
 import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
 
@@ -51,7 +51,14 @@ export function createAuthService(deps: {
 
   async function createKeyedApplication(
     executor: Parameters<typeof store.insertApplication>[0],
-    input: { tenantId: string; name: string; type: ApplicationType; permissions: readonly Permission[]; createdBy: string | null; key?: string },
+    input: {
+      tenantId: string;
+      name: string;
+      type: ApplicationType;
+      permissions: readonly Permission[];
+      createdBy: string | null;
+      key?: string;
+    },
   ) {
     const key = input.key ?? generateApiKey();
     const application = await store.insertApplication(executor, {

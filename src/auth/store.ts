@@ -45,11 +45,7 @@ export async function findApplicationByKeyHash(db: Executor, keyHash: string): P
   return db.selectFrom('applications').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
 }
 
-export async function findApplication(
-  db: Executor,
-  tenantId: string,
-  id: string,
-): Promise<ApplicationRow | undefined> {
+export async function findApplication(db: Executor, tenantId: string, id: string): Promise<ApplicationRow | undefined> {
   return db
     .selectFrom('applications')
     .selectAll()
@@ -90,7 +86,11 @@ export async function countApplications(db: Executor, tenantId: string): Promise
   return Number(row.count);
 }
 
-export async function deleteApplication(db: Executor, tenantId: string, id: string): Promise<ApplicationRow | undefined> {
+export async function deleteApplication(
+  db: Executor,
+  tenantId: string,
+  id: string,
+): Promise<ApplicationRow | undefined> {
   return db
     .deleteFrom('applications')
     .where('tenant_id', '=', tenantId)

@@ -118,9 +118,9 @@ function createPgListener(url: string) {
 
   return {
     async listen(channel: string, onPayload: (payload: string) => void) {
-      let set = handlers.get(channel);
-      const isNew = !set;
-      if (!set) handlers.set(channel, (set = new Set()));
+      const isNew = !handlers.has(channel);
+      const set = handlers.get(channel) ?? new Set();
+      handlers.set(channel, set);
       set.add(onPayload);
       const connection = await ensure();
       if (isNew) await connection.query(`LISTEN ${quoteIdent(channel)}`);

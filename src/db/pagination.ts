@@ -27,7 +27,9 @@ export function pageRequest(
   limits: { default: number; max: number },
 ): PageRequest {
   if (args.last != null || args.before != null) {
-    throw BadRequestError.forFields({ [args.last != null ? 'last' : 'before']: ['lists page forward only: use first/after'] });
+    throw BadRequestError.forFields({
+      [args.last != null ? 'last' : 'before']: ['lists page forward only: use first/after'],
+    });
   }
   const size = args.first ?? limits.default;
   if (!Number.isInteger(size) || size < 1 || size > limits.max) {

@@ -1,7 +1,7 @@
 import {
   BadRequestError,
   ConflictError,
-  DomainError,
+  type DomainError,
   ERROR_CODES,
   ForbiddenError,
   InvalidPaymentMethodError,
@@ -50,7 +50,8 @@ export const ErrorInterface = builder.interfaceRef<DomainError>('Error').impleme
     errors: t.field({
       type: 'JSONObject',
       nullable: true,
-      description: 'Messages by field (or `error`), e.g. `{ "name": ["is required"] }`, as the formula SDK reports them.',
+      description:
+        'Messages by field (or `error`), e.g. `{ "name": ["is required"] }`, as the formula SDK reports them.',
       resolve: (error) => error.errors,
     }),
   }),

@@ -5,5 +5,6 @@ builder.mutationType({
   description: 'Writes. Expected failures are returned as members of each result union that implement `Error`.',
 });
 builder.subscriptionType({
-  description: 'Live updates over graphql-ws (subprotocol graphql-transport-ws) at the same URL; send the key as `connectionParams.apiKey`.',
+  description:
+    'Live updates over graphql-ws (subprotocol graphql-transport-ws) at the same URL; send the key as `connectionParams.apiKey`.',
 });

@@ -7,5 +7,7 @@ builder.addScalarType('UUID', UUIDResolver, {
 builder.addScalarType('DateTime', DateTimeISOResolver, {
   description: 'An instant in ISO 8601 form with a time zone, e.g. `2026-11-22T15:53:00.000Z`.',
 });
-builder.addScalarType('JSON', JSONResolver, { description: 'Any JSON value: object, array, string, number, boolean or null.' });
+builder.addScalarType('JSON', JSONResolver, {
+  description: 'Any JSON value: object, array, string, number, boolean or null.',
+});
 builder.addScalarType('JSONObject', JSONObjectResolver, { description: 'A JSON object (a string-keyed map).' });

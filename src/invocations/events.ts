@@ -52,13 +52,17 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
     try {
       items = JSON.parse(payload);
     } catch {
-      return log.warn({ channel }, 'ignored a malformed notification');
+      log.warn({ channel }, 'ignored a malformed notification');
+      return;
     }
     for (const item of items) deliver(channel, item);
   }
 
   function deliver(channel: string, item: unknown): void {
-    if (channel === EVENTS_CHANNEL) return dispatch(eventListeners, (item as ReactorEvent).tenantId, item as ReactorEvent);
+    if (channel === EVENTS_CHANNEL) {
+      dispatch(eventListeners, (item as ReactorEvent).tenantId, item as ReactorEvent);
+      return;
+    }
     const change = item as ResultChange;
     dispatch(resultListeners, change.requestId, change);
     if (change.status === 'PENDING') for (const listener of queuedListeners) listener();
@@ -105,8 +109,8 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
       const listener = (value: T) => {
         if (accept(value)) void push(value);
       };
-      let set = listeners.get(key);
-      if (!set) listeners.set(key, (set = new Set()));
+      const set = listeners.get(key) ?? new Set();
+      listeners.set(key, set);
       set.add(listener);
       await stop;
       set.delete(listener);

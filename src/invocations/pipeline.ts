@@ -6,7 +6,13 @@ import { validateArgs } from './request-parameters.ts';
 
 /** A reactor with what running it needs, loaded in one query (src/reactors/service.ts). */
 export interface LoadedReactor {
-  reactor: { id: string; name: string; tenantId: string; configuration: Record<string, unknown>; applicationId: string | null };
+  reactor: {
+    id: string;
+    name: string;
+    tenantId: string;
+    configuration: Record<string, unknown>;
+    applicationId: string | null;
+  };
   formula: { id: string; code: string; codeHash: string; requestParameters: RequestParameter[] };
 }
 

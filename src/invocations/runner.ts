@@ -98,7 +98,9 @@ export function createJobRunner(deps: {
     } catch (error) {
       if (!(error instanceof DomainError)) log.error({ err: error, requestId: row.id }, 'async reactor run failed');
       const domain =
-        error instanceof DomainError ? error : new ReactorInterruptedError('The run failed unexpectedly and was not retried.');
+        error instanceof DomainError
+          ? error
+          : new ReactorInterruptedError('The run failed unexpectedly and was not retried.');
       outcome = { error: domain.toShape() };
     }
     const finished = await store.finishRequest(db, row.id, runnerId, outcome).catch((error: unknown) => {
@@ -147,7 +149,10 @@ export function createJobRunner(deps: {
     start(): void {
       stopped = false;
       unsubscribe = events.onRequestQueued(wake);
-      timers.push(setInterval(wake, options.pollIntervalMs), setInterval(() => void sweep(), options.sweepIntervalMs));
+      timers.push(
+        setInterval(wake, options.pollIntervalMs),
+        setInterval(() => void sweep(), options.sweepIntervalMs),
+      );
       for (const timer of timers) timer.unref();
       void sweep();
       wake();

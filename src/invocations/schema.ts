@@ -1,3 +1,4 @@
+import type { ErrorShape } from '../errors.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -14,7 +15,6 @@ import {
 import { builder } from '../graphql/builder.ts';
 import { principalOf } from '../graphql/context.ts';
 import { ErrorCodeEnum } from '../graphql/error-types.ts';
-import type { ErrorShape } from '../errors.ts';
 import type { ReactorEvent } from './events.ts';
 import type { ReactorOutput } from './pipeline.ts';
 import type { ReactorRequestRow } from './tables.ts';
@@ -39,13 +39,15 @@ const ReactorResponseRef = builder.objectRef<ReactorOutput>('ReactorResponse').i
     tokens: t.field({
       type: 'JSON',
       nullable: true,
-      description: "Tokens created from the formula's `tokenize` block, in the same shape, each value replaced by its token id.",
+      description:
+        "Tokens created from the formula's `tokenize` block, in the same shape, each value replaced by its token id.",
       resolve: (output) => output.tokens,
     }),
     logs: t.field({
       type: [FormulaLogLineRef],
       nullable: true,
-      description: 'Console output of the formula, only when the gateway runs in development mode (EXPOSE_FORMULA_LOGS).',
+      description:
+        'Console output of the formula, only when the gateway runs in development mode (EXPOSE_FORMULA_LOGS).',
       resolve: (output, _args, context) => (context.services.config.exposeFormulaLogs ? output.logs : null),
     }),
   }),
@@ -70,12 +72,16 @@ builder.mutationField('react', (t) =>
     type: ReactorResponseRef,
     description:
       'Invokes a reactor now: detokenizes `{{ }}` expressions in args, validates them against the formula, runs the ' +
-      "formula in the sandbox and tokenizes its `tokenize` block. Needs `reactor:invoke` (legacy: `token:use`).",
+      'formula in the sandbox and tokenizes its `tokenize` block. Needs `reactor:invoke` (legacy: `token:use`).',
     authScopes: { anyPermission: ['reactor:invoke', 'token:use'] },
     errors: { types: REACT_ERRORS },
     args: {
       id: t.arg({ type: 'UUID', required: true, description: 'The reactor id.' }),
-      args: t.arg({ type: 'JSON', required: false, description: 'Arguments for the formula; may hold detokenization expressions.' }),
+      args: t.arg({
+        type: 'JSON',
+        required: false,
+        description: 'Arguments for the formula; may hold detokenization expressions.',
+      }),
       transactionId: t.arg({
         type: 'UUID',
         required: false,
@@ -112,7 +118,11 @@ builder.mutationField('reactAsync', (t) =>
     errors: { types: [BadRequestError, NotFoundError] },
     args: {
       id: t.arg({ type: 'UUID', required: true, description: 'The reactor id.' }),
-      args: t.arg({ type: 'JSON', required: false, description: 'Arguments for the formula; may hold detokenization expressions.' }),
+      args: t.arg({
+        type: 'JSON',
+        required: false,
+        description: 'Arguments for the formula; may hold detokenization expressions.',
+      }),
       timeoutMs: t.arg.int({
         required: false,
         description: 'Maximum run time in milliseconds, 10000 to 210000 (default 10000).',
@@ -163,14 +173,24 @@ const AsyncReactorResultRef = builder.objectRef<ReactorRequestRow>('AsyncReactor
     id: t.expose('id', { type: 'UUID', description: 'The async request id.' }),
     reactorId: t.expose('reactor_id', { type: 'UUID', description: 'The reactor invoked.' }),
     status: t.field({ type: RequestStatusEnum, description: 'Current state.', resolve: (row) => row.status }),
-    raw: t.field({ type: 'JSON', nullable: true, description: 'Raw output, once COMPLETED.', resolve: (row) => row.raw ?? null }),
+    raw: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Raw output, once COMPLETED.',
+      resolve: (row) => row.raw ?? null,
+    }),
     tokens: t.field({
       type: 'JSON',
       nullable: true,
       description: 'Tokens created from the `tokenize` block, once COMPLETED.',
       resolve: (row) => row.tokens ?? null,
     }),
-    error: t.field({ type: ReactorErrorRef, nullable: true, description: 'The failure, once FAILED.', resolve: (row) => row.error }),
+    error: t.field({
+      type: ReactorErrorRef,
+      nullable: true,
+      description: 'The failure, once FAILED.',
+      resolve: (row) => row.error,
+    }),
     createdAt: t.expose('created_at', { type: 'DateTime', description: 'When it was queued.' }),
     startedAt: t.expose('started_at', { type: 'DateTime', nullable: true, description: 'When a runner started it.' }),
     completedAt: t.expose('completed_at', { type: 'DateTime', nullable: true, description: 'When it finished.' }),
@@ -217,14 +237,27 @@ const ReactorEventRef = builder.objectRef<ReactorEvent>('ReactorEvent').implemen
         description: 'The invocation an event is about.',
         fields: (f) => ({
           id: f.expose('id', { type: 'UUID', description: 'The request id (for ASYNC: the `asyncReactorRequestId`).' }),
-          invocationType: f.field({ type: InvocationTypeEnum, description: 'SYNC or ASYNC.', resolve: (r) => r.invocationType }),
+          invocationType: f.field({
+            type: InvocationTypeEnum,
+            description: 'SYNC or ASYNC.',
+            resolve: (r) => r.invocationType,
+          }),
         }),
       }),
       description: 'The invocation.',
       resolve: (event) => event.request,
     }),
-    elapsedMs: t.int({ nullable: true, description: 'Run time, on completed and failed events.', resolve: (e) => e.elapsedMs }),
-    error: t.field({ type: ReactorErrorRef, nullable: true, description: 'The failure, on failed events.', resolve: (e) => e.error }),
+    elapsedMs: t.int({
+      nullable: true,
+      description: 'Run time, on completed and failed events.',
+      resolve: (e) => e.elapsedMs,
+    }),
+    error: t.field({
+      type: ReactorErrorRef,
+      nullable: true,
+      description: 'The failure, on failed events.',
+      resolve: (e) => e.error,
+    }),
     occurredAt: t.field({ type: 'DateTime', description: 'When it happened.', resolve: (e) => e.occurredAt }),
   }),
 });
@@ -245,7 +278,8 @@ builder.subscriptionField('reactorResult', (t) =>
 builder.subscriptionField('reactorEvents', (t) =>
   t.field({
     type: ReactorEventRef,
-    description: "Live `reactor.invoked|completed|failed` events of your tenant's reactors, from every gateway instance.",
+    description:
+      "Live `reactor.invoked|completed|failed` events of your tenant's reactors, from every gateway instance.",
     authScopes: { permission: 'reactor:read' },
     args: { reactorId: t.arg({ type: 'UUID', required: false, description: 'Only events of this reactor.' }) },
     subscribe: (_root, args, context) =>

@@ -24,7 +24,11 @@ export async function insertRequest(
     .executeTakeFirstOrThrow();
 }
 
-export async function findRequest(db: Executor, tenantId: string, requestId: string): Promise<ReactorRequestRow | undefined> {
+export async function findRequest(
+  db: Executor,
+  tenantId: string,
+  requestId: string,
+): Promise<ReactorRequestRow | undefined> {
   return db
     .selectFrom('reactor_requests')
     .selectAll()

@@ -138,7 +138,11 @@ export function createReactorService(deps: {
       const contract = await contractOf(principal.tenantId, reactor.formula_id);
       const known = await applicationErrors(principal.tenantId, input.applicationId);
       const { name, configuration } = validateReactorInput(input, contract, known);
-      const updated = await replace(principal, id, { name, configuration, application_id: input.applicationId ?? null });
+      const updated = await replace(principal, id, {
+        name,
+        configuration,
+        application_id: input.applicationId ?? null,
+      });
       deps.onChange?.({ reactor: id });
       return updated;
     },

@@ -45,7 +45,7 @@ describe('authentication', () => {
       {},
       tenant.managementKey,
     );
-    const { key, application } = created.data?.createApplication;
+    const { key, application } = created.data!.createApplication;
     expect((await gateway.gql(VIEWER, {}, key)).data?.viewer.application.id).toBe(application.id);
 
     const deleted = await gateway.gql(
@@ -70,7 +70,11 @@ describe('authentication', () => {
     const prefixes = result.data?.applications.edges.map((edge: any) => edge.node.keyPrefix);
     expect(prefixes).toHaveLength(2);
     for (const prefix of prefixes) expect(prefix.length).toBeLessThan(12);
-    const row = await gateway.app.database.db.selectFrom('applications').selectAll().where('tenant_id', '=', tenant.tenantId).execute();
+    const row = await gateway.app.database.db
+      .selectFrom('applications')
+      .selectAll()
+      .where('tenant_id', '=', tenant.tenantId)
+      .execute();
     for (const application of row) {
       expect(application.key_hash).not.toBe(tenant.managementKey);
       expect(application.key_hash).not.toContain(tenant.managementKey.slice(4));
@@ -81,7 +85,11 @@ describe('authentication', () => {
 describe('createTenant (operator)', () => {
   it('is refused without the admin key', async () => {
     const tenant = await gateway.createTenant();
-    const result = await gateway.gql('mutation { createTenant(input: { name: "x" }) { __typename } }', {}, tenant.managementKey);
+    const result = await gateway.gql(
+      'mutation { createTenant(input: { name: "x" }) { __typename } }',
+      {},
+      tenant.managementKey,
+    );
     expect(errorCode(result)).toBe('FORBIDDEN');
     expect(errorCode(await gateway.gql('mutation { createTenant(input: { name: "x" }) { __typename } }'))).toBe(
       'UNAUTHENTICATED',
@@ -104,7 +112,11 @@ describe('createTenant (operator)', () => {
       {},
       ADMIN_KEY,
     );
-    expect(result.data?.createTenant).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST', status: 400 });
+    expect(result.data?.createTenant).toMatchObject({
+      __typename: 'BadRequestError',
+      code: 'BAD_REQUEST',
+      status: 400,
+    });
     expect(result.data?.createTenant.errors).toHaveProperty('name');
   });
 });
@@ -152,7 +164,11 @@ describe('applications', () => {
     expect(first.data?.applications.totalCount).toBe(5);
     expect(first.data?.applications.edges.map((e: any) => e.node.name)).toEqual(['Management', 'Private']);
     expect(first.data?.applications.pageInfo.hasNextPage).toBe(true);
-    const second = await gateway.gql(query, { after: first.data?.applications.pageInfo.endCursor }, tenant.managementKey);
+    const second = await gateway.gql(
+      query,
+      { after: first.data?.applications.pageInfo.endCursor },
+      tenant.managementKey,
+    );
     expect(second.data?.applications.edges.map((e: any) => e.node.name)).toEqual(['a', 'b']);
     const bad = await gateway.gql(query, { after: 'garbage' }, tenant.managementKey);
     expect(errorCode(bad)).toBe('BAD_REQUEST');

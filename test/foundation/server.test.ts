@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server.ts';
-import { usingPostgres, createTestDatabase } from '../support/database.ts';
+import { createTestDatabase, usingPostgres } from '../support/database.ts';
 import { startTestGateway } from '../support/gateway.ts';
 import { collect, wsClient } from '../support/ws.ts';
 

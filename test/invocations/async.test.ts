@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server.ts';
+import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { collect, wsClient } from '../support/ws.ts';
@@ -76,7 +76,11 @@ describe('reactAsync', () => {
   });
 
   it('stops a run at the requested timeoutMs with REACTOR_TIMEOUT', async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => { for (;;) {} };');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => { for (;;) {} };',
+    );
     const started = Date.now();
     const receipt = await reactAsync(reactorId, {}, 10_000);
     const row = await waitForResult(reactorId, receipt.asyncReactorRequestId, tenant.privateKey, 20_000);
@@ -93,17 +97,33 @@ describe('reactAsync', () => {
       expect(result.errors).toHaveProperty('timeoutMs');
     }
     expect(
-      await gateway.app.database.db.selectFrom('reactor_requests').select('id').where('reactor_id', '=', reactorId).execute(),
+      await gateway.app.database.db
+        .selectFrom('reactor_requests')
+        .select('id')
+        .where('reactor_id', '=', reactorId)
+        .execute(),
     ).toEqual([]);
   });
 
   it("reads another tenant's result as null, exactly like an unknown id", async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
     const receipt = await reactAsync(reactorId);
     await waitForResult(reactorId, receipt.asyncReactorRequestId);
     const other = await gateway.createTenant();
-    const foreign = await gateway.gql(REACTOR_RESULT, { reactorId, requestId: receipt.asyncReactorRequestId }, other.privateKey);
-    const unknown = await gateway.gql(REACTOR_RESULT, { reactorId, requestId: '01a204cc-a83d-77b0-9658-e28eab878399' }, other.privateKey);
+    const foreign = await gateway.gql(
+      REACTOR_RESULT,
+      { reactorId, requestId: receipt.asyncReactorRequestId },
+      other.privateKey,
+    );
+    const unknown = await gateway.gql(
+      REACTOR_RESULT,
+      { reactorId, requestId: '01a204cc-a83d-77b0-9658-e28eab878399' },
+      other.privateKey,
+    );
     expect(foreign).toEqual({ data: { reactorResult: null } });
     expect(foreign).toEqual(unknown);
   });
@@ -134,12 +154,18 @@ describe('subscriptions over graphql-ws', () => {
   });
 
   it('emits the final state once and completes when subscribing after completion', async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 7 });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 7 });',
+    );
     const receipt = await reactAsync(reactorId);
     await waitForResult(reactorId, receipt.asyncReactorRequestId);
     const client = wsClient(server.url, tenant.privateKey);
     try {
-      const { values, completed } = await collect(client, RESULT_SUBSCRIPTION, { requestId: receipt.asyncReactorRequestId });
+      const { values, completed } = await collect(client, RESULT_SUBSCRIPTION, {
+        requestId: receipt.asyncReactorRequestId,
+      });
       expect(completed).toBe(true);
       expect(values.map((v) => v.reactorResult.status)).toEqual(['COMPLETED']);
     } finally {
@@ -148,9 +174,17 @@ describe('subscriptions over graphql-ws', () => {
   });
 
   it("streams reactor events of the caller's tenant only, sync calls included", async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
     const other = await gateway.createTenant();
-    const theirReactor = await createReactorWithCode(gateway, other.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const theirReactor = await createReactorWithCode(
+      gateway,
+      other.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
     const client = wsClient(server.url, tenant.privateKey);
     try {
       const events = collect(
@@ -163,7 +197,9 @@ describe('subscriptions over graphql-ws', () => {
       await gateway.gql(REACT, { id: theirReactor }, other.privateKey);
       await gateway.gql(REACT, { id: reactorId }, tenant.privateKey);
       const { values } = await events;
-      expect(values.map((v) => [v.reactorEvents.type, v.reactorEvents.reactor.id, v.reactorEvents.request.invocationType])).toEqual([
+      expect(
+        values.map((v) => [v.reactorEvents.type, v.reactorEvents.reactor.id, v.reactorEvents.request.invocationType]),
+      ).toEqual([
         ['reactor.invoked', reactorId, 'SYNC'],
         ['reactor.completed', reactorId, 'SYNC'],
       ]);
@@ -179,7 +215,12 @@ describe('subscriptions over graphql-ws', () => {
       const client = wsClient(server.url, key, (code) => {
         closeCode = code;
       });
-      const { errors } = await collect(client, RESULT_SUBSCRIPTION, { requestId: '01a204cc-a83d-77b0-9658-e28eab878399' }, { timeoutMs: 5_000 });
+      const { errors } = await collect(
+        client,
+        RESULT_SUBSCRIPTION,
+        { requestId: '01a204cc-a83d-77b0-9658-e28eab878399' },
+        { timeoutMs: 5_000 },
+      );
       expect(errors.length).toBeGreaterThan(0);
       expect(closeCode).toBe(4401);
       await client.dispose();
@@ -194,7 +235,12 @@ describe('subscriptions over graphql-ws', () => {
     );
     const client = wsClient(server.url, created.data?.createApplication.key);
     try {
-      const { values, errors } = await collect(client, 'subscription { reactorEvents { type } }', {}, { timeoutMs: 5_000 });
+      const { values, errors } = await collect(
+        client,
+        'subscription { reactorEvents { type } }',
+        {},
+        { timeoutMs: 5_000 },
+      );
       expect(values).toEqual([]);
       expect(JSON.stringify(errors)).toContain('FORBIDDEN');
     } finally {

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server.ts';
+import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
@@ -35,14 +35,23 @@ describe('req.bt', () => {
       { applicationId: await applicationId(tenant.privateKey) },
     );
     const existing = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'stored-before' });
-    const result = (await gateway.gql<any>(REACT, { id: reactorId, args: { existing } }, tenant.privateKey)).data?.react;
+    const result = (await gateway.gql<any>(REACT, { id: reactorId, args: { existing } }, tenant.privateKey)).data
+      ?.react;
     expect(result.raw.existing).toBe('stored-before');
-    const made = await gateway.gql<any>('query($id: UUID!) { token(id: $id) { data } }', { id: result.raw.createdId }, tenant.privateKey);
+    const made = await gateway.gql<any>(
+      'query($id: UUID!) { token(id: $id) { data } }',
+      { id: result.raw.createdId },
+      tenant.privateKey,
+    );
     expect(made.data?.token.data).toBe('made-by-formula');
   });
 
   it('is null for a reactor without an application', async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async (req) => ({ raw: req.bt === null });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async (req) => ({ raw: req.bt === null });',
+    );
     expect((await gateway.gql<any>(REACT, { id: reactorId }, tenant.privateKey)).data?.react.raw).toBe(true);
   });
 });
@@ -56,14 +65,22 @@ describe('callbackUrl', () => {
         body += chunk;
       });
       req.on('end', () => {
-        received.push({ body, signature: String(req.headers['bt-signature']), timestamp: String(req.headers['bt-timestamp']) });
+        received.push({
+          body,
+          signature: String(req.headers['bt-signature']),
+          timestamp: String(req.headers['bt-timestamp']),
+        });
         res.end('ok');
       });
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = receiver.address() as { port: number };
-      const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: { paid: true } });');
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        'module.exports = async () => ({ raw: { paid: true } });',
+      );
       const receipt = await gateway.gql<any>(
         REACT_ASYNC,
         { id: reactorId, callbackUrl: `http://127.0.0.1:${port}/hook` },
@@ -76,11 +93,16 @@ describe('callbackUrl', () => {
       const delivery = received[0]!;
       expect(JSON.parse(delivery.body)).toMatchObject({ id: requestId, status: 'COMPLETED', raw: { paid: true } });
 
-      const secret = (await gateway.gql<any>('{ webhookSigningSecret }', {}, tenant.managementKey)).data?.webhookSigningSecret;
-      const expected = createHmac('sha256', Buffer.from(secret, 'hex')).update(`${delivery.timestamp}.${delivery.body}`).digest('hex');
+      const secret = (await gateway.gql<any>('{ webhookSigningSecret }', {}, tenant.managementKey)).data
+        ?.webhookSigningSecret;
+      const expected = createHmac('sha256', Buffer.from(secret, 'hex'))
+        .update(`${delivery.timestamp}.${delivery.body}`)
+        .digest('hex');
       expect(delivery.signature).toBe(expected);
       const other = await gateway.createTenant();
-      expect((await gateway.gql<any>('{ webhookSigningSecret }', {}, other.managementKey)).data?.webhookSigningSecret).not.toBe(secret);
+      expect(
+        (await gateway.gql<any>('{ webhookSigningSecret }', {}, other.managementKey)).data?.webhookSigningSecret,
+      ).not.toBe(secret);
     } finally {
       receiver.close();
     }
@@ -88,7 +110,11 @@ describe('callbackUrl', () => {
 
   it('refuses a callbackUrl that is not an http(s) URL', async () => {
     const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({});');
-    const result = await gateway.gql<any>(REACT_ASYNC, { id: reactorId, callbackUrl: 'file:///etc/passwd' }, tenant.privateKey);
+    const result = await gateway.gql<any>(
+      REACT_ASYNC,
+      { id: reactorId, callbackUrl: 'file:///etc/passwd' },
+      tenant.privateKey,
+    );
     expect(result.data?.reactAsync).toMatchObject({ code: 'BAD_REQUEST' });
   });
 });

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server.ts';
+import { type RunningServer, startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { ADMIN_KEY, startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway } from '../support/gateway.ts';
@@ -71,7 +71,11 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
 
   it('delivers to a subscriber on instance A the result computed on instance B', async () => {
     const tenant = await a.createTenant();
-    const reactorId = await createReactorWithCode(a, tenant.managementKey, 'module.exports = async () => ({ raw: { from: "runner" } });');
+    const reactorId = await createReactorWithCode(
+      a,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: { from: "runner" } });',
+    );
     // Only B runs jobs for this test.
     await a.app.runner.stop();
     try {
@@ -89,7 +93,11 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       } finally {
         await client.dispose();
       }
-      const row = await a.app.database.db.selectFrom('reactor_requests').select('runner_id').where('id', '=', requestId).executeTakeFirstOrThrow();
+      const row = await a.app.database.db
+        .selectFrom('reactor_requests')
+        .select('runner_id')
+        .where('id', '=', requestId)
+        .executeTakeFirstOrThrow();
       expect(row.runner_id).toBe(b.app.runner.runnerId);
     } finally {
       a.app.runner.start();

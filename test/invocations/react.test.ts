@@ -79,7 +79,10 @@ describe('react: the seeds', () => {
 
     // The last name may come from a token: validation happens after detokenization.
     const lastName = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'Doe' });
-    const fromToken = await react(reactorId, { request_id: 'x', user: { first_name: 'John', last_name: `{{ ${lastName} }}` } });
+    const fromToken = await react(reactorId, {
+      request_id: 'x',
+      user: { first_name: 'John', last_name: `{{ ${lastName} }}` },
+    });
     expect(fromToken.raw.user.last_name).toBe('Doe');
   });
 
@@ -88,9 +91,18 @@ describe('react: the seeds', () => {
       gateway,
       tenant.managementKey,
       'module.exports = async (req) => ({ raw: { amount: req.args.amount, kind: typeof req.args.amount, flag: req.args.flag } });',
-      { requestParameters: [{ name: 'amount', type: 'NUMBER' }, { name: 'flag', type: 'BOOLEAN', optional: true }] },
+      {
+        requestParameters: [
+          { name: 'amount', type: 'NUMBER' },
+          { name: 'flag', type: 'BOOLEAN', optional: true },
+        ],
+      },
     );
-    expect((await react(reactorId, { amount: '123', flag: 'true' })).raw).toEqual({ amount: 123, kind: 'number', flag: true });
+    expect((await react(reactorId, { amount: '123', flag: 'true' })).raw).toEqual({
+      amount: 123,
+      kind: 'number',
+      flag: true,
+    });
     const bad = await react(reactorId, { amount: 'non-numeric' });
     expect(bad.code).toBe('BAD_REQUEST');
     expect(bad.errors).toHaveProperty(['args.amount']);
@@ -108,7 +120,11 @@ describe('react: tokenize', () => {
     expect(result.raw).toEqual({ ok: true });
     const tokenId = result.tokens?.secret?.id ?? result.tokens?.secret;
     expect(typeof tokenId).toBe('string');
-    const read = await gateway.gql<any>('query($id: UUID!) { token(id: $id) { data } }', { id: tokenId }, tenant.privateKey);
+    const read = await gateway.gql<any>(
+      'query($id: UUID!) { token(id: $id) { data } }',
+      { id: tokenId },
+      tenant.privateKey,
+    );
     expect(read.data?.token.data).toBe('shh-1234');
   });
 });
@@ -118,7 +134,12 @@ describe('react: errors', () => {
   const cases: [string, string, string, number][] = [
     ['BadRequestError', "throw new sdk.BadRequestError('bad card');", 'BAD_REQUEST', 400],
     ['AuthenticationError', "throw new sdk.AuthenticationError('no');", 'UNAUTHENTICATED', 401],
-    ['InvalidPaymentMethodError', "throw new sdk.InvalidPaymentMethodError('declined');", 'INVALID_PAYMENT_METHOD', 402],
+    [
+      'InvalidPaymentMethodError',
+      "throw new sdk.InvalidPaymentMethodError('declined');",
+      'INVALID_PAYMENT_METHOD',
+      402,
+    ],
     ['AuthorizationError', "throw new sdk.AuthorizationError('nope');", 'FORBIDDEN', 403],
     ['RateLimitError', "throw new sdk.RateLimitError('slow down');", 'RATE_LIMITED', 429],
     ['ReactorRuntimeError', "throw new sdk.ReactorRuntimeError('boom');", 'REACTOR_RUNTIME_ERROR', 500],
@@ -126,7 +147,11 @@ describe('react: errors', () => {
   ];
   for (const [name, body, code, status] of cases) {
     it(`maps ${name} thrown by formula code to ${code} (${status})`, async () => {
-      const reactorId = await createReactorWithCode(gateway, tenant.managementKey, `${sdk} module.exports = async () => { ${body} };`);
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        `${sdk} module.exports = async () => { ${body} };`,
+      );
       const result = await react(reactorId);
       expect(result).toMatchObject({ code, status });
       expect(JSON.stringify(result)).not.toMatch(/at .*\(|node:internal|\/work\//);
@@ -143,14 +168,22 @@ describe('react: errors', () => {
   });
 
   it('stops a formula that runs past the timeout with REACTOR_TIMEOUT', async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => { while (true) {} };');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => { while (true) {} };',
+    );
     const started = Date.now();
     expect((await react(reactorId)).code).toBe('REACTOR_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(1500 + 1000);
   });
 
   it('refuses args over the payload limit with BAD_REQUEST', async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
     const result = await react(reactorId, { blob: 'x'.repeat(25_000) });
     expect(result).toMatchObject({ code: 'BAD_REQUEST' });
     expect(result.errors).toHaveProperty('args');
@@ -159,17 +192,27 @@ describe('react: errors', () => {
   it('refuses an unknown token expression with BAD_REQUEST naming it, like a token of another tenant', async () => {
     const other = await gateway.createTenant();
     const theirs = await createToken(gateway, other.privateKey, { type: 'TOKEN', data: 'theirs' });
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async (req) => ({ raw: req.args });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async (req) => ({ raw: req.args });',
+    );
     const foreign = await react(reactorId, { v: `{{ ${theirs} }}` });
     const unknown = await react(reactorId, { v: '{{ 01a204cc-a83d-77b0-9658-e28eab878311 }}' });
     expect(foreign.code).toBe('BAD_REQUEST');
     expect(unknown.code).toBe('BAD_REQUEST');
-    expect(foreign.message.replaceAll(theirs, 'ID')).toBe(unknown.message.replaceAll('01a204cc-a83d-77b0-9658-e28eab878311', 'ID'));
+    expect(foreign.message.replaceAll(theirs, 'ID')).toBe(
+      unknown.message.replaceAll('01a204cc-a83d-77b0-9658-e28eab878311', 'ID'),
+    );
   });
 
   it("answers NOT_FOUND for another tenant's reactor exactly as for an unknown id", async () => {
     const other = await gateway.createTenant();
-    const theirs = await createReactorWithCode(gateway, other.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const theirs = await createReactorWithCode(
+      gateway,
+      other.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
     const foreign = await react(theirs);
     const unknown = await react('01a204cc-a83d-77b0-9658-e28eab878312');
     expect(foreign).toEqual(unknown);
@@ -177,7 +220,11 @@ describe('react: errors', () => {
   });
 
   it('is FORBIDDEN for a key without reactor:invoke or token:use', async () => {
-    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
     const created = await gateway.gql<any>(
       `mutation { createApplication(input: { name: "reader", type: PRIVATE, permissions: ["token:read"] }) {
         ... on CreateApplicationPayload { key } } }`,
@@ -204,7 +251,10 @@ describe('react after a change', () => {
       code: 'module.exports = async (req) => ({ raw: { v: 1, greeting: req.configuration.GREETING } });',
       configuration: [{ name: 'GREETING', type: 'STRING' }],
     });
-    const reactorId = await createReactor(gateway, tenant.managementKey, { formulaId, configuration: { GREETING: 'hi' } });
+    const reactorId = await createReactor(gateway, tenant.managementKey, {
+      formulaId,
+      configuration: { GREETING: 'hi' },
+    });
     expect((await react(reactorId)).raw).toEqual({ v: 1, greeting: 'hi' });
 
     const patched = await gateway.gql<any>(
@@ -232,7 +282,11 @@ describe('react after a change', () => {
     expect(updated.data?.updateReactorFormula.__typename).toBe('ReactorFormula');
     expect((await react(reactorId)).raw).toEqual({ v: 2, greeting: 'hello' });
 
-    await gateway.gql('mutation($id: UUID!) { deleteReactor(id: $id) { __typename } }', { id: reactorId }, tenant.managementKey);
+    await gateway.gql(
+      'mutation($id: UUID!) { deleteReactor(id: $id) { __typename } }',
+      { id: reactorId },
+      tenant.managementKey,
+    );
     expect((await react(reactorId)).code).toBe('NOT_FOUND');
   });
 });

@@ -32,7 +32,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     target: { kind: 'postgres', url: url.toString(), poolSize: 5 },
     url: url.toString(),
-    drop: () => withAdmin(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`)).then(() => {}),
+    drop: () =>
+      withAdmin(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`)).then(() => {}),
   };
 }
 

@@ -27,7 +27,8 @@ export async function createFormula(
     key,
   );
   const formula = result.data?.createReactorFormula;
-  if (formula?.__typename !== 'ReactorFormula') throw new Error(`createReactorFormula failed: ${JSON.stringify(result)}`);
+  if (formula?.__typename !== 'ReactorFormula')
+    throw new Error(`createReactorFormula failed: ${JSON.stringify(result)}`);
   return formula.id;
 }
 

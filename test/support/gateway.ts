@@ -22,7 +22,12 @@ export interface TestGateway {
   app: App;
   database: TestDatabase;
   /** POSTs a GraphQL operation through Yoga's own fetch (the real HTTP handling, without a port). */
-  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, key?: string | null, headers?: Record<string, string>): Promise<GraphQLResponse<T>>;
+  gql<T = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    key?: string | null,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResponse<T>>;
   /** A new tenant of its own, so tests never share rows. */
   createTenant(name?: string): Promise<TestTenant>;
   close(): Promise<void>;
