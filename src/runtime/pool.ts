@@ -11,6 +11,7 @@ const CONCURRENT_TASKS_PER_WORKER = 16;
 const BACKSTOP_GRACE_MS = 1_000;
 const CHECK_BACKSTOP_MS = 5_000;
 const CLOSE_WAIT_MS = 3_000;
+const QUIESCE_WAIT_MS = 2_000;
 
 export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   const threads = Math.max(1, options.threads);
@@ -88,6 +89,19 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       clearTimeout(timer);
     }
   }
+  /** Each worker disposes its isolates and collects their handles before it is terminated (see worker.ts). */
+  async function quiesceWorkers(): Promise<void> {
+    const pending = new Set(pool.threads.map((worker) => worker.threadId));
+    const deadline = performance.now() + QUIESCE_WAIT_MS;
+    // piscina gives each task to an idle worker first, so one round usually reaches every worker; repeat for any missed.
+    for (let round = 0; round < 3 && pending.size > 0 && performance.now() < deadline; round++) {
+      const answers = await Promise.all(
+        [...pending].map(() => submit<CheckResult>({ kind: 'quiesce' }, Math.max(1, deadline - performance.now()), () => ({ ok: false, message: '' }))),
+      );
+      for (const answer of answers) if (!answer.ok) pending.delete(Number(answer.message));
+    }
+  }
+
   return {
     async run(input: RunInput): Promise<RunOutcome> {
       const started = performance.now();
@@ -106,6 +120,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       return submit({ kind: 'check', code }, CHECK_BACKSTOP_MS, () => ({ ok: false, message: 'Reactor code could not be checked in time' }) as CheckResult);
     },
     async close(): Promise<void> {
+      await quiesceWorkers();
       // Known issue: terminating a worker right after an isolate resumed from a host callback occasionally never
       // completes (isolated-vm teardown); bound the wait so shutdown cannot hang the process.
       let timer: NodeJS.Timeout | undefined;

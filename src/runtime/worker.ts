@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { threadId, workerData } from 'node:worker_threads';
 import { createEgressPolicy } from './sandbox/egress.ts';
 import { FormulaCache } from './sandbox/formula-cache.ts';
@@ -46,10 +48,24 @@ function check(code: string): CheckResult {
   return { ok: true };
 }
 
+/**
+ * Before the pool terminates this worker: dispose every isolate and run a full GC, so the weak callbacks of
+ * isolated-vm handles run now. Left for the final GC of worker teardown they run after isolated-vm's environment
+ * for this thread is gone and abort the whole process (`IsolateEnvironment::GetCurrent()` assertion in
+ * ClassHandle::WeakCallback under node::IsolateData::~IsolateData, seen in gdb after recycling isolates).
+ */
+function quiesce(): number {
+  cache.disposeAll();
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return threadId;
+}
+
 export default async function handle(task: WorkerTask): Promise<RunOutcome | CheckResult> {
   if (task.slot !== undefined && !startTask(slots, slotCells, task.slot, threadId)) {
     // The pool's backstop gave up on this task while it was still queued here and has already answered for it.
     return { ok: false, message: 'cancelled' };
   }
+  if (task.kind === 'quiesce') return { ok: false, message: String(quiesce()) };
   return task.kind === 'check' ? check(task.code) : run(task);
 }
