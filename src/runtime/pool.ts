@@ -1,7 +1,15 @@
 import { Piscina } from 'piscina';
 import { errorOf } from './sandbox/outcome.ts';
 import { TaskSlots } from './task-slots.ts';
-import { type CheckResult, type FormulaRuntime, type RunInput, type RunOutcome, type RuntimeOptions, type WorkerTask, workerOptions } from './types.ts';
+import {
+  type CheckResult,
+  type FormulaRuntime,
+  type RunInput,
+  type RunOutcome,
+  type RuntimeOptions,
+  type WorkerTask,
+  workerOptions,
+} from './types.ts';
 
 export type { CheckResult, FormulaRuntime, LogLine, RunInput, RunOutcome, RuntimeOptions } from './types.ts';
 
@@ -96,7 +104,12 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     // piscina gives each task to an idle worker first, so one round usually reaches every worker; repeat for any missed.
     for (let round = 0; round < 3 && pending.size > 0 && performance.now() < deadline; round++) {
       const answers = await Promise.all(
-        [...pending].map(() => submit<CheckResult>({ kind: 'quiesce' }, Math.max(1, deadline - performance.now()), () => ({ ok: false, message: '' }))),
+        [...pending].map(() =>
+          submit<CheckResult>({ kind: 'quiesce' }, Math.max(1, deadline - performance.now()), () => ({
+            ok: false,
+            message: '',
+          })),
+        ),
       );
       for (const answer of answers) if (!answer.ok) pending.delete(Number(answer.message));
     }
@@ -112,19 +125,33 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
         const error =
           elapsedMs >= timeoutMs
             ? errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${timeoutMs} ms`)
-            : errorOf('REACTOR_INTERRUPTED', 500, 'The reactor run was interrupted before it finished; it was not retried.');
+            : errorOf(
+                'REACTOR_INTERRUPTED',
+                500,
+                'The reactor run was interrupted before it finished; it was not retried.',
+              );
         return { ok: false, error, logs: [], elapsedMs } as RunOutcome;
       });
     },
     checkCode(code: string): Promise<CheckResult> {
-      return submit({ kind: 'check', code }, CHECK_BACKSTOP_MS, () => ({ ok: false, message: 'Reactor code could not be checked in time' }) as CheckResult);
+      return submit(
+        { kind: 'check', code },
+        CHECK_BACKSTOP_MS,
+        () => ({ ok: false, message: 'Reactor code could not be checked in time' }) as CheckResult,
+      );
     },
     async close(): Promise<void> {
       await quiesceWorkers();
       // Known issue: terminating a worker right after an isolate resumed from a host callback occasionally never
       // completes (isolated-vm teardown); bound the wait so shutdown cannot hang the process.
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([pool.destroy(), new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS); timer.unref(); })]);
+      await Promise.race([
+        pool.destroy(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_WAIT_MS);
+          timer.unref();
+        }),
+      ]);
       clearTimeout(timer);
     },
   };

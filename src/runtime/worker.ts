@@ -27,7 +27,12 @@ async function run(task: Extract<WorkerTask, { kind: 'run' }>): Promise<RunOutco
   const elapsedMs = () => Math.round((performance.now() - started) * 1000) / 1000;
   const acquired = cache.acquire(task.input);
   if (!acquired.ok) {
-    return { ok: false, error: errorOf('INVALID_REACTOR_CODE', 422, acquired.message), logs: [], elapsedMs: elapsedMs() };
+    return {
+      ok: false,
+      error: errorOf('INVALID_REACTOR_CODE', 422, acquired.message),
+      logs: [],
+      elapsedMs: elapsedMs(),
+    };
   }
   try {
     const { settled, logs } = await acquired.formula.run(task.input);
@@ -35,14 +40,23 @@ async function run(task: Extract<WorkerTask, { kind: 'run' }>): Promise<RunOutco
       ? { ok: true, raw: settled.raw, tokenize: settled.tokenize, logs, elapsedMs: elapsedMs() }
       : { ok: false, error: settled.error, logs, elapsedMs: elapsedMs() };
   } catch {
-    return { ok: false, error: runtimeError('The reactor sandbox failed while running the formula'), logs: [], elapsedMs: elapsedMs() };
+    return {
+      ok: false,
+      error: runtimeError('The reactor sandbox failed while running the formula'),
+      logs: [],
+      elapsedMs: elapsedMs(),
+    };
   } finally {
     cache.release(acquired.formula);
   }
 }
 
 function check(code: string): CheckResult {
-  const loaded = FormulaIsolate.load(code, { ...settings, memoryLimitMb: Math.min(CHECK_MEMORY_MB, settings.memoryLimitMb) }, CHECK_TIMEOUT_MS);
+  const loaded = FormulaIsolate.load(
+    code,
+    { ...settings, memoryLimitMb: Math.min(CHECK_MEMORY_MB, settings.memoryLimitMb) },
+    CHECK_TIMEOUT_MS,
+  );
   if (!loaded.ok) return loaded;
   loaded.formula.dispose();
   return { ok: true };

@@ -18,7 +18,8 @@ describe('pool backstop without AbortSignal', () => {
   });
 
   it('a call still queued behind a slow one times out without terminating the worker running the slow one', async () => {
-    const slow = 'module.exports = async () => { const end = Date.now() + 2500; while (Date.now() < end) {} return { raw: "slow done" } }';
+    const slow =
+      'module.exports = async () => { const end = Date.now() + 2500; while (Date.now() < end) {} return { raw: "slow done" } }';
     const quick = 'module.exports = async () => ({ raw: "quick" })';
     const slowCall = invoke(single, slow, { timeoutMs: 5_000 });
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -48,6 +49,10 @@ describe('pool backstop without AbortSignal', () => {
     slots.release(a);
     slots.release(b);
     expect(slots.state(a)).toBe('queued');
-    expect([slots.acquire(), slots.acquire(), slots.acquire(), slots.acquire(), slots.acquire()].filter((s) => s !== undefined)).toHaveLength(4);
+    expect(
+      [slots.acquire(), slots.acquire(), slots.acquire(), slots.acquire(), slots.acquire()].filter(
+        (s) => s !== undefined,
+      ),
+    ).toHaveLength(4);
   });
 });

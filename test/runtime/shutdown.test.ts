@@ -29,7 +29,10 @@ describe('shutdown', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rg-shutdown-'));
     const file = join(dir, 'close-after-recycle.mts');
     writeFileSync(file, script);
-    const child = spawnSync(process.execPath, ['--no-node-snapshot', '--import', 'tsx', file], { encoding: 'utf8', timeout: 90_000 });
+    const child = spawnSync(process.execPath, ['--no-node-snapshot', '--import', 'tsx', file], {
+      encoding: 'utf8',
+      timeout: 90_000,
+    });
     rmSync(dir, { recursive: true, force: true });
     expect(child.stderr).not.toMatch(/Assertion|terminate called/);
     if (child.status !== 0) console.error(child.stderr);
