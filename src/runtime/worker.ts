@@ -70,8 +70,16 @@ function check(code: string): CheckResult {
  */
 function quiesce(): number {
   cache.disposeAll();
+  // V8 flags are process-wide: while --expose-gc is on, every new context (an isolate's too) gets a global gc.
+  // Turn it off again at once; the prelude also deletes any gc global before formula code runs.
   setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
+  let gc: () => void;
+  try {
+    gc = runInNewContext('gc') as () => void;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
+  gc();
   return threadId;
 }
 

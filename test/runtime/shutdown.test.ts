@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { invoke, rawOf, startRuntime } from './helpers.ts';
 
 const pool = fileURLToPath(new URL('../../src/runtime/pool.ts', import.meta.url));
 
@@ -39,4 +40,14 @@ describe('shutdown', () => {
     expect(child.status).toBe(0);
     expect(child.stdout.trim()).toBe('closed');
   }, 100_000);
+
+  it('closing a runtime leaves no gc global in the isolates of another one', async () => {
+    const first = startRuntime({ threads: 1 });
+    const other = startRuntime({ threads: 1 });
+    const code = 'module.exports = async () => ({ raw: typeof globalThis.gc })';
+    expect(rawOf(await invoke(first, code))).toBe('undefined');
+    await first.close();
+    expect(rawOf(await invoke(other, code))).toBe('undefined');
+    await other.close();
+  });
 });

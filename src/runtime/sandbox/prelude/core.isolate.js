@@ -24,6 +24,8 @@ const MAX_MESSAGE_CHARS = 4096;
 for (const name of ['__rgHostSync', '__rgHostDispatch', '__rgHostSettle', '__rgConfig']) delete G[name];
 // Shared memory and Wasm are the usual ways out of a JS-only sandbox's time and memory accounting.
 for (const name of ['SharedArrayBuffer', 'Atomics', 'WebAssembly']) delete G[name];
+// V8 puts gc on every new context while --expose-gc is set anywhere in the process (worker.ts sets it briefly at close).
+delete G.gc;
 
 function hidden(name, value) {
   defineProperty(G, name, { value, writable: false, configurable: false, enumerable: false });
