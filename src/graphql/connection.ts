@@ -24,8 +24,3 @@ export function toConnection<T extends { id: string }>(
     totalCount,
   };
 }
-
-/** Connection-type options shared by every list: the `totalCount` field. */
-export const countedConnectionFields = {
-  description: 'Total number of items matching the filter (computed only when selected: it costs a count).',
-};
