@@ -1,3 +1,5 @@
+import { asyncThroughput } from './async-throughput.ts';
+import { idleSubscriptions } from './idle-subscriptions.ts';
 import { react } from './react.ts';
 import { reactAsync } from './react-async.ts';
 import { reactorsList } from './reactors-list.ts';
@@ -8,6 +10,13 @@ import type { Figure } from './types.ts';
 /**
  * Every figure the harness runs, in order. A new figure is a module in this folder exporting a `Figure`; add it
  * here. Figures whose feature does not exist yet say so from `available()` and are listed as skipped.
- * Not yet written (see BENCHMARKS.md, "TODO"): jobs/s with two instances, memory per idle graphql-ws subscription.
  */
-export const figures: Figure[] = [trivialQuery, react, reactAsync, reactorsList, runtimeOverhead];
+export const figures: Figure[] = [
+  trivialQuery,
+  react,
+  reactAsync,
+  reactorsList,
+  runtimeOverhead,
+  asyncThroughput,
+  idleSubscriptions,
+];
