@@ -46,6 +46,12 @@ export async function startServer(
   // Keep-alive sockets would hold `server.close()` open for their idle timeout.
   server.keepAliveTimeout = 5_000;
 
+  type ConnectionSession = { enveloped: ReturnType<typeof yoga.getEnveloped>; contextValue: unknown };
+  async function openSession(connectionParams: Record<string, unknown> | undefined): Promise<ConnectionSession> {
+    const enveloped = yoga.getEnveloped({ connectionParams, requestId: randomUUID() });
+    return { enveloped, contextValue: await enveloped.contextFactory() };
+  }
+
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const graphqlWs: Disposable = useServer(
     {
@@ -60,16 +66,18 @@ export async function startServer(
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          connectionParams: ctx.connectionParams,
-          requestId: randomUUID(),
-        });
+        // One envelop pipeline and one context per connection, shared by its operations: a connection has one key,
+        // and an idle subscription then holds little more than its own iterator (BENCHMARKS.md, idle subscriptions).
+        const connection = ctx.extra as typeof ctx.extra & { session?: Promise<ConnectionSession> };
+        connection.session ??= openSession(ctx.connectionParams);
+        const { enveloped, contextValue } = await connection.session;
+        const { schema, execute, subscribe, parse, validate } = enveloped;
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName,
           document: parse(payload.query),
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);

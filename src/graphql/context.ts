@@ -1,5 +1,5 @@
 import type { Principal } from '../auth/service.ts';
-import type { Logger } from '../logger.ts';
+import type { RequestLog } from '../logger.ts';
 import type { Services } from '../services.ts';
 
 /** What every resolver sees: who is calling (already authenticated), the services, and a request-scoped logger. */
@@ -8,7 +8,7 @@ export interface GraphQLContext {
   /** The operator key (`ADMIN_API_KEY`) was presented; it may only create tenants. */
   isAdmin: boolean;
   requestId: string;
-  log: Logger;
+  log: RequestLog;
   services: Services;
   /** `BT-TRANSACTION-ID` header, used when a mutation's `transactionId` argument is absent. */
   transactionIdHeader: string | null;

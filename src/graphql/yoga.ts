@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { useEngine } from '@envelop/core';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { execute, subscribe } from 'graphql';
 import { createYoga } from 'graphql-yoga';
-import type { Logger } from '../logger.ts';
+import { type Logger, requestLog } from '../logger.ts';
 import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
 import { maxRequestBodyBytes } from './fast-path.ts';
@@ -38,16 +40,11 @@ export async function createContext(
   const transactionIdHeader =
     headers?.get('bt-transaction-id') ??
     (typeof transport.connectionParams?.transactionId === 'string' ? transport.connectionParams.transactionId : null);
-  // Most requests never log: the child logger is made on first use.
-  let requestLog: Logger | undefined;
   return {
     principal,
     isAdmin,
     requestId,
-    get log() {
-      requestLog ??= log.child({ requestId, tenantId: principal?.tenantId, applicationId: principal?.applicationId });
-      return requestLog;
-    },
+    log: requestLog(log, { requestId, tenantId: principal?.tenantId, applicationId: principal?.applicationId }),
     services,
     transactionIdHeader,
   };
@@ -68,6 +65,10 @@ export function createGraphQLHandler(services: Services, log: Logger) {
         maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL')),
     },
     plugins: [
+      // graphql-js executes, not Yoga's default @graphql-tools executor: the pinned one (the newest that runs on
+      // Node 20) writes result fields in the order their resolvers finish, so `{ a b }` could answer `{ b, a }`.
+      // The spec orders a response by the selection set; graphql-js does.
+      useEngine({ execute, subscribe }),
       // Depth, alias, directive and cost limits: a public endpoint must not be walked into an expensive query.
       EnvelopArmorPlugin({
         maxDepth: { n: 12 },

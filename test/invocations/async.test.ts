@@ -84,7 +84,7 @@ describe('reactAsync', () => {
     const started = Date.now();
     const receipt = await reactAsync(reactorId, {}, 10_000);
     const row = await waitForResult(reactorId, receipt.asyncReactorRequestId, tenant.privateKey, 20_000);
-    expect(row.error.code).toBe('REACTOR_TIMEOUT');
+    expect(row.error.code, JSON.stringify(row)).toBe('REACTOR_TIMEOUT');
     expect(Date.now() - started).toBeGreaterThanOrEqual(10_000);
     expect(Date.now() - started).toBeLessThan(10_000 + 3_000);
   }, 30_000);
