@@ -11,7 +11,8 @@ export interface RuntimeOverhead {
   callsPerSecond: number;
 }
 
-const CODE = 'module.exports = async function (req) { return { raw: { sum: req.args.a + req.args.b, echo: req.args.s } } };';
+const CODE =
+  'module.exports = async function (req) { return { raw: { sum: req.args.a + req.args.b, echo: req.args.s } } };';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
@@ -26,7 +27,10 @@ function round(n: number, digits = 1): number {
  * Per-call cost of the pool + isolate against calling the same function in-process (the "overhead" includes the
  * JSON round trip of args and result, which is part of what the sandbox costs).
  */
-export async function benchRuntimeOverhead(opts: { quick: boolean; report?: (result: RuntimeOverhead) => void }): Promise<RuntimeOverhead> {
+export async function benchRuntimeOverhead(opts: {
+  quick: boolean;
+  report?: (result: RuntimeOverhead) => void;
+}): Promise<RuntimeOverhead> {
   const iterations = opts.quick ? 2_000 : 20_000;
   const threads = Math.max(1, availableParallelism());
   const runtime = createFormulaRuntime({ threads, memoryLimitMb: 128 });
@@ -107,6 +111,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
   await benchRuntimeOverhead({
     quick,
-    report: (result) => console.log(JSON.stringify({ cores: availableParallelism(), node: process.version, quick, ...result }, null, 2)),
+    report: (result) =>
+      console.log(JSON.stringify({ cores: availableParallelism(), node: process.version, quick, ...result }, null, 2)),
   });
 }

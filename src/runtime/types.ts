@@ -44,7 +44,9 @@ export interface FormulaRuntime {
 export type WorkerOptions = Required<Omit<RuntimeOptions, 'threads'>>;
 
 /** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */
-export type WorkerTask = ({ kind: 'run'; input: RunInput } | { kind: 'check'; code: string } | { kind: 'quiesce' }) & { slot?: number };
+export type WorkerTask = ({ kind: 'run'; input: RunInput } | { kind: 'check'; code: string } | { kind: 'quiesce' }) & {
+  slot?: number;
+};
 
 export const DEFAULTS = {
   memoryLimitMb: 128,

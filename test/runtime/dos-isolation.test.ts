@@ -28,30 +28,46 @@ async function underAttack(code: string, timeoutMs = TIMEOUT_MS) {
 
 describe('denial of service fails only the offending request, within timeout + 1 s', () => {
   it('sync infinite loop', async () => {
-    expect(await underAttack('module.exports = async () => { while (true) {} }')).toMatchObject({ code: 'REACTOR_TIMEOUT', status: 504, message: `Reactor timed out after ${TIMEOUT_MS} ms` });
+    expect(await underAttack('module.exports = async () => { while (true) {} }')).toMatchObject({
+      code: 'REACTOR_TIMEOUT',
+      status: 504,
+      message: `Reactor timed out after ${TIMEOUT_MS} ms`,
+    });
   });
 
   it('async loop (while (true) await null)', async () => {
-    expect(await underAttack('module.exports = async () => { while (true) await null }')).toMatchObject({ code: 'REACTOR_TIMEOUT' });
+    expect(await underAttack('module.exports = async () => { while (true) await null }')).toMatchObject({
+      code: 'REACTOR_TIMEOUT',
+    });
   });
 
   it('loop after awaiting a host callback', async () => {
-    expect(await underAttack('module.exports = async () => { await new Promise((r) => setTimeout(r, 1)); while (true) {} }')).toMatchObject({ code: 'REACTOR_TIMEOUT' });
+    expect(
+      await underAttack('module.exports = async () => { await new Promise((r) => setTimeout(r, 1)); while (true) {} }'),
+    ).toMatchObject({ code: 'REACTOR_TIMEOUT' });
   });
 
   it('Atomics.wait is unavailable', async () => {
-    const error = await underAttack('module.exports = async () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0) }');
+    const error = await underAttack(
+      'module.exports = async () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0) }',
+    );
     expect(error).toMatchObject({ code: 'REACTOR_RUNTIME_ERROR', message: expect.stringMatching(/not defined/) });
   });
 
   it('heap bomb', async () => {
-    const error = await underAttack('module.exports = async () => { const a = []; while (true) a.push({ x: Math.random(), y: [1, 2, 3] }) }', 10_000);
+    const error = await underAttack(
+      'module.exports = async () => { const a = []; while (true) a.push({ x: Math.random(), y: [1, 2, 3] }) }',
+      10_000,
+    );
     expect(error.code).toBe('REACTOR_RUNTIME_ERROR');
     expect(error.message).toMatch(/memory limit/);
   });
 
   it('ArrayBuffer bomb', async () => {
-    const error = await underAttack('module.exports = async () => { const a = []; while (true) a.push(new Uint8Array(16 * 1024 * 1024).fill(1)) }', 10_000);
+    const error = await underAttack(
+      'module.exports = async () => { const a = []; while (true) a.push(new Uint8Array(16 * 1024 * 1024).fill(1)) }',
+      10_000,
+    );
     expect(error.code).toBe('REACTOR_RUNTIME_ERROR');
     expect(error.message).toMatch(/memory limit|allocation failed/);
   });
@@ -59,14 +75,17 @@ describe('denial of service fails only the offending request, within timeout + 1
   it('recovers: the same formula runs again after its isolate was rebuilt', async () => {
     const tenantId = newTenant();
     const code = 'module.exports = async (req) => { if (req.args.hang) { while (true) {} } return { raw: "ok" } }';
-    expect(errorOf(await invoke(runtime, code, { tenantId, args: { hang: true }, timeoutMs: 200 })).code).toBe('REACTOR_TIMEOUT');
+    expect(errorOf(await invoke(runtime, code, { tenantId, args: { hang: true }, timeoutMs: 200 })).code).toBe(
+      'REACTOR_TIMEOUT',
+    );
     expect(rawOf(await invoke(runtime, code, { tenantId }))).toBe('ok');
   });
 });
 
 describe('isolation', () => {
   it('two tenants running the same formula never share globals', async () => {
-    const code = 'module.exports = async (req) => { globalThis.seen = globalThis.seen || []; globalThis.seen.push(req.args.who); return { raw: globalThis.seen } }';
+    const code =
+      'module.exports = async (req) => { globalThis.seen = globalThis.seen || []; globalThis.seen.push(req.args.who); return { raw: globalThis.seen } }';
     const single = startRuntime({ threads: 1 });
     const [a, b] = [newTenant(), newTenant()];
     expect(rawOf(await invoke(single, code, { tenantId: a, args: { who: 'a' } }))).toEqual(['a']);
@@ -78,8 +97,16 @@ describe('isolation', () => {
   it("a formula that mutates Object.prototype affects no other formula, not even the same tenant's", async () => {
     const single = startRuntime({ threads: 1 });
     const tenantId = newTenant();
-    await invoke(single, 'module.exports = async () => { Object.prototype.polluted = 1; JSON.stringify = () => "hijacked"; return {} }', { tenantId, formulaId: 'polluter' });
-    const clean = await invoke(single, 'module.exports = async () => ({ raw: [({}).polluted === undefined, JSON.stringify({ a: 1 })] })', { tenantId, formulaId: 'other' });
+    await invoke(
+      single,
+      'module.exports = async () => { Object.prototype.polluted = 1; JSON.stringify = () => "hijacked"; return {} }',
+      { tenantId, formulaId: 'polluter' },
+    );
+    const clean = await invoke(
+      single,
+      'module.exports = async () => ({ raw: [({}).polluted === undefined, JSON.stringify({ a: 1 })] })',
+      { tenantId, formulaId: 'other' },
+    );
     expect(rawOf(clean)).toEqual([true, '{"a":1}']);
     await single.close();
   });

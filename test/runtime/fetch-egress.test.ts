@@ -21,7 +21,21 @@ beforeAll(async () => {
         res.setHeader('content-type', 'application/json');
         if (String(query).includes('createToken')) {
           const fail = variables.input?.type === 'bad';
-          return res.end(JSON.stringify({ data: { createToken: fail ? { __typename: 'BadRequestError', code: 'BAD_REQUEST', status: 400, message: 'bad token', errors: { type: ['invalid'] } } : { __typename: 'Token', id: 'tok-1', type: 'token' } } }));
+          return res.end(
+            JSON.stringify({
+              data: {
+                createToken: fail
+                  ? {
+                      __typename: 'BadRequestError',
+                      code: 'BAD_REQUEST',
+                      status: 400,
+                      message: 'bad token',
+                      errors: { type: ['invalid'] },
+                    }
+                  : { __typename: 'Token', id: 'tok-1', type: 'token' },
+              },
+            }),
+          );
         }
         return res.end(JSON.stringify({ data: { token: { id: variables.id, type: 'token', data: 'secret' } } }));
       }
@@ -43,7 +57,22 @@ afterAll(async () => {
 
 describe('egress policy', () => {
   const policy = createEgressPolicy([]);
-  it.each(['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe'])('refuses %s', (address) => {
+  it.each([
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '::1',
+    '::',
+    'fe80::1',
+    'fc00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::ffff:a9fe:a9fe',
+  ])('refuses %s', (address) => {
     expect(policy.allowsAddress(address)).toBe(false);
   });
   it.each(['93.184.216.34', '1.1.1.1', '2606:4700:4700::1111'])('allows public %s', (address) => {
@@ -58,24 +87,37 @@ describe('egress policy', () => {
 });
 
 describe('fetch from formulas', () => {
-  const fetchCode = 'module.exports = async (req) => { const r = await fetch(req.args.url, req.args.init); return { raw: { status: r.status, ok: r.ok, echo: r.headers.get("x-echo"), json: await r.json() } } }';
+  const fetchCode =
+    'module.exports = async (req) => { const r = await fetch(req.args.url, req.args.init); return { raw: { status: r.status, ok: r.ok, echo: r.headers.get("x-echo"), json: await r.json() } } }';
 
-  it.each(['http://127.0.0.1:1/', 'http://10.0.0.1/', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:1/', 'http://localhost:1/'])('refuses %s by default', async (url) => {
+  it.each([
+    'http://127.0.0.1:1/',
+    'http://10.0.0.1/',
+    'http://169.254.169.254/latest/meta-data',
+    'http://[::1]:1/',
+    'http://localhost:1/',
+  ])('refuses %s by default', async (url) => {
     const error = errorOf(await invoke(closed, fetchCode, { args: { url } }));
     expect(error.message).toMatch(/refused/);
   });
 
   it('performs a real request when the address is in egressAllow', async () => {
-    const outcome = await invoke(open, fetchCode, { args: { url: `${base}/echo`, init: { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } } } });
+    const outcome = await invoke(open, fetchCode, {
+      args: { url: `${base}/echo`, init: { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } } },
+    });
     expect(rawOf(outcome)).toEqual({ status: 200, ok: true, echo: 'POST', json: { method: 'POST', body: 'hello' } });
   });
 
   it('checks every redirect hop against the policy', async () => {
-    expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/redirect-private` } })).message).toMatch(/refused/);
+    expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/redirect-private` } })).message).toMatch(
+      /refused/,
+    );
   });
 
   it('caps the response size', async () => {
-    expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/big` } })).message).toMatch(/exceeded 10000 bytes/);
+    expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/big` } })).message).toMatch(
+      /exceeded 10000 bytes/,
+    );
   });
 });
 
@@ -97,6 +139,10 @@ describe('req.bt', () => {
 
   it('throws an error carrying the code of a failed createToken', async () => {
     const code = `module.exports = async (req) => { try { await req.bt.tokens.create({ type: 'bad' }) } catch (e) { return { raw: { code: e.code, status: e.status, message: e.message } } } }`;
-    expect(rawOf(await invoke(closed, code, { bt: bt() }))).toEqual({ code: 'BAD_REQUEST', status: 400, message: 'bad token' });
+    expect(rawOf(await invoke(closed, code, { bt: bt() }))).toEqual({
+      code: 'BAD_REQUEST',
+      status: 400,
+      message: 'bad token',
+    });
   });
 });

@@ -29,11 +29,17 @@ foo: 'bar'
   return { raw: { my_arg, MY_CONFIG, bt: req.bt }, tokenize: { card: { type: 'token', data: my_arg } } };
 };`;
     const outcome = await invoke(runtime, code, { args: { my_arg: 'a' }, configuration: { MY_CONFIG: 'c' } });
-    expect(outcome).toMatchObject({ ok: true, raw: { my_arg: 'a', MY_CONFIG: 'c', bt: null }, tokenize: { card: { data: 'a' } } });
+    expect(outcome).toMatchObject({
+      ok: true,
+      raw: { my_arg: 'a', MY_CONFIG: 'c', bt: null },
+      tokenize: { card: { data: 'a' } },
+    });
   });
 
   it('accepts a synchronous function too', async () => {
-    expect(rawOf(await invoke(runtime, 'module.exports = (req) => ({ raw: req.args.n * 2 })', { args: { n: 21 } }))).toBe(42);
+    expect(
+      rawOf(await invoke(runtime, 'module.exports = (req) => ({ raw: req.args.n * 2 })', { args: { n: 21 } })),
+    ).toBe(42);
   });
 
   it('compiles once per formula version: a second call reuses the loaded module', async () => {
@@ -59,37 +65,61 @@ describe('SDK errors', () => {
   ];
   for (const [name, arg, code, status] of cases) {
     it(`maps ${name} to ${code} ${status}`, async () => {
-      const error = errorOf(await invoke(runtime, `const { ${name} } = ${SDK}; module.exports = async () => { throw new ${name}(${arg}); };`));
+      const error = errorOf(
+        await invoke(
+          runtime,
+          `const { ${name} } = ${SDK}; module.exports = async () => { throw new ${name}(${arg}); };`,
+        ),
+      );
       expect(error).toMatchObject({ code, status });
       expect(error.errors?.error?.length).toBe(1);
     });
   }
 
   it('normalises errors like the SDK: string, array of strings, object passed through', async () => {
-    const run = (arg: string) => invoke(runtime, `const { BadRequestError } = ${SDK}; module.exports = async () => { throw new BadRequestError(${arg}); };`);
+    const run = (arg: string) =>
+      invoke(
+        runtime,
+        `const { BadRequestError } = ${SDK}; module.exports = async () => { throw new BadRequestError(${arg}); };`,
+      );
     expect(errorOf(await run(`'one'`)).errors).toEqual({ error: ['one'] });
     expect(errorOf(await run(`['a', 'b']`)).errors).toEqual({ error: ['a', 'b'] });
-    expect(errorOf(await run(`{ card: ['is expired'], cvc: 'wrong' }`)).errors).toEqual({ card: ['is expired'], cvc: ['wrong'] });
+    expect(errorOf(await run(`{ card: ['is expired'], cvc: 'wrong' }`)).errors).toEqual({
+      card: ['is expired'],
+      cvc: ['wrong'],
+    });
   });
 
   it('maps CustomHttpResponseError to REACTOR_RUNTIME_ERROR with its status and the response as JSON detail', async () => {
     const error = errorOf(
-      await invoke(runtime, `const { CustomHttpResponseError } = ${SDK}; module.exports = async () => { throw new CustomHttpResponseError({ status: 418, headers: { 'x-a': '1' }, body: { teapot: true } }); };`),
+      await invoke(
+        runtime,
+        `const { CustomHttpResponseError } = ${SDK}; module.exports = async () => { throw new CustomHttpResponseError({ status: 418, headers: { 'x-a': '1' }, body: { teapot: true } }); };`,
+      ),
     );
     expect(error).toMatchObject({ code: 'REACTOR_RUNTIME_ERROR', status: 418 });
     expect(JSON.parse(error.detail ?? '')).toEqual({ status: 418, headers: { 'x-a': '1' }, body: { teapot: true } });
   });
 
   it('maps any other throw, including non-Error values, to REACTOR_RUNTIME_ERROR 500 with the message', async () => {
-    expect(errorOf(await invoke(runtime, `module.exports = async () => { throw new TypeError('bad thing') }`))).toMatchObject({ code: 'REACTOR_RUNTIME_ERROR', status: 500, message: 'bad thing' });
-    expect(errorOf(await invoke(runtime, `module.exports = async () => { throw 'plain string' }`)).message).toBe('plain string');
-    expect(errorOf(await invoke(runtime, `module.exports = async () => { throw Symbol('s') }`)).message).toBe('Symbol(s)');
+    expect(
+      errorOf(await invoke(runtime, `module.exports = async () => { throw new TypeError('bad thing') }`)),
+    ).toMatchObject({ code: 'REACTOR_RUNTIME_ERROR', status: 500, message: 'bad thing' });
+    expect(errorOf(await invoke(runtime, `module.exports = async () => { throw 'plain string' }`)).message).toBe(
+      'plain string',
+    );
+    expect(errorOf(await invoke(runtime, `module.exports = async () => { throw Symbol('s') }`)).message).toBe(
+      'Symbol(s)',
+    );
     const hostile = `module.exports = async () => { throw { get message() { throw new Error('gotcha') }, toString() { throw 1 } } }`;
     expect(errorOf(await invoke(runtime, hostile)).code).toBe('REACTOR_RUNTIME_ERROR');
   });
 
   it('reports code that does not compile as INVALID_REACTOR_CODE 422', async () => {
-    expect(errorOf(await invoke(runtime, 'module.exports = async function (req) {'))).toMatchObject({ code: 'INVALID_REACTOR_CODE', status: 422 });
+    expect(errorOf(await invoke(runtime, 'module.exports = async function (req) {'))).toMatchObject({
+      code: 'INVALID_REACTOR_CODE',
+      status: 422,
+    });
     expect(errorOf(await invoke(runtime, 'module.exports = 42;'))).toMatchObject({ code: 'INVALID_REACTOR_CODE' });
   });
 });
@@ -98,15 +128,23 @@ describe('checkCode', () => {
   it('accepts a module exporting a function and rejects the rest', async () => {
     expect(await runtime.checkCode('module.exports = async function (req) { return {} }')).toEqual({ ok: true });
     expect(await runtime.checkCode('module.exports = {}')).toMatchObject({ ok: false });
-    expect(await runtime.checkCode('module.exports = (')).toMatchObject({ ok: false, message: expect.stringMatching(/compile/) });
-    expect(await runtime.checkCode('while (true) {}')).toMatchObject({ ok: false, message: expect.stringMatching(/did not finish/) });
+    expect(await runtime.checkCode('module.exports = (')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/compile/),
+    });
+    expect(await runtime.checkCode('while (true) {}')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/did not finish/),
+    });
   });
 });
 
 describe('require allowlist', () => {
   it('refuses anything not on the list with a clear error', async () => {
     for (const name of ['fs', 'child_process', 'node:fs', 'lodash', '../../src/errors.ts']) {
-      const error = errorOf(await invoke(runtime, `module.exports = async () => { require(${JSON.stringify(name)}); return {} }`));
+      const error = errorOf(
+        await invoke(runtime, `module.exports = async () => { require(${JSON.stringify(name)}); return {} }`),
+      );
       expect(error.message).toBe(`Module "${name}" is not available in reactor formulas`);
     }
   });
@@ -133,11 +171,18 @@ describe('globals', () => {
   } };
 };`;
     expect(rawOf(await invoke(runtime, code))).toEqual({
-      b64: 'aMOpbGxv', hex: 'ff00', utf8: '€', atob: 'hi',
-      href: 'https://example.com/p?a=1&b=x+y&c=3', qs: 'x=a+b',
+      b64: 'aMOpbGxv',
+      hex: 'ff00',
+      utf8: '€',
+      atob: 'hi',
+      href: 'https://example.com/p?a=1&b=x+y&c=3',
+      qs: 'x=a+b',
       sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
-      sha1: 'a9993e364706816aba3e25717850c26c9cd0d89d', sha512: 88,
-      hmac: 'f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8', uuid: true, random: true,
+      sha1: 'a9993e364706816aba3e25717850c26c9cd0d89d',
+      sha512: 88,
+      hmac: 'f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8',
+      uuid: true,
+      random: true,
       gone: ['undefined', 'undefined', 'undefined', 'undefined', 'undefined'],
     });
   });

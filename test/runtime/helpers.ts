@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createFormulaRuntime, type FormulaRuntime, type RunInput, type RunOutcome, type RuntimeOptions } from '../../src/runtime/pool.ts';
+import {
+  createFormulaRuntime,
+  type FormulaRuntime,
+  type RunInput,
+  type RunOutcome,
+  type RuntimeOptions,
+} from '../../src/runtime/pool.ts';
 
 export function startRuntime(options: Partial<RuntimeOptions> = {}): FormulaRuntime {
   return createFormulaRuntime({ threads: 2, memoryLimitMb: 64, ...options });

@@ -23,7 +23,7 @@ const payloads: Record<string, string> = {
   'Proxy traps on values handed to the host': `probe(() => { let leaked; console.log(new Proxy({}, { get(t, k, receiver) { leaked = receiver; return undefined } })); return leaked && leaked.constructor.constructor('return process')() })`,
   'Symbol.species on promises': `probe(() => { let captured; class Evil extends Promise { static get [Symbol.species]() { return function (exec) { exec((v) => { captured = v }, () => {}); } } } Evil.resolve(1).then(() => 1); return captured && captured.constructor.constructor('return process')() })`,
   'dynamic import()': `probe(() => { throw new Error(typeof import('node:fs')) })`,
-  'WebAssembly': `probe(() => WebAssembly.Module)`,
+  WebAssembly: `probe(() => WebAssembly.Module)`,
 };
 
 describe('sandbox escapes', () => {

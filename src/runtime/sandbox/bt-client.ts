@@ -42,8 +42,14 @@ async function post(
     throw new BtCallError(`Basis Theory call failed with HTTP ${response.status}`, null, response.status);
   }
   const first = answer.errors?.[0];
-  if (first) throw new BtCallError(String(first.message ?? 'Basis Theory call failed'), first.extensions?.code ?? null, first.extensions?.status ?? null);
-  if (!answer.data) throw new BtCallError(`Basis Theory call failed with HTTP ${response.status}`, null, response.status);
+  if (first)
+    throw new BtCallError(
+      String(first.message ?? 'Basis Theory call failed'),
+      first.extensions?.code ?? null,
+      first.extensions?.status ?? null,
+    );
+  if (!answer.data)
+    throw new BtCallError(`Basis Theory call failed with HTTP ${response.status}`, null, response.status);
   return answer.data;
 }
 
@@ -61,7 +67,12 @@ export async function btCall(
       const { __typename: _, ...token } = result;
       return token;
     }
-    throw new BtCallError(String(result.message ?? 'createToken failed'), String(result.code), Number(result.status) || null, result.errors ?? null);
+    throw new BtCallError(
+      String(result.message ?? 'createToken failed'),
+      String(result.code),
+      Number(result.status) || null,
+      result.errors ?? null,
+    );
   }
   if (op === 'bt.tokens.retrieve') {
     const data = await post(bt, RETRIEVE_TOKEN, { id: payload.id }, signal);

@@ -38,7 +38,11 @@ function guardedLookup(policy: EgressPolicy): LookupFunction {
       if (error) return callback(error, '', 4);
       const denied = addresses.find((a) => !policy.allowsAddress(a.address));
       if (denied || addresses.length === 0) {
-        return callback(new EgressDeniedError(`fetch to ${hostname} refused: it resolves to a private or reserved address`), '', 4);
+        return callback(
+          new EgressDeniedError(`fetch to ${hostname} refused: it resolves to a private or reserved address`),
+          '',
+          4,
+        );
       }
       if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
       const first = addresses[0]!;
@@ -48,18 +52,28 @@ function guardedLookup(policy: EgressPolicy): LookupFunction {
 }
 
 function checkTarget(url: URL, policy: EgressPolicy): void {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EgressDeniedError(`fetch supports http and https only, not ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new EgressDeniedError(`fetch supports http and https only, not ${url.protocol}`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (isIP(host) && !policy.allowsHost(host) && !policy.allowsAddress(host)) {
     throw new EgressDeniedError(`fetch to ${host} refused: private or reserved address`);
   }
 }
 
-function once(request: FetchRequest, url: URL, limits: FetchLimits): Promise<Omit<FetchResult, 'redirected'> & { location?: string }> {
+function once(
+  request: FetchRequest,
+  url: URL,
+  limits: FetchLimits,
+): Promise<Omit<FetchResult, 'redirected'> & { location?: string }> {
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http;
     const hostOk = limits.policy.allowsHost(url.hostname);
-    const body = request.body === null ? undefined : 'text' in request.body ? Buffer.from(request.body.text) : Buffer.from(request.body.base64, 'base64');
+    const body =
+      request.body === null
+        ? undefined
+        : 'text' in request.body
+          ? Buffer.from(request.body.text)
+          : Buffer.from(request.body.base64, 'base64');
     const req = client.request(url, {
       method: request.method,
       headers: Object.fromEntries(request.headers),
@@ -88,7 +102,8 @@ function once(request: FetchRequest, url: URL, limits: FetchLimits): Promise<Omi
       res.on('end', () => {
         if (tooBig) return;
         const headers: [string, string][] = [];
-        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
+          headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
         resolve({
           status: res.statusCode ?? 0,
           statusText: res.statusMessage ?? '',

@@ -39,7 +39,11 @@ export class FormulaCache {
       }
       this.retire(hit.formula);
     }
-    const loaded = FormulaIsolate.load(input.code, this.settings, Math.min(LOAD_TIMEOUT_MS, Math.max(1, input.timeoutMs)));
+    const loaded = FormulaIsolate.load(
+      input.code,
+      this.settings,
+      Math.min(LOAD_TIMEOUT_MS, Math.max(1, input.timeoutMs)),
+    );
     this.entries.set(key, loaded.ok ? { formula: loaded.formula } : { failed: loaded.message });
     this.evict();
     return loaded;

@@ -35,7 +35,10 @@ function runPrelude(isolate: ivm.Isolate, context: ivm.Context): void {
   const cachedData = preludeCache;
   const options = { filename: 'reactor-runtime.js' };
   // isolated-vm sets cachedData / cachedDataRejected on the returned script; its typings leave them out.
-  const script: CompiledScript = isolate.compileScriptSync(PRELUDE_SOURCE, cachedData ? { ...options, cachedData } : options);
+  const script: CompiledScript = isolate.compileScriptSync(
+    PRELUDE_SOURCE,
+    cachedData ? { ...options, cachedData } : options,
+  );
   script.runSync(context, { timeout: PRELUDE_TIMEOUT_MS });
   script.release();
   if (cachedData && !script.cachedDataRejected) return;
@@ -86,7 +89,10 @@ export class FormulaIsolate {
       const script = formula.isolate.compileScriptSync(`__rgDefine(function (module, exports, require) {${code}\n})`, {
         filename: 'reactor-formula.js',
       });
-      const answer = JSON.parse(String(script.runSync(formula.context, { timeout: loadTimeoutMs }))) as { ok: boolean; message?: string };
+      const answer = JSON.parse(String(script.runSync(formula.context, { timeout: loadTimeoutMs }))) as {
+        ok: boolean;
+        message?: string;
+      };
       script.release();
       if (!answer.ok) {
         formula.dispose();
@@ -97,22 +103,29 @@ export class FormulaIsolate {
       const disposedByLimit = formula.isolate.isDisposed;
       formula.dispose();
       const message = error instanceof Error ? error.message : '';
-      if (/timed out/i.test(message)) return { ok: false, message: `Reactor code top-level did not finish within ${loadTimeoutMs} ms` };
+      if (/timed out/i.test(message))
+        return { ok: false, message: `Reactor code top-level did not finish within ${loadTimeoutMs} ms` };
       if (disposedByLimit) return { ok: false, message: 'Reactor code exceeded the memory limit while loading' };
       return { ok: false, message: `Reactor code does not compile: ${message.split('\n')[0]?.slice(0, 500)}` };
     }
   }
 
   private install(): void {
-    const bridge = createBridge(this.settings, this.invocations, (invocation, callId, answer) => this.deliver(invocation, callId, answer));
+    const bridge = createBridge(this.settings, this.invocations, (invocation, callId, answer) =>
+      this.deliver(invocation, callId, answer),
+    );
     const global = this.context.global;
     global.setSync('__rgHostSync', new ivm.Callback(bridge.sync));
     global.setSync('__rgHostDispatch', new ivm.Callback(bridge.dispatch));
     global.setSync('__rgHostSettle', new ivm.Callback((id: unknown, json: unknown) => this.settle(id, json)));
     global.setSync('__rgConfig', JSON.stringify({ maxOutputBytes: this.settings.maxOutputBytes }));
     runPrelude(this.isolate, this.context);
-    this.start = global.getSync('__rgStart', { reference: true }) as ivm.Reference<(id: number, requestJson: string) => void>;
-    this.deliverRef = global.getSync('__rgDeliver', { reference: true }) as ivm.Reference<(callId: number, answerJson: string) => void>;
+    this.start = global.getSync('__rgStart', { reference: true }) as ivm.Reference<
+      (id: number, requestJson: string) => void
+    >;
+    this.deliverRef = global.getSync('__rgDeliver', { reference: true }) as ivm.Reference<
+      (callId: number, answerJson: string) => void
+    >;
   }
 
   get busy(): boolean {
@@ -126,9 +139,16 @@ export class FormulaIsolate {
     const invocation = new Invocation(id, input.bt, performance.now() + timeoutMs, timeoutMs);
     let requestJson: string;
     try {
-      requestJson = JSON.stringify({ args: input.args ?? null, configuration: input.configuration ?? {}, bt: input.bt ? true : null });
+      requestJson = JSON.stringify({
+        args: input.args ?? null,
+        configuration: input.configuration ?? {},
+        bt: input.bt ? true : null,
+      });
     } catch {
-      return { settled: { ok: false, error: errorOf('BAD_REQUEST', 400, 'Reactor args are not JSON-serialisable') }, logs: [] };
+      return {
+        settled: { ok: false, error: errorOf('BAD_REQUEST', 400, 'Reactor args are not JSON-serialisable') },
+        logs: [],
+      };
     }
     const done = new Promise<Settled>((resolve) => this.pending.set(id, resolve));
     this.invocations.set(id, invocation);
@@ -201,7 +221,8 @@ export class FormulaIsolate {
 
   private deliver(invocation: Invocation | undefined, callId: number, answerJson: string): void {
     if (this.disposed) return;
-    const timeout = invocation && !invocation.finished ? Math.ceil(invocation.remainingMs()) + DELIVER_GRACE_MS : DELIVER_GRACE_MS;
+    const timeout =
+      invocation && !invocation.finished ? Math.ceil(invocation.remainingMs()) + DELIVER_GRACE_MS : DELIVER_GRACE_MS;
     this.track(this.deliverRef.apply(undefined, [callId, answerJson], { timeout })).catch(() => {
       // Stopped by its timeout or by disposal; the invocation's timer or the watchdog reports it.
     });
@@ -240,7 +261,16 @@ export class FormulaIsolate {
     if (this.watchdog) clearInterval(this.watchdog);
     const byLimit = this.isolate.isDisposed;
     for (const id of [...this.pending.keys()]) {
-      this.fail(id, byLimit ? this.memoryError() : errorOf('REACTOR_INTERRUPTED', 500, 'The reactor run was interrupted when its sandbox was recycled; it was not retried.'));
+      this.fail(
+        id,
+        byLimit
+          ? this.memoryError()
+          : errorOf(
+              'REACTOR_INTERRUPTED',
+              500,
+              'The reactor run was interrupted when its sandbox was recycled; it was not retried.',
+            ),
+      );
     }
     for (const invocation of this.invocations.values()) endInvocation(invocation);
     if (this.running === 0) this.abandonIsolate();
@@ -255,5 +285,4 @@ export class FormulaIsolate {
       }
     }
   }
-
 }

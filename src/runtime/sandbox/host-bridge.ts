@@ -7,7 +7,18 @@ import { type FetchRequest, hostFetch } from './fetch.ts';
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const HASHES = new Set(['sha1', 'sha256', 'sha384', 'sha512', 'md5']);
-const URL_SETTABLE = new Set(['href', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'hash']);
+const URL_SETTABLE = new Set([
+  'href',
+  'protocol',
+  'username',
+  'password',
+  'host',
+  'hostname',
+  'port',
+  'pathname',
+  'search',
+  'hash',
+]);
 
 export interface BridgeSettings {
   policy: EgressPolicy;
@@ -74,7 +85,10 @@ function syncOp(op: string, payload: Record<string, unknown>, invocations: Map<n
       const algorithm = String(payload.algorithm);
       if (!HASHES.has(algorithm)) throw new Error(`Digest method not supported: ${algorithm}`);
       const data = Buffer.from(String(payload.data), 'base64');
-      const hash = op === 'crypto.hash' ? createHash(algorithm) : createHmac(algorithm, Buffer.from(String(payload.key ?? ''), 'base64'));
+      const hash =
+        op === 'crypto.hash'
+          ? createHash(algorithm)
+          : createHmac(algorithm, Buffer.from(String(payload.key ?? ''), 'base64'));
       return hash.update(data).digest('base64');
     }
     default:
@@ -108,7 +122,8 @@ export function createBridge(
       deliver(invocation, callId, '{"dead":true}');
       return;
     }
-    const settle = (answer: unknown) => deliver(invocation, callId, invocation.finished ? '{"dead":true}' : JSON.stringify(answer));
+    const settle = (answer: unknown) =>
+      deliver(invocation, callId, invocation.finished ? '{"dead":true}' : JSON.stringify(answer));
     let payload: Record<string, unknown>;
     try {
       payload = JSON.parse(json) ?? {};
@@ -148,7 +163,10 @@ export function createBridge(
           return;
         }
         const message = error instanceof Error ? error.message : 'Host call failed';
-        settle({ ok: false, message: op === 'fetch' && !message.startsWith('fetch') ? `fetch failed: ${message}` : message });
+        settle({
+          ok: false,
+          message: op === 'fetch' && !message.startsWith('fetch') ? `fetch failed: ${message}` : message,
+        });
       },
     );
   };

@@ -61,7 +61,13 @@ export function decodeSettled(json: string, maxOutputBytes: number): Settled {
   const message = text(error.message, MAX_TEXT) || 'Reactor failed';
   if (error.kind === 'customHttpResponse') {
     const status = typeof error.status === 'number' && error.status >= 100 && error.status <= 599 ? error.status : 500;
-    return { ok: false, error: { code: kind.code, status, message, detail: text(error.detail, MAX_DETAIL), errors: null } };
+    return {
+      ok: false,
+      error: { code: kind.code, status, message, detail: text(error.detail, MAX_DETAIL), errors: null },
+    };
   }
-  return { ok: false, error: { code: kind.code, status: kind.status, message, detail: null, errors: fieldErrors(error.errors) } };
+  return {
+    ok: false,
+    error: { code: kind.code, status: kind.status, message, detail: null, errors: fieldErrors(error.errors) },
+  };
 }

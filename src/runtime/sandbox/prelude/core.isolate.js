@@ -14,7 +14,7 @@ const promiseResolve = (v) => NativePromise.resolve(v);
 const promiseReject = (e) => NativePromise.reject(e);
 const apply = Reflect.apply;
 const defineProperty = Object.defineProperty;
-const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+const hasOwn = (o, k) => Object.hasOwn(o, k);
 const NativeError = Error;
 const NativeString = String;
 const MAX_LOG_LINES = 100;
@@ -42,7 +42,9 @@ function describe(value) {
       if (typeof message === 'string') return message.slice(0, MAX_MESSAGE_CHARS);
     }
     const text = NativeString(value);
-    return typeof text === 'string' ? text.slice(0, MAX_MESSAGE_CHARS) : 'Reactor threw a value that could not be described';
+    return typeof text === 'string'
+      ? text.slice(0, MAX_MESSAGE_CHARS)
+      : 'Reactor threw a value that could not be described';
   } catch {
     return 'Reactor threw a value that could not be described';
   }
@@ -104,7 +106,10 @@ function encodeResult(value) {
     const keys = Object.keys(value);
     for (const key of keys) {
       if (key !== 'raw' && key !== 'tokenize') {
-        return errorShape('runtime', `Reactor result has an unexpected property "${NativeString(key).slice(0, 100)}"; only raw and tokenize are allowed`);
+        return errorShape(
+          'runtime',
+          `Reactor result has an unexpected property "${NativeString(key).slice(0, 100)}"; only raw and tokenize are allowed`,
+        );
       }
     }
     let text;
@@ -149,7 +154,10 @@ hidden('__rgDefine', (factory) => {
     return jsonStringify({ ok: false, message: `Reactor code failed to load: ${describe(e)}` });
   }
   if (typeof exported !== 'function') {
-    return jsonStringify({ ok: false, message: 'Reactor code must export a function: module.exports = async function (req) { ... }' });
+    return jsonStringify({
+      ok: false,
+      message: 'Reactor code must export a function: module.exports = async function (req) { ... }',
+    });
   }
   formulaMain = exported;
   return '{"ok":true}';
@@ -168,7 +176,11 @@ hidden('__rgStart', (id, requestJson) => {
     result = promiseReject(e);
   }
   try {
-    then(result, (v) => finish(invocation, encodeResult(v)), (e) => finish(invocation, encodeError(e)));
+    then(
+      result,
+      (v) => finish(invocation, encodeResult(v)),
+      (e) => finish(invocation, encodeError(e)),
+    );
   } catch (e) {
     finish(invocation, encodeError(e));
   }
@@ -192,11 +204,18 @@ function logger(level) {
     if (!invocation || invocation.logs >= MAX_LOG_LINES) return;
     invocation.logs++;
     let message = '';
-    for (let i = 0; i < args.length && message.length < MAX_LOG_CHARS; i++) message += (i ? ' ' : '') + formatArg(args[i]);
+    for (let i = 0; i < args.length && message.length < MAX_LOG_CHARS; i++)
+      message += (i ? ' ' : '') + formatArg(args[i]);
     hostSync('log', jsonStringify([current, level, message.slice(0, MAX_LOG_CHARS)]));
   };
 }
-G.console = { log: logger('log'), info: logger('log'), debug: logger('log'), warn: logger('warn'), error: logger('error') };
+G.console = {
+  log: logger('log'),
+  info: logger('log'),
+  debug: logger('log'),
+  warn: logger('warn'),
+  error: logger('error'),
+};
 
 // --- timers --------------------------------------------------------------------------------------------------
 const timers = Object.create(null);

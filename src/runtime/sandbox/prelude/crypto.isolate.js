@@ -35,7 +35,8 @@ class Hash {
 
 function randomBase64(size) {
   const n = Number(size);
-  if (!Number.isInteger(n) || n < 0 || n > 65536) throw new RangeError('Random byte count must be an integer between 0 and 65536');
+  if (!Number.isInteger(n) || n < 0 || n > 65536)
+    throw new RangeError('Random byte count must be an integer between 0 and 65536');
   return callSync('crypto.random', { size: n });
 }
 

@@ -32,7 +32,13 @@ function utf8Decode(bytes) {
     } else if (b >= 0xe0 && b < 0xf0 && (bytes[i + 1] & 0xc0) === 0x80 && (bytes[i + 2] & 0xc0) === 0x80) {
       c = ((b & 15) << 12) | ((bytes[i + 1] & 63) << 6) | (bytes[i + 2] & 63);
       n = 3;
-    } else if (b >= 0xf0 && b < 0xf5 && (bytes[i + 1] & 0xc0) === 0x80 && (bytes[i + 2] & 0xc0) === 0x80 && (bytes[i + 3] & 0xc0) === 0x80) {
+    } else if (
+      b >= 0xf0 &&
+      b < 0xf5 &&
+      (bytes[i + 1] & 0xc0) === 0x80 &&
+      (bytes[i + 2] & 0xc0) === 0x80 &&
+      (bytes[i + 3] & 0xc0) === 0x80
+    ) {
       c = ((b & 7) << 18) | ((bytes[i + 1] & 63) << 12) | ((bytes[i + 2] & 63) << 6) | (bytes[i + 3] & 63);
       n = 4;
     }
@@ -156,7 +162,8 @@ function toBytes(data, encoding) {
 
 class Buffer extends Uint8Array {
   static from(data, encodingOrOffset, length) {
-    if (data instanceof ArrayBuffer) return new Buffer(data, encodingOrOffset ?? 0, length ?? data.byteLength - (encodingOrOffset ?? 0));
+    if (data instanceof ArrayBuffer)
+      return new Buffer(data, encodingOrOffset ?? 0, length ?? data.byteLength - (encodingOrOffset ?? 0));
     if (data && data.type === 'Buffer' && Array.isArray(data.data)) return Buffer.from(data.data);
     const bytes = toBytes(data, encodingOrOffset);
     const out = new Buffer(bytes.length);
@@ -227,7 +234,8 @@ G.TextDecoder = class TextDecoder {
 };
 G.btoa = (text) => {
   const s = NativeString(text);
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 255) throw new NativeError('btoa: string contains characters outside Latin1');
+  for (let i = 0; i < s.length; i++)
+    if (s.charCodeAt(i) > 255) throw new NativeError('btoa: string contains characters outside Latin1');
   return base64Encode(latin1Encode(s), false);
 };
 G.atob = (text) => latin1Decode(base64Decode(text));

@@ -3,8 +3,11 @@ class Headers {
   #map = Object.create(null);
   constructor(init) {
     if (!init) return;
-    if (init instanceof Headers) init.forEach((v, k) => this.append(k, v));
-    else if (typeof init[Symbol.iterator] === 'function') for (const [k, v] of init) this.append(k, v);
+    if (init instanceof Headers) {
+      init.forEach((v, k) => {
+        this.append(k, v);
+      });
+    } else if (typeof init[Symbol.iterator] === 'function') for (const [k, v] of init) this.append(k, v);
     else for (const k of Object.keys(init)) this.append(k, init[k]);
   }
   append(name, value) {
@@ -88,7 +91,12 @@ G.Response = Response;
 G.fetch = (input, init = {}) => {
   try {
     const invocationId = current;
-    const url = input instanceof URL ? input.href : typeof input === 'object' && input && input.url ? NativeString(input.url) : NativeString(input);
+    const url =
+      input instanceof URL
+        ? input.href
+        : typeof input === 'object' && input && input.url
+          ? NativeString(input.url)
+          : NativeString(input);
     const headers = new Headers(init.headers);
     const request = {
       url,

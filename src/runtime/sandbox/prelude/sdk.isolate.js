@@ -51,16 +51,27 @@ function sdkClass(name, kind, status, message) {
 }
 
 const BadRequestError = sdkClass('BadRequestError', 'badRequest', 400, 'Bad Request');
-const InvalidReactorConfigurationError = sdkClass('InvalidReactorConfigurationError', 'badRequest', 400, 'Invalid Reactor Configuration');
+const InvalidReactorConfigurationError = sdkClass(
+  'InvalidReactorConfigurationError',
+  'badRequest',
+  400,
+  'Invalid Reactor Configuration',
+);
 const AuthenticationError = sdkClass('AuthenticationError', 'unauthenticated', 401, 'Authentication Failed');
-const InvalidPaymentMethodError = sdkClass('InvalidPaymentMethodError', 'invalidPaymentMethod', 402, 'Invalid Payment Method');
+const InvalidPaymentMethodError = sdkClass(
+  'InvalidPaymentMethodError',
+  'invalidPaymentMethod',
+  402,
+  'Invalid Payment Method',
+);
 const AuthorizationError = sdkClass('AuthorizationError', 'forbidden', 403, 'Forbidden');
 const RateLimitError = sdkClass('RateLimitError', 'rateLimited', 429, 'Rate Limit Exceeded');
 const ServiceUnavailableError = sdkClass('ServiceUnavailableError', 'serviceUnavailable', 503, 'Service Unavailable');
 
 class ReactorRuntimeError extends BasisTheoryReactorError {
   constructor(error) {
-    const message = typeof error === 'string' ? error : error instanceof NativeError ? error.message : 'Reactor Runtime Error';
+    const message =
+      typeof error === 'string' ? error : error instanceof NativeError ? error.message : 'Reactor Runtime Error';
     super({ message, status: 500, errors: error instanceof NativeError ? error.message : error });
     this.name = 'ReactorRuntimeError';
     sdkBrands.set(this, { kind: 'runtime', extra: (e) => ({ errors: e.errors }) });
@@ -79,7 +90,10 @@ class CustomHttpResponseError extends NativeError {
     this.message = `Reactor responded with HTTP ${parsed}`;
     sdkBrands.set(this, {
       kind: 'customHttpResponse',
-      extra: (e) => ({ status: e.status, detail: jsonStringify({ status: e.status, headers: e.headers, body: e.body }) }),
+      extra: (e) => ({
+        status: e.status,
+        detail: jsonStringify({ status: e.status, headers: e.headers, body: e.body }),
+      }),
     });
   }
   toResponseBody() {

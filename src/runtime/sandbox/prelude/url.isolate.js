@@ -1,9 +1,23 @@
 // URL parsing is delegated to the host's WHATWG parser through a JSON-string call; only the parts come back.
 const urlParts = new WeakMap();
-const URL_FIELDS = ['href', 'origin', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'hash'];
+const URL_FIELDS = [
+  'href',
+  'origin',
+  'protocol',
+  'username',
+  'password',
+  'host',
+  'hostname',
+  'port',
+  'pathname',
+  'search',
+  'hash',
+];
 
 function formEncode(text) {
-  return encodeURIComponent(text).replace(/%20/g, '+').replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(text)
+    .replace(/%20/g, '+')
+    .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 function formDecode(text) {
   const s = NativeString(text).replace(/\+/g, ' ');
@@ -32,7 +46,9 @@ class URLSearchParams {
     for (const part of text.replace(/^\?/, '').split('&')) {
       if (!part) continue;
       const eq = part.indexOf('=');
-      this.#list.push(eq < 0 ? [formDecode(part), ''] : [formDecode(part.slice(0, eq)), formDecode(part.slice(eq + 1))]);
+      this.#list.push(
+        eq < 0 ? [formDecode(part), ''] : [formDecode(part.slice(0, eq)), formDecode(part.slice(eq + 1))],
+      );
     }
   }
   static _link(params, search, onChange) {
@@ -102,7 +118,10 @@ class URLSearchParams {
 
 class URL {
   constructor(input, base) {
-    const parts = callSync('url.parse', { input: NativeString(input), base: base === undefined ? null : NativeString(base) });
+    const parts = callSync('url.parse', {
+      input: NativeString(input),
+      base: base === undefined ? null : NativeString(base),
+    });
     const params = new URLSearchParams();
     urlParts.set(this, { parts, params });
     URLSearchParams._link(params, parts.search, (search) => this.#update('search', search));
