@@ -68,7 +68,7 @@ function check(code: string): CheckResult {
  * for this thread is gone and abort the whole process (`IsolateEnvironment::GetCurrent()` assertion in
  * ClassHandle::WeakCallback under node::IsolateData::~IsolateData, seen in gdb after recycling isolates).
  */
-function quiesce(): number {
+async function quiesce(): Promise<number> {
   cache.disposeAll();
   // V8 flags are process-wide: while --expose-gc is on, every new context (an isolate's too) gets a global gc.
   // Turn it off again at once; the prelude also deletes any gc global before formula code runs.
@@ -79,7 +79,11 @@ function quiesce(): number {
   } finally {
     setFlagsFromString('--no-expose-gc');
   }
-  gc();
+  // Second-pass weak callbacks run as tasks after a GC, and may release more handles: let them run, collect again.
+  for (let pass = 0; pass < 3; pass++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   return threadId;
 }
 
@@ -88,6 +92,6 @@ export default async function handle(task: WorkerTask): Promise<RunOutcome | Che
     // The pool's backstop gave up on this task while it was still queued here and has already answered for it.
     return { ok: false, message: 'cancelled' };
   }
-  if (task.kind === 'quiesce') return { ok: false, message: String(quiesce()) };
+  if (task.kind === 'quiesce') return { ok: false, message: String(await quiesce()) };
   return task.kind === 'check' ? check(task.code) : run(task);
 }
