@@ -2,7 +2,7 @@ import { PERMISSIONS } from '../auth/permissions.ts';
 import { pageRequest } from '../db/pagination.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
-import { toConnection } from '../graphql/connection.ts';
+import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { principalOf } from '../graphql/context.ts';
 import type { Principal } from './service.ts';
 import type { ApplicationRow, TenantRow } from './tables.ts';
@@ -91,12 +91,7 @@ builder.queryField('applications', (t) =>
     {
       name: 'ApplicationConnection',
       description: 'A page of applications.',
-      fields: (t) => ({
-        totalCount: t.int({
-          description: 'Number of applications of the tenant (computed only when selected).',
-          resolve: (connection) => (connection as unknown as { totalCount: () => Promise<number> }).totalCount(),
-        }),
-      }),
+      fields: totalCountFields('Number of applications of the tenant (computed only when selected).'),
     },
     { name: 'ApplicationEdge', description: 'An application in a page of applications.' },
   ),

@@ -1,7 +1,7 @@
 import { pageRequest } from '../db/pagination.ts';
 import { BadRequestError, ConflictError, ForbiddenError, InvalidReactorCodeError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
-import { toConnection } from '../graphql/connection.ts';
+import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { principalOf } from '../graphql/context.ts';
 import type { ConfigurationOption, FormulaInput, RequestParameter } from './rules.ts';
 import type { FormulaRow } from './tables.ts';
@@ -197,12 +197,7 @@ builder.queryField('reactorFormulas', (t) =>
       name: 'ReactorFormulaConnection',
       description: 'A page of reactor formulas.',
       edgesField: { description: 'The formulas of this page, each with its cursor.' },
-      fields: (t) => ({
-        totalCount: t.int({
-          description: 'Number of formulas matching the filter (computed only when selected).',
-          resolve: (connection) => (connection as unknown as { totalCount: () => Promise<number> }).totalCount(),
-        }),
-      }),
+      fields: totalCountFields('Number of formulas matching the filter (computed only when selected).'),
     },
     {
       name: 'ReactorFormulaEdge',

@@ -1,4 +1,5 @@
 import { encodeCursor, type Page } from '../db/pagination.ts';
+import type { builder } from './builder.ts';
 
 /** The shape Pothos' relay plugin expects, plus a lazy `totalCount` computed only when a client selects it. */
 export interface CountedConnection<T> {
@@ -23,4 +24,19 @@ export function toConnection<T extends { id: string }>(
     },
     totalCount,
   };
+}
+
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
+/**
+ * The `fields` of every list's connection type: `totalCount`, resolved from the lazy count `toConnection` carries,
+ * so the count query runs only when a client selects it.
+ */
+export function totalCountFields(description: string) {
+  return <Parent>(t: PothosSchemaTypes.ObjectFieldBuilder<Types, Parent>) => ({
+    totalCount: t.int({
+      description,
+      resolve: (connection) => (connection as unknown as CountedConnection<unknown>).totalCount(),
+    }),
+  });
 }

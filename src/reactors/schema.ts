@@ -3,7 +3,7 @@ import { pageRequest } from '../db/pagination.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { ReactorFormulaRef } from '../formulas/schema.ts';
 import { builder } from '../graphql/builder.ts';
-import { toConnection } from '../graphql/connection.ts';
+import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { type GraphQLContext, principalOf } from '../graphql/context.ts';
 import type { ReactorRow } from './tables.ts';
 
@@ -143,12 +143,7 @@ builder.queryField('reactors', (t) =>
       name: 'ReactorConnection',
       description: 'A page of reactors.',
       edgesField: { description: 'The reactors of this page, each with its cursor.' },
-      fields: (t) => ({
-        totalCount: t.int({
-          description: 'Number of reactors matching the filter (computed only when selected).',
-          resolve: (connection) => (connection as unknown as { totalCount: () => Promise<number> }).totalCount(),
-        }),
-      }),
+      fields: totalCountFields('Number of reactors matching the filter (computed only when selected).'),
     },
     {
       name: 'ReactorEdge',
