@@ -9,7 +9,7 @@ import {
 } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { LruCache } from './lru-cache.ts';
+import { LRUCache } from 'lru-cache';
 
 /**
  * Sealed layout: version (1 byte) | nonce (12) | ciphertext | GCM tag (16).
@@ -52,7 +52,7 @@ export function createVault(masterKey: Buffer): Vault {
   }
   // Copied so a caller zeroing or reusing its buffer cannot change the keys under us.
   const master = Buffer.from(masterKey);
-  const cache = new LruCache<string, TenantKeys>(TENANT_KEY_CACHE_SIZE);
+  const cache = new LRUCache<string, TenantKeys>({ max: TENANT_KEY_CACHE_SIZE });
 
   function keysFor(tenantId: string): TenantKeys {
     let keys = cache.get(tenantId);

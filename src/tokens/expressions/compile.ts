@@ -1,5 +1,5 @@
 import { type Output, type Template, Tokenizer, TypeGuards } from 'liquidjs';
-import { LruCache } from '../lru-cache.ts';
+import { LRUCache } from 'lru-cache';
 import { liquid } from './engine.ts';
 
 /** The variable the normalised expressions read tokens from; ids are its keys. */
@@ -33,7 +33,7 @@ export class ExpressionSyntaxError extends Error {
 // pin memory.
 const CACHE_ENTRIES = 2_000;
 const MAX_CACHED_LENGTH = 4_096;
-const cache = new LruCache<string, CompiledString>(CACHE_ENTRIES);
+const cache = new LRUCache<string, CompiledString>({ max: CACHE_ENTRIES });
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
 /**
