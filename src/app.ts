@@ -18,6 +18,7 @@ import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import type { Services } from './services.ts';
 import { createTokenService } from './tokens/service.ts';
+import { createTokenCache } from './tokens/token-cache.ts';
 import { createVault, loadMasterKey } from './tokens/vault.ts';
 import { createTransactionService } from './transactions/service.ts';
 import { startSweeper } from './transactions/sweeper.ts';
@@ -64,6 +65,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     closers.push(() => runtime.close());
     // Bound once the reactor cache exists (it needs the reactor service, which reports changes to it).
     let onReactorChange: (change: { reactor?: string; formula?: string }) => void = () => {};
+    const tokenCache = await createTokenCache(database.notifier, log, { max: config.tokens.cacheSize });
+    closers.push(() => tokenCache.close());
     const core = {
       config,
       runtime,
@@ -77,8 +80,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         db: database.db,
         vault: createVault(masterKey),
         maxTokensPerRequest: config.limits.maxTokensPerRequest,
+        cache: tokenCache,
       }),
-      transactions: createTransactionService({ db: database.db, ttlMs: config.transactions.ttlMs }),
+      transactions: createTransactionService({
+        db: database.db,
+        ttlMs: config.transactions.ttlMs,
+        onTokensDeleted: tokenCache.invalidateTenant,
+      }),
       formulas: createFormulaService({
         db: database.db,
         runtime,

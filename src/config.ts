@@ -43,6 +43,7 @@ const environmentSchema = z.object({
     .min(1)
     .default(5 * 1024 * 1024),
   MAX_TOKENS_PER_REQUEST: z.coerce.number().int().min(1).default(100),
+  TOKEN_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
   EGRESS_ALLOW: listOf,
   TRANSACTION_TTL_MS: z.coerce
     .number()
@@ -103,6 +104,7 @@ export function loadConfig(env: Environment = process.env) {
       pageSize: { default: 20, max: 100 },
     },
     transactions: { ttlMs: e.TRANSACTION_TTL_MS },
+    tokens: { cacheSize: e.TOKEN_CACHE_SIZE },
     jobs: {
       leaseMs: e.JOB_LEASE_MS,
       concurrency: e.JOB_CONCURRENCY,

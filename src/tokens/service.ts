@@ -8,6 +8,7 @@ import * as transactionStore from '../transactions/store.ts';
 import { type DetokenizableToken, detokenize } from './expressions/index.ts';
 import * as store from './store.ts';
 import type { TokenRow } from './tables.ts';
+import type { TokenCache } from './token-cache.ts';
 import type { TokenType } from './token-data.ts';
 import { type ValidTokenRequest, validateTokenRequest } from './token-input.ts';
 import { planTokenization } from './tokenize.ts';
@@ -38,8 +39,31 @@ export interface CreateTokenInput {
 
 export type TokenService = ReturnType<typeof createTokenService>;
 
-export function createTokenService(deps: { db: Kysely<Database>; vault: Vault; maxTokensPerRequest: number }) {
-  const { db, vault } = deps;
+export function createTokenService(deps: {
+  db: Kysely<Database>;
+  vault: Vault;
+  maxTokensPerRequest: number;
+  /** Committed rows for detokenization without a transaction (src/tokens/token-cache.ts). */
+  cache: TokenCache;
+}) {
+  const { db, vault, cache } = deps;
+
+  /** Detokenization's one query, skipped for the ids the cache holds (only outside a transaction). */
+  async function visibleTokens(tenantId: string, ids: string[], transactionId: string | null): Promise<TokenRow[]> {
+    if (transactionId !== null) return store.findVisibleTokens(db, tenantId, ids, transactionId);
+    const rows: TokenRow[] = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      const row = cache.get(tenantId, id);
+      if (row) rows.push(row);
+      else missing.push(id);
+    }
+    if (missing.length === 0) return rows;
+    const startedAt = cache.generation;
+    const loaded = await store.findVisibleTokens(db, tenantId, missing, null);
+    cache.fill(startedAt, loaded);
+    return rows.concat(loaded);
+  }
 
   function decryptData(row: TokenRow): unknown {
     // PGlite returns bytea as a Uint8Array, pg as a Buffer.
@@ -135,7 +159,7 @@ export function createTokenService(deps: { db: Kysely<Database>; vault: Vault; m
      * A token created in the same transaction is simply removed. Returns the token as it was.
      */
     async deleteToken(principal: Principal, id: string, transactionId?: string | null): Promise<Token> {
-      return inTransaction(principal, transactionId, async (trx, enlistedIn) => {
+      const deleted = await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
         const row = await store.lockVisibleToken(trx, principal.tenantId, id, enlistedIn);
         if (!row) throw new NotFoundError('Token not found.');
         const deleted = toToken(principal, row);
@@ -156,6 +180,9 @@ export function createTokenService(deps: { db: Kysely<Database>; vault: Vault; m
         else await store.deleteToken(trx, principal.tenantId, id);
         return deleted;
       });
+      // This instance's next react must not find it; other instances hear it from the database (migration 0006).
+      cache.invalidate(principal.tenantId, [id]);
+      return deleted;
     },
 
     /**
@@ -177,7 +204,7 @@ export function createTokenService(deps: { db: Kysely<Database>; vault: Vault; m
           if (!principal.permissions.has('token:use')) {
             throw new ForbiddenError('Detokenizing args requires the token:use permission.');
           }
-          const rows = await store.findVisibleTokens(db, principal.tenantId, ids, transactionId);
+          const rows = await visibleTokens(principal.tenantId, ids, transactionId);
           return new Map(rows.map((row) => [row.id, toDetokenizable(row)]));
         },
         { maxTokens: options.maxTokens },

@@ -75,12 +75,17 @@ export function readableTransactionId(transactionId: string | null | undefined):
   return transactionId && UUID_PATTERN.test(transactionId) ? transactionId.toLowerCase() : null;
 }
 
-export function createTransactionService(deps: { db: Kysely<Database>; ttlMs: number }) {
+export function createTransactionService(deps: {
+  db: Kysely<Database>;
+  ttlMs: number;
+  /** Called after a commit deleted tokens, so this instance's token cache forgets them at once. */
+  onTokensDeleted?: (tenantId: string) => void;
+}) {
   const { db } = deps;
 
   async function finish(principal: Principal, id: string, outcome: 'COMMITTED' | 'ROLLED_BACK'): Promise<Transaction> {
     if (!UUID_PATTERN.test(id)) throw notFound();
-    return db.transaction().execute(async (trx) => {
+    const finished = await db.transaction().execute(async (trx) => {
       // FOR UPDATE: a commit and a rollback racing on one transaction serialize here; the loser sees the winner's status.
       const row = await store.lockTransaction(trx, principal.tenantId, id, 'update');
       if (!row) throw notFound();
@@ -90,6 +95,8 @@ export function createTransactionService(deps: { db: Kysely<Database>; ttlMs: nu
       else await tokenStore.rollbackTransactionTokens(trx, principal.tenantId, id);
       return toTransaction(await store.finishTransaction(trx, principal.tenantId, id, outcome));
     });
+    if (outcome === 'COMMITTED') deps.onTokensDeleted?.(principal.tenantId);
+    return finished;
   }
 
   return {

@@ -1,3 +1,4 @@
+import type { KyselyPlugin } from 'kysely';
 import { type App, createApp } from '../../src/app.ts';
 import { type Environment, loadConfig } from '../../src/config.ts';
 import type { DatabaseTarget } from '../../src/db/database.ts';
@@ -45,11 +46,14 @@ export function testEnvironment(overrides: Environment = {}): Environment {
 }
 
 export async function startTestGateway(
-  options: { env?: Environment; database?: TestDatabase; target?: DatabaseTarget } = {},
+  options: { env?: Environment; database?: TestDatabase; target?: DatabaseTarget; queryPlugin?: KyselyPlugin } = {},
 ): Promise<TestGateway> {
   const database = options.database ?? (await createTestDatabase());
   const config = loadConfig(testEnvironment(options.env));
-  const app = await createApp(config, createLogger(config.logLevel), { database: options.target ?? database.target });
+  const app = await createApp(config, createLogger(config.logLevel), {
+    database: options.target ?? database.target,
+    queryPlugin: options.queryPlugin,
+  });
 
   async function gql<T>(
     query: string,
