@@ -3,7 +3,8 @@ import { type LoadResult, loadGraphQL, median, medianOf, sequentialLatency } fro
 import { createReactorOfCode, hasRootField, TRIVIAL_FORMULA } from '../lib/seed.ts';
 import { type BenchContext, checked, type Figure, type Row } from './types.ts';
 
-const REACT = `mutation ($id: UUID!) { react(id: $id, args: { n: 1 }) {
+// One detokenized token per call, as issue 7 asks: `{{ token-id }}` in the args, read and decrypted on every react.
+const REACT = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
   __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
 const TRIVIAL = '{ __typename }';
 
@@ -20,12 +21,19 @@ export const react: Figure = {
     const url = context.gateway.url;
     const reactorId = await createReactorOfCode(url, TRIVIAL_FORMULA);
     const key = BENCH_KEYS.private;
-    const check = await gql<any>(url, REACT, { id: reactorId }, key);
+    const token = await gql<any>(
+      url,
+      'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
+      { input: { type: 'TOKEN', data: { secret: 'bench-secret-value' } } },
+      key,
+    );
+    const variables = { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } };
+    const check = await gql<any>(url, REACT, variables, key);
     if (check.react.__typename !== 'ReactorResponse') throw new Error(`react answered ${JSON.stringify(check.react)}`);
 
     const contenders = [
       { name: 'trivial', query: TRIVIAL, variables: {} },
-      { name: 'react', query: REACT, variables: { id: reactorId } },
+      { name: 'react', query: REACT, variables },
     ];
     const measure = async (connections: number) => {
       const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));

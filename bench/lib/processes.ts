@@ -12,7 +12,14 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-const NODE_ARGS = ['--no-node-snapshot', '--import', 'tsx'];
+// BENCH_NODE_ARGS adds flags Node refuses in NODE_OPTIONS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile
+// the servers a figure starts.
+const NODE_ARGS = [
+  '--no-node-snapshot',
+  '--import',
+  'tsx',
+  ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+];
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 export async function freePort(): Promise<number> {
