@@ -1,7 +1,7 @@
-import { Repeater } from '@repeaterjs/repeater';
 import type { Notifier } from '../db/database.ts';
 import type { ErrorShape } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { SubscriberQueue } from './subscriber-queue.ts';
 import type { RequestStatus } from './tables.ts';
 
 export type ReactorEventType = 'reactor.invoked' | 'reactor.completed' | 'reactor.failed';
@@ -29,6 +29,65 @@ const MAX_PAYLOAD_BYTES = 7000;
 const MAX_ERROR_MESSAGE = 500;
 
 /**
+ * Local subscribers of one kind of notification, by key (tenant or request). Each subscriber is its own queue and
+ * carries its filter as data, so the hub holds no closure per subscription (BENCHMARKS.md, idle subscriptions).
+ */
+class Channel<T> {
+  readonly subscribers = new Map<string, Set<Subscriber<T>>>();
+
+  constructor(private readonly accepts: (value: T, filter: string | null) => boolean) {}
+
+  subscribe(key: string, filter: string | null): Subscriber<T> {
+    const subscriber = new Subscriber(this, key, filter);
+    let set = this.subscribers.get(key);
+    if (!set) {
+      set = new Set();
+      this.subscribers.set(key, set);
+    }
+    set.add(subscriber);
+    return subscriber;
+  }
+
+  remove(subscriber: Subscriber<T>): void {
+    const set = this.subscribers.get(subscriber.key);
+    if (!set?.delete(subscriber)) return;
+    if (set.size === 0) this.subscribers.delete(subscriber.key);
+  }
+
+  dispatch(key: string, value: T): void {
+    const set = this.subscribers.get(key);
+    if (!set) return;
+    for (const subscriber of set) if (this.accepts(value, subscriber.filter)) subscriber.push(value);
+  }
+
+  count(): number {
+    let count = 0;
+    for (const set of this.subscribers.values()) count += set.size;
+    return count;
+  }
+}
+
+class Subscriber<T> extends SubscriberQueue<T> {
+  constructor(
+    private readonly channel: Channel<T>,
+    readonly key: string,
+    readonly filter: string | null,
+  ) {
+    super();
+  }
+
+  protected detach(): void {
+    this.channel.remove(this);
+  }
+}
+
+/** reactorEvents filters by reactor (null: every reactor of the tenant). */
+const acceptsEvent = (event: ReactorEvent, reactorId: string | null) =>
+  reactorId === null || event.reactor.id === reactorId;
+/** Result changes are keyed by request id; the tenant check keeps another tenant's request id from matching. */
+const acceptsChange = (change: ResultChange, tenantId: string | null) => change.tenantId === tenantId;
+
+/**
  * Reactor events and result changes between gateway instances, over LISTEN/NOTIFY (Postgres or PGlite).
  * Every instance LISTENs on two channels and fans out locally, per tenant, to its own subscribers; so a subscriber
  * on instance A sees what instance B published. Payloads are small: ids and a few scalars (results are re-read from
@@ -36,16 +95,12 @@ const MAX_ERROR_MESSAGE = 500;
  * In embedded mode (PGlite, one process) events are delivered in-process without going through the database.
  */
 export function createEventHub(notifier: Notifier, log: Logger, options: { singleProcess: boolean }) {
-  const eventListeners = new Map<string, Set<(event: ReactorEvent) => void>>();
-  const resultListeners = new Map<string, Set<(change: ResultChange) => void>>();
+  const eventSubscribers = new Channel<ReactorEvent>(acceptsEvent);
+  const resultSubscribers = new Channel<ResultChange>(acceptsChange);
   const pending: { channel: string; item: unknown }[] = [];
   const queuedListeners = new Set<() => void>();
   let flushScheduled = false;
   let unlisten: (() => Promise<void>)[] = [];
-
-  function dispatch<T>(listeners: Map<string, Set<(value: T) => void>>, key: string, value: T): void {
-    for (const listener of listeners.get(key) ?? []) listener(value);
-  }
 
   function onPayload(channel: string, payload: string): void {
     let items: unknown[];
@@ -60,11 +115,11 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
 
   function deliver(channel: string, item: unknown): void {
     if (channel === EVENTS_CHANNEL) {
-      dispatch(eventListeners, (item as ReactorEvent).tenantId, item as ReactorEvent);
+      eventSubscribers.dispatch((item as ReactorEvent).tenantId, item as ReactorEvent);
       return;
     }
     const change = item as ResultChange;
-    dispatch(resultListeners, change.requestId, change);
+    resultSubscribers.dispatch(change.requestId, change);
     if (change.status === 'PENDING') for (const listener of queuedListeners) listener();
   }
 
@@ -104,20 +159,6 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
     }
   }
 
-  function subscribe<T>(listeners: Map<string, Set<(value: T) => void>>, key: string, accept: (value: T) => boolean) {
-    return new Repeater<T>(async (push, stop) => {
-      const listener = (value: T) => {
-        if (accept(value)) void push(value);
-      };
-      const set = listeners.get(key) ?? new Set();
-      listeners.set(key, set);
-      set.add(listener);
-      await stop;
-      set.delete(listener);
-      if (set.size === 0) listeners.delete(key);
-    });
-  }
-
   return {
     async start(): Promise<void> {
       unlisten = [
@@ -141,14 +182,22 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
       enqueue(RESULTS_CHANNEL, change);
     },
 
-    /** Events of one tenant (optionally one reactor), from every instance. */
+    /**
+     * Events of one tenant (optionally one reactor), from every instance. Registered at once; return() unregisters.
+     * A subscriber more than MAX_BUFFERED events behind is ended with an error (./subscriber-queue.ts).
+     */
     events(tenantId: string, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
-      return subscribe(eventListeners, tenantId, (event) => reactorId === null || event.reactor.id === reactorId);
+      return eventSubscribers.subscribe(tenantId, reactorId);
     },
 
     /** Signals that a request changed state somewhere; the subscriber re-reads the row. */
     resultChanges(tenantId: string, requestId: string): AsyncIterableIterator<ResultChange> {
-      return subscribe(resultListeners, requestId, (change) => change.tenantId === tenantId);
+      return resultSubscribers.subscribe(requestId, tenantId);
+    },
+
+    /** Live local subscribers (events, result changes): tests check that ended subscriptions unregister. */
+    subscriberCount(): { events: number; results: number } {
+      return { events: eventSubscribers.count(), results: resultSubscribers.count() };
     },
 
     /** Called whenever any instance queues an async request: wakes the job runners. */
