@@ -6,6 +6,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.ts';
 import { createGraphQLFastPath, maxRequestBodyBytes } from './graphql/fast-path.ts';
+import { maskError } from './graphql/graphql-errors.ts';
+import { subscribeMasked } from './graphql/ws-subscribe.ts';
 import { apiKeyFrom } from './graphql/yoga.ts';
 
 export interface RunningServer {
@@ -46,11 +48,18 @@ export async function startServer(
   // Keep-alive sockets would hold `server.close()` open for their idle timeout.
   server.keepAliveTimeout = 5_000;
 
-  type ConnectionSession = { enveloped: ReturnType<typeof yoga.getEnveloped>; contextValue: unknown };
+  type Enveloped = ReturnType<typeof yoga.getEnveloped>;
+  /** The connection's root value: how `execute` below finds the connection's pipeline (graphql-ws passes only args). */
+  type Roots = { execute: Enveloped['execute'] };
+  type ConnectionSession = { enveloped: Enveloped; contextValue: unknown; roots: Roots };
   async function openSession(connectionParams: Record<string, unknown> | undefined): Promise<ConnectionSession> {
     const enveloped = yoga.getEnveloped({ connectionParams, requestId: randomUUID() });
-    return { enveloped, contextValue: await enveloped.contextFactory() };
+    return { enveloped, contextValue: await enveloped.contextFactory(), roots: { execute: enveloped.execute } };
   }
+  // The same mask as Yoga's `maskedErrors` (src/graphql/yoga.ts), for subscriptions, which bypass envelop's
+  // subscribe (src/graphql/ws-subscribe.ts says why).
+  const mask = (error: unknown) =>
+    maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL'));
 
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const graphqlWs: Disposable = useServer(
@@ -70,22 +79,22 @@ export async function startServer(
         // and an idle subscription then holds little more than its own iterator (BENCHMARKS.md, idle subscriptions).
         const connection = ctx.extra as typeof ctx.extra & { session?: Promise<ConnectionSession> };
         connection.session ??= openSession(ctx.connectionParams);
-        const { enveloped, contextValue } = await connection.session;
-        const { schema, execute, subscribe, parse, validate } = enveloped;
+        const { enveloped, contextValue, roots } = await connection.session;
+        const { schema, parse, validate } = enveloped;
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName,
           document: parse(payload.query),
           variableValues: payload.variables,
           contextValue,
-          rootValue: { execute, subscribe },
+          rootValue: roots,
         };
         const errors = validate(args.schema, args.document);
         if (errors.length > 0) return errors;
         return args;
       },
-      execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
-      subscribe: (args) => (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
+      execute: (args) => (args.rootValue as Roots).execute(args),
+      subscribe: (args) => subscribeMasked(args, mask),
     },
     wsServer,
   );

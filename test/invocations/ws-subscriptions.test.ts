@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../../src/server.ts';
+import { createReactorWithCode, REACT } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { collect, wsClient } from '../support/ws.ts';
+
+// graphql-ws subscriptions bypass envelop's subscribe (src/graphql/ws-subscribe.ts): these pin what a client sees
+// on each path through it (the answers were recorded with the envelop path and are unchanged).
+let gateway: TestGateway;
+let server: RunningServer;
+let tenant: TestTenant;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+  server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+  tenant = await gateway.createTenant();
+});
+afterAll(async () => {
+  await server?.close();
+  await gateway?.close();
+});
+
+const UNKNOWN_ID = '01a204cc-a83d-77b0-9658-e28eab878399';
+const EVENTS = 'subscription($id: UUID) { reactorEvents(reactorId: $id) { type reactor { id } } }';
+
+describe('graphql-ws subscriptions', () => {
+  it('ends with the masked domain error when the stream throws (unknown request)', async () => {
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const outcome = await collect(
+        client,
+        'subscription($r: UUID!) { reactorResult(requestId: $r) { status } }',
+        { r: UNKNOWN_ID },
+        { timeoutMs: 5_000 },
+      );
+      expect(outcome).toEqual({
+        values: [],
+        errors: [
+          [
+            {
+              message: 'Reactor request not found.',
+              extensions: { code: 'NOT_FOUND', status: 404, detail: null, errors: null },
+            },
+          ],
+        ],
+        completed: false,
+      });
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('answers a setup error (a variable that is not a UUID) as one masked result, then completes', async () => {
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const outcome = await collect(client, EVENTS, { id: 'not-a-uuid' }, { timeoutMs: 5_000 });
+      expect(outcome).toEqual({
+        values: [],
+        errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 } }],
+        completed: true,
+      });
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('refuses an invalid document with validation errors', async () => {
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const { values, errors } = await collect(
+        client,
+        'subscription { reactorEvents { nope } }',
+        {},
+        { timeoutMs: 5_000 },
+      );
+      expect(values).toEqual([]);
+      expect(errors).toEqual([
+        [expect.objectContaining({ extensions: expect.objectContaining({ code: 'GRAPHQL_VALIDATION_FAILED' }) })],
+      ]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('serves queries and mutations on the same socket as subscriptions', async () => {
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const query = await collect(client, `{ reactor(id: "${UNKNOWN_ID}") { id } }`, {});
+      expect(query).toEqual({ values: [{ reactor: null }], errors: [], completed: true });
+      const mutation = await collect(
+        client,
+        `mutation { react(id: "${UNKNOWN_ID}") { __typename ... on Error { code } } }`,
+        {},
+      );
+      expect(mutation.values).toEqual([{ react: { __typename: 'NotFoundError', code: 'NOT_FOUND' } }]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('multiplexes subscriptions on one socket; one the client completes gets nothing more', async () => {
+    const first = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({});');
+    const second = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({});');
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const received: Record<string, string[]> = { all: [], first: [], cancelled: [] };
+      const listen = (name: string, id: string | null) =>
+        client.subscribe(
+          { query: EVENTS, variables: { id } },
+          {
+            next: (result) => {
+              const event = (result.data as { reactorEvents?: { type: string; reactor: { id: string } } } | null)
+                ?.reactorEvents;
+              received[name]!.push(`${event?.type} ${event?.reactor.id === first ? 'first' : 'second'}`);
+            },
+            error: (error) => received[name]!.push(`error ${JSON.stringify(error)}`),
+            complete: () => {},
+          },
+        );
+      listen('all', null);
+      listen('first', first);
+      const cancel = listen('cancelled', null);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await gateway.gql(REACT, { id: first }, tenant.privateKey);
+      const deadline = Date.now() + 10_000;
+      while (received.cancelled!.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      cancel();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await gateway.gql(REACT, { id: second }, tenant.privateKey);
+      while (received.all!.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(received).toEqual({
+        all: ['reactor.invoked first', 'reactor.completed first', 'reactor.invoked second', 'reactor.completed second'],
+        first: ['reactor.invoked first', 'reactor.completed first'],
+        cancelled: ['reactor.invoked first', 'reactor.completed first'],
+      });
+    } finally {
+      await client.dispose();
+    }
+  });
+});
