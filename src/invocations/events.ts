@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Notifier } from '../db/database.ts';
 import type { ErrorShape } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -27,6 +28,8 @@ const RESULTS_CHANNEL = 'reactor_results';
 /** Postgres refuses NOTIFY payloads of 8000 bytes or more; batches stay well under. */
 const MAX_PAYLOAD_BYTES = 7000;
 const MAX_ERROR_MESSAGE = 500;
+/** How long reactor events wait to share one NOTIFY with later ones (see createEventHub). */
+const EVENTS_FLUSH_MS = 20;
 
 /**
  * Local subscribers of one kind of notification, by key (tenant or request). Each subscriber is its own queue and
@@ -89,28 +92,42 @@ const acceptsChange = (change: ResultChange, tenantId: string | null) => change.
 
 /**
  * Reactor events and result changes between gateway instances, over LISTEN/NOTIFY (Postgres or PGlite).
- * Every instance LISTENs on two channels and fans out locally, per tenant, to its own subscribers; so a subscriber
+ * What an instance publishes reaches its own subscribers (and job runner) in-process on the next tick; other
+ * instances get it through NOTIFY on two channels and fan it out, per tenant, to their subscribers, so a subscriber
  * on instance A sees what instance B published. Payloads are small: ids and a few scalars (results are re-read from
- * the table by the subscriber). Publishing is batched per tick: one NOTIFY carries every event of that tick.
- * In embedded mode (PGlite, one process) events are delivered in-process without going through the database.
+ * the table by the subscriber), in batches tagged with the sending instance, which ignores its own.
+ *
+ * Batching: result changes (which drive `reactorResult` subscriptions and wake other runners) go out once per tick;
+ * reactor events once per EVENTS_FLUSH_MS. Sync `react` publishes two events per call, and a NOTIFY per event
+ * (two round trips, and Postgres serialises NOTIFY at commit) was the largest cost of `react` on Postgres after
+ * the formula itself. Subscribers on other instances see events up to EVENTS_FLUSH_MS later; local ones at once.
+ * In embedded mode (PGlite, one process) nothing is sent: nobody else is listening.
  */
 export function createEventHub(notifier: Notifier, log: Logger, options: { singleProcess: boolean }) {
   const eventSubscribers = new Channel<ReactorEvent>(acceptsEvent);
   const resultSubscribers = new Channel<ResultChange>(acceptsChange);
-  const pending: { channel: string; item: unknown }[] = [];
+  const instanceId = randomUUID();
+  const local: { channel: string; item: unknown }[] = [];
+  const outgoing = new Map<string, string[]>([
+    [EVENTS_CHANNEL, []],
+    [RESULTS_CHANNEL, []],
+  ]);
+  const sendTimers = new Map<string, NodeJS.Immediate | NodeJS.Timeout>();
   const queuedListeners = new Set<() => void>();
-  let flushScheduled = false;
+  let localScheduled = false;
   let unlisten: (() => Promise<void>)[] = [];
 
   function onPayload(channel: string, payload: string): void {
-    let items: unknown[];
+    let batch: { from?: unknown; items?: unknown };
     try {
-      items = JSON.parse(payload);
+      batch = JSON.parse(payload);
     } catch {
       log.warn({ channel }, 'ignored a malformed notification');
       return;
     }
-    for (const item of items) deliver(channel, item);
+    // This instance delivered its own batches locally already.
+    if (batch.from === instanceId || !Array.isArray(batch.items)) return;
+    for (const item of batch.items) deliver(channel, item);
   }
 
   function deliver(channel: string, item: unknown): void {
@@ -123,39 +140,60 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
     if (change.status === 'PENDING') for (const listener of queuedListeners) listener();
   }
 
-  async function flush(): Promise<void> {
-    flushScheduled = false;
-    const batch = pending.splice(0);
-    if (options.singleProcess) {
-      // Embedded mode: one process owns the database, so nobody else is listening; skip the round trip through it.
-      for (const { channel, item } of batch) deliver(channel, item);
-      return;
+  function deliverLocally(): void {
+    localScheduled = false;
+    for (const { channel, item } of local.splice(0)) deliver(channel, item);
+  }
+
+  async function send(channel: string): Promise<void> {
+    sendTimers.delete(channel);
+    const texts = outgoing.get(channel)!.splice(0);
+    const head = `{"from":"${instanceId}","items":[`;
+    let chunk: string[] = [];
+    let size = head.length + 2;
+    const notify = async () => {
+      if (chunk.length === 0) return;
+      const payload = `${head}${chunk.join(',')}]}`;
+      chunk = [];
+      size = head.length + 2;
+      await notifier.notify(channel, payload).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
+    };
+    for (const text of texts) {
+      if (size + text.length + 1 > MAX_PAYLOAD_BYTES) await notify();
+      chunk.push(text);
+      size += text.length + 1;
     }
-    for (const channel of [EVENTS_CHANNEL, RESULTS_CHANNEL]) {
-      let chunk: string[] = [];
-      let size = 2;
-      const send = async () => {
-        if (chunk.length === 0) return;
-        const payload = `[${chunk.join(',')}]`;
-        chunk = [];
-        size = 2;
-        await notifier.notify(channel, payload).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
-      };
-      for (const { item } of batch.filter((entry) => entry.channel === channel)) {
-        const text = JSON.stringify(item);
-        if (size + text.length + 1 > MAX_PAYLOAD_BYTES) await send();
-        chunk.push(text);
-        size += text.length + 1;
-      }
-      await send();
-    }
+    await notify();
+  }
+
+  function scheduleSend(channel: string): void {
+    if (sendTimers.has(channel)) return;
+    sendTimers.set(
+      channel,
+      channel === EVENTS_CHANNEL
+        ? setTimeout(() => void send(channel), EVENTS_FLUSH_MS)
+        : setImmediate(() => void send(channel)),
+    );
   }
 
   function enqueue(channel: string, item: unknown): void {
-    pending.push({ channel, item });
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(() => void flush());
+    local.push({ channel, item });
+    if (!localScheduled) {
+      localScheduled = true;
+      setImmediate(deliverLocally);
+    }
+    if (options.singleProcess) return;
+    outgoing.get(channel)!.push(JSON.stringify(item));
+    scheduleSend(channel);
+  }
+
+  /** Delivers and sends everything still queued now (shutdown, tests). */
+  async function flush(): Promise<void> {
+    deliverLocally();
+    for (const [channel, timer] of sendTimers) {
+      clearTimeout(timer as NodeJS.Timeout);
+      clearImmediate(timer as NodeJS.Immediate);
+      await send(channel);
     }
   }
 
@@ -206,7 +244,6 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
       return () => queuedListeners.delete(listener);
     },
 
-    /** Sends whatever is still queued (shutdown). */
     flush,
 
     async close(): Promise<void> {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
-import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
+import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { ADMIN_KEY, startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway } from '../support/gateway.ts';
 import { collect, wsClient } from '../support/ws.ts';
 
@@ -101,6 +101,36 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       expect(row.runner_id).toBe(b.app.runner.runnerId);
     } finally {
       a.app.runner.start();
+    }
+  });
+
+  it("streams reactor events of both instances to a subscriber on A, each once (A's own NOTIFY echo is ignored)", async () => {
+    const tenant = await a.createTenant();
+    const reactorId = await createReactorWithCode(
+      a,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
+    const client = wsClient(serverA.url, tenant.privateKey);
+    try {
+      const events = collect(
+        client,
+        'subscription($id: UUID) { reactorEvents(reactorId: $id) { type request { id } } }',
+        { id: reactorId },
+        // Two reacts make four events; wait a little past them so a duplicate would be seen.
+        { until: (values) => values.length > 4, timeoutMs: 1_500 },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await b.gql(REACT, { id: reactorId }, tenant.privateKey);
+      await a.gql(REACT, { id: reactorId }, tenant.privateKey);
+      const { values } = await events;
+      const types = values.map((v) => v.reactorEvents.type);
+      expect(types.filter((type) => type === 'reactor.invoked')).toHaveLength(2);
+      expect(types.filter((type) => type === 'reactor.completed')).toHaveLength(2);
+      expect(values).toHaveLength(4);
+      expect(new Set(values.map((v) => v.reactorEvents.request.id)).size).toBe(2);
+    } finally {
+      await client.dispose();
     }
   });
 
