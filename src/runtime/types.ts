@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { ErrorShape } from '../errors.ts';
 
 export interface RuntimeOptions {
@@ -44,9 +45,20 @@ export interface FormulaRuntime {
 export type WorkerOptions = Required<Omit<RuntimeOptions, 'threads'>>;
 
 /** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */
-export type WorkerTask = ({ kind: 'run'; input: RunInput } | { kind: 'check'; code: string } | { kind: 'quiesce' }) & {
+export type WorkerTask = (
+  | { kind: 'run'; input: RunInput }
+  | { kind: 'check'; code: string }
+  | { kind: 'quiesce' }
+  /** Several runs in one message; each answer is posted on `port` as a BatchAnswer when ready (pool.ts). */
+  | { kind: 'batch'; tasks: WorkerTask[]; port: MessagePort }
+) & {
   slot?: number;
 };
+
+export interface BatchAnswer {
+  index: number;
+  outcome: RunOutcome | CheckResult;
+}
 
 export const DEFAULTS = {
   memoryLimitMb: 128,

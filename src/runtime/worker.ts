@@ -6,7 +6,7 @@ import { FormulaCache } from './sandbox/formula-cache.ts';
 import { FormulaIsolate, type IsolateSettings } from './sandbox/formula-isolate.ts';
 import { errorOf, runtimeError } from './sandbox/outcome.ts';
 import { type SharedSlots, startTask } from './task-slots.ts';
-import type { CheckResult, RunOutcome, WorkerOptions, WorkerTask } from './types.ts';
+import type { BatchAnswer, CheckResult, RunOutcome, WorkerOptions, WorkerTask } from './types.ts';
 
 // Piscina worker entry. Imports nothing from db, auth or graphql: this side only ever sees one call's data.
 const { runtime: options, slots } = workerData as { runtime: WorkerOptions; slots: SharedSlots };
@@ -88,6 +88,17 @@ async function quiesce(): Promise<number> {
 }
 
 export default async function handle(task: WorkerTask): Promise<RunOutcome | CheckResult> {
+  if (task.kind === 'batch') {
+    const { port } = task;
+    // Each answer goes back the moment it is ready (the pool resolves that run at once).
+    await Promise.all(
+      task.tasks.map(async (one, index) => {
+        const answer: BatchAnswer = { index, outcome: await handle(one) };
+        port.postMessage(answer);
+      }),
+    );
+    return { ok: true };
+  }
   if (task.slot !== undefined && !startTask(slots, slotCells, task.slot, threadId)) {
     // The pool's backstop gave up on this task while it was still queued here and has already answered for it.
     return { ok: false, message: 'cancelled' };
