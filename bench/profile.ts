@@ -1,0 +1,78 @@
+// `node --no-node-snapshot --import tsx bench/profile.ts [pglite|postgres] [c1|c50] [operation...]`
+//
+// Where a figure's time goes: starts one gateway as the harness does, seeds a reactor and a token, and drives each
+// operation (trivial, react, react-no-token) alone for DURATION seconds (default 4): p50 at concurrency 1, or
+// throughput at 50 connections with the CPU the gateway spent per request, split by thread (main, piscina workers,
+// V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+// Postgres: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres). Not part of `npm run bench`.
+import { readdirSync, readFileSync } from 'node:fs';
+import { BENCH_KEYS, createBenchDatabase, gql, startGateway } from './lib/gateway.ts';
+import { loadGraphQL, sequentialLatency } from './lib/load.ts';
+import { createReactorOfCode, TRIVIAL_FORMULA } from './lib/seed.ts';
+
+const [kind = 'pglite', mode = 'c50', ...wanted] = process.argv.slice(2);
+const seconds = Number(process.env.DURATION ?? 4);
+const REACT = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
+  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
+
+/** CPU ticks (1/100 s) of every thread of the gateway process. */
+function gatewayThreadTicks(pid: number): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    ticks.set(`${tid} ${name}`, Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+const database = await createBenchDatabase(
+  kind as 'pglite' | 'postgres',
+  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+);
+const gateway = await startGateway(database, { name: 'gateway' });
+try {
+  const url = gateway.url;
+  const key = BENCH_KEYS.private;
+  const reactorId = await createReactorOfCode(url, TRIVIAL_FORMULA);
+  const token = await gql<any>(
+    url,
+    'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
+    { input: { type: 'TOKEN', data: { secret: 'profile' } } },
+    key,
+  );
+  const operations = {
+    trivial: { query: '{ __typename }', variables: {} },
+    react: { query: REACT, variables: { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } } },
+    'react-no-token': { query: REACT, variables: { id: reactorId, args: { n: 1 } } },
+  };
+  for (const [name, operation] of Object.entries(operations)) {
+    if (wanted.length > 0 && !wanted.includes(name)) continue;
+    const load = { url, ...operation, headers: { 'bt-api-key': key } };
+    if (mode === 'c1') {
+      const result = await sequentialLatency({ ...load, durationSeconds: seconds, maxRequests: 100_000 });
+      console.log(`${name}: c=1 p50 ${result.p50Ms.toFixed(3)} ms (${result.requests} requests)`);
+      continue;
+    }
+    const before = gatewayThreadTicks(gateway.pid);
+    const started = performance.now();
+    const result = await loadGraphQL({ ...load, connections: 50, durationSeconds: seconds });
+    const elapsed = (performance.now() - started) / 1000;
+    const after = gatewayThreadTicks(gateway.pid);
+    const requests = result.requests;
+    const perThread = [...after].map(([thread, t]) => [thread, t - (before.get(thread) ?? t)] as const);
+    const total = perThread.reduce((sum, [, t]) => sum + t, 0);
+    console.log(
+      `${name}: c=50 ${result.rps.toFixed(0)} req/s, gateway CPU ${((total * 1e4) / requests).toFixed(0)} us/request`,
+    );
+    for (const [thread, t] of perThread.filter(([, t]) => t > 0).sort((a, b) => b[1] - a[1])) {
+      console.log(
+        `  ${thread}: ${((t * 1e4) / requests).toFixed(1)} us/request (${(t / elapsed).toFixed(0)}% of a core)`,
+      );
+    }
+  }
+} finally {
+  await gateway.stop();
+  await database.drop();
+}
