@@ -6,7 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.ts';
 import { createGraphQLFastPath, maxRequestBodyBytes } from './graphql/fast-path.ts';
-import { maskError } from './graphql/graphql-errors.ts';
+import { loggingMask } from './graphql/graphql-errors.ts';
 import { subscribeMasked } from './graphql/ws-subscribe.ts';
 import { apiKeyFrom } from './graphql/yoga.ts';
 
@@ -58,8 +58,7 @@ export async function startServer(
   }
   // The same mask as Yoga's `maskedErrors` (src/graphql/yoga.ts), for subscriptions, which bypass envelop's
   // subscribe (src/graphql/ws-subscribe.ts says why).
-  const mask = (error: unknown) =>
-    maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL'));
+  const mask = loggingMask(log);
 
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const graphqlWs: Disposable = useServer(

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { DomainError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import type { GraphQLContext } from './context.ts';
 
 /** UNAUTHENTICATED when no valid key came with the request, FORBIDDEN when the key lacks what the field needs. */
@@ -47,4 +48,10 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
     path: error instanceof GraphQLError ? error.path : undefined,
     extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 },
   });
+}
+
+/** maskError logging what it hides: Yoga's `maskedErrors` (./yoga.ts) and graphql-ws subscriptions (src/server.ts). */
+export function loggingMask(log: Logger): (error: unknown) => GraphQLError {
+  return (error) =>
+    maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL'));
 }

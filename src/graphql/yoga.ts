@@ -7,7 +7,7 @@ import { type Logger, requestLog } from '../logger.ts';
 import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
 import { maxRequestBodyBytes } from './fast-path.ts';
-import { maskError } from './graphql-errors.ts';
+import { loggingMask } from './graphql-errors.ts';
 import { schema } from './schema.ts';
 
 /** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
@@ -61,8 +61,7 @@ export function createGraphQLHandler(services: Services, log: Logger) {
     maxRequestBodySize: maxRequestBodyBytes(services.config.limits.maxArgsBytes),
     context: (initial) => createContext(services, log, initial),
     maskedErrors: {
-      maskError: (error) =>
-        maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL')),
+      maskError: loggingMask(log),
     },
     plugins: [
       // graphql-js executes, not Yoga's default @graphql-tools executor: the pinned one (the newest that runs on
