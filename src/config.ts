@@ -56,7 +56,8 @@ const environmentSchema = z.object({
     .min(1000)
     .default(24 * 60 * 60 * 1000),
   JOB_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
-  JOB_CONCURRENCY: z.coerce.number().int().min(1).default(8),
+  // 0: this instance serves the API but runs no async jobs (other instances on the same database do).
+  JOB_CONCURRENCY: z.coerce.number().int().min(0).default(8),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(30_000),
   EXPOSE_FORMULA_LOGS: z
     .enum(['true', 'false', '1', '0'])

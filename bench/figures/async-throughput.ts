@@ -42,7 +42,10 @@ export const asyncThroughput: Figure = {
 
     const one = await measure(context, [context.gateway], reactorId, jobs, dbUrl, names);
     const second = context.track(
-      await startGateway(context.database, { name: 'gateway 2', env: await context.database.anotherInstance() }),
+      await startGateway(context.database, {
+        name: 'gateway 2',
+        env: await context.database.anotherInstance({ runsJobs: true }),
+      }),
     );
     names.set(second.pid, 'gateway 2');
     let two: Measurement;

@@ -19,10 +19,12 @@ export interface BenchDatabase {
   /** Direct SQL for seeding (bulk inserts); PGlite is single-process, so only with Postgres. */
   url: string | null;
   /**
-   * The environment of one more gateway instance. Postgres: the same database (how the gateway scales out).
-   * PGlite: a data directory of its own, since one PGlite directory belongs to one process.
+   * The environment of one more gateway instance. Postgres: the same database (how the gateway scales out); it
+   * runs no async jobs unless `runsJobs` (JOB_CONCURRENCY=0), so a figure's helper instances cannot take jobs away
+   * from the instance whose job throughput is measured. PGlite: a data directory of its own, since one PGlite
+   * directory belongs to one process, and so it runs its own jobs.
    */
-  anotherInstance(): Promise<Record<string, string>>;
+  anotherInstance(options?: { runsJobs?: boolean }): Promise<Record<string, string>>;
   drop(): Promise<void>;
 }
 
@@ -53,7 +55,11 @@ export async function createBenchDatabase(kind: DatabaseKind, adminUrl?: string)
     kind,
     env: { DATA_DIR: data.dir, DATABASE_URL: url.toString() },
     url: url.toString(),
-    anotherInstance: async () => ({ DATA_DIR: data.dir, DATABASE_URL: url.toString() }),
+    anotherInstance: async (options) => ({
+      DATA_DIR: data.dir,
+      DATABASE_URL: url.toString(),
+      ...(options?.runsJobs ? {} : { JOB_CONCURRENCY: '0' }),
+    }),
     async drop() {
       await withClient(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`));
       await data.remove();
