@@ -13,7 +13,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1]?.toLowerCase() : undefined;
 const settings = quick
-  ? { durationSeconds: 1.5, rounds: 3, connections: 50 }
+  ? { durationSeconds: 1, rounds: 3, connections: 50 }
   : { durationSeconds: 10, rounds: 3, connections: 50 };
 
 interface RunResult {
@@ -50,8 +50,10 @@ async function runOn(kind: DatabaseKind): Promise<RunResult> {
         continue;
       }
       log(`[${kind}] ${figure.name}`);
+      const figureStartedAt = Date.now();
       try {
         result.rows.push(...(await figure.run(context)));
+        log(`[${kind}] ${figure.name}: ${((Date.now() - figureStartedAt) / 1000).toFixed(1)} s`);
       } catch (error) {
         // One broken figure (another engineer's feature mid-change) must not cost the others their numbers.
         const reason = error instanceof Error ? error.message : String(error);

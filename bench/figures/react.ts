@@ -38,7 +38,13 @@ export const react: Figure = {
     const measure = async (connections: number) => {
       const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
       for (const contender of contenders) {
-        await loadGraphQL({ ...contender, url, headers: { 'bt-api-key': key }, connections, durationSeconds: 1 });
+        await loadGraphQL({
+          ...contender,
+          url,
+          headers: { 'bt-api-key': key },
+          connections,
+          durationSeconds: context.quick ? 0.5 : 1,
+        });
       }
       for (let round = 1; round <= context.rounds; round++) {
         for (const contender of contenders) {

@@ -70,7 +70,7 @@ export const reactorsList: Figure = {
         connections: context.connections,
         durationSeconds,
       });
-    for (const contender of contenders) await run(contender, 1);
+    for (const contender of contenders) await run(contender, context.quick ? 0.5 : 1);
     for (let round = 1; round <= context.rounds; round++) {
       for (const contender of contenders) {
         const result = await run(contender, context.durationSeconds);

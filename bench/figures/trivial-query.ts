@@ -37,7 +37,7 @@ export const trivialQuery: Figure = {
     const cpuPerRequest = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
     for (const contender of contenders) {
       // Warm-up: JIT, lazily loaded modules, caches and keep-alive sockets, not measured.
-      await loadGraphQL({ ...contender, connections: context.connections, durationSeconds: context.quick ? 1 : 3 });
+      await loadGraphQL({ ...contender, connections: context.connections, durationSeconds: context.quick ? 0.5 : 3 });
     }
     for (let round = 1; round <= context.rounds; round++) {
       // Each round starts with a different contender, so no one always runs first (or always after the same one).
