@@ -17,7 +17,8 @@ export type DatabaseTarget =
 /** The notification side of Postgres, the same for PGlite and `pg`: LISTEN/NOTIFY carries event ids between instances. */
 export interface Notifier {
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
-  notify(channel: string, payload: string): Promise<void>;
+  /** Sends the payloads in this order, in one statement (one round trip however many there are). */
+  notify(channel: string, payloads: readonly string[]): Promise<void>;
 }
 
 export interface DatabaseHandle {
@@ -30,6 +31,9 @@ export interface DatabaseHandle {
   dump?(): Promise<Blob>;
   close(): Promise<void>;
 }
+
+// WITH ORDINALITY and ORDER BY keep the payloads' order (NOTIFY delivers in the order of the calls).
+const NOTIFY_ALL = 'select pg_notify($1, payload) from unnest($2::text[]) with ordinality as p(payload, n) order by n';
 
 // int8 (count(*)) as a JS number: every count here is far below 2^53.
 pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
@@ -48,8 +52,8 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
       const unsubscribe = await pglite.listen(channel, onPayload);
       return async () => unsubscribe();
     },
-    async notify(channel, payload) {
-      await pglite.query('select pg_notify($1, $2)', [channel, payload]);
+    async notify(channel, payloads) {
+      await pglite.query(NOTIFY_ALL, [channel, payloads]);
     },
   };
   return {
@@ -74,8 +78,8 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     db,
     notifier: {
       listen: listener.listen,
-      async notify(channel, payload) {
-        await pool.query('select pg_notify($1, $2)', [channel, payload]);
+      async notify(channel, payloads) {
+        await pool.query(NOTIFY_ALL, [channel, payloads]);
       },
     },
     kind: 'postgres',

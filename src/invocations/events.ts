@@ -148,22 +148,23 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
   async function send(channel: string): Promise<void> {
     sendTimers.delete(channel);
     const texts = outgoing.get(channel)!.splice(0);
+    if (texts.length === 0) return;
     const head = `{"from":"${instanceId}","items":[`;
+    const payloads: string[] = [];
     let chunk: string[] = [];
     let size = head.length + 2;
-    const notify = async () => {
-      if (chunk.length === 0) return;
-      const payload = `${head}${chunk.join(',')}]}`;
-      chunk = [];
-      size = head.length + 2;
-      await notifier.notify(channel, payload).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
-    };
     for (const text of texts) {
-      if (size + text.length + 1 > MAX_PAYLOAD_BYTES) await notify();
+      if (chunk.length > 0 && size + text.length + 1 > MAX_PAYLOAD_BYTES) {
+        payloads.push(`${head}${chunk.join(',')}]}`);
+        chunk = [];
+        size = head.length + 2;
+      }
       chunk.push(text);
       size += text.length + 1;
     }
-    await notify();
+    payloads.push(`${head}${chunk.join(',')}]}`);
+    // Every chunk in one statement: under load a 20 ms batch of events is a dozen payloads.
+    await notifier.notify(channel, payloads).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
   }
 
   function scheduleSend(channel: string): void {

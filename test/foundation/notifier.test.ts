@@ -1,0 +1,25 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+
+let gateway: TestGateway;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+});
+afterAll(() => gateway?.close());
+
+it('sends many payloads in one statement and delivers them in order', async () => {
+  const { notifier } = gateway.app.database;
+  const received: string[] = [];
+  const payloads = Array.from({ length: 25 }, (_, i) => `payload ${i} ${'x'.repeat(i * 100)}`);
+  const stop = await notifier.listen('notifier_test', (payload) => received.push(payload));
+  try {
+    await notifier.notify('notifier_test', payloads);
+    const deadline = Date.now() + 5_000;
+    while (received.length < payloads.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(received).toEqual(payloads);
+  } finally {
+    await stop();
+  }
+});
