@@ -50,6 +50,8 @@ try {
   for (const [name, operation] of Object.entries(operations)) {
     if (wanted.length > 0 && !wanted.includes(name)) continue;
     const load = { url, ...operation, headers: { 'bt-api-key': key } };
+    // Warm-up (JIT, caches, keep-alive sockets), not measured: without it the first operation pays for all of that.
+    await loadGraphQL({ ...load, connections: 50, durationSeconds: Math.min(2, seconds) });
     if (mode === 'c1') {
       const result = await sequentialLatency({ ...load, durationSeconds: seconds, maxRequests: 100_000 });
       console.log(`${name}: c=1 p50 ${result.p50Ms.toFixed(3)} ms (${result.requests} requests)`);

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { useEngine } from '@envelop/core';
-import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { execute, subscribe } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import { type Logger, requestLog } from '../logger.ts';
@@ -8,6 +7,8 @@ import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
 import { maxRequestBodyBytes } from './fast-path.ts';
 import { loggingMask } from './graphql-errors.ts';
+import { useOperationCache } from './operation-cache.ts';
+import { useQueryLimits } from './query-limits.ts';
 import { schema } from './schema.ts';
 
 /** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
@@ -60,6 +61,8 @@ export function createGraphQLHandler(services: Services, log: Logger) {
     // The same limit as the fast path (args up to maxArgsBytes plus room for the rest); Yoga answers 413 above it.
     maxRequestBodySize: maxRequestBodyBytes(services.config.limits.maxArgsBytes),
     context: (initial) => createContext(services, log, initial),
+    // Ours instead (src/graphql/operation-cache.ts says why), last in `plugins` as Yoga's sits after them.
+    parserAndValidationCache: false,
     maskedErrors: {
       maskError: loggingMask(log),
     },
@@ -68,13 +71,9 @@ export function createGraphQLHandler(services: Services, log: Logger) {
       // Node 20) writes result fields in the order their resolvers finish, so `{ a b }` could answer `{ b, a }`.
       // The spec orders a response by the selection set; graphql-js does.
       useEngine({ execute, subscribe }),
-      // Depth, alias, directive and cost limits: a public endpoint must not be walked into an expensive query.
-      EnvelopArmorPlugin({
-        maxDepth: { n: 12 },
-        maxAliases: { n: 30 },
-        costLimit: { maxCost: 20_000 },
-        blockFieldSuggestion: { enabled: false },
-      }),
+      // Depth, alias, directive, cost and token limits (graphql-armor).
+      ...useQueryLimits(),
+      useOperationCache(),
     ],
   });
 }

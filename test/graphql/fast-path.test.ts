@@ -132,6 +132,19 @@ describe('the fast path answers exactly as Yoga', () => {
     expect((await sameAnswer(operation('{ noSuchField }'))).body).toContain('noSuchField');
   });
 
+  it('for queries over the limits (aliases, directives, tokens), twice each: the second answer is cached', async () => {
+    const limits = [
+      [`{ ${Array.from({ length: 31 }, (_, i) => `a${i}: viewer { tenant { id } }`).join(' ')} }`, 'Aliases limit'],
+      [`{ __typename ${'@skip(if: false) '.repeat(60)}}`, 'Directives limit'],
+      [`{ ${'__typename '.repeat(1001)}}`, 'Token limit'],
+    ];
+    for (const [query, message] of limits) {
+      const first = await sameAnswer(operation(query!));
+      expect(first.body).toContain(message);
+      expect(await sameAnswer(operation(query!))).toEqual(first);
+    }
+  });
+
   it('for variables and operationName', async () => {
     const document = 'query A { __typename } query B($id: UUID!) { reactor(id: $id) { id } }';
     await sameAnswer(operation(document, { operationName: 'A' }));

@@ -1,0 +1,32 @@
+import type { Plugin } from '@envelop/core';
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import type { ValidationRule } from 'graphql';
+
+/**
+ * graphql-armor's limits (depth, aliases, directives, cost, tokens): a public endpoint must not be walked into an
+ * expensive query. The same protections, defaults and order as `EnvelopArmorPlugin` with field suggestions left on,
+ * but the validation rules are built once. The armor plugins build a new rule function on every request, and a
+ * validation cache keyed by rule identity (src/graphql/operation-cache.ts) would then never hit; Yoga's cache
+ * keyed rules by name instead, at a cost of its own on every request.
+ */
+export function useQueryLimits(): Plugin[] {
+  const rules: ValidationRule[] = [
+    maxDirectivesRule({}),
+    maxAliasesRule({ n: 30 }),
+    costLimitRule({ maxCost: 20_000 }),
+    maxDepthRule({ n: 12 }),
+  ];
+  return [
+    // Counts tokens while parsing, so a huge document is refused before it is built (armor's default: 1,000).
+    maxTokensPlugin({}),
+    {
+      onValidate({ addValidationRule }) {
+        for (const rule of rules) addValidationRule(rule);
+      },
+    },
+  ];
+}
