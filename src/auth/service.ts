@@ -38,6 +38,7 @@ export function createAuthService(deps: {
 }) {
   const { db } = deps;
   // false caches a miss, so a flood of bad keys does not become a flood of queries.
+  const adminKey = deps.adminApiKey ? Buffer.from(deps.adminApiKey) : null;
   const keyCache = new LRUCache<string, Principal | false>({ max: 10_000, ttl: KEY_CACHE_TTL_MS });
 
   function toPrincipal(row: ApplicationRow): Principal {
@@ -106,10 +107,9 @@ export function createAuthService(deps: {
     },
 
     isAdminKey(key: string | null): boolean {
-      if (!key || !deps.adminApiKey) return false;
+      if (!key || !adminKey) return false;
       const given = Buffer.from(key);
-      const expected = Buffer.from(deps.adminApiKey);
-      return given.length === expected.length && timingSafeEqual(given, expected);
+      return given.length === adminKey.length && timingSafeEqual(given, adminKey);
     },
 
     /** A key for `req.bt` inside a formula run: acts as `applicationId` for a few minutes. */

@@ -77,7 +77,7 @@ describe('the operation cache', () => {
     expect(parseAndValidate(getEnveloped, '{ hello }').errors).toEqual([]);
     expect(parseAndValidate(getEnveloped, '{ hello }').errors).toEqual([]);
     const failed = parseAndValidate(getEnveloped, '{ goodbye }').errors;
-    expect(failed.map((error) => error.message)).toEqual(['Cannot query field "goodbye" on type "Query".']);
+    expect(failed.map((error: Error) => error.message)).toEqual(['Cannot query field "goodbye" on type "Query".']);
     expect(parseAndValidate(getEnveloped, '{ goodbye }').errors).toBe(failed);
     expect(calls.validate).toBe(2);
   });
@@ -98,7 +98,7 @@ describe('the operation cache', () => {
     const validateAs = (strict: boolean) => {
       const enveloped = getEnveloped({ strict });
       const document: DocumentNode = enveloped.parse('{ nested { hello } }');
-      return enveloped.validate(enveloped.schema, document).map((error) => error.message);
+      return enveloped.validate(enveloped.schema, document).map((error: Error) => error.message);
     };
     expect(validateAs(true)).toEqual(['no nesting']);
     expect(validateAs(false)).toEqual([]);
