@@ -75,6 +75,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         adminApiKey: config.adminApiKey,
         invocationKeySecret: deriveKey(masterKey, 'invocation-keys'),
         maxNameLength: config.limits.maxNameLength,
+        rateLimit: config.limits.rateLimit,
       }),
       tokens: createTokenService({
         db: database.db,

@@ -44,6 +44,9 @@ const environmentSchema = z.object({
     .default(5 * 1024 * 1024),
   MAX_TOKENS_PER_REQUEST: z.coerce.number().int().min(1).default(100),
   TOKEN_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
+  // Per application and per instance; 0 (the default) turns the limit off.
+  RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).default(0),
+  RATE_LIMIT_BURST: z.coerce.number().int().min(1).optional(),
   EGRESS_ALLOW: listOf,
   TRANSACTION_TTL_MS: z.coerce
     .number()
@@ -103,6 +106,11 @@ export function loadConfig(env: Environment = process.env) {
       reactTimeoutMs: e.REACT_TIMEOUT_MS,
       asyncTimeoutMs: { min: 10_000, max: 210_000, default: 10_000 },
       pageSize: { default: 20, max: 100 },
+      /** Requests per application (src/auth/rate-limit.ts); the burst defaults to one second's worth. */
+      rateLimit: {
+        perSecond: e.RATE_LIMIT_PER_SECOND,
+        burst: e.RATE_LIMIT_BURST ?? Math.ceil(e.RATE_LIMIT_PER_SECOND),
+      },
     },
     transactions: { ttlMs: e.TRANSACTION_TTL_MS },
     tokens: { cacheSize: e.TOKEN_CACHE_SIZE },

@@ -5,8 +5,9 @@ import type { Disposable } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.ts';
+import type { GraphQLContext } from './graphql/context.ts';
 import { createGraphQLFastPath, maxRequestBodyBytes } from './graphql/fast-path.ts';
-import { loggingMask } from './graphql/graphql-errors.ts';
+import { loggingMask, rateLimitedError } from './graphql/graphql-errors.ts';
 import { subscribeMasked } from './graphql/ws-subscribe.ts';
 import { apiKeyFrom } from './graphql/yoga.ts';
 
@@ -79,6 +80,9 @@ export async function startServer(
         const connection = ctx.extra as typeof ctx.extra & { session?: Promise<ConnectionSession> };
         connection.session ??= openSession(ctx.connectionParams);
         const { enveloped, contextValue, roots } = await connection.session;
+        const { principal } = contextValue as GraphQLContext;
+        const retryAfter = principal ? app.services.auth.admit(principal) : 0;
+        if (retryAfter > 0) return [rateLimitedError(retryAfter, 'ws')];
         const { schema, parse, validate } = enveloped;
         const args: ExecutionArgs = {
           schema,

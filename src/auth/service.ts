@@ -7,6 +7,7 @@ import type { Database } from '../db/tables.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
 import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, isPermission, type Permission } from './permissions.ts';
+import { createRateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import * as store from './store.ts';
 import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
 
@@ -35,8 +36,10 @@ export function createAuthService(deps: {
   adminApiKey: string | undefined;
   invocationKeySecret: Buffer;
   maxNameLength: number;
+  rateLimit?: RateLimitOptions;
 }) {
   const { db } = deps;
+  const limiter = createRateLimiter(deps.rateLimit ?? { perSecond: 0, burst: 1 });
   // false caches a miss, so a flood of bad keys does not become a flood of queries.
   const adminKey = deps.adminApiKey ? Buffer.from(deps.adminApiKey) : null;
   const keyCache = new LRUCache<string, Principal | false>({ max: 10_000, ttl: KEY_CACHE_TTL_MS });
@@ -104,6 +107,14 @@ export function createAuthService(deps: {
     async principalFor(applicationId: string): Promise<Principal | null> {
       const row = await db.selectFrom('applications').selectAll().where('id', '=', applicationId).executeTakeFirst();
       return row ? toPrincipal(row) : null;
+    },
+
+    /**
+     * Counts a request (or a subscription) of an authenticated application against its rate limit: 0 when it may
+     * proceed, otherwise the seconds after which it may retry.
+     */
+    admit(principal: Principal): number {
+      return limiter.take(principal.applicationId);
     },
 
     isAdminKey(key: string | null): boolean {

@@ -13,6 +13,23 @@ export function authorizationError(context: GraphQLContext, reason: string): Gra
   return new GraphQLError(`Forbidden: ${describeReason(reason)}`, { extensions: { code: 'FORBIDDEN', status: 403 } });
 }
 
+/**
+ * RATE_LIMITED (429) for an application over its rate limit, with the seconds to wait in `retryAfter`. Over HTTP it
+ * is thrown before anything runs, so it is the request's only error, and the answer is HTTP 429 with `Retry-After`
+ * (Yoga reads `extensions.http` and leaves it out of the body); a graphql-ws subscribe gets it without that part.
+ */
+export function rateLimitedError(retryAfterSeconds: number, transport: 'http' | 'ws'): GraphQLError {
+  const http = { status: 429, headers: { 'Retry-After': String(retryAfterSeconds) } };
+  return new GraphQLError(`Rate limit exceeded for this application; retry after ${retryAfterSeconds} s.`, {
+    extensions: {
+      code: 'RATE_LIMITED',
+      status: 429,
+      retryAfter: retryAfterSeconds,
+      ...(transport === 'http' ? { http } : {}),
+    },
+  });
+}
+
 function describeReason(reason: string): string {
   // Pothos says e.g. `Not authorized to resolve Query.reactors`; name the missing permission instead when we can.
   return reason || 'the API key lacks the permission for this operation.';

@@ -6,7 +6,7 @@ import { type Logger, requestLog } from '../logger.ts';
 import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
 import { maxRequestBodyBytes } from './fast-path.ts';
-import { loggingMask } from './graphql-errors.ts';
+import { loggingMask, rateLimitedError } from './graphql-errors.ts';
 import { useOperationCache } from './operation-cache.ts';
 import { useQueryLimits } from './query-limits.ts';
 import { schema } from './schema.ts';
@@ -37,6 +37,10 @@ export async function createContext(
   const key = apiKeyFrom(headers, transport.connectionParams);
   const isAdmin = services.auth.isAdminKey(key);
   const principal = isAdmin ? null : await services.auth.authenticate(key);
+  // Each HTTP request counts; a graphql-ws connection builds its context once and counts each subscribe instead
+  // (src/server.ts).
+  const retryAfter = principal && transport.request ? services.auth.admit(principal) : 0;
+  if (retryAfter > 0) throw rateLimitedError(retryAfter, 'http');
   const requestId = transport.requestId ?? headers?.get('x-request-id') ?? randomUUID();
   const transactionIdHeader =
     headers?.get('bt-transaction-id') ??
