@@ -34,6 +34,12 @@ export const ApplicationRef = builder.objectRef<ApplicationRow>('Application').i
     permissions: t.exposeStringList('permissions', {
       description: `Granted permissions, among: ${PERMISSIONS.join(', ')}.`,
     }),
+    tokenContainers: t.exposeStringList('token_containers', {
+      nullable: true,
+      description:
+        'The containers its `token:use` covers: a token may be detokenized when one of its containers is one of ' +
+        'these or lies below one (`/pci/` covers `/pci/high/`). Null: every container.',
+    }),
     keyPrefix: t.exposeString('key_prefix', {
       description: 'The first characters of the API key, to recognise it; the key itself is shown only once.',
     }),
@@ -117,6 +123,13 @@ const CreateApplicationInput = builder.inputType('CreateApplicationInput', {
     permissions: t.stringList({
       required: false,
       description: 'Permissions to grant; defaults to the usual set for the type. Must be allowed for the type.',
+    }),
+    tokenContainers: t.stringList({
+      required: false,
+      description:
+        'Limits `token:use` to tokens in these containers or below them (`/pci/` covers `/pci/high/`), as in ' +
+        'the seeds: token:use is required for each container of tokens a reactor detokenizes. Omitted or null: ' +
+        'every container.',
     }),
   }),
 });

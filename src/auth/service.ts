@@ -7,6 +7,7 @@ import type { Database } from '../db/tables.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
 import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, isPermission, type Permission } from './permissions.ts';
+import { isContainerPath } from '../tokens/token-input.ts';
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import * as store from './store.ts';
 import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
@@ -17,6 +18,8 @@ export interface Principal {
   applicationId: string;
   applicationType: ApplicationType;
   permissions: ReadonlySet<Permission>;
+  /** Where `token:use` applies: container paths covering a token's container and those below it; null: all. */
+  tokenContainers: readonly string[] | null;
 }
 
 export interface CreatedTenant {
@@ -50,6 +53,7 @@ export function createAuthService(deps: {
       applicationId: row.id,
       applicationType: row.type,
       permissions: new Set(row.permissions.filter(isPermission)),
+      tokenContainers: row.token_containers,
     };
   }
 
@@ -60,6 +64,7 @@ export function createAuthService(deps: {
       name: string;
       type: ApplicationType;
       permissions: readonly Permission[];
+      tokenContainers?: readonly string[] | null;
       createdBy: string | null;
       key?: string;
     },
@@ -71,6 +76,7 @@ export function createAuthService(deps: {
       name: input.name,
       type: input.type,
       permissions: [...input.permissions],
+      token_containers: input.tokenContainers ? [...input.tokenContainers] : null,
       key_hash: hashApiKey(key),
       key_prefix: keyPrefix(key),
       created_by: input.createdBy,
@@ -178,9 +184,15 @@ export function createAuthService(deps: {
 
     async createApplication(
       principal: Principal,
-      input: { name: string; type: ApplicationType; permissions?: readonly string[] | null },
+      input: {
+        name: string;
+        type: ApplicationType;
+        permissions?: readonly string[] | null;
+        tokenContainers?: readonly string[] | null;
+      },
     ) {
       const name = validateName(input.name);
+      const tokenContainers = validateTokenContainers(input.tokenContainers);
       const requested = input.permissions ?? DEFAULT_PERMISSIONS[input.type];
       const allowed = ALLOWED_PERMISSIONS[input.type];
       const refused = requested.filter((p) => !isPermission(p) || !allowed.includes(p));
@@ -194,6 +206,7 @@ export function createAuthService(deps: {
         name,
         type: input.type,
         permissions: [...new Set(requested as Permission[])],
+        tokenContainers,
         createdBy: principal.applicationId,
       });
     },
@@ -214,4 +227,18 @@ export function createAuthService(deps: {
       return deleted;
     },
   };
+}
+
+const MAX_TOKEN_CONTAINERS = 50;
+
+/** Container paths as tokens have them (`/pci/`, `/general/high/`); an empty list would make `token:use` useless. */
+function validateTokenContainers(containers: readonly string[] | null | undefined): string[] | null {
+  if (containers === undefined || containers === null) return null;
+  const problems = containers
+    .filter((container) => !isContainerPath(container))
+    .map((container) => `${JSON.stringify(container)} is not a container path like "/pci/" (lowercase segments)`);
+  if (containers.length === 0) problems.push('must not be empty (omit it to cover every container)');
+  if (containers.length > MAX_TOKEN_CONTAINERS) problems.push(`must have at most ${MAX_TOKEN_CONTAINERS} entries`);
+  if (problems.length > 0) throw BadRequestError.forFields({ tokenContainers: problems });
+  return [...new Set(containers)];
 }

@@ -29,6 +29,7 @@ export async function insertApplication(
     name: string;
     type: ApplicationType;
     permissions: string[];
+    token_containers: string[] | null;
     key_hash: string;
     key_prefix: string;
     created_by: string | null;

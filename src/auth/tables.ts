@@ -14,6 +14,8 @@ export interface ApplicationsTable {
   name: string;
   type: ApplicationType;
   permissions: ColumnType<string[], string[] | undefined, string[]>;
+  /** Container paths `token:use` covers (migration 0007); null covers every container. */
+  token_containers: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
   key_hash: string;
   key_prefix: string;
   created_by: string | null;

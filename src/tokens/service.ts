@@ -205,6 +205,13 @@ export function createTokenService(deps: {
             throw new ForbiddenError('Detokenizing args requires the token:use permission.');
           }
           const rows = await visibleTokens(principal.tenantId, ids, transactionId);
+          const outside = rows.find((row) => !mayUse(principal, row.containers));
+          if (outside) {
+            throw new ForbiddenError(
+              `Detokenizing token "${outside.id}" requires the token:use permission on one of its containers ` +
+                `(${outside.containers.join(', ')}).`,
+            );
+          }
           return new Map(rows.map((row) => [row.id, toDetokenizable(row)]));
         },
         { maxTokens: options.maxTokens },
@@ -229,4 +236,14 @@ export function createTokenService(deps: {
       return plan.result;
     },
   };
+}
+
+/**
+ * Whether the application's `token:use` covers a token: one of the token's containers is one of the application's
+ * token containers or lies below one. Paths end with "/", so `/pci/` covers `/pci/high/` but not `/pcix/`.
+ */
+function mayUse(principal: Principal, containers: readonly string[]): boolean {
+  const allowed = principal.tokenContainers;
+  if (allowed === null) return true;
+  return containers.some((container) => allowed.some((prefix) => container.startsWith(prefix)));
 }

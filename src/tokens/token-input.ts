@@ -30,6 +30,11 @@ export const DEFAULT_CONTAINERS: Record<TokenType, string> = {
 const TOKEN_TYPES = new Set<string>(['TOKEN', 'CARD', 'BANK']);
 const CONTAINER_PATTERN = /^(\/[a-z0-9_-]+)+\/$/;
 const MAX_CONTAINERS = 10;
+
+/** A container path: lowercase segments between slashes, `/pci/high/` (also how applications scope `token:use`). */
+export function isContainerPath(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_CONTAINER_LENGTH && CONTAINER_PATTERN.test(value);
+}
 const MAX_CONTAINER_LENGTH = 200;
 const MAX_METADATA_KEYS = 50;
 const MAX_METADATA_VALUE_LENGTH = 1_000;
@@ -109,11 +114,7 @@ function validateContainers(containers: unknown, type: string, fail: Fail): stri
   if (containers.length === 0) fail('containers', 'must not be empty (omit it for the default container)');
   if (containers.length > MAX_CONTAINERS) fail('containers', `must have at most ${MAX_CONTAINERS} entries`);
   for (const container of containers) {
-    if (
-      typeof container !== 'string' ||
-      container.length > MAX_CONTAINER_LENGTH ||
-      !CONTAINER_PATTERN.test(container)
-    ) {
+    if (!isContainerPath(container)) {
       const example = TOKEN_TYPES.has(type) ? DEFAULT_CONTAINERS[type as TokenType] : '/general/high/';
       fail('containers', `${JSON.stringify(container)} is not a container path like "${example}" (lowercase segments)`);
     }
