@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
+import { compileString } from '../../src/tokens/expressions/compile.ts';
 import { type DetokenizableToken, detokenize, findTokenIds } from '../../src/tokens/expressions/index.ts';
 
 /** Where an expression goes in a generated document: which token, and whether alone or inside other text. */
@@ -125,5 +126,39 @@ describe('detokenization properties', () => {
         expect(result).toStrictEqual(build(shape, 'expect'));
       }),
     );
+  });
+});
+
+describe('{{ <id> }} evaluated without Liquid', () => {
+  it('gives what Liquid gives for any token data, alone and inside text', async () => {
+    const id = '0a000000-aaaa-4bbb-8ccc-000000000000';
+    const args = { alone: `{{ ${id} }}`, inside: `[{{ ${id} }}]` };
+    const compiled = [compileString(args.alone), compileString(args.inside)];
+    const expressions = compiled.flatMap((c) => c.parts.filter((part) => typeof part !== 'string'));
+    expect(expressions.map((expression) => expression.dataOnly)).toEqual([true, true]);
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue(), async (data) => {
+        const token: DetokenizableToken = { ...POOL[0]!, id, data };
+        const load = async () => new Map([[id, token]]);
+        const shortcut = await detokenize(args, load);
+        // The same compiled expressions with the shortcut off go through Liquid.
+        for (const expression of expressions) expression.dataOnly = false;
+        try {
+          expect(shortcut).toEqual(await detokenize(args, load));
+        } finally {
+          for (const expression of expressions) expression.dataOnly = true;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is used only for a bare id: filters and token: references go through Liquid', () => {
+    const id = '0a000000-aaaa-4bbb-8ccc-000000000000';
+    const dataOnly = (source: string) => (compileString(source).whole as { dataOnly: boolean }).dataOnly;
+    expect(dataOnly(`{{${id.toUpperCase()}}}`)).toBe(true);
+    expect(dataOnly(`{{ ${id} | last4 }}`)).toBe(false);
+    expect(dataOnly(`{{ token: ${id} }}`)).toBe(false);
+    expect(dataOnly(`{{ token: ${id} | json: '$.data' }}`)).toBe(false);
   });
 });

@@ -10,6 +10,11 @@ export interface CompiledExpression {
   source: string;
   output: Output;
   tokenId: string;
+  /**
+   * `{{ <id> }}` alone, the most common expression: the token's data as it is, with no filter. Evaluated without
+   * Liquid (src/tokens/expressions/index.ts), which gives the same value for it at a fraction of the cost.
+   */
+  dataOnly: boolean;
 }
 
 export interface CompiledString {
@@ -75,7 +80,9 @@ function compile(input: string): CompiledString {
     if (!TypeGuards.isOutputToken(token) || source === undefined) {
       throw new ExpressionSyntaxError('Only output expressions ({{ ... }}) are allowed.');
     }
-    const expression = { source, output: template as Output, tokenId: referencedToken(template as Output, source) };
+    const output = template as Output;
+    const tokenId = referencedToken(output, source);
+    const expression = { source, output, tokenId, dataOnly: isDataOnly(output) };
     expressions.push(expression);
     parts.push(expression);
   }
@@ -151,6 +158,13 @@ function referencedToken(output: Output, source: string): string {
     }
   }
   return key.content.toLowerCase();
+}
+
+/** `__tokens["<id>"].data` with no filter (referencedToken() has already checked the shape). */
+function isDataOnly(output: Output): boolean {
+  const [access] = output.value.initial.postfix;
+  const props = access && TypeGuards.isPropertyAccessToken(access) ? access.props : [];
+  return output.value.filters.length === 0 && props.length === 3;
 }
 
 /**

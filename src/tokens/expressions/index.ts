@@ -1,6 +1,12 @@
 import { Context, toValueSync } from 'liquidjs';
 import { BadRequestError } from '../../errors.ts';
-import { type CompiledExpression, type CompiledString, compileString, ExpressionSyntaxError } from './compile.ts';
+import {
+  type CompiledExpression,
+  type CompiledString,
+  compileString,
+  ExpressionSyntaxError,
+  TOKENS_VARIABLE,
+} from './compile.ts';
 import { liquid } from './engine.ts';
 import { FilterError } from './filters.ts';
 import { describePath, findStrings, replaceStrings, type StringSite } from './walk.ts';
@@ -73,9 +79,9 @@ export async function detokenize(
     }
   }
 
-  const scope = { __tokens: tokensScope(loaded) };
-  const context = new Context(scope, liquid.options, {}, { liquid });
-  const replacements = sites.map(({ site, compiled }) => ({ site, value: render(compiled, context, site) }));
+  const tokens = tokensScope(loaded);
+  const evaluation: Evaluation = { tokens, context: undefined };
+  const replacements = sites.map(({ site, compiled }) => ({ site, value: render(compiled, evaluation, site) }));
   return replaceStrings(args, replacements);
 }
 
@@ -101,17 +107,25 @@ function distinctIds(sites: ExpressionSite[]): string[] {
   return [...ids];
 }
 
-function render(compiled: CompiledString, context: Context, site: StringSite): unknown {
-  if (compiled.whole) return evaluate(compiled.whole, context, site) ?? null;
+/** The loaded tokens, and the Liquid context over them, made only if an expression needs Liquid. */
+interface Evaluation {
+  tokens: Record<string, DetokenizableToken>;
+  context: Context | undefined;
+}
+
+function render(compiled: CompiledString, evaluation: Evaluation, site: StringSite): unknown {
+  if (compiled.whole) return evaluate(compiled.whole, evaluation, site) ?? null;
   let text = '';
-  for (const part of compiled.parts) text += typeof part === 'string' ? part : asText(evaluate(part, context, site));
+  for (const part of compiled.parts) text += typeof part === 'string' ? part : asText(evaluate(part, evaluation, site));
   return text;
 }
 
-function evaluate(expression: CompiledExpression, context: Context, site: StringSite): unknown {
+function evaluate(expression: CompiledExpression, evaluation: Evaluation, site: StringSite): unknown {
+  if (expression.dataOnly) return evaluation.tokens[expression.tokenId]?.data;
+  evaluation.context ??= new Context({ [TOKENS_VARIABLE]: evaluation.tokens }, liquid.options, {}, { liquid });
   try {
     // Every filter is synchronous and the tokens are already loaded, so the generator completes without awaiting.
-    return toValueSync(expression.output.value.value(context, false));
+    return toValueSync(expression.output.value.value(evaluation.context, false));
   } catch (error) {
     // Only FilterError messages are ours and known to be free of token data; anything from liquidjs is summarised.
     const reason = error instanceof FilterError ? `: ${error.message}` : ' could not be evaluated';
