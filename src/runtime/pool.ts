@@ -55,59 +55,18 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
    * that has run longer than its backstop gets its worker terminated.
    */
   function track<T>(task: WorkerTask, slot: number, backstopMs: number, onAbort: () => T) {
-    let resolve!: (value: T) => void;
-    const promise = new Promise<T>((settle) => {
-      resolve = settle;
-    });
-    let done = false;
-    let released = false;
-    const finish = (value: T) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(value);
-    };
-    // Only once the worker answered for the task or died: nothing writes to the slot after that.
-    const release = () => {
-      if (released) return;
-      released = true;
-      slots.release(slot);
-    };
-    const check = () => {
-      const state = slots.state(slot);
-      if (state === 'cancelled') return finish(onAbort());
-      if (state === 'queued') {
-        if (slots.cancel(slot)) return finish(onAbort());
-        return check();
-      }
-      const remaining = backstopMs - slots.runningMs(slot);
-      if (remaining > 0) {
-        timer = setTimeout(check, remaining);
-        return;
-      }
-      terminateThread(state.threadId);
-      finish(onAbort());
-    };
-    let timer = setTimeout(check, backstopMs);
-    const entry: Tracked = {
-      task: { ...task, slot } as WorkerTask,
-      answered(value) {
-        release();
-        finish(value as T);
-      },
-      failed() {
-        release();
-        finish(onAbort());
-      },
-    };
-    return { promise, entry };
+    const run = new TrackedRun<T>(task, slot, backstopMs, onAbort, slots, terminateThread);
+    return { promise: run.promise, entry: run as Tracked };
   }
 
   function submit<T>(task: WorkerTask, backstopMs: number, onAbort: () => T): Promise<T> {
     const slot = slots.acquire();
     if (slot === undefined) return submitWithSignal(task, backstopMs, onAbort);
     const { promise, entry } = track(task, slot, backstopMs, onAbort);
-    pool.run(entry.task).then(entry.answered, entry.failed);
+    pool.run(entry.task).then(
+      (value) => entry.answered(value),
+      () => entry.failed(),
+    );
     return promise;
   }
 
@@ -152,7 +111,10 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   function dispatchBatch(entries: Tracked[]): void {
     if (entries.length === 1) {
       const [entry] = entries as [Tracked];
-      pool.run(entry.task).then(entry.answered, entry.failed);
+      pool.run(entry.task).then(
+        (value) => entry.answered(value),
+        () => entry.failed(),
+      );
       return;
     }
     const { port1, port2 } = new MessageChannel();
@@ -249,4 +211,76 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * One task on its way through the pool, with its backstop (see `track` in createFormulaRuntime). A class rather than
+ * closures: under tsx every named closure is renamed with `Object.defineProperty` each time it is made, three per
+ * run here.
+ */
+class TrackedRun<T> implements Tracked {
+  readonly task: WorkerTask;
+  readonly promise: Promise<T>;
+  private resolve!: (value: T) => void;
+  private done = false;
+  private released = false;
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    task: WorkerTask,
+    private readonly slot: number,
+    private readonly backstopMs: number,
+    private readonly onAbort: () => T,
+    private readonly slots: TaskSlots,
+    private readonly terminateThread: (threadId: number) => void,
+  ) {
+    this.task = { ...task, slot } as WorkerTask;
+    this.promise = new Promise<T>((settle) => {
+      this.resolve = settle;
+    });
+    this.timer = setTimeout(() => this.check(), backstopMs);
+  }
+
+  answered(value: unknown): void {
+    this.release();
+    this.finish(value as T);
+  }
+
+  failed(): void {
+    this.release();
+    this.finish(this.onAbort());
+  }
+
+  private finish(value: T): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.resolve(value);
+  }
+
+  /** Only once the worker answered for the task or died: nothing writes to the slot after that. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.slots.release(this.slot);
+  }
+
+  private check(): void {
+    const state = this.slots.state(this.slot);
+    if (state === 'queued' && !this.slots.cancel(this.slot)) {
+      this.check(); // the worker started it meanwhile: look again
+      return;
+    }
+    if (state === 'cancelled' || state === 'queued') {
+      this.finish(this.onAbort());
+      return;
+    }
+    const remaining = this.backstopMs - this.slots.runningMs(this.slot);
+    if (remaining > 0) {
+      this.timer = setTimeout(() => this.check(), remaining);
+      return;
+    }
+    this.terminateThread(state.threadId);
+    this.finish(this.onAbort());
+  }
 }
