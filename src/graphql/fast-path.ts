@@ -12,10 +12,12 @@ import type { GraphQLHandler } from './yoga.ts';
  * stream and abort machinery, not GraphQL, was most of the cost of `{ __typename }`.
  *
  * What it keeps: everything from the parsed params onwards is Yoga's own code. `yoga.getResultForParams` runs the
- * `onParams` hooks (parameter checks), the envelop pipeline (`getEnveloped`: parse and validation caches, graphql-
- * armor, our context factory, execute, error masking) and the `onExecutionResult` hooks; the `onResultProcess`
- * hooks then choose the result processor from the `accept` header exactly as `yoga.handle` does. Only the reading
- * of the body and the writing of the response are ours.
+ * `onParams` hooks (parameter checks), the envelop pipeline (`getEnveloped`: parse and validation caches, query
+ * limits, our context factory, execute, error masking) and the `onExecutionResult` hooks; the `onResultProcess`
+ * hooks then choose the result processor from the `accept` header as `yoga.handle` does (their choice is
+ * remembered per accept value while Yoga's hook is the only one), and Yoga's processor serialises the result. Only
+ * the reading of the body and the writing of the response are ours: the processor's string and headers go to the
+ * socket without the WHATWG `Response` round trip when they are plain (see RecordedResponse).
  *
  * What it hands to Yoga untouched: other methods and paths, other content types, CORS (`origin`), chunked or
  * oversized bodies, `accept` asking for a stream (SSE, multipart). After the body is read: invalid JSON, batches
