@@ -1,9 +1,9 @@
 // `node --no-node-snapshot --import tsx bench/profile.ts [pglite|postgres] [c1|c50] [operation...]`
 //
 // Where a figure's time goes: starts one gateway as the harness does, seeds a reactor and a token, and drives each
-// operation (trivial, react, react-no-token) alone for DURATION seconds (default 4): p50 at concurrency 1, or
-// throughput at 50 connections with the CPU the gateway spent per request, split by thread (main, piscina workers,
-// V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+// operation (trivial, trivial-anonymous, react, react-no-token) alone for DURATION seconds (default 4), after a
+// warm-up: p50 at concurrency 1, or throughput at 50 connections with the CPU the gateway spent per request, split
+// by thread (main, piscina workers, V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 // Postgres: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres). Not part of `npm run bench`.
 import { readdirSync, readFileSync } from 'node:fs';
 import { BENCH_KEYS, createBenchDatabase, gql, startGateway } from './lib/gateway.ts';
@@ -44,12 +44,16 @@ try {
   );
   const operations = {
     trivial: { query: '{ __typename }', variables: {} },
+    // As the trivial-query figure sends it: no key.
+    'trivial-anonymous': { query: '{ __typename }', variables: {}, anonymous: true },
     react: { query: REACT, variables: { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } } },
     'react-no-token': { query: REACT, variables: { id: reactorId, args: { n: 1 } } },
   };
   for (const [name, operation] of Object.entries(operations)) {
     if (wanted.length > 0 && !wanted.includes(name)) continue;
-    const load = { url, ...operation, headers: { 'bt-api-key': key } };
+    const { anonymous, ...request } = { anonymous: false, ...operation };
+    const headers: Record<string, string> = anonymous ? {} : { 'bt-api-key': key };
+    const load = { url, ...request, headers };
     // Warm-up (JIT, caches, keep-alive sockets), not measured: without it the first operation pays for all of that.
     await loadGraphQL({ ...load, connections: 50, durationSeconds: Math.min(2, seconds) });
     if (mode === 'c1') {
