@@ -43,8 +43,8 @@ export function createAuthService(deps: {
 }) {
   const { db } = deps;
   const limiter = createRateLimiter(deps.rateLimit ?? { perSecond: 0, burst: 1 });
-  // false caches a miss, so a flood of bad keys does not become a flood of queries.
   const adminKey = deps.adminApiKey ? Buffer.from(deps.adminApiKey) : null;
+  // false caches a miss, so a flood of bad keys does not become a flood of queries.
   const keyCache = new LRUCache<string, Principal | false>({ max: 10_000, ttl: KEY_CACHE_TTL_MS });
 
   function toPrincipal(row: ApplicationRow): Principal {
