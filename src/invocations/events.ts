@@ -153,20 +153,19 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
     sendTimers.delete(channel);
     const texts = outgoing.get(channel)!.splice(0);
     if (texts.length === 0) return;
-    const head = ownHead;
     const payloads: string[] = [];
     let chunk: string[] = [];
-    let size = head.length + 2;
+    let size = ownHead.length + 2;
     for (const text of texts) {
       if (chunk.length > 0 && size + text.length + 1 > MAX_PAYLOAD_BYTES) {
-        payloads.push(`${head}${chunk.join(',')}]}`);
+        payloads.push(`${ownHead}${chunk.join(',')}]}`);
         chunk = [];
-        size = head.length + 2;
+        size = ownHead.length + 2;
       }
       chunk.push(text);
       size += text.length + 1;
     }
-    payloads.push(`${head}${chunk.join(',')}]}`);
+    payloads.push(`${ownHead}${chunk.join(',')}]}`);
     // Every chunk in one statement: under load a 20 ms batch of events is a dozen payloads.
     await notifier.notify(channel, payloads).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
   }
