@@ -2,6 +2,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { errorOf } from './sandbox/outcome.ts';
 import { TaskSlots } from './task-slots.ts';
+import { Backstops, type RunTracking, type Tracked, TrackedRun } from './tracked-run.ts';
 import {
   type BatchAnswer,
   type CheckResult,
@@ -12,13 +13,6 @@ import {
   type WorkerTask,
   workerOptions,
 } from './types.ts';
-
-/** A submitted task with its backstop running: settled by the worker's answer or by its failure. */
-interface Tracked {
-  task: WorkerTask;
-  answered(value: unknown): void;
-  failed(): void;
-}
 
 export type { CheckResult, FormulaRuntime, LogLine, RunInput, RunOutcome, RuntimeOptions } from './types.ts';
 
@@ -43,10 +37,14 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     workerData: { runtime: workerOptions(options), slots: slots.shared },
   });
 
-  function terminateThread(threadId: number): void {
-    // piscina sees the exit, fails the tasks still on that worker and starts a replacement.
-    for (const worker of pool.threads) if (worker.threadId === threadId) void worker.terminate();
-  }
+  const tracking: RunTracking = {
+    slots,
+    backstops: new Backstops(),
+    terminateThread(threadId: number): void {
+      // piscina sees the exit, fails the tasks still on that worker and starts a replacement.
+      for (const worker of pool.threads) if (worker.threadId === threadId) void worker.terminate();
+    },
+  };
 
   /**
    * The backstop without a piscina AbortSignal: piscina gives a task that has a signal a worker to itself, which
@@ -55,7 +53,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
    * that has run longer than its backstop gets its worker terminated.
    */
   function track<T>(task: WorkerTask, slot: number, backstopMs: number, onAbort: () => T) {
-    const run = new TrackedRun<T>(task, slot, backstopMs, onAbort, slots, terminateThread);
+    const run = new TrackedRun<T>(task, slot, backstopMs, onAbort, tracking);
     return { promise: run.promise, entry: run as Tracked };
   }
 
@@ -73,8 +71,8 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   /**
    * Runs submitted in one turn of the event loop go to the workers together: one piscina task per worker instead
    * of one per run. Under load each piscina task (a structured-clone postMessage and a wake-up of the worker) was
-   * the largest cost of `react` on the main thread. Each run's answer comes back on its own through the batch's
-   * MessagePort as soon as it is ready, so a slow formula never holds up the fast ones sent with it. A run that
+   * the largest cost of `react` on the main thread. Each run's answer comes back through the batch's MessagePort as
+   * soon as it is ready (with the others ready at the same time), so a slow formula never holds up the fast ones. A run that
    * finds nothing else in flight goes at once: waiting a turn of the loop for company costs an idle gateway
    * about 20 us per call.
    */
@@ -119,9 +117,8 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     }
     const { port1, port2 } = new MessageChannel();
     const pending = new Set(entries.keys());
-    port1.on('message', ({ index, outcome }: BatchAnswer) => {
-      if (!pending.delete(index)) return;
-      entries[index]?.answered(outcome);
+    port1.on('message', (answers: BatchAnswer[]) => {
+      for (const { index, outcome } of answers) if (pending.delete(index)) entries[index]?.answered(outcome);
       if (pending.size === 0) port1.close();
     });
     const task: WorkerTask = { kind: 'batch', tasks: entries.map((entry) => entry.task), port: port2 };
@@ -211,76 +208,4 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       clearTimeout(timer);
     },
   };
-}
-
-/**
- * One task on its way through the pool, with its backstop (see `track` in createFormulaRuntime). A class rather than
- * closures: under tsx every named closure is renamed with `Object.defineProperty` each time it is made, three per
- * run here.
- */
-class TrackedRun<T> implements Tracked {
-  readonly task: WorkerTask;
-  readonly promise: Promise<T>;
-  private resolve!: (value: T) => void;
-  private done = false;
-  private released = false;
-  private timer: NodeJS.Timeout;
-
-  constructor(
-    task: WorkerTask,
-    private readonly slot: number,
-    private readonly backstopMs: number,
-    private readonly onAbort: () => T,
-    private readonly slots: TaskSlots,
-    private readonly terminateThread: (threadId: number) => void,
-  ) {
-    this.task = { ...task, slot } as WorkerTask;
-    this.promise = new Promise<T>((settle) => {
-      this.resolve = settle;
-    });
-    this.timer = setTimeout(() => this.check(), backstopMs);
-  }
-
-  answered(value: unknown): void {
-    this.release();
-    this.finish(value as T);
-  }
-
-  failed(): void {
-    this.release();
-    this.finish(this.onAbort());
-  }
-
-  private finish(value: T): void {
-    if (this.done) return;
-    this.done = true;
-    clearTimeout(this.timer);
-    this.resolve(value);
-  }
-
-  /** Only once the worker answered for the task or died: nothing writes to the slot after that. */
-  private release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.slots.release(this.slot);
-  }
-
-  private check(): void {
-    const state = this.slots.state(this.slot);
-    if (state === 'queued' && !this.slots.cancel(this.slot)) {
-      this.check(); // the worker started it meanwhile: look again
-      return;
-    }
-    if (state === 'cancelled' || state === 'queued') {
-      this.finish(this.onAbort());
-      return;
-    }
-    const remaining = this.backstopMs - this.slots.runningMs(this.slot);
-    if (remaining > 0) {
-      this.timer = setTimeout(() => this.check(), remaining);
-      return;
-    }
-    this.terminateThread(state.threadId);
-    this.finish(this.onAbort());
-  }
 }

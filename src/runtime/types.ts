@@ -49,7 +49,10 @@ export type WorkerTask = (
   | { kind: 'run'; input: RunInput }
   | { kind: 'check'; code: string }
   | { kind: 'quiesce' }
-  /** Several runs in one message; each answer is posted on `port` as a BatchAnswer when ready (pool.ts). */
+  /**
+   * Several runs in one message; their answers are posted on `port` as arrays of BatchAnswer as soon as they are
+   * ready, the answers that became ready in the same turn of the worker's event loop together (pool.ts).
+   */
   | { kind: 'batch'; tasks: WorkerTask[]; port: MessagePort }
 ) & {
   slot?: number;

@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { threadId, workerData } from 'node:worker_threads';
+import { type MessagePort, threadId, workerData } from 'node:worker_threads';
 import { createEgressPolicy } from './sandbox/egress.ts';
 import { FormulaCache } from './sandbox/formula-cache.ts';
 import { FormulaIsolate, type IsolateSettings } from './sandbox/formula-isolate.ts';
@@ -87,16 +87,36 @@ async function quiesce(): Promise<number> {
   return threadId;
 }
 
+/**
+ * A batch's answers on their way back. Each goes back as soon as it is ready, so a slow formula never holds up a fast
+ * one; answers ready in the same turn of the loop (every synchronous formula of the batch) share one message, which
+ * the pool's thread receives and decodes once instead of once per run.
+ */
+class AnswerQueue {
+  private pending: BatchAnswer[] = [];
+  private scheduled: NodeJS.Immediate | null = null;
+
+  constructor(private readonly port: MessagePort) {}
+
+  add(answer: BatchAnswer): void {
+    this.pending.push(answer);
+    this.scheduled ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = null;
+    if (this.pending.length === 0) return;
+    this.port.postMessage(this.pending);
+    this.pending = [];
+  }
+}
+
 export default async function handle(task: WorkerTask): Promise<RunOutcome | CheckResult> {
   if (task.kind === 'batch') {
-    const { port } = task;
-    // Each answer goes back the moment it is ready (the pool resolves that run at once).
-    await Promise.all(
-      task.tasks.map(async (one, index) => {
-        const answer: BatchAnswer = { index, outcome: await handle(one) };
-        port.postMessage(answer);
-      }),
-    );
+    const answers = new AnswerQueue(task.port);
+    await Promise.all(task.tasks.map(async (one, index) => answers.add({ index, outcome: await handle(one) })));
+    answers.flush();
     return { ok: true };
   }
   if (task.slot !== undefined && !startTask(slots, slotCells, task.slot, threadId)) {

@@ -66,8 +66,10 @@ export function createTokenService(deps: {
   }
 
   function decryptData(row: TokenRow): unknown {
-    // PGlite returns bytea as a Uint8Array, pg as a Buffer.
-    return JSON.parse(vault.decrypt(row.tenant_id, row.id, Buffer.from(row.data)));
+    // PGlite returns bytea as a Uint8Array, pg as a Buffer; a view, not a copy.
+    const data = row.data as Uint8Array;
+    const sealed = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return JSON.parse(vault.decrypt(row.tenant_id, row.id, sealed));
   }
 
   function toToken(principal: Principal, row: TokenRow, knownData?: unknown): Token {

@@ -87,7 +87,9 @@ export function createVault(masterKey: Buffer): Vault {
         });
         decipher.setAAD(additionalData(tenantId, tokenId));
         decipher.setAuthTag(tag);
-        return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
+        // final() throws before anything is returned if the tag does not match.
+        const text = decipher.update(body, undefined, 'utf8');
+        return text + decipher.final('utf8');
       } catch {
         // Deliberately vague: wrong key, wrong tenant/token binding and tampering all look the same.
         throw new TokenDecryptionError('Token data failed authentication and could not be decrypted.');
@@ -108,13 +110,15 @@ function deriveKey(master: Buffer, info: string): KeyObject {
 
 // Length-prefixed so no choice of ids can make two different (tenant, token) pairs produce the same bytes.
 function additionalData(tenantId: string, tokenId: string): Buffer {
-  const tenant = Buffer.from(tenantId, 'utf8');
-  const token = Buffer.from(tokenId, 'utf8');
-  const header = Buffer.alloc(9);
-  header.writeUInt8(VERSION, 0);
-  header.writeUInt32BE(tenant.length, 1);
-  header.writeUInt32BE(token.length, 5);
-  return Buffer.concat([header, tenant, token]);
+  const tenantBytes = Buffer.byteLength(tenantId, 'utf8');
+  const tokenBytes = Buffer.byteLength(tokenId, 'utf8');
+  const aad = Buffer.allocUnsafe(9 + tenantBytes + tokenBytes);
+  aad.writeUInt8(VERSION, 0);
+  aad.writeUInt32BE(tenantBytes, 1);
+  aad.writeUInt32BE(tokenBytes, 5);
+  aad.write(tenantId, 9, 'utf8');
+  aad.write(tokenId, 9 + tenantBytes, 'utf8');
+  return aad;
 }
 
 /**

@@ -28,21 +28,29 @@ export function findStrings(root: unknown, wanted: (value: string) => boolean): 
   }
   if (!isContainer(root)) return sites;
   const pending: PathNode[] = [{ container: root, up: null, key: null }];
+  const children: PathNode[] = [];
+  // Loops rather than a `visit` closure per container: under tsx each closure made is also renamed (keepNames).
   while (pending.length > 0) {
     const node = pending.pop() as PathNode;
-    const children: PathNode[] = [];
-    const visit = (key: string | number, value: unknown) => {
-      if (typeof value === 'string') {
-        if (wanted(value)) sites.push({ holder: node, key, value });
-      } else if (isContainer(value)) {
-        children.push({ container: value, up: node, key });
+    const container = node.container;
+    if (Array.isArray(container)) {
+      for (let index = 0; index < container.length; index++) {
+        const value: unknown = container[index];
+        if (typeof value === 'string') {
+          if (wanted(value)) sites.push({ holder: node, key: index, value });
+        } else if (isContainer(value)) children.push({ container: value, up: node, key: index });
       }
-    };
-    if (Array.isArray(node.container)) {
-      for (let index = 0; index < node.container.length; index++) visit(index, node.container[index]);
-    } else for (const key of Object.keys(node.container)) visit(key, node.container[key]);
+    } else {
+      for (const key of Object.keys(container)) {
+        const value = container[key];
+        if (typeof value === 'string') {
+          if (wanted(value)) sites.push({ holder: node, key, value });
+        } else if (isContainer(value)) children.push({ container: value, up: node, key });
+      }
+    }
     // Reversed so the stack pops children in document order, keeping error reports about the first bad string.
     for (let i = children.length - 1; i >= 0; i--) pending.push(children[i] as PathNode);
+    children.length = 0;
   }
   return sites;
 }
@@ -52,28 +60,26 @@ export function findStrings(root: unknown, wanted: (value: string) => boolean): 
  * rest is shared with the input, which is therefore never mutated (async requests store the args as sent).
  */
 export function replaceStrings(root: unknown, replacements: Array<{ site: StringSite; value: unknown }>): unknown {
-  let result = root;
   const copies = new Map<Container, Container>();
-
-  const copyOf = (target: PathNode): Container => {
-    // Climb to the nearest ancestor already copied (or the root), then copy downwards: iterative, like the scan.
-    const chain: PathNode[] = [];
-    for (let node: PathNode | null = target; node && !copies.has(node.container); node = node.up) chain.push(node);
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const node = chain[i] as PathNode;
-      const copy: Container = Array.isArray(node.container) ? node.container.slice() : { ...node.container };
-      copies.set(node.container, copy);
-      if (node.up === null) result = copy;
-      else setOwn(copies.get(node.up.container) as Container, node.key as string | number, copy);
-    }
-    return copies.get(target.container) as Container;
-  };
-
   for (const { site, value } of replacements) {
-    if (site.holder === null) result = value;
-    else setOwn(copyOf(site.holder), site.key as string | number, value);
+    // Only a root that is itself a string has a site without a holder, and then it is the only site.
+    if (site.holder === null) return value;
+    setOwn(copyOf(site.holder, copies), site.key as string | number, value);
   }
-  return result;
+  return copies.get(root as Container) ?? root;
+}
+
+/** The copy of `target`'s container, copying it and every not yet copied ancestor (iteratively, like the scan). */
+function copyOf(target: PathNode, copies: Map<Container, Container>): Container {
+  const chain: PathNode[] = [];
+  for (let node: PathNode | null = target; node && !copies.has(node.container); node = node.up) chain.push(node);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const node = chain[i] as PathNode;
+    const copy: Container = Array.isArray(node.container) ? node.container.slice() : { ...node.container };
+    copies.set(node.container, copy);
+    if (node.up !== null) setOwn(copies.get(node.up.container) as Container, node.key as string | number, copy);
+  }
+  return copies.get(target.container) as Container;
 }
 
 /** `args.card.number`, `args.items[2]`: the field name a BadRequestError reports. */
