@@ -89,17 +89,7 @@ export function createTokenService(deps: {
   }
 
   function toDetokenizable(row: TokenRow): DetokenizableToken {
-    return {
-      id: row.id,
-      type: row.type,
-      data: decryptData(row),
-      metadata: row.metadata,
-      containers: row.containers,
-      createdAt: row.created_at.toISOString(),
-      expiresAt: row.expires_at?.toISOString() ?? null,
-      fingerprint: row.fingerprint,
-      mask: row.mask ?? null,
-    };
+    return new DetokenizableRow(row, decryptData(row));
   }
 
   function sealed(
@@ -248,4 +238,37 @@ function mayUse(principal: Principal, containers: readonly string[]): boolean {
   const allowed = principal.tokenContainers;
   if (allowed === null) return true;
   return containers.some((container) => allowed.some((prefix) => container.startsWith(prefix)));
+}
+
+/**
+ * A token as expressions see it. The dates are formatted only when an expression reads them: the common
+ * `{{ <id> }}` reads only `data`, and two toISOString calls were a tenth of detokenizing one token.
+ */
+class DetokenizableRow implements DetokenizableToken {
+  readonly id: string;
+  readonly type: string;
+  readonly metadata: Record<string, unknown> | null;
+  readonly containers: string[];
+  readonly fingerprint: string | null;
+  readonly mask: unknown;
+
+  constructor(
+    private readonly row: TokenRow,
+    readonly data: unknown,
+  ) {
+    this.id = row.id;
+    this.type = row.type;
+    this.metadata = row.metadata;
+    this.containers = row.containers;
+    this.fingerprint = row.fingerprint;
+    this.mask = row.mask ?? null;
+  }
+
+  get createdAt(): string {
+    return this.row.created_at.toISOString();
+  }
+
+  get expiresAt(): string | null {
+    return this.row.expires_at?.toISOString() ?? null;
+  }
 }

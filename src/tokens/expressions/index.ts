@@ -79,8 +79,7 @@ export async function detokenize(
     }
   }
 
-  const tokens = tokensScope(loaded);
-  const evaluation: Evaluation = { tokens, context: undefined };
+  const evaluation: Evaluation = { loaded, tokens: undefined, context: undefined };
   const replacements = sites.map(({ site, compiled }) => ({ site, value: render(compiled, evaluation, site) }));
   return replaceStrings(args, replacements);
 }
@@ -107,9 +106,10 @@ function distinctIds(sites: ExpressionSite[]): string[] {
   return [...ids];
 }
 
-/** The loaded tokens, and the Liquid context over them, made only if an expression needs Liquid. */
+/** The loaded tokens, and their Liquid scope and context, made only if an expression needs Liquid. */
 interface Evaluation {
-  tokens: Record<string, DetokenizableToken>;
+  loaded: Map<string, DetokenizableToken>;
+  tokens: Record<string, DetokenizableToken> | undefined;
   context: Context | undefined;
 }
 
@@ -121,7 +121,8 @@ function render(compiled: CompiledString, evaluation: Evaluation, site: StringSi
 }
 
 function evaluate(expression: CompiledExpression, evaluation: Evaluation, site: StringSite): unknown {
-  if (expression.dataOnly) return evaluation.tokens[expression.tokenId]?.data;
+  if (expression.dataOnly) return evaluation.loaded.get(expression.tokenId)?.data;
+  evaluation.tokens ??= tokensScope(evaluation.loaded);
   evaluation.context ??= new Context({ [TOKENS_VARIABLE]: evaluation.tokens }, liquid.options, {}, { liquid });
   try {
     // Every filter is synchronous and the tokens are already loaded, so the generator completes without awaiting.
@@ -160,6 +161,9 @@ function tokensScope(loaded: Map<string, DetokenizableToken>): Record<string, De
 }
 
 function lowercaseKeys(tokens: Map<string, DetokenizableToken>): Map<string, DetokenizableToken> {
+  let lowercase = true;
+  for (const id of tokens.keys()) if (id !== id.toLowerCase()) lowercase = false;
+  if (lowercase) return tokens;
   const result = new Map<string, DetokenizableToken>();
   for (const [id, token] of tokens) result.set(id.toLowerCase(), token);
   return result;

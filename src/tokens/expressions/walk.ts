@@ -95,9 +95,12 @@ export function describePath(site: StringSite, rootName = 'args'): string {
   return path;
 }
 
-// defineProperty, not assignment: a JSON key "__proto__" is an ordinary own property and must stay one.
+// A JSON key "__proto__" is an ordinary own property and must stay one: assignment would set the prototype, so that
+// key is defined. Every other key is already an own, writable data property of the copy, and assignment is faster.
 function setOwn(target: Container, key: string | number, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  } else (target as Record<string | number, unknown>)[key] = value;
 }
 
 function isContainer(value: unknown): value is Container {
