@@ -2,7 +2,7 @@ import type { Principal } from '../auth/service.ts';
 import { BadRequestError, errorFromShape } from '../errors.ts';
 import type { RequestParameter } from '../formulas/rules.ts';
 import type { FormulaRuntime, LogLine } from '../runtime/pool.ts';
-import { validateArgs } from './request-parameters.ts';
+import type { SealedArgs } from '../tokens/sealing.ts';
 
 /** A reactor with what running it needs, loaded in one query (src/reactors/service.ts). */
 export interface LoadedReactor {
@@ -18,11 +18,11 @@ export interface LoadedReactor {
 
 /** What the pipeline needs from the token vault (src/tokens/service.ts). */
 export interface TokenPort {
-  detokenizeArgs(
+  prepareArgs(
     principal: Principal,
     args: unknown,
     options: { transactionId?: string | null; maxTokens: number },
-  ): Promise<unknown>;
+  ): Promise<{ args: unknown; sealed: SealedArgs | null }>;
   tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown>;
 }
 
@@ -42,7 +42,8 @@ export interface PipelineDeps {
 
 /**
  * Steps 4-8 of DESIGN.md section 4, shared by `react` and the async runner: detokenize, validate and cast args
- * against the formula's request parameters, run the formula in the sandbox, tokenize its `tokenize` block.
+ * against the formula's request parameters, run the formula in the sandbox, tokenize its `tokenize` block. The
+ * validation, and the decryption of plain `{{ <id> }}` tokens, happen on the worker thread just before the run.
  * Formula failures are thrown as the domain error of their code.
  */
 export async function runReactor(
@@ -52,17 +53,19 @@ export async function runReactor(
   args: unknown,
   options: { timeoutMs: number; transactionId: string | null },
 ): Promise<ReactorOutput> {
-  const detokenized = await deps.tokens.detokenizeArgs(principal, args ?? {}, {
+  // Detokenizing and validating finish on the worker thread when the tokens can be opened there (prepareArgs).
+  const prepared = await deps.tokens.prepareArgs(principal, args ?? {}, {
     transactionId: options.transactionId,
     maxTokens: deps.maxTokensPerRequest,
   });
-  const validArgs = validateArgs(loaded.formula.requestParameters, detokenized);
   const outcome = await deps.runtime.run({
     tenantId: loaded.reactor.tenantId,
     formulaId: loaded.formula.id,
     code: loaded.formula.code,
     codeHash: loaded.formula.codeHash,
-    args: validArgs,
+    args: prepared.args,
+    sealedArgs: prepared.sealed,
+    requestParameters: loaded.formula.requestParameters,
     configuration: loaded.reactor.configuration,
     bt: deps.btFor(loaded.reactor.applicationId),
     timeoutMs: options.timeoutMs,

@@ -1,5 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { ErrorShape } from '../errors.ts';
+import type { RequestParameter } from '../formulas/rules.ts';
+import type { SealedArgs } from '../tokens/sealing.ts';
 
 export interface RuntimeOptions {
   threads: number;
@@ -20,6 +22,14 @@ export interface RunInput {
   code: string;
   codeHash: string;
   args: unknown;
+  /** Tokens for the worker to open and put into `args` before anything else (src/tokens/sealing.ts). */
+  sealedArgs?: SealedArgs | null;
+  /**
+   * The formula's request parameters: the worker validates and casts the args against them, after the tokens are
+   * in (src/invocations/request-parameters.ts), and answers BAD_REQUEST without running the formula if they do not
+   * fit. Absent: the args go to the formula as they are.
+   */
+  requestParameters?: RequestParameter[];
   configuration: Record<string, unknown>;
   bt: { endpoint: string; apiKey: string } | null;
   timeoutMs: number;

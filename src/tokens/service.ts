@@ -5,7 +5,8 @@ import type { Database } from '../db/tables.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { enlistInTransaction, readableTransactionId } from '../transactions/service.ts';
 import * as transactionStore from '../transactions/store.ts';
-import { type DetokenizableToken, detokenize } from './expressions/index.ts';
+import { type DetokenizableToken, detokenize, planDataSites } from './expressions/index.ts';
+import type { SealedArgs } from './sealing.ts';
 import * as store from './store.ts';
 import type { TokenRow } from './tables.ts';
 import type { TokenCache } from './token-cache.ts';
@@ -66,10 +67,23 @@ export function createTokenService(deps: {
   }
 
   function decryptData(row: TokenRow): unknown {
-    // PGlite returns bytea as a Uint8Array, pg as a Buffer; a view, not a copy.
-    const data = row.data as Uint8Array;
-    const sealed = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    return JSON.parse(vault.decrypt(row.tenant_id, row.id, sealed));
+    return JSON.parse(vault.decrypt(row.tenant_id, row.id, row.data));
+  }
+
+  /** The live tokens of these ids the principal may detokenize (token:use, and their containers), or Forbidden. */
+  async function usableTokens(principal: Principal, ids: string[], transactionId: string | null): Promise<TokenRow[]> {
+    if (!principal.permissions.has('token:use')) {
+      throw new ForbiddenError('Detokenizing args requires the token:use permission.');
+    }
+    const rows = await visibleTokens(principal.tenantId, ids, transactionId);
+    const outside = rows.find((row) => !mayUse(principal, row.containers));
+    if (outside) {
+      throw new ForbiddenError(
+        `Detokenizing token "${outside.id}" requires the token:use permission on one of its containers ` +
+          `(${outside.containers.join(', ')}).`,
+      );
+    }
+    return rows;
   }
 
   function toToken(principal: Principal, row: TokenRow, knownData?: unknown): Token {
@@ -193,21 +207,43 @@ export function createTokenService(deps: {
       return detokenize(
         args,
         async (ids) => {
-          if (!principal.permissions.has('token:use')) {
-            throw new ForbiddenError('Detokenizing args requires the token:use permission.');
-          }
-          const rows = await visibleTokens(principal.tenantId, ids, transactionId);
-          const outside = rows.find((row) => !mayUse(principal, row.containers));
-          if (outside) {
-            throw new ForbiddenError(
-              `Detokenizing token "${outside.id}" requires the token:use permission on one of its containers ` +
-                `(${outside.containers.join(', ')}).`,
-            );
-          }
+          const rows = await usableTokens(principal, ids, transactionId);
           return new Map(rows.map((row) => [row.id, toDetokenizable(row)]));
         },
         { maxTokens: options.maxTokens },
       );
+    },
+
+    /**
+     * What `react` calls: `detokenizeArgs`, except that when every expression in the args is a whole `{{ <id> }}`
+     * the tokens are not decrypted here. They go to the worker thread that runs the formula still sealed, with the
+     * tenant's data key, and are opened there (`sealed`, src/tokens/sealing.ts). The checks are the same and are
+     * made here, before anything runs: permission, containers, unknown ids, the token limit.
+     */
+    async prepareArgs(
+      principal: Principal,
+      args: unknown,
+      options: { transactionId?: string | null; maxTokens: number },
+    ): Promise<{ args: unknown; sealed: SealedArgs | null }> {
+      const plan = planDataSites(args, { maxTokens: options.maxTokens });
+      if (plan.ids.length === 0) return { args, sealed: null };
+      const transactionId = readableTransactionId(options.transactionId);
+      const rows = await usableTokens(principal, plan.ids, transactionId);
+      const indexOf = new Map(rows.map((row, index) => [row.id.toLowerCase(), index]));
+      if (plan.sites === null || !plan.ids.every((id) => indexOf.has(id))) {
+        // Liquid, interpolation or an unknown id (detokenize words that error): rendered here.
+        const loaded = new Map(rows.map((row) => [row.id, toDetokenizable(row)]));
+        return { args: await detokenize(args, async () => loaded, options), sealed: null };
+      }
+      return {
+        args,
+        sealed: {
+          tenantId: principal.tenantId,
+          key: vault.dataKey(principal.tenantId),
+          tokens: rows.map((row) => ({ id: row.id, data: row.data })),
+          sites: plan.sites.map(({ path, tokenId }) => ({ path, token: indexOf.get(tokenId) as number })),
+        },
+      };
     },
 
     /**

@@ -1,25 +1,12 @@
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHmac,
-  createSecretKey,
-  hkdfSync,
-  type KeyObject,
-  randomBytes,
-} from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, type KeyObject, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
+import { SEALED_VERSION, seal, unseal } from './sealing.ts';
 
-/**
- * Sealed layout: version (1 byte) | nonce (12) | ciphertext | GCM tag (16).
- * The version byte lets a later key-rotation or algorithm change coexist with rows written today.
- */
-const VERSION = 1;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
+export { TokenDecryptionError } from './sealing.ts';
+
 const KEY_BYTES = 32;
-const HEADER_BYTES = 1 + NONCE_BYTES;
 
 // A fixed, public salt: HKDF only needs it to separate this application's derivations from any other use of the
 // same master key; the per-tenant separation comes from `info`.
@@ -29,20 +16,15 @@ const TENANT_KEY_CACHE_SIZE = 10_000;
 
 export interface Vault {
   encrypt(tenantId: string, tokenId: string, plaintext: string): Buffer;
-  decrypt(tenantId: string, tokenId: string, sealed: Buffer): string;
+  decrypt(tenantId: string, tokenId: string, sealed: Uint8Array): string;
+  /** The tenant's data key itself, for the sandbox's worker threads to open `react`'s tokens (sealing.ts). */
+  dataKey(tenantId: string): Buffer;
   fingerprint(tenantId: string, type: string, data: unknown): string;
-}
-
-/** Integrity failure of a stored token: a programming or storage fault, never the client's doing (so a 500). */
-export class TokenDecryptionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TokenDecryptionError';
-  }
 }
 
 interface TenantKeys {
   encryption: KeyObject;
+  encryptionBytes: Buffer;
   fingerprint: KeyObject;
 }
 
@@ -57,9 +39,11 @@ export function createVault(masterKey: Buffer): Vault {
   function keysFor(tenantId: string): TenantKeys {
     let keys = cache.get(tenantId);
     if (!keys) {
+      const encryption = deriveKey(master, `encryption/v${SEALED_VERSION}/${tenantId}`);
       keys = {
-        encryption: deriveKey(master, `encryption/v${VERSION}/${tenantId}`),
-        fingerprint: deriveKey(master, `fingerprint/v${VERSION}/${tenantId}`),
+        encryption,
+        encryptionBytes: encryption.export(),
+        fingerprint: deriveKey(master, `fingerprint/v${SEALED_VERSION}/${tenantId}`),
       };
       cache.set(tenantId, keys);
     }
@@ -68,32 +52,15 @@ export function createVault(masterKey: Buffer): Vault {
 
   return {
     encrypt(tenantId, tokenId, plaintext) {
-      const nonce = randomBytes(NONCE_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', keysFor(tenantId).encryption, nonce, { authTagLength: TAG_BYTES });
-      cipher.setAAD(additionalData(tenantId, tokenId));
-      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return Buffer.concat([Buffer.of(VERSION), nonce, body, cipher.getAuthTag()]);
+      return seal(keysFor(tenantId).encryption, tenantId, tokenId, plaintext);
     },
 
     decrypt(tenantId, tokenId, sealed) {
-      if (sealed.length < HEADER_BYTES + TAG_BYTES) throw new TokenDecryptionError('Sealed token data is truncated.');
-      if (sealed[0] !== VERSION) throw new TokenDecryptionError(`Sealed token data has unknown version ${sealed[0]}.`);
-      const nonce = sealed.subarray(1, HEADER_BYTES);
-      const body = sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES);
-      const tag = sealed.subarray(sealed.length - TAG_BYTES);
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', keysFor(tenantId).encryption, nonce, {
-          authTagLength: TAG_BYTES,
-        });
-        decipher.setAAD(additionalData(tenantId, tokenId));
-        decipher.setAuthTag(tag);
-        // final() throws before anything is returned if the tag does not match.
-        const text = decipher.update(body, undefined, 'utf8');
-        return text + decipher.final('utf8');
-      } catch {
-        // Deliberately vague: wrong key, wrong tenant/token binding and tampering all look the same.
-        throw new TokenDecryptionError('Token data failed authentication and could not be decrypted.');
-      }
+      return unseal(keysFor(tenantId).encryption, tenantId, tokenId, sealed);
+    },
+
+    dataKey(tenantId) {
+      return keysFor(tenantId).encryptionBytes;
     },
 
     fingerprint(tenantId, type, data) {
@@ -106,19 +73,6 @@ export function createVault(masterKey: Buffer): Vault {
 
 function deriveKey(master: Buffer, info: string): KeyObject {
   return createSecretKey(Buffer.from(hkdfSync('sha256', master, HKDF_SALT, info, KEY_BYTES)));
-}
-
-// Length-prefixed so no choice of ids can make two different (tenant, token) pairs produce the same bytes.
-function additionalData(tenantId: string, tokenId: string): Buffer {
-  const tenantBytes = Buffer.byteLength(tenantId, 'utf8');
-  const tokenBytes = Buffer.byteLength(tokenId, 'utf8');
-  const aad = Buffer.allocUnsafe(9 + tenantBytes + tokenBytes);
-  aad.writeUInt8(VERSION, 0);
-  aad.writeUInt32BE(tenantBytes, 1);
-  aad.writeUInt32BE(tokenBytes, 5);
-  aad.write(tenantId, 9, 'utf8');
-  aad.write(tokenId, 9 + tenantBytes, 'utf8');
-  return aad;
 }
 
 /**

@@ -9,7 +9,7 @@ import {
 } from './compile.ts';
 import { liquid } from './engine.ts';
 import { FilterError } from './filters.ts';
-import { describePath, findStrings, replaceStrings, type StringSite } from './walk.ts';
+import { describePath, findStrings, pathOf, replaceStrings, type StringSite } from './walk.ts';
 
 export { ALLOWED_FILTERS } from './engine.ts';
 
@@ -64,10 +64,7 @@ export async function detokenize(
   if (sites.length === 0) return args;
 
   const ids = distinctIds(sites);
-  if (ids.length > maxTokens) {
-    const message = `At most ${maxTokens} tokens can be detokenized in one request; the args reference ${ids.length}.`;
-    throw BadRequestError.forFields({ args: [message] }, message);
-  }
+  checkTokenCount(ids, maxTokens);
 
   const loaded = lowercaseKeys(await loadTokens(ids));
   for (const { site, compiled } of sites) {
@@ -87,6 +84,38 @@ export async function detokenize(
 /** The distinct token ids `args` references, lowercase, in order of first use. Throws on a malformed expression. */
 export function findTokenIds(args: unknown): string[] {
   return distinctIds(compileSites(args));
+}
+
+/**
+ * For deferred detokenization (src/tokens/sealing.ts): the distinct token ids `args` references and, when every
+ * expression in it is a whole `{{ <id> }}` (the token's data as the value, no filter), the path of each. `sites` is
+ * null when some expression needs Liquid or is part of a longer string: those are rendered by `detokenize`. Throws
+ * as `detokenize` does for a malformed expression or too many tokens.
+ */
+export function planDataSites(
+  args: unknown,
+  options: DetokenizeOptions = {},
+): { ids: string[]; sites: Array<{ path: Array<string | number>; tokenId: string }> | null } {
+  const sites = compileSites(args);
+  const ids = distinctIds(sites);
+  checkTokenCount(ids, options.maxTokens ?? DEFAULT_MAX_TOKENS);
+  const plain = sites.every(({ compiled }) => compiled.whole?.dataOnly === true);
+  return {
+    ids,
+    sites: plain
+      ? sites.map(({ site, compiled }) => ({
+          path: pathOf(site),
+          tokenId: (compiled.whole as CompiledExpression).tokenId,
+        }))
+      : null,
+  };
+}
+
+function checkTokenCount(ids: string[], maxTokens: number): void {
+  if (ids.length > maxTokens) {
+    const message = `At most ${maxTokens} tokens can be detokenized in one request; the args reference ${ids.length}.`;
+    throw BadRequestError.forFields({ args: [message] }, message);
+  }
 }
 
 function compileSites(args: unknown): ExpressionSite[] {

@@ -82,6 +82,14 @@ function copyOf(target: PathNode, copies: Map<Container, Container>): Container 
   return copies.get(target.container) as Container;
 }
 
+/** The keys from the root to the site's string (empty when the root is the string). */
+export function pathOf(site: StringSite): Array<string | number> {
+  const keys: Array<string | number> = [];
+  if (site.key !== null) keys.push(site.key);
+  for (let node = site.holder; node && node.key !== null; node = node.up) keys.push(node.key);
+  return keys.reverse();
+}
+
 /** `args.card.number`, `args.items[2]`: the field name a BadRequestError reports. */
 export function describePath(site: StringSite, rootName = 'args'): string {
   const keys: Array<string | number> = [];
