@@ -32,8 +32,11 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-// WITH ORDINALITY and ORDER BY keep the payloads' order (NOTIFY delivers in the order of the calls).
-const NOTIFY_ALL = 'select pg_notify($1, payload) from unnest($2::text[]) with ordinality as p(payload, n) order by n';
+// WITH ORDINALITY and ORDER BY keep the payloads' order (NOTIFY delivers in the order of the calls). The payloads go
+// as one JSON array, not a text[] parameter: pg escapes array elements in JavaScript, one regex pass per quote
+// style over every payload, and for 7 KB JSON payloads that was 1.7% of `react`'s main thread on Postgres.
+const NOTIFY_ALL =
+  'select pg_notify($1, payload) from json_array_elements_text($2::json) with ordinality as p(payload, n) order by n';
 
 // int8 (count(*)) as a JS number: every count here is far below 2^53.
 pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
@@ -53,7 +56,7 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
       return async () => unsubscribe();
     },
     async notify(channel, payloads) {
-      await pglite.query(NOTIFY_ALL, [channel, payloads]);
+      await pglite.query(NOTIFY_ALL, [channel, JSON.stringify(payloads)]);
     },
   };
   return {
@@ -79,7 +82,7 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     notifier: {
       listen: listener.listen,
       async notify(channel, payloads) {
-        await pool.query(NOTIFY_ALL, [channel, payloads]);
+        await pool.query(NOTIFY_ALL, [channel, JSON.stringify(payloads)]);
       },
     },
     kind: 'postgres',

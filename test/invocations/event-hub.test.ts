@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database.ts';
 import { createEventHub, type EventHub, type ReactorEvent } from '../../src/invocations/events.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 
 // The hub as the app builds it: in-process delivery on PGlite, LISTEN/NOTIFY on Postgres.
 let database: TestDatabase;
@@ -67,5 +67,26 @@ describe('the event hub', () => {
     expect(await foreignNext).toEqual({ value: undefined, done: true });
     await mine.return!();
     expect(hub.subscriberCount().results).toBe(0);
+  });
+
+  it.skipIf(!usingPostgres)('carries any text intact to another instance through NOTIFY', async () => {
+    const otherHandle = await openDatabase(database.target);
+    const other = createEventHub(otherHandle.notifier, createLogger('silent'), { singleProcess: false });
+    await other.start();
+    try {
+      const received = other.events('tenant-text', null);
+      const name = 'quote " backslash \\ \\" newline \n tab \t unicode é 漢 😀 escaped nul \\u0000 end';
+      const sent: ReactorEvent = {
+        ...event('tenant-text', 'reactor-t', 'reactor.failed'),
+        reactor: { id: 'reactor-t', name },
+        error: { code: 'BAD_REQUEST', status: 400, message: 'line 1\nline 2 "quoted"', detail: null, errors: null },
+      };
+      hub.publishEvent(sent);
+      await hub.flush();
+      expect((await within(received.next())).value).toEqual(sent);
+    } finally {
+      await other.close();
+      await otherHandle.close();
+    }
   });
 });
