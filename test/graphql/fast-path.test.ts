@@ -132,8 +132,11 @@ describe('the fast path answers exactly as Yoga', () => {
     expect((await sameAnswer(operation('{ noSuchField }'))).body).toContain('noSuchField');
   });
 
-  it('for queries over the limits (aliases, directives, tokens), twice each: the second answer is cached', async () => {
+  it('for queries over the limits (aliases, directives, tokens, depth), twice each: the second answer is cached', async () => {
     const limits = [
+      // No valid query of this schema nests 13 levels outside introspection (which armor exempts); the depth rule does
+      // not need the fields to exist, so unknown ones reach it.
+      [`{ ${'a { '.repeat(13)}b${' }'.repeat(13)} }`, 'Query depth limit of 12 exceeded'],
       [`{ ${Array.from({ length: 31 }, (_, i) => `a${i}: viewer { tenant { id } }`).join(' ')} }`, 'Aliases limit'],
       [`{ __typename ${'@skip(if: false) '.repeat(60)}}`, 'Directives limit'],
       [`{ ${'__typename '.repeat(1001)}}`, 'Token limit'],
