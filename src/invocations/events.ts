@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Notifier } from '../db/database.ts';
 import type { ErrorShape } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { DEFAULT_INTEREST, EventInterest, type InterestOptions } from './event-interest.ts';
 import { SubscriberQueue } from './subscriber-queue.ts';
 import type { RequestStatus } from './tables.ts';
 
@@ -98,15 +99,30 @@ const acceptsChange = (change: ResultChange, tenantId: string | null) => change.
  * the table by the subscriber), in batches tagged with the sending instance, which ignores its own.
  *
  * Batching: result changes (which drive `reactorResult` subscriptions and wake other runners) go out once per tick;
- * reactor events once per EVENTS_FLUSH_MS. Sync `react` publishes two events per call, and a NOTIFY per event
+ * reactor events once per EVENTS_FLUSH_MS, and only those of tenants that have a subscriber on another instance
+ * (./event-interest.ts). Sync `react` publishes two events per call, and a NOTIFY per event
  * (two round trips, and Postgres serialises NOTIFY at commit) was the largest cost of `react` on Postgres after
  * the formula itself. Subscribers on other instances see events up to EVENTS_FLUSH_MS later; local ones at once.
  * In embedded mode (PGlite, one process) nothing is sent: nobody else is listening.
  */
-export function createEventHub(notifier: Notifier, log: Logger, options: { singleProcess: boolean }) {
+export function createEventHub(
+  notifier: Notifier,
+  log: Logger,
+  options: { singleProcess: boolean; interest?: InterestOptions },
+) {
   const eventSubscribers = new Channel<ReactorEvent>(acceptsEvent);
   const resultSubscribers = new Channel<ResultChange>(acceptsChange);
   const instanceId = randomUUID();
+  // Reactor events go to other instances only for tenants with a subscriber there (./event-interest.ts).
+  const interest = options.singleProcess
+    ? null
+    : new EventInterest(
+        notifier,
+        log,
+        instanceId,
+        () => [...eventSubscribers.subscribers.keys()],
+        options.interest ?? DEFAULT_INTEREST,
+      );
   const ownHead = `{"from":"${instanceId}","items":[`;
   const local: { channel: string; item: unknown }[] = [];
   const outgoing = new Map<string, string[]>([
@@ -180,13 +196,13 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
     );
   }
 
-  function enqueue(channel: string, item: unknown): void {
+  function enqueue(channel: string, item: unknown, remote: boolean): void {
     local.push({ channel, item });
     if (!localScheduled) {
       localScheduled = true;
       setImmediate(deliverLocally);
     }
-    if (options.singleProcess) return;
+    if (options.singleProcess || !remote) return;
     outgoing.get(channel)!.push(JSON.stringify(item));
     scheduleSend(channel);
   }
@@ -207,6 +223,7 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
         await notifier.listen(EVENTS_CHANNEL, (payload) => onPayload(EVENTS_CHANNEL, payload)),
         await notifier.listen(RESULTS_CHANNEL, (payload) => onPayload(RESULTS_CHANNEL, payload)),
       ];
+      await interest?.start();
     },
 
     publishEvent(event: ReactorEvent): void {
@@ -217,11 +234,11 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
         // Field messages can be long (and come from formula code): subscribers read them from the result instead.
         errors: null,
       };
-      enqueue(EVENTS_CHANNEL, { ...event, error });
+      enqueue(EVENTS_CHANNEL, { ...event, error }, interest?.wanted(event.tenantId) ?? false);
     },
 
     publishResultChange(change: ResultChange): void {
-      enqueue(RESULTS_CHANNEL, change);
+      enqueue(RESULTS_CHANNEL, change, true);
     },
 
     /**
@@ -229,7 +246,10 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
      * A subscriber more than MAX_BUFFERED events behind is ended with an error (./subscriber-queue.ts).
      */
     events(tenantId: string, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
-      return eventSubscribers.subscribe(tenantId, reactorId);
+      const first = !eventSubscribers.subscribers.has(tenantId);
+      const subscriber = eventSubscribers.subscribe(tenantId, reactorId);
+      if (first) interest?.added(tenantId);
+      return subscriber;
     },
 
     /** Signals that a request changed state somewhere; the subscriber re-reads the row. */
@@ -252,6 +272,7 @@ export function createEventHub(notifier: Notifier, log: Logger, options: { singl
 
     async close(): Promise<void> {
       await flush();
+      await interest?.close();
       for (const stop of unlisten) await stop();
       unlisten = [];
     },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DatabaseHandle, openDatabase } from '../../src/db/database.ts';
+import { type DatabaseHandle, type Notifier, openDatabase } from '../../src/db/database.ts';
 import { createEventHub, type EventHub, type ReactorEvent } from '../../src/invocations/events.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
@@ -81,12 +81,110 @@ describe('the event hub', () => {
         reactor: { id: 'reactor-t', name },
         error: { code: 'BAD_REQUEST', status: 400, message: 'line 1\nline 2 "quoted"', detail: null, errors: null },
       };
-      hub.publishEvent(sent);
-      await hub.flush();
-      expect((await within(received.next())).value).toEqual(sent);
+      // Until `other`'s announcement of the tenant has reached `hub` (./event-interest.ts), nothing is sent.
+      let done = false;
+      const next = received.next().finally(() => {
+        done = true;
+      });
+      for (let i = 0; i < 200 && !done; i++) {
+        hub.publishEvent(sent);
+        await hub.flush();
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect((await within(next)).value).toEqual(sent);
     } finally {
       await other.close();
       await otherHandle.close();
     }
+  });
+
+  describe.skipIf(!usingPostgres)('between instances, events only for tenants with a subscriber elsewhere', () => {
+    /** The real notifier, counting what is sent on each channel. */
+    function counted(notifier: Notifier) {
+      const sent = new Map<string, number>();
+      const wrapped: Notifier = {
+        listen: (channel, onPayload) => notifier.listen(channel, onPayload),
+        notify: (channel, payloads) => {
+          sent.set(channel, (sent.get(channel) ?? 0) + 1);
+          return notifier.notify(channel, payloads);
+        },
+      };
+      return { sent, wrapped };
+    }
+
+    async function instance(interest: { refreshMs: number; ttlMs: number }, wrap = (n: Notifier) => n) {
+      const own = await openDatabase(database.target);
+      const instanceHub = createEventHub(wrap(own.notifier), createLogger('silent'), {
+        singleProcess: false,
+        interest,
+      });
+      await instanceHub.start();
+      return {
+        hub: instanceHub,
+        close: async () => {
+          await instanceHub.close();
+          await own.close();
+        },
+      };
+    }
+
+    /** Publishes on `from` every 25 ms until `received` yields (or times out). */
+    async function publishUntilReceived(
+      from: EventHub,
+      received: AsyncIterableIterator<ReactorEvent>,
+      tenantId: string,
+    ) {
+      let done = false;
+      const next = received.next().finally(() => {
+        done = true;
+      });
+      for (let i = 0; i < 200 && !done; i++) {
+        from.publishEvent(event(tenantId, 'reactor-i', 'reactor.invoked'));
+        await from.flush();
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      return within(next);
+    }
+
+    it('sends nothing while nobody elsewhere subscribes, starts once a subscriber is announced, stops after it leaves', async () => {
+      const counting = counted(handle.notifier);
+      const a = await instance({ refreshMs: 100, ttlMs: 300 }, () => counting.wrapped);
+      const b = await instance({ refreshMs: 100, ttlMs: 300 });
+      try {
+        a.hub.publishEvent(event('tenant-i', 'reactor-i', 'reactor.invoked'));
+        await a.hub.flush();
+        expect(counting.sent.get('reactor_events') ?? 0).toBe(0);
+
+        const received = b.hub.events('tenant-i', null);
+        expect((await publishUntilReceived(a.hub, received, 'tenant-i')).value).toMatchObject({ tenantId: 'tenant-i' });
+        expect(counting.sent.get('reactor_events')).toBeGreaterThan(0);
+
+        await received.return?.();
+        // B no longer announces the tenant; A trusts the last announcement for ttlMs.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const before = counting.sent.get('reactor_events');
+        a.hub.publishEvent(event('tenant-i', 'reactor-i', 'reactor.completed'));
+        await a.hub.flush();
+        expect(counting.sent.get('reactor_events')).toBe(before);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
+    it('an instance that starts later learns the existing subscribers from its hello, without waiting for a refresh', async () => {
+      const b = await instance({ refreshMs: 60_000, ttlMs: 180_000 });
+      const received = b.hub.events('tenant-h', null);
+      // Let B's own announcement pass, so only the answer to the hello can teach C.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const c = await instance({ refreshMs: 60_000, ttlMs: 180_000 });
+      try {
+        expect((await publishUntilReceived(c.hub, received, 'tenant-h')).value).toMatchObject({ tenantId: 'tenant-h' });
+      } finally {
+        await received.return?.();
+        await c.close();
+        await b.close();
+      }
+    });
   });
 });
