@@ -240,7 +240,9 @@ export function createTokenService(deps: {
         sealed: {
           tenantId: principal.tenantId,
           key: vault.dataKey(principal.tenantId),
-          tokens: rows.map((row) => ({ id: row.id, data: row.data })),
+          // A copy of its own: pg's bytea Buffers are views into an 8 KB pool slab, and the task message would
+          // carry the whole slab for each token (structured clone copies a view's entire ArrayBuffer).
+          tokens: rows.map((row) => ({ id: row.id, data: new Uint8Array(row.data) })),
           sites: plan.sites.map(({ path, tokenId }) => ({ path, token: indexOf.get(tokenId) as number })),
         },
       };

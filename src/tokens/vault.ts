@@ -18,13 +18,13 @@ export interface Vault {
   encrypt(tenantId: string, tokenId: string, plaintext: string): Buffer;
   decrypt(tenantId: string, tokenId: string, sealed: Uint8Array): string;
   /** The tenant's data key itself, for the sandbox's worker threads to open `react`'s tokens (sealing.ts). */
-  dataKey(tenantId: string): Buffer;
+  dataKey(tenantId: string): Uint8Array;
   fingerprint(tenantId: string, type: string, data: unknown): string;
 }
 
 interface TenantKeys {
   encryption: KeyObject;
-  encryptionBytes: Buffer;
+  encryptionBytes: Uint8Array;
   fingerprint: KeyObject;
 }
 
@@ -42,7 +42,8 @@ export function createVault(masterKey: Buffer): Vault {
       const encryption = deriveKey(master, `encryption/v${SEALED_VERSION}/${tenantId}`);
       keys = {
         encryption,
-        encryptionBytes: encryption.export(),
+        // Its own exact-size ArrayBuffer: it is cloned into a task message on every `react` with tokens.
+        encryptionBytes: new Uint8Array(encryption.export()),
         fingerprint: deriveKey(master, `fingerprint/v${SEALED_VERSION}/${tenantId}`),
       };
       cache.set(tenantId, keys);

@@ -88,6 +88,10 @@ describe('prepareArgs', () => {
     expect(prepared.args).toBe(args);
     expect(prepared.sealed?.tokens.map((t) => t.id)).toEqual([token.id]);
     expect(Buffer.from(prepared.sealed!.tokens[0]!.data).includes(CARD_NUMBER)).toBe(false);
+    // What crosses to the worker owns its bytes: a view into pg's 8 KB Buffer pool would carry the whole slab.
+    for (const bytes of [prepared.sealed!.key, prepared.sealed!.tokens[0]!.data]) {
+      expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
+    }
     const onMainThread = await gateway.app.services.tokens.detokenizeArgs(principal, args, { maxTokens: 100 });
     expect(openSealedArgs(structuredClone(args), structuredClone(prepared.sealed!))).toEqual(onMainThread);
   });
