@@ -237,6 +237,14 @@ export function createEventHub(
       enqueue(EVENTS_CHANNEL, { ...event, error }, interest?.wanted(event.tenantId) ?? false);
     },
 
+    /**
+     * Whether anyone, here or on another instance, subscribes to this tenant's reactor events now: `react` skips
+     * building its two events when no one does (the common case).
+     */
+    wantsEvents(tenantId: string): boolean {
+      return eventSubscribers.subscribers.has(tenantId) || (interest?.wanted(tenantId) ?? false);
+    },
+
     publishResultChange(change: ResultChange): void {
       enqueue(RESULTS_CHANNEL, change, true);
     },

@@ -40,6 +40,7 @@ export function createInvocationService(deps: {
     request: ReactorEvent['request'],
     extra: { elapsedMs?: number; error?: DomainError } = {},
   ): void {
+    if (!events.wantsEvents(loaded.reactor.tenantId)) return;
     events.publishEvent({
       type,
       tenantId: loaded.reactor.tenantId,

@@ -56,6 +56,15 @@ describe('the event hub', () => {
     expect(hub.subscriberCount()).toEqual({ events: 0, results: 0 });
   });
 
+  it("wants a tenant's events only while someone subscribes to them", async () => {
+    expect(hub.wantsEvents('tenant-w')).toBe(false);
+    const subscriber = hub.events('tenant-w', 'some-reactor');
+    expect(hub.wantsEvents('tenant-w')).toBe(true);
+    expect(hub.wantsEvents('tenant-other')).toBe(false);
+    await subscriber.return?.();
+    expect(hub.wantsEvents('tenant-w')).toBe(false);
+  });
+
   it('signals result changes of a request to subscribers of the same tenant', async () => {
     const mine = hub.resultChanges('tenant-a', 'request-1');
     const foreign = hub.resultChanges('tenant-b', 'request-1');
@@ -157,11 +166,13 @@ describe('the event hub', () => {
 
         const received = b.hub.events('tenant-i', null);
         expect((await publishUntilReceived(a.hub, received, 'tenant-i')).value).toMatchObject({ tenantId: 'tenant-i' });
+        expect(a.hub.wantsEvents('tenant-i')).toBe(true);
         expect(counting.sent.get('reactor_events')).toBeGreaterThan(0);
 
         await received.return?.();
         // B no longer announces the tenant; A trusts the last announcement for ttlMs.
         await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(a.hub.wantsEvents('tenant-i')).toBe(false);
         const before = counting.sent.get('reactor_events');
         a.hub.publishEvent(event('tenant-i', 'reactor-i', 'reactor.completed'));
         await a.hub.flush();
