@@ -192,33 +192,16 @@ export function createTokenService(deps: {
     },
 
     /**
-     * For `react`: replaces every `{{ ... }}` expression in `args` with token data. All referenced tokens are loaded
-     * in one tenant-scoped query (live, committed or pending in `transactionId`) and decrypted; the caller needs
-     * `token:use` (ForbiddenError otherwise) as soon as there is an expression. Unknown, expired, invisible and other
-     * tenants' ids are all reported alike by `detokenize`: BAD_REQUEST naming the expression. More than `maxTokens`
-     * distinct tokens -> BAD_REQUEST.
-     */
-    async detokenizeArgs(
-      principal: Principal,
-      args: unknown,
-      options: { transactionId?: string | null; maxTokens: number },
-    ): Promise<unknown> {
-      const transactionId = readableTransactionId(options.transactionId);
-      return detokenize(
-        args,
-        async (ids) => {
-          const rows = await usableTokens(principal, ids, transactionId);
-          return new Map(rows.map((row) => [row.id, toDetokenizable(row)]));
-        },
-        { maxTokens: options.maxTokens },
-      );
-    },
-
-    /**
-     * What `react` calls: `detokenizeArgs`, except that when every expression in the args is a whole `{{ <id> }}`
-     * the tokens are not decrypted here. They go to the worker thread that runs the formula still sealed, with the
-     * tenant's data key, and are opened there (`sealed`, src/tokens/sealing.ts). The checks are the same and are
-     * made here, before anything runs: permission, containers, unknown ids, the token limit.
+     * For `react`: prepares `args` whose `{{ ... }}` expressions are replaced with token data. All referenced tokens
+     * are loaded in one tenant-scoped query (live, committed or pending in `transactionId`); the caller needs
+     * `token:use` (ForbiddenError otherwise) as soon as there is an expression, and `token:use` on one of each
+     * token's containers. Unknown, expired, invisible and other tenants' ids are all reported alike by `detokenize`:
+     * BAD_REQUEST naming the expression. More than `maxTokens` distinct tokens -> BAD_REQUEST. Every check is made
+     * here, before anything runs.
+     *
+     * When every expression is a whole `{{ <id> }}` (the common case) the tokens are not decrypted here: they go to
+     * the worker thread that runs the formula still sealed, with the tenant's data key, and are opened there
+     * (`sealed`, `openSealedArgs` in src/tokens/sealing.ts). Otherwise `args` comes back rendered and `sealed` null.
      */
     async prepareArgs(
       principal: Principal,

@@ -81,8 +81,8 @@ describe('prepareArgs', () => {
     return { tenant, principal, token, prepare };
   }
 
-  it('leaves plain {{ <id> }} sealed: the args as sent, ciphertext only, and the worker opens them to the same value', async () => {
-    const { principal, token, prepare } = await setup();
+  it('leaves plain {{ <id> }} sealed: the args as sent, ciphertext only, and the worker opens them to the data', async () => {
+    const { token, prepare } = await setup();
     const args = { card: `{{ ${token.id} }}`, again: [`{{${token.id.toUpperCase()}}}`], customer: 'c-1' };
     const prepared = await prepare(args);
     expect(prepared.args).toBe(args);
@@ -92,8 +92,11 @@ describe('prepareArgs', () => {
     for (const bytes of [prepared.sealed!.key, prepared.sealed!.tokens[0]!.data]) {
       expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
     }
-    const onMainThread = await gateway.app.services.tokens.detokenizeArgs(principal, args, { maxTokens: 100 });
-    expect(openSealedArgs(structuredClone(args), structuredClone(prepared.sealed!))).toEqual(onMainThread);
+    expect(openSealedArgs(structuredClone(args), structuredClone(prepared.sealed!))).toEqual({
+      card: card(),
+      again: [card()],
+      customer: 'c-1',
+    });
   });
 
   it('renders on the main thread when an expression needs Liquid or is inside a longer string', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/service.ts';
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../../src/errors.ts';
+import { openSealedArgs } from '../../src/tokens/sealing.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import {
   applicationKey,
@@ -15,7 +16,7 @@ import {
   UNKNOWN_ID,
 } from './support.ts';
 
-/** detokenizeArgs and tokenizeResult, the two calls `react` makes, against real rows. */
+/** prepareArgs and tokenizeResult, the two calls `react` makes, against real rows. */
 
 let gateway: TestGateway;
 beforeAll(async () => {
@@ -34,8 +35,13 @@ async function tenantWithPrincipal(): Promise<{ key: string; principal: Principa
   };
 }
 
-function detokenize(principal: Principal, args: unknown, transactionId?: string) {
-  return gateway.app.services.tokens.detokenizeArgs(principal, args, { transactionId, maxTokens: MAX_TOKENS });
+/** The args a formula gets, by the path `react` takes: prepared here, sealed tokens opened as the worker opens them. */
+async function detokenize(principal: Principal, args: unknown, transactionId?: string) {
+  const prepared = await gateway.app.services.tokens.prepareArgs(principal, args, {
+    transactionId,
+    maxTokens: MAX_TOKENS,
+  });
+  return prepared.sealed ? openSealedArgs(structuredClone(prepared.args), prepared.sealed) : prepared.args;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<any> {
@@ -56,7 +62,7 @@ async function countTokens(tenantId: string): Promise<number> {
   return rows.length;
 }
 
-describe('detokenizeArgs', () => {
+describe('prepareArgs (detokenization)', () => {
   it('turns a whole-string expression of a card token into the card object', async () => {
     const { key, principal } = await tenantWithPrincipal();
     const token = await createToken(gateway, key, { type: 'CARD', data: card() });
