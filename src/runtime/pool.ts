@@ -72,9 +72,9 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
    * Runs submitted in one turn of the event loop go to the workers together: one piscina task per worker instead
    * of one per run. Under load each piscina task (a structured-clone postMessage and a wake-up of the worker) was
    * the largest cost of `react` on the main thread. Each run's answer comes back through the batch's MessagePort as
-   * soon as it is ready (with the others ready at the same time), so a slow formula never holds up the fast ones. A run that
-   * finds nothing else in flight goes at once: waiting a turn of the loop for company costs an idle gateway
-   * about 20 us per call.
+   * soon as it is ready (with the others ready at the same time), so a slow formula never holds up the fast ones.
+   * A run that finds nothing else in flight goes at once: waiting a turn of the loop for company costs an idle
+   * gateway about 20 us per call.
    */
   const queuedRuns: Tracked[] = [];
   const batchesInFlight = new Set<Promise<unknown>>();

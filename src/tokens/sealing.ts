@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, type KeyObject, randomBytes } from 'node:crypto';
+import { setOwn } from './expressions/walk.ts';
 
 /**
  * Token data sealed with a tenant's data key: AES-256-GCM bound to (tenant, token) by its associated data.
@@ -97,11 +98,7 @@ export function openSealedArgs(args: unknown, sealed: SealedArgs): unknown {
     }
     let holder = root as Record<string | number, unknown>;
     for (let i = 0; i < path.length - 1; i++) holder = holder[path[i] as string | number] as typeof holder;
-    const last = path[path.length - 1] as string | number;
-    // A JSON key "__proto__" is an own property of the args and must stay one.
-    if (last === '__proto__') {
-      Object.defineProperty(holder, last, { value: data[token], writable: true, enumerable: true, configurable: true });
-    } else holder[last] = data[token];
+    setOwn(holder, path[path.length - 1] as string | number, data[token]);
   }
   return root;
 }

@@ -92,20 +92,15 @@ export function pathOf(site: StringSite): Array<string | number> {
 
 /** `args.card.number`, `args.items[2]`: the field name a BadRequestError reports. */
 export function describePath(site: StringSite, rootName = 'args'): string {
-  const keys: Array<string | number> = [];
-  if (site.key !== null) keys.push(site.key);
-  for (let node = site.holder; node && node.key !== null; node = node.up) keys.push(node.key);
   let path = rootName;
-  for (let i = keys.length - 1; i >= 0; i--) {
-    const key = keys[i] as string | number;
-    path += typeof key === 'number' ? `[${key}]` : `.${key}`;
-  }
+  for (const key of pathOf(site)) path += typeof key === 'number' ? `[${key}]` : `.${key}`;
   return path;
 }
 
 // A JSON key "__proto__" is an ordinary own property and must stay one: assignment would set the prototype, so that
-// key is defined. Every other key is already an own, writable data property of the copy, and assignment is faster.
-function setOwn(target: Container, key: string | number, value: unknown): void {
+// key is defined. Every other key is already an own, writable data property there (a copy of the args, or the
+// worker's clone of them: src/tokens/sealing.ts), and assignment is faster.
+export function setOwn(target: Container, key: string | number, value: unknown): void {
   if (key === '__proto__') {
     Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
   } else (target as Record<string | number, unknown>)[key] = value;
