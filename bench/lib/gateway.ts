@@ -96,7 +96,7 @@ export async function withClient<T>(url: string, use: (client: pg.Client) => Pro
  */
 export async function startGateway(
   database: BenchDatabase,
-  options: { name: string; script?: string; env?: Record<string, string> } = { name: 'gateway' },
+  options: { name: string; script?: string; env?: Record<string, string>; nodeArgs?: string[] } = { name: 'gateway' },
 ): Promise<ServerProcess> {
   const port = await freePort();
   return startProcess({
@@ -105,6 +105,7 @@ export async function startGateway(
     args: options.script ? [] : ['serve'],
     port,
     readyPath: '/ready',
+    nodeArgs: options.nodeArgs,
     env: {
       ...database.env,
       ADMIN_API_KEY: BENCH_KEYS.admin,

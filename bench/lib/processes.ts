@@ -44,8 +44,11 @@ export async function startProcess(options: {
   readyPath: string;
   graphqlPath?: string;
   timeoutMs?: number;
+  /** Node flags for this process only, after BENCH_NODE_ARGS (A/B runs of a flag). */
+  nodeArgs?: string[];
 }): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...NODE_ARGS, path.join(ROOT, options.script), ...(options.args ?? [])], {
+  const argv = [...NODE_ARGS, ...(options.nodeArgs ?? []), path.join(ROOT, options.script), ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { ...process.env, ...options.env, PORT: String(options.port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
