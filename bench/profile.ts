@@ -2,8 +2,8 @@
 //
 // Where a figure's time goes: starts one gateway as the harness does, seeds a reactor and a token, and drives each
 // operation (trivial, trivial-anonymous, react, react-no-token) alone for DURATION seconds (default 4), after a
-// warm-up: p50 at concurrency 1, or throughput at 50 connections with the CPU the gateway spent per request, split
-// by thread (main, piscina workers, V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+// warm-up: p50 at concurrency 1, or throughput at 50 connections; either with the CPU the gateway spent per request,
+// split by thread (main, piscina workers, V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 // Postgres: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres). Not part of `npm run bench`.
 import { readdirSync, readFileSync } from 'node:fs';
 import { BENCH_KEYS, createBenchDatabase, gql, startGateway } from './lib/gateway.ts';
@@ -56,22 +56,20 @@ try {
     const load = { url, ...request, headers };
     // Warm-up (JIT, caches, keep-alive sockets), not measured: without it the first operation pays for all of that.
     await loadGraphQL({ ...load, connections: 50, durationSeconds: Math.min(2, seconds) });
-    if (mode === 'c1') {
-      const result = await sequentialLatency({ ...load, durationSeconds: seconds, maxRequests: 100_000 });
-      console.log(`${name}: c=1 p50 ${result.p50Ms.toFixed(3)} ms (${result.requests} requests)`);
-      continue;
-    }
     const before = gatewayThreadTicks(gateway.pid);
     const started = performance.now();
-    const result = await loadGraphQL({ ...load, connections: 50, durationSeconds: seconds });
+    const result: { requests: number; p50Ms: number; rps?: number } =
+      mode === 'c1'
+        ? await sequentialLatency({ ...load, durationSeconds: seconds, maxRequests: 100_000 })
+        : await loadGraphQL({ ...load, connections: 50, durationSeconds: seconds });
     const elapsed = (performance.now() - started) / 1000;
     const after = gatewayThreadTicks(gateway.pid);
     const requests = result.requests;
     const perThread = [...after].map(([thread, t]) => [thread, t - (before.get(thread) ?? t)] as const);
     const total = perThread.reduce((sum, [, t]) => sum + t, 0);
-    console.log(
-      `${name}: c=50 ${result.rps.toFixed(0)} req/s, gateway CPU ${((total * 1e4) / requests).toFixed(0)} us/request`,
-    );
+    const figure =
+      result.rps === undefined ? `c=1 p50 ${result.p50Ms.toFixed(3)} ms` : `c=50 ${result.rps.toFixed(0)} req/s`;
+    console.log(`${name}: ${figure}, gateway CPU ${((total * 1e4) / requests).toFixed(0)} us/request`);
     for (const [thread, t] of perThread.filter(([, t]) => t > 0).sort((a, b) => b[1] - a[1])) {
       console.log(
         `  ${thread}: ${((t * 1e4) / requests).toFixed(1)} us/request (${(t / elapsed).toFixed(0)}% of a core)`,
