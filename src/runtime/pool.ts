@@ -34,6 +34,8 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     concurrentTasksPerWorker: CONCURRENT_TASKS_PER_WORKER,
     // Workers hold the compiled-formula caches; letting them idle out would throw the caches away.
     idleTimeout: Number.POSITIVE_INFINITY,
+    // piscina's run and wait-time histograms: two records per task on this thread, and nothing here reads them.
+    recordTiming: false,
     workerData: { runtime: workerOptions(options), slots: slots.shared },
   });
 
