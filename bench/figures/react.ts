@@ -39,9 +39,8 @@ export const react: Figure = {
       { name: 'react', query: REACT, variables },
     ];
     // Many short windows, each round in the other order (trivial-react, then react-trivial), and the median of the
-    // per-round ratios: this machine drifts by ±25% over tens of seconds, and long windows let that drift fall on one
-    // contender. Measured both ways on the same code: three 10 s rounds gave ratios of 0.44-0.58, twelve 2 s rounds
-    // a spread of about ±0.05 around their median.
+    // per-round ratios. This machine's throughput drifts by up to a third within a minute (the trivial query went
+    // from 9,240 to 6,384 req/s within one run), and in long consecutive windows that drift fell on one contender.
     const rounds = context.quick ? context.rounds : WINDOWED_ROUNDS;
     const windowSeconds = context.quick ? context.durationSeconds : WINDOW_SECONDS;
     const inRoundOrder = (round: number) => (round % 2 === 1 ? contenders : [...contenders].reverse());
