@@ -9,6 +9,7 @@ import { maxRequestBodyBytes } from './fast-path.ts';
 import { loggingMask, rateLimitedError } from './graphql-errors.ts';
 import { useOperationCache } from './operation-cache.ts';
 import { useQueryLimits } from './query-limits.ts';
+import { useRequestCacheRelease } from './request-cache-release.ts';
 import { schema } from './schema.ts';
 
 /** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
@@ -78,6 +79,8 @@ export function createGraphQLHandler(services: Services, log: Logger) {
       // Depth, alias, directive, cost and token limits (graphql-armor).
       ...useQueryLimits(),
       useOperationCache(),
+      // Pothos' per-request auth cache would otherwise keep each request alive into the old generation.
+      useRequestCacheRelease(),
     ],
   });
 }

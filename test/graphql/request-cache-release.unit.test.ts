@@ -1,0 +1,73 @@
+import { envelop, type Plugin, useEngine, useSchema } from '@envelop/core';
+import SchemaBuilder from '@pothos/core';
+import ScopeAuthPlugin, { RequestCache } from '@pothos/plugin-scope-auth';
+import { execute, parse, subscribe } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { useRequestCacheRelease } from '../../src/graphql/request-cache-release.ts';
+
+/**
+ * Pothos scope-auth caches per context in a WeakMap whose entries V8's scavenger keeps alive with their context
+ * (src/graphql/request-cache-release.ts). The plugin must delete the entry once execution is done, and only then.
+ */
+function scopedSchema() {
+  const builder = new SchemaBuilder<{ Context: { allowed: boolean }; AuthScopes: { allowed: boolean } }>({
+    plugins: [ScopeAuthPlugin],
+    scopeAuth: { authScopes: (context) => ({ allowed: context.allowed }) },
+  });
+  // The cache the resolver saw while it ran: by then the scope check above it has filled it in.
+  const seen: { cache?: unknown } = {};
+  builder.queryType({
+    fields: (t) => ({
+      secret: t.string({
+        authScopes: { allowed: true },
+        resolve: (_root, _args, context) => {
+          seen.cache = RequestCache.fromContext(context, builder);
+          return 'ok';
+        },
+      }),
+    }),
+  });
+  return { builder, schema: builder.toSchema(), seen };
+}
+
+async function run(plugins: Plugin[]) {
+  const { builder, schema, seen } = scopedSchema();
+  const getEnveloped = envelop({ plugins: [useEngine({ parse, execute, subscribe }), useSchema(schema), ...plugins] });
+  const context = { allowed: true };
+  const enveloped = getEnveloped(context);
+  const result = await enveloped.execute({
+    schema: enveloped.schema,
+    document: enveloped.parse('{ secret }'),
+    contextValue: context,
+  });
+  return { result, seen, cacheNow: () => RequestCache.fromContext(context, builder) };
+}
+
+describe('useRequestCacheRelease', () => {
+  it('drops the scope cache of a context once its execution is done', async () => {
+    const { result, seen, cacheNow } = await run([useRequestCacheRelease()]);
+    expect(result).toEqual({ data: { secret: 'ok' } });
+    expect(seen.cache).toBeInstanceOf(RequestCache);
+    // Deleted: asking again builds a new one.
+    expect(cacheNow()).not.toBe(seen.cache);
+  });
+
+  it('(control) without it the cache outlives the execution, held by the WeakMap', async () => {
+    const { seen, cacheNow } = await run([]);
+    expect(cacheNow()).toBe(seen.cache);
+  });
+
+  it('still refuses what the scopes refuse', async () => {
+    const { schema } = scopedSchema();
+    const getEnveloped = envelop({
+      plugins: [useEngine({ parse, execute, subscribe }), useSchema(schema), useRequestCacheRelease()],
+    });
+    const enveloped = getEnveloped({ allowed: false });
+    const result = await enveloped.execute({
+      schema: enveloped.schema,
+      document: enveloped.parse('{ secret }'),
+      contextValue: { allowed: false },
+    });
+    expect(result.errors?.[0]?.message).toMatch(/Not authorized/);
+  });
+});
