@@ -1,4 +1,5 @@
-import { MessageChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { errorOf } from './sandbox/outcome.ts';
 import { TaskSlots } from './task-slots.ts';
@@ -7,9 +8,12 @@ import {
   type BatchAnswer,
   type CheckResult,
   type FormulaRuntime,
+  type LateAnswers,
   type RunInput,
   type RunOutcome,
   type RuntimeOptions,
+  type SingleTask,
+  type WorkerSetup,
   type WorkerTask,
   workerOptions,
 } from './types.ts';
@@ -27,7 +31,9 @@ const QUIESCE_WAIT_MS = 2_000;
 export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   const threads = Math.max(1, options.threads);
   const slots = new TaskSlots();
-  const pool = new Piscina<WorkerTask, RunOutcome | CheckResult>({
+  const answerChannel = `reactor-gateway-answers-${randomUUID()}`;
+  const workerData: WorkerSetup = { runtime: workerOptions(options), slots: slots.shared, answerChannel };
+  const pool = new Piscina<WorkerTask, RunOutcome | CheckResult | BatchAnswer[]>({
     filename: new URL('./worker.ts', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
@@ -36,7 +42,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     idleTimeout: Number.POSITIVE_INFINITY,
     // piscina's run and wait-time histograms: two records per task on this thread, and nothing here reads them.
     recordTiming: false,
-    workerData: { runtime: workerOptions(options), slots: slots.shared },
+    workerData,
   });
 
   const tracking: RunTracking = {
@@ -54,12 +60,12 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
    * task's slot when it starts it; a task still queued when its time is up is cancelled (the worker skips it), one
    * that has run longer than its backstop gets its worker terminated.
    */
-  function track<T>(task: WorkerTask, slot: number, backstopMs: number, onAbort: () => T) {
+  function track<T>(task: SingleTask, slot: number, backstopMs: number, onAbort: () => T) {
     const run = new TrackedRun<T>(task, slot, backstopMs, onAbort, tracking);
     return { promise: run.promise, entry: run as Tracked };
   }
 
-  function submit<T>(task: WorkerTask, backstopMs: number, onAbort: () => T): Promise<T> {
+  function submit<T>(task: SingleTask, backstopMs: number, onAbort: () => T): Promise<T> {
     const slot = slots.acquire();
     if (slot === undefined) return submitWithSignal(task, backstopMs, onAbort);
     const { promise, entry } = track(task, slot, backstopMs, onAbort);
@@ -73,17 +79,27 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   /**
    * Runs submitted in one turn of the event loop go to the workers together: one piscina task per worker instead
    * of one per run. Under load each piscina task (a structured-clone postMessage and a wake-up of the worker) was
-   * the largest cost of `react` on the main thread. Each run's answer comes back through the batch's MessagePort as
-   * soon as it is ready (with the others ready at the same time), so a slow formula never holds up the fast ones.
-   * A run that finds nothing else in flight goes at once: waiting a turn of the loop for company costs an idle
-   * gateway about 20 us per call.
+   * the largest cost of `react` on the main thread. A batch's answers come back in its result when its runs all
+   * finish at once; a batch still running after that sends each answer on the answer channel as soon as it is ready
+   * (worker.ts), so a slow formula never holds up the fast ones. A run that finds nothing else in flight goes at
+   * once: waiting a turn of the loop for company costs an idle gateway about 20 us per call.
    */
   const queuedRuns: Tracked[] = [];
   const batchesInFlight = new Set<Promise<unknown>>();
+  const openBatches = new Map<number, OpenBatch>();
+  let batchSeq = 0;
   let dispatchScheduled = false;
   let runsInFlight = 0;
+  // One channel for every batch, instead of a MessageChannel made, transferred and closed per batch (about 20 us
+  // of this thread each, and a MessagePort whose listener kept the batch's runs alive into the old generation).
+  const lateAnswers = new BroadcastChannel(answerChannel);
+  lateAnswers.onmessage = (event) => {
+    const { batch, answers } = (event as { data: LateAnswers }).data;
+    openBatches.get(batch)?.answer(answers);
+  };
+  lateAnswers.unref();
 
-  function submitRun(task: WorkerTask, backstopMs: number, onAbort: () => RunOutcome): Promise<RunOutcome> {
+  function submitRun(task: SingleTask, backstopMs: number, onAbort: () => RunOutcome): Promise<RunOutcome> {
     const slot = slots.acquire();
     if (slot === undefined) return submitWithSignal(task, backstopMs, onAbort);
     const { promise, entry } = track(task, slot, backstopMs, onAbort);
@@ -117,29 +133,19 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       );
       return;
     }
-    const { port1, port2 } = new MessageChannel();
-    const pending = new Set(entries.keys());
-    port1.on('message', (answers: BatchAnswer[]) => {
-      for (const { index, outcome } of answers) if (pending.delete(index)) entries[index]?.answered(outcome);
-      if (pending.size === 0) port1.close();
-    });
-    const task: WorkerTask = { kind: 'batch', tasks: entries.map((entry) => entry.task), port: port2 };
-    const batch = pool.run(task, { transferList: [port2] }).then(
-      // Every answer was posted before the worker returned; any not yet here is on its way through port1.
-      () => pending.size === 0 && port1.close(),
-      () => {
-        for (const index of pending) entries[index]?.failed();
-        pending.clear();
-        port1.close();
-      },
+    const batch = new OpenBatch(++batchSeq, entries, openBatches);
+    const done = pool.run({ kind: 'batch', batch: batch.id, tasks: entries.map((entry) => entry.task) }).then(
+      // Late answers were all posted before the worker returned; any not yet here is on its way.
+      (answers) => batch.answer(answers as BatchAnswer[]),
+      () => batch.fail(),
     );
-    // Its runs may all have answered while the worker is still finishing the batch task; close() waits for it.
-    batchesInFlight.add(batch);
-    void batch.finally(() => batchesInFlight.delete(batch));
+    // close() waits for batches a worker is still running.
+    batchesInFlight.add(done);
+    void done.finally(() => batchesInFlight.delete(done));
   }
 
   /** Only when more tasks are in flight than there are slots. */
-  async function submitWithSignal<T>(task: WorkerTask, backstopMs: number, onAbort: () => T): Promise<T> {
+  async function submitWithSignal<T>(task: SingleTask, backstopMs: number, onAbort: () => T): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), backstopMs);
     try {
@@ -197,6 +203,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       // A worker still busy with a batch would miss its quiesce task (they go to idle workers first).
       await Promise.allSettled([...batchesInFlight]);
       await quiesceWorkers();
+      lateAnswers.close();
       // Known issue: terminating a worker right after an isolate resumed from a host callback occasionally never
       // completes (isolated-vm teardown); bound the wait so shutdown cannot hang the process.
       let timer: NodeJS.Timeout | undefined;
@@ -210,4 +217,30 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       clearTimeout(timer);
     },
   };
+}
+
+/** A batch whose runs are not all answered yet. */
+class OpenBatch {
+  private readonly pending: Set<number>;
+
+  constructor(
+    readonly id: number,
+    private readonly entries: Tracked[],
+    private readonly open: Map<number, OpenBatch>,
+  ) {
+    this.pending = new Set(entries.keys());
+    open.set(id, this);
+  }
+
+  answer(answers: BatchAnswer[]): void {
+    for (const { index, outcome } of answers) if (this.pending.delete(index)) this.entries[index]?.answered(outcome);
+    if (this.pending.size === 0) this.open.delete(this.id);
+  }
+
+  /** The worker died or the task failed: every run not answered yet gets its onAbort outcome. */
+  fail(): void {
+    for (const index of this.pending) this.entries[index]?.failed();
+    this.pending.clear();
+    this.open.delete(this.id);
+  }
 }

@@ -1,9 +1,9 @@
 import type { TaskSlots } from './task-slots.ts';
-import type { WorkerTask } from './types.ts';
+import type { SingleTask } from './types.ts';
 
 /** A submitted task with its backstop running: settled by the worker's answer or by its failure. */
 export interface Tracked {
-  task: WorkerTask;
+  task: SingleTask;
   answered(value: unknown): void;
   failed(): void;
 }
@@ -54,7 +54,7 @@ export class Backstops {
  * run here.
  */
 export class TrackedRun<T> implements Tracked {
-  readonly task: WorkerTask;
+  readonly task: SingleTask;
   readonly promise: Promise<T>;
   private resolve!: (value: T) => void;
   private done = false;
@@ -63,13 +63,13 @@ export class TrackedRun<T> implements Tracked {
   deadline: number;
 
   constructor(
-    task: WorkerTask,
+    task: SingleTask,
     private readonly slot: number,
     private readonly backstopMs: number,
     private readonly onAbort: () => T,
     private readonly tracking: RunTracking,
   ) {
-    this.task = { ...task, slot } as WorkerTask;
+    this.task = { ...task, slot };
     this.promise = new Promise<T>((settle) => {
       this.resolve = settle;
     });

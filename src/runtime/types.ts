@@ -1,7 +1,7 @@
-import type { MessagePort } from 'node:worker_threads';
 import type { ErrorShape } from '../errors.ts';
 import type { RequestParameter } from '../formulas/rules.ts';
 import type { SealedArgs } from '../tokens/sealing.ts';
+import type { SharedSlots } from './task-slots.ts';
 
 export interface RuntimeOptions {
   threads: number;
@@ -54,23 +54,42 @@ export interface FormulaRuntime {
 /** Options as the worker sees them: every default filled in. */
 export type WorkerOptions = Required<Omit<RuntimeOptions, 'threads'>>;
 
+/** What each worker gets at start (piscina workerData). */
+export interface WorkerSetup {
+  runtime: WorkerOptions;
+  /** Which worker runs which task (task-slots.ts). */
+  slots: SharedSlots;
+  /** The BroadcastChannel name the pool listens on for late batch answers. */
+  answerChannel: string;
+}
+
 /** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */
-export type WorkerTask = (
+export type SingleTask = (
   | { kind: 'run'; input: RunInput }
   | { kind: 'check'; code: string }
   | { kind: 'quiesce' }
-  /**
-   * Several runs in one message; their answers are posted on `port` as arrays of BatchAnswer as soon as they are
-   * ready, the answers that became ready in the same turn of the worker's event loop together (pool.ts).
-   */
-  | { kind: 'batch'; tasks: WorkerTask[]; port: MessagePort }
 ) & {
   slot?: number;
 };
 
+export type WorkerTask =
+  | SingleTask
+  /**
+   * Several runs in one message. The worker answers them in its result when they all finish without waiting on the
+   * host (the common case); otherwise each answer goes out on the pool's answer channel, tagged with `batch`, as
+   * soon as it is ready (pool.ts, worker.ts).
+   */
+  | { kind: 'batch'; batch: number; tasks: SingleTask[]; slot?: undefined };
+
 export interface BatchAnswer {
   index: number;
   outcome: RunOutcome | CheckResult;
+}
+
+/** What a worker posts on the answer channel for a batch whose runs did not all finish at once. */
+export interface LateAnswers {
+  batch: number;
+  answers: BatchAnswer[];
 }
 
 export const DEFAULTS = {

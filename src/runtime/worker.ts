@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { type MessagePort, threadId, workerData } from 'node:worker_threads';
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { DomainError, type ErrorShape } from '../errors.ts';
 import { validateArgs } from '../invocations/request-parameters.ts';
 import { openSealedArgs, TokenDecryptionError } from '../tokens/sealing.ts';
@@ -8,12 +8,21 @@ import { createEgressPolicy } from './sandbox/egress.ts';
 import { FormulaCache } from './sandbox/formula-cache.ts';
 import { FormulaIsolate, type IsolateSettings } from './sandbox/formula-isolate.ts';
 import { errorOf, runtimeError } from './sandbox/outcome.ts';
-import { type SharedSlots, startTask } from './task-slots.ts';
-import type { BatchAnswer, CheckResult, RunInput, RunOutcome, WorkerOptions, WorkerTask } from './types.ts';
+import { startTask } from './task-slots.ts';
+import type {
+  BatchAnswer,
+  CheckResult,
+  LateAnswers,
+  RunInput,
+  RunOutcome,
+  SingleTask,
+  WorkerSetup,
+  WorkerTask,
+} from './types.ts';
 
 // Piscina worker entry. Imports nothing from db, auth or graphql: this side only ever sees one call's data (and, for
 // its sealed tokens, that tenant's data key: src/tokens/sealing.ts).
-const { runtime: options, slots } = workerData as { runtime: WorkerOptions; slots: SharedSlots };
+const { runtime: options, slots, answerChannel } = workerData as WorkerSetup;
 const slotCells = new Int32Array(slots.buffer);
 const settings: IsolateSettings = {
   memoryLimitMb: options.memoryLimitMb,
@@ -45,7 +54,7 @@ function prepare(input: RunInput): PreparedInput {
   }
 }
 
-async function run(task: Extract<WorkerTask, { kind: 'run' }>, prepared?: PreparedInput): Promise<RunOutcome> {
+async function run(task: Extract<SingleTask, { kind: 'run' }>, prepared?: PreparedInput): Promise<RunOutcome> {
   const started = performance.now();
   const elapsedMs = () => Math.round((performance.now() - started) * 1000) / 1000;
   const ready = prepared ?? prepare(task.input);
@@ -114,18 +123,19 @@ async function quiesce(): Promise<number> {
 }
 
 /**
- * A batch's answers on their way back. Each goes back as soon as it is ready, so a slow formula never holds up a fast
- * one; answers ready in the same turn of the loop (every synchronous formula of the batch) share one message, which
- * the pool's thread receives and decodes once instead of once per run.
+ * The answers of a batch whose runs did not all finish at once (a formula waiting on fetch or a timer), on their way
+ * back over the pool's answer channel: each goes as soon as it is ready, so a slow formula never holds up a fast one,
+ * and answers ready in the same turn of the loop share one message. The channel is opened only for such a batch.
  */
-class AnswerQueue {
+class LateAnswerQueue {
+  private readonly channel = new BroadcastChannel(answerChannel);
   private pending: BatchAnswer[] = [];
   private scheduled: NodeJS.Immediate | null = null;
 
-  constructor(private readonly port: MessagePort) {}
+  constructor(private readonly batch: number) {}
 
-  add(answer: BatchAnswer): void {
-    this.pending.push(answer);
+  add(answers: BatchAnswer[]): void {
+    this.pending.push(...answers);
     this.scheduled ??= setImmediate(() => this.flush());
   }
 
@@ -133,23 +143,49 @@ class AnswerQueue {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = null;
     if (this.pending.length === 0) return;
-    this.port.postMessage(this.pending);
+    this.channel.postMessage({ batch: this.batch, answers: this.pending } satisfies LateAnswers);
     this.pending = [];
+  }
+
+  /** Posted messages are delivered after a close. */
+  close(): void {
+    this.flush();
+    this.channel.close();
   }
 }
 
-export default async function handle(task: WorkerTask, prepared?: PreparedInput): Promise<RunOutcome | CheckResult> {
-  if (task.kind === 'batch') {
-    const answers = new AnswerQueue(task.port);
-    // Every run's args first, then the runs: opening tokens one after another, rather than between formula runs that
-    // evict OpenSSL's state from the CPU caches, costs a fraction per token (cold, one costs 30-70 us here).
-    const inputs = task.tasks.map((one) => (one.kind === 'run' ? prepare(one.input) : undefined));
-    await Promise.all(
-      task.tasks.map(async (one, index) => answers.add({ index, outcome: await handle(one, inputs[index]) })),
-    );
-    answers.flush();
-    return { ok: true };
-  }
+/**
+ * Runs a batch. Answers come back in the result when every run finished without waiting on the host, which saves a
+ * message and a wake-up of the pool's thread per batch. A batch still running after the synchronous runs are done
+ * (one turn of the loop) sends what is ready at once, and each later answer as it comes, on the answer channel.
+ */
+async function runBatch(task: Extract<WorkerTask, { kind: 'batch' }>): Promise<BatchAnswer[]> {
+  // Every run's args first, then the runs: opening tokens one after another, rather than between formula runs that
+  // evict OpenSSL's state from the CPU caches, costs a fraction per token (cold, one costs 30-70 us here).
+  const inputs = task.tasks.map((one) => (one.kind === 'run' ? prepare(one.input) : undefined));
+  const ready: BatchAnswer[] = [];
+  let late: LateAnswerQueue | null = null;
+  const stillRunning = setImmediate(() => {
+    late = new LateAnswerQueue(task.batch);
+    late.add(ready.splice(0));
+  });
+  await Promise.all(
+    task.tasks.map(async (one, index) => {
+      const answer = { index, outcome: await handleOne(one, inputs[index]) };
+      if (late) late.add([answer]);
+      else ready.push(answer);
+    }),
+  );
+  clearImmediate(stillRunning);
+  (late as LateAnswerQueue | null)?.close();
+  return ready;
+}
+
+export default function handle(task: WorkerTask): Promise<RunOutcome | CheckResult | BatchAnswer[]> {
+  return task.kind === 'batch' ? runBatch(task) : handleOne(task);
+}
+
+async function handleOne(task: SingleTask, prepared?: PreparedInput): Promise<RunOutcome | CheckResult> {
   if (task.slot !== undefined && !startTask(slots, slotCells, task.slot, threadId)) {
     // The pool's backstop gave up on this task while it was still queued here and has already answered for it.
     return { ok: false, message: 'cancelled' };
