@@ -64,11 +64,7 @@ export interface WorkerSetup {
 }
 
 /** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */
-export type SingleTask = (
-  | { kind: 'run'; input: RunInput }
-  | { kind: 'check'; code: string }
-  | { kind: 'quiesce' }
-) & {
+export type SingleTask = ({ kind: 'run'; input: RunInput } | { kind: 'check'; code: string } | { kind: 'quiesce' }) & {
   slot?: number;
 };
 
