@@ -125,7 +125,8 @@ async function quiesce(): Promise<number> {
 /**
  * The answers of a batch whose runs did not all finish at once (a formula waiting on fetch or a timer), on their way
  * back over the pool's answer channel: each goes as soon as it is ready, so a slow formula never holds up a fast one,
- * and answers ready in the same turn of the loop share one message. The channel is opened only for such a batch.
+ * and answers ready in the same turn of the loop share one message. The channel is opened only for such a batch and
+ * closed with it: while open it also receives (and drops) what other workers post, as every BroadcastChannel does.
  */
 class LateAnswerQueue {
   private readonly channel = new BroadcastChannel(answerChannel);
