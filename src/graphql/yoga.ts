@@ -9,7 +9,7 @@ import { maxRequestBodyBytes } from './fast-path.ts';
 import { loggingMask, rateLimitedError } from './graphql-errors.ts';
 import { useOperationCache } from './operation-cache.ts';
 import { useQueryLimits } from './query-limits.ts';
-import { useRequestCacheRelease } from './request-cache-release.ts';
+import { useRequestCacheRelease, withContextCacheKey } from './request-cache-release.ts';
 import { schema } from './schema.ts';
 
 /** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
@@ -46,14 +46,14 @@ export async function createContext(
   const transactionIdHeader =
     headers?.get('bt-transaction-id') ??
     (typeof transport.connectionParams?.transactionId === 'string' ? transport.connectionParams.transactionId : null);
-  return {
+  return withContextCacheKey({
     principal,
     isAdmin,
     requestId,
     log: requestLog(log, { requestId, tenantId: principal?.tenantId, applicationId: principal?.applicationId }),
     services,
     transactionIdHeader,
-  };
+  });
 }
 
 export function createGraphQLHandler(services: Services, log: Logger) {
@@ -79,7 +79,7 @@ export function createGraphQLHandler(services: Services, log: Logger) {
       // Depth, alias, directive, cost and token limits (graphql-armor).
       ...useQueryLimits(),
       useOperationCache(),
-      // Pothos' per-request auth cache would otherwise keep each request alive into the old generation.
+      // Pothos' per-request caches would otherwise keep each request alive into the old generation.
       useRequestCacheRelease(),
     ],
   });
