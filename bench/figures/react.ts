@@ -47,9 +47,10 @@ export const react: Figure = {
     const headers = { 'bt-api-key': key };
     const measure = async (connections: number) => {
       const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
-      // Warm-up (JIT, caches, keep-alive sockets), not measured.
+      // Warm-up (JIT of three threads and of the isolate, caches, keep-alive sockets), not measured. With 1 s the
+      // first rounds of `react` still came out 0.45-0.55 against 0.6-0.67 later in the same run.
       for (const contender of contenders) {
-        await loadGraphQL({ ...contender, url, headers, connections, durationSeconds: context.quick ? 0.5 : 1 });
+        await loadGraphQL({ ...contender, url, headers, connections, durationSeconds: context.quick ? 0.5 : 3 });
       }
       for (let round = 1; round <= rounds; round++) {
         for (const contender of inRoundOrder(round)) {

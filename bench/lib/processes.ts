@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,6 +57,8 @@ export async function startProcess(options: {
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
+    // BENCH_PROCESS_LOG=<file>: everything the process prints, e.g. with BENCH_NODE_ARGS=--trace-gc-nvp.
+    if (process.env.BENCH_PROCESS_LOG) appendFileSync(process.env.BENCH_PROCESS_LOG, chunk);
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
