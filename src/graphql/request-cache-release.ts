@@ -1,5 +1,5 @@
 import type { Plugin } from '@envelop/core';
-import { contextCacheSymbol, initContextCache } from '@pothos/core';
+import { contextCacheSymbol } from '@pothos/core';
 import { RequestCache } from '@pothos/plugin-scope-auth';
 
 /**
@@ -22,30 +22,30 @@ import { RequestCache } from '@pothos/plugin-scope-auth';
  * their connection, so their caches should too.
  */
 export function useRequestCacheRelease(): Plugin {
-  return {
-    onExecute({ args }) {
+  // One hooks object for every request (onExecuteDone gets the args): nothing is allocated per request.
+  const afterExecute = {
+    onExecuteDone({ args, result }: { args: { contextValue: unknown }; result: unknown }) {
       const context = args.contextValue as Record<symbol, unknown>;
-      const release = () => {
-        RequestCache.clearForContext(context);
-        // Not `delete`: that would turn the context into a slow dictionary-mode object for the rest of its life.
-        context[contextCacheSymbol] = undefined;
-      };
-      return {
-        onExecuteDone({ result }) {
-          // An incremental result (@defer/@stream) still resolves fields after this; this schema has none, but
-          // keep the caches for as long as such a result runs rather than assume so.
-          if (isAsyncIterable(result)) return { onEnd: release };
-          release();
-          return undefined;
-        },
-      };
+      // An incremental result (@defer/@stream) still resolves fields after this; this schema has none, but keep
+      // the caches for as long as such a result runs rather than assume so.
+      if (isAsyncIterable(result)) return { onEnd: () => release(context) };
+      release(context);
+      return undefined;
     },
   };
+  return { onExecute: () => afterExecute };
+}
+
+function release(context: Record<symbol, unknown>): void {
+  RequestCache.clearForContext(context);
+  // Not `delete`: that would turn the context into a slow dictionary-mode object for the rest of its life.
+  context[contextCacheSymbol] = undefined;
 }
 
 /** The context's key for every Pothos cache: an object of its own, which `useRequestCacheRelease` unlinks. */
 export function withContextCacheKey<T extends object>(context: T): T {
-  return Object.assign(context, initContextCache());
+  (context as Record<symbol, unknown>)[contextCacheSymbol] = {};
+  return context;
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
