@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import { newId } from '../db/ids.ts';
 import { type PageRequest, toPage } from '../db/pagination.ts';
@@ -11,6 +11,9 @@ import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, isPermission, type Permission
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import * as store from './store.ts';
 import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
+
+/** pg_advisory_xact_lock key for bootstrapping (any constant; only bootstrapIfEmpty takes it). */
+const BOOTSTRAP_LOCK = 0x7267_6274; // "rgbt"
 
 /** Who is calling: resolved once per request from the API key. */
 export interface Principal {
@@ -84,6 +87,32 @@ export function createAuthService(deps: {
     return { application, key };
   }
 
+  /** A tenant with its two applications, inside the caller's transaction. */
+  async function insertTenant(
+    trx: Kysely<Database>,
+    name: string,
+    keys: { managementKey?: string; privateKey?: string },
+  ): Promise<CreatedTenant> {
+    const tenant = await store.insertTenant(trx, { id: newId(), name });
+    const management = await createKeyedApplication(trx, {
+      tenantId: tenant.id,
+      name: 'Management',
+      type: 'MANAGEMENT',
+      permissions: DEFAULT_PERMISSIONS.MANAGEMENT,
+      createdBy: null,
+      key: keys.managementKey,
+    });
+    const backend = await createKeyedApplication(trx, {
+      tenantId: tenant.id,
+      name: 'Private',
+      type: 'PRIVATE',
+      permissions: DEFAULT_PERMISSIONS.PRIVATE,
+      createdBy: null,
+      key: keys.privateKey,
+    });
+    return { tenant, managementKey: management.key, privateKey: backend.key };
+  }
+
   function validateName(name: string, field = 'name'): string {
     const trimmed = name.trim();
     if (!trimmed) throw BadRequestError.forFields({ [field]: ['is required'] });
@@ -140,32 +169,20 @@ export function createAuthService(deps: {
       keys: { managementKey?: string; privateKey?: string } = {},
     ): Promise<CreatedTenant> {
       const tenantName = validateName(name);
-      return db.transaction().execute(async (trx) => {
-        const tenant = await store.insertTenant(trx, { id: newId(), name: tenantName });
-        const management = await createKeyedApplication(trx, {
-          tenantId: tenant.id,
-          name: 'Management',
-          type: 'MANAGEMENT',
-          permissions: DEFAULT_PERMISSIONS.MANAGEMENT,
-          createdBy: null,
-          key: keys.managementKey,
-        });
-        const backend = await createKeyedApplication(trx, {
-          tenantId: tenant.id,
-          name: 'Private',
-          type: 'PRIVATE',
-          permissions: DEFAULT_PERMISSIONS.PRIVATE,
-          createdBy: null,
-          key: keys.privateKey,
-        });
-        return { tenant, managementKey: management.key, privateKey: backend.key };
-      });
+      return db.transaction().execute((trx) => insertTenant(trx, tenantName, keys));
     },
 
-    /** On an empty database: the default tenant. Returns its keys, or null when tenants already exist. */
+    /**
+     * On an empty database: the default tenant. Returns its keys, or null when tenants already exist. Instances
+     * starting together on one empty database take turns (a transaction-scoped advisory lock), so exactly one
+     * creates it; without the lock both saw no tenant and the second died on the bootstrap keys' unique index.
+     */
     async bootstrapIfEmpty(keys: { managementKey?: string; privateKey?: string }): Promise<CreatedTenant | null> {
-      if ((await store.countTenants(db)) > 0) return null;
-      return this.createTenant('Default tenant', keys);
+      return db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`.execute(trx);
+        if ((await store.countTenants(trx)) > 0) return null;
+        return insertTenant(trx, 'Default tenant', keys);
+      });
     },
 
     async getTenant(principal: Principal): Promise<TenantRow> {

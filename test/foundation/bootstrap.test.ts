@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usingPostgres } from '../support/database.ts';
 import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 const MANAGEMENT = 'key_bootstrap_management_0123456789abcdefghijklmno';
@@ -47,6 +48,26 @@ describe('first start on an empty database', () => {
       expect(errorCode(await other.gql('{ viewer { application { type } } }', {}, MANAGEMENT))).toBe('UNAUTHENTICATED');
     } finally {
       await other.close();
+    }
+  });
+
+  it('instances starting together on one empty database: exactly one creates the default tenant', async () => {
+    const env = { BOOTSTRAP_MANAGEMENT_KEY: MANAGEMENT, BOOTSTRAP_PRIVATE_KEY: PRIVATE };
+    const first = await startTestGateway({ env });
+    // On Postgres a second instance of its own on the same database; PGlite has one connection, so one instance.
+    const second = usingPostgres
+      ? await startTestGateway({ env, target: { kind: 'postgres', url: first.database.url!, poolSize: 5 } })
+      : first;
+    try {
+      const results = await Promise.all(
+        [first, second, first, second].map((g) => g.app.services.auth.bootstrapIfEmpty(g.app.config.bootstrap)),
+      );
+      expect(results.filter((created) => created !== null)).toHaveLength(1);
+      const tenants = await first.app.database.db.selectFrom('tenants').select('id').execute();
+      expect(tenants).toHaveLength(1);
+    } finally {
+      if (second !== first) await second.close();
+      await first.close();
     }
   });
 });
