@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { errorOf } from './sandbox/outcome.ts';
@@ -34,7 +35,8 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   const answerChannel = `reactor-gateway-answers-${randomUUID()}`;
   const workerData: WorkerSetup = { runtime: workerOptions(options), slots: slots.shared, answerChannel };
   const pool = new Piscina<WorkerTask, RunOutcome | CheckResult | BatchAnswer[]>({
-    filename: new URL('./worker.ts', import.meta.url).href,
+    // A path, not a file URL: piscina turns a URL back into a path (a URL parse) on every task.
+    filename: fileURLToPath(new URL('./worker.ts', import.meta.url)),
     minThreads: threads,
     maxThreads: threads,
     concurrentTasksPerWorker: CONCURRENT_TASKS_PER_WORKER,
