@@ -71,10 +71,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     const slot = slots.acquire();
     if (slot === undefined) return submitWithSignal(task, backstopMs, onAbort);
     const { promise, entry } = track(task, slot, backstopMs, onAbort);
-    pool.run(entry.task).then(
-      (value) => entry.answered(value),
-      () => entry.failed(),
-    );
+    runAlone(entry);
     return promise;
   }
 
@@ -126,13 +123,17 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     for (let start = 0; start < runs.length; start += perWorker) dispatchBatch(runs.slice(start, start + perWorker));
   }
 
+  /** One task as its own piscina task: its result is its answer. */
+  function runAlone(entry: Tracked): void {
+    pool.run(entry.task).then(
+      (value) => entry.answered(value),
+      () => entry.failed(),
+    );
+  }
+
   function dispatchBatch(entries: Tracked[]): void {
     if (entries.length === 1) {
-      const [entry] = entries as [Tracked];
-      pool.run(entry.task).then(
-        (value) => entry.answered(value),
-        () => entry.failed(),
-      );
+      runAlone(entries[0] as Tracked);
       return;
     }
     const batch = new OpenBatch(++batchSeq, entries, openBatches);
