@@ -34,10 +34,11 @@ export function createInvocationService(deps: {
     return loaded;
   }
 
+  /** `request` is asked for only when someone wants the tenant's events: `react` makes its request id lazily. */
   function event(
     type: ReactorEvent['type'],
     loaded: LoadedReactor,
-    request: ReactorEvent['request'],
+    request: () => ReactorEvent['request'],
     extra: { elapsedMs?: number; error?: DomainError } = {},
   ): void {
     if (!events.wantsEvents(loaded.reactor.tenantId)) return;
@@ -45,7 +46,7 @@ export function createInvocationService(deps: {
       type,
       tenantId: loaded.reactor.tenantId,
       reactor: { id: loaded.reactor.id, name: loaded.reactor.name },
-      request,
+      request: request(),
       elapsedMs: extra.elapsedMs ?? null,
       error: extra.error?.toShape() ?? null,
       occurredAt: new Date().toISOString(),
@@ -62,7 +63,9 @@ export function createInvocationService(deps: {
     ): Promise<ReactorOutput> {
       const loaded = await loadReactor(principal, reactorId);
       checkArgsSize(args, config.limits.maxArgsBytes);
-      const request = { id: newId(), invocationType: 'SYNC' as const };
+      // The request id appears only in events; one id for the run's invoked and completed/failed events alike.
+      let described: ReactorEvent['request'] | undefined;
+      const request = () => (described ??= { id: newId(), invocationType: 'SYNC' });
       const started = performance.now();
       event('reactor.invoked', loaded, request);
       try {
@@ -109,7 +112,7 @@ export function createInvocationService(deps: {
         timeout_ms: timeoutMs,
         callback_url: options.callbackUrl ?? null,
       });
-      event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC' });
+      event('reactor.invoked', loaded, () => ({ id: row.id, invocationType: 'ASYNC' }));
       events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: row.status });
       return row;
     },

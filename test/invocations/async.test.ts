@@ -204,6 +204,9 @@ describe('subscriptions over graphql-ws', () => {
         ['reactor.completed', reactorId, 'SYNC'],
       ]);
       expect(values[1].reactorEvents.elapsedMs).toBeGreaterThanOrEqual(0);
+      // One request id for the run's two events (react makes it only when someone listens).
+      expect(values[0].reactorEvents.request.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+      expect(values[1].reactorEvents.request.id).toBe(values[0].reactorEvents.request.id);
     } finally {
       await client.dispose();
     }
