@@ -44,6 +44,11 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     idleTimeout: Number.POSITIVE_INFINITY,
     // piscina's run and wait-time histograms: two records per task on this thread, and nothing here reads them.
     recordTiming: false,
+    // An idle worker waits in its event loop rather than in Atomics.wait, so work it defers runs while it is idle:
+    // building the spare isolate that makes a new formula's first call fast (sandbox/formula-cache.ts), and
+    // isolated-vm's cleanup tasks. The crossing costs the same: 1.000 in-process A/B, lone runs back to back
+    // (1.013 with 1 ms between them); BENCHMARKS.md, seventh session.
+    atomics: 'disabled',
     workerData,
   });
 

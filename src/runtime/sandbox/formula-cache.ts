@@ -1,5 +1,5 @@
 import type { RunInput } from '../types.ts';
-import { FormulaIsolate, type IsolateSettings } from './formula-isolate.ts';
+import { FormulaIsolate, type IsolateSettings, SANDBOX_UNAVAILABLE } from './formula-isolate.ts';
 
 /** Isolates are recycled after this many calls, bounding what a long-lived formula can accumulate. */
 const MAX_USES = 10_000;
@@ -10,18 +10,33 @@ type Entry = { formula: FormulaIsolate } | { failed: string };
 /**
  * Per-worker LRU of loaded formulas keyed by tenant, formula and code hash, so a tenant never gets another
  * tenant's isolate and a second call never recompiles. Code that fails to load is remembered too.
+ *
+ * It also keeps one spare: an isolate with the runtime installed and no formula, made on a later turn of the
+ * worker's event loop (the pool runs piscina with `atomics: 'disabled'`, so an idle worker's loop turns), so that
+ * the first call of a new formula, or of one whose isolate was recycled, does not wait for an isolate to be built.
+ * A spare has never run any code but our own runtime; once given a formula it is that formula's alone.
  */
 export class FormulaCache {
   private readonly entries = new Map<string, Entry>();
   private readonly retired = new Set<FormulaIsolate>();
+  private spare: FormulaIsolate | null = null;
+  private refill: NodeJS.Immediate | null = null;
+  private closed = false;
 
   constructor(
     private readonly settings: IsolateSettings,
     private readonly capacity: number,
-  ) {}
+  ) {
+    this.scheduleSpare();
+  }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Whether a spare isolate is ready (for tests). */
+  get hasSpare(): boolean {
+    return this.spare !== null && !this.spare.disposed;
   }
 
   acquire(input: RunInput): { ok: true; formula: FormulaIsolate } | { ok: false; message: string } {
@@ -39,11 +54,10 @@ export class FormulaCache {
       }
       this.retire(hit.formula);
     }
-    const loaded = FormulaIsolate.load(
-      input.code,
-      this.settings,
-      Math.min(LOAD_TIMEOUT_MS, Math.max(1, input.timeoutMs)),
-    );
+    const isolate = this.takeSpare() ?? FormulaIsolate.create(this.settings);
+    // A sandbox that could not be set up says nothing about the code: not remembered, the next call tries again.
+    if (!isolate) return SANDBOX_UNAVAILABLE;
+    const loaded = isolate.define(input.code, Math.min(LOAD_TIMEOUT_MS, Math.max(1, input.timeoutMs)));
     this.entries.set(key, loaded.ok ? { formula: loaded.formula } : { failed: loaded.message });
     this.evict();
     return loaded;
@@ -59,10 +73,32 @@ export class FormulaCache {
 
   /** Worker threads cannot be terminated reliably while isolates are alive, so the pool empties caches first. */
   disposeAll(): void {
+    this.closed = true;
+    if (this.refill) clearImmediate(this.refill);
+    this.refill = null;
+    this.spare?.dispose();
+    this.spare = null;
     for (const entry of this.entries.values()) if ('formula' in entry) entry.formula.dispose();
     for (const formula of this.retired) formula.dispose();
     this.entries.clear();
     this.retired.clear();
+  }
+
+  private takeSpare(): FormulaIsolate | null {
+    const spare = this.spare;
+    this.spare = null;
+    this.scheduleSpare();
+    return spare && !spare.disposed ? spare : null;
+  }
+
+  /** The next spare is built on a later turn of the loop: after this call has answered, not before. */
+  private scheduleSpare(): void {
+    if (this.closed || this.spare || this.refill) return;
+    this.refill = setImmediate(() => {
+      this.refill = null;
+      if (!this.closed && !this.spare) this.spare = FormulaIsolate.create(this.settings);
+    });
+    this.refill.unref();
   }
 
   private retire(formula: FormulaIsolate): void {

@@ -1,0 +1,85 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { createEgressPolicy } from '../../src/runtime/sandbox/egress.ts';
+import { FormulaCache } from '../../src/runtime/sandbox/formula-cache.ts';
+import type { RunInput } from '../../src/runtime/types.ts';
+
+const settings = {
+  memoryLimitMb: 64,
+  maxOutputBytes: 1_000_000,
+  policy: createEgressPolicy([]),
+  fetchTimeoutMs: 1_000,
+  maxResponseBytes: 1_000_000,
+};
+
+function input(tenantId: string, code: string): RunInput {
+  return {
+    tenantId,
+    formulaId: 'formula',
+    code,
+    codeHash: code,
+    args: { n: 2 },
+    configuration: {},
+    bt: null,
+    timeoutMs: 1_000,
+  };
+}
+
+describe('FormulaCache spare isolate', () => {
+  it('builds a spare on a later turn, gives it to the next new formula and builds the next one', async () => {
+    const cache = new FormulaCache(settings, 10);
+    try {
+      expect(cache.hasSpare).toBe(false); // not while the worker is busy with the current turn
+      await nextTurn();
+      expect(cache.hasSpare).toBe(true);
+
+      const first = cache.acquire(input('tenant-a', 'module.exports = async (req) => ({ raw: req.args.n * 2 });'));
+      if (!first.ok) throw new Error(first.message);
+      expect(cache.hasSpare).toBe(false); // taken by that formula
+      const run = await first.formula.run(input('tenant-a', ''));
+      expect(run.settled).toMatchObject({ ok: true, raw: 4 });
+      cache.release(first.formula);
+
+      await nextTurn();
+      expect(cache.hasSpare).toBe(true); // the next one is ready
+      const second = cache.acquire(
+        input('tenant-b', 'module.exports = async () => ({ raw: typeof globalThis.leak });'),
+      );
+      if (!second.ok) throw new Error(second.message);
+      expect(second.formula).not.toBe(first.formula);
+    } finally {
+      cache.disposeAll();
+    }
+  });
+
+  it('gives a spare to one formula only: globals set by one never reach the next', async () => {
+    const cache = new FormulaCache(settings, 10);
+    try {
+      await nextTurn();
+      const polluter = cache.acquire(
+        input(
+          'tenant-a',
+          'globalThis.leak = "a"; Object.prototype.polluted = 1; module.exports = async () => ({ raw: 1 });',
+        ),
+      );
+      if (!polluter.ok) throw new Error(polluter.message);
+      await polluter.formula.run(input('tenant-a', ''));
+      await nextTurn();
+      const reader = cache.acquire(
+        input('tenant-b', 'module.exports = async () => ({ raw: [typeof globalThis.leak, ({}).polluted ?? null] });'),
+      );
+      if (!reader.ok) throw new Error(reader.message);
+      const run = await reader.formula.run(input('tenant-b', ''));
+      expect(run.settled).toMatchObject({ ok: true, raw: ['undefined', null] });
+    } finally {
+      cache.disposeAll();
+    }
+  });
+
+  it('makes no spare after disposeAll (the worker is about to be terminated)', async () => {
+    const cache = new FormulaCache(settings, 10);
+    cache.disposeAll();
+    await nextTurn();
+    expect(cache.hasSpare).toBe(false);
+  });
+});
