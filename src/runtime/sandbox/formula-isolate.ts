@@ -85,7 +85,14 @@ export class FormulaIsolate {
    * 2.3 ms here), so a worker makes the next one before it is needed.
    */
   static create(settings: IsolateSettings): FormulaIsolate | null {
-    const formula = new FormulaIsolate(settings);
+    let formula: FormulaIsolate;
+    try {
+      formula = new FormulaIsolate(settings);
+    } catch {
+      // No isolate to be had (the process is short of memory): also for a spare built in the background, where a
+      // throw would end the worker.
+      return null;
+    }
     try {
       formula.install();
       return formula;
