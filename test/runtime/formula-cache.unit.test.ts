@@ -42,9 +42,7 @@ describe('FormulaCache spare isolate', () => {
 
       await nextTurn();
       expect(cache.hasSpare).toBe(true); // the next one is ready
-      const second = cache.acquire(
-        input('tenant-b', 'module.exports = async () => ({ raw: 2 });'),
-      );
+      const second = cache.acquire(input('tenant-b', 'module.exports = async () => ({ raw: 2 });'));
       if (!second.ok) throw new Error(second.message);
       expect(second.formula).not.toBe(first.formula);
     } finally {
