@@ -71,7 +71,9 @@ try {
     const total = perThread.reduce((sum, [, t]) => sum + t, 0);
     const figure =
       result.rps === undefined ? `c=1 p50 ${result.p50Ms.toFixed(3)} ms` : `c=50 ${result.rps.toFixed(0)} req/s`;
-    console.log(`${name}: ${figure}, gateway CPU ${((total * 1e4) / requests).toFixed(0)} us/request`);
+    console.log(
+      `${name}: ${figure}, gateway CPU ${((total * 1e4) / requests).toFixed(0)} us/request, ${requests} requests in ${elapsed.toFixed(1)} s`,
+    );
     for (const [thread, t] of perThread.filter(([, t]) => t > 0).sort((a, b) => b[1] - a[1])) {
       console.log(
         `  ${thread}: ${((t * 1e4) / requests).toFixed(1)} us/request (${(t / elapsed).toFixed(0)}% of a core)`,
