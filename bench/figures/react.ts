@@ -1,5 +1,6 @@
 import { BENCH_KEYS, gql } from '../lib/gateway.ts';
 import { type LoadResult, loadGraphQL, median, medianOf, sequentialLatency } from '../lib/load.ts';
+import { cpuSeconds } from '../lib/processes.ts';
 import { createReactorOfCode, hasRootField, TRIVIAL_FORMULA } from '../lib/seed.ts';
 import { type BenchContext, checked, type Figure, type Row } from './types.ts';
 
@@ -45,6 +46,10 @@ export const react: Figure = {
     const windowSeconds = context.quick ? context.durationSeconds : WINDOW_SECONDS;
     const inRoundOrder = (round: number) => (round % 2 === 1 ? contenders : [...contenders].reverse());
     const headers = { 'bt-api-key': key };
+    const pid = context.gateway.pid;
+    // CPU per request, all threads and the main thread alone: steadier than throughput on this machine (it leaves
+    // out the time spent waiting for a core), so a change in the code can be told from a change in the machine.
+    const cpu = new Map(contenders.map((c) => [c.name, { all: [] as number[], main: [] as number[] }]));
     const measure = async (connections: number) => {
       const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
       // Warm-up (JIT of three threads and of the isolate, caches, keep-alive sockets), not measured. With 1 s the
@@ -54,11 +59,20 @@ export const react: Figure = {
       }
       for (let round = 1; round <= rounds; round++) {
         for (const contender of inRoundOrder(round)) {
+          const before = [await cpuSeconds(pid), await cpuSeconds(pid, pid)];
           const result = await loadGraphQL({ ...contender, url, headers, connections, durationSeconds: windowSeconds });
+          const after = [await cpuSeconds(pid), await cpuSeconds(pid, pid)];
+          const perRequest = (i: number) =>
+            before[i] === undefined || after[i] === undefined
+              ? Number.NaN
+              : (((after[i] as number) - (before[i] as number)) * 1e6) / result.requests;
           context.log(
-            `  c=${connections} round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`,
+            `  c=${connections} round ${round} ${contender.name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, ` +
+              `CPU ${perRequest(0).toFixed(0)} µs/request (main thread ${perRequest(1).toFixed(0)})`,
           );
           results.get(contender.name)!.push(result);
+          cpu.get(contender.name)!.all.push(perRequest(0));
+          cpu.get(contender.name)!.main.push(perRequest(1));
         }
       }
       return results;
@@ -98,13 +112,34 @@ export const react: Figure = {
       });
       rows.push({ figure, metric: `${contender.name} c=${context.connections} p50`, value: m.p50Ms, unit: 'ms' });
       rows.push({ figure, metric: `${contender.name} c=${context.connections} p99`, value: m.p99Ms, unit: 'ms' });
+      const used = cpu.get(contender.name)!;
+      rows.push({
+        figure,
+        metric: `${contender.name} c=${context.connections} CPU per request`,
+        value: median(used.all),
+        unit: 'µs',
+      });
+      rows.push({
+        figure,
+        metric: `${contender.name} c=${context.connections} main-thread CPU per request`,
+        value: median(used.main),
+        unit: 'µs',
+      });
       const one = single.get(contender.name)!;
       rows.push({ figure, metric: `${contender.name} c=1 p50`, value: median(one.map((r) => r.p50Ms)), unit: 'ms' });
       rows.push({ figure, metric: `${contender.name} c=1 p99`, value: median(one.map((r) => r.p99Ms)), unit: 'ms' });
     }
     const ratio = <T>(results: Map<string, T[]>, pick: (r: T) => number) =>
       median(results.get('react')!.map((r, i) => pick(r) / pick(results.get('trivial')![i]!)));
+    const mainCpu = (name: string) => median(cpu.get(name)!.main);
     rows.push(
+      {
+        figure,
+        metric: 'trivial / react main-thread CPU per request',
+        value: mainCpu('trivial') / mainCpu('react'),
+        unit: 'x',
+        note: 'the throughput ratio where the main thread is the only bottleneck (cores to spare)',
+      },
       checked(
         {
           figure,

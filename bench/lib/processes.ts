@@ -109,11 +109,13 @@ export async function tempDir(prefix: string): Promise<{ dir: string; remove(): 
 /**
  * CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux). On a shared, noisy
  * machine, CPU time per request is steadier than throughput: it does not count the time the process waited for a
- * core. Undefined where /proc is not there.
+ * core. With `thread`, that thread's alone (a process's main thread has the process's id). Undefined where /proc
+ * is not there.
  */
-export async function cpuSeconds(pid: number): Promise<number | undefined> {
+export async function cpuSeconds(pid: number, thread?: number): Promise<number | undefined> {
   const { readFile } = await import('node:fs/promises');
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  const file = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+  const stat = await readFile(file, 'utf8').catch(() => undefined);
   if (!stat) return undefined;
   // Fields after the command name (which may hold spaces, hence the last ')'): utime is 14th, stime 15th overall.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
