@@ -60,6 +60,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     const runtime = createFormulaRuntime({
       threads: config.runtime.threads,
       memoryLimitMb: config.runtime.memoryLimitMb,
+      spinMicros: config.runtime.spinMicros,
       egressAllow: config.runtime.egressAllow,
     });
     closers.push(() => runtime.close());

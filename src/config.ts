@@ -36,6 +36,7 @@ const environmentSchema = z.object({
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
   RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
   RUNTIME_MEMORY_LIMIT_MB: z.coerce.number().int().min(8).default(128),
+  RUNTIME_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(200),
   REACT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   MAX_ARGS_BYTES: z.coerce
     .number()
@@ -96,6 +97,7 @@ export function loadConfig(env: Environment = process.env) {
     runtime: {
       threads: e.RUNTIME_THREADS,
       memoryLimitMb: e.RUNTIME_MEMORY_LIMIT_MB,
+      spinMicros: e.RUNTIME_SPIN_US,
       egressAllow: e.EGRESS_ALLOW,
     },
     limits: {

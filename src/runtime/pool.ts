@@ -18,6 +18,7 @@ import {
   type WorkerTask,
   workerOptions,
 } from './types.ts';
+import { createWakeCells, PoolWakeCells } from './wake-poll.ts';
 
 export type { CheckResult, FormulaRuntime, LogLine, RunInput, RunOutcome, RuntimeOptions } from './types.ts';
 
@@ -33,7 +34,15 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   const threads = Math.max(1, options.threads);
   const slots = new TaskSlots();
   const answerChannel = `reactor-gateway-answers-${randomUUID()}`;
-  const workerData: WorkerSetup = { runtime: workerOptions(options), slots: slots.shared, answerChannel };
+  const wakeCells = createWakeCells();
+  const runtimeOptions = workerOptions(options);
+  const wake = new PoolWakeCells(wakeCells, runtimeOptions.spinMicros);
+  const workerData: WorkerSetup = {
+    runtime: runtimeOptions,
+    slots: slots.shared,
+    answerChannel,
+    wakeCells,
+  };
   const pool = new Piscina<WorkerTask, RunOutcome | CheckResult | BatchAnswer[]>({
     // A path, not a file URL: piscina turns a URL back into a path (a URL parse) on every task.
     filename: fileURLToPath(new URL('./worker.ts', import.meta.url)),
@@ -76,7 +85,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     const slot = slots.acquire();
     if (slot === undefined) return submitWithSignal(task, backstopMs, onAbort);
     const { promise, entry } = track(task, slot, backstopMs, onAbort);
-    runAlone(entry);
+    runAlone(entry, false);
     return promise;
   }
 
@@ -110,7 +119,8 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     runsInFlight++;
     const settled = promise.finally(() => runsInFlight--);
     if (runsInFlight === 1) {
-      dispatchBatch([entry]);
+      // Alone: nothing else is in flight, so this thread polls for the answer rather than sleep (wake-poll.ts).
+      runAlone(entry, true);
       return settled;
     }
     queuedRuns.push(entry);
@@ -129,16 +139,19 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   }
 
   /** One task as its own piscina task: its result is its answer. */
-  function runAlone(entry: Tracked): void {
+  function runAlone(entry: Tracked, pollForAnswer: boolean): void {
+    const answersSeen = wake.answers();
     pool.run(entry.task).then(
       (value) => entry.answered(value),
       () => entry.failed(),
     );
+    wake.dispatched(pollForAnswer);
+    if (pollForAnswer) wake.awaitAnswer(answersSeen);
   }
 
   function dispatchBatch(entries: Tracked[]): void {
     if (entries.length === 1) {
-      runAlone(entries[0] as Tracked);
+      runAlone(entries[0] as Tracked, false);
       return;
     }
     const batch = new OpenBatch(++batchSeq, entries, openBatches);
@@ -147,6 +160,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       (answers) => batch.answer(answers as BatchAnswer[]),
       () => batch.fail(),
     );
+    wake.dispatched(false);
     // close() waits for batches a worker is still running.
     batchesInFlight.add(done);
     void done.finally(() => batchesInFlight.delete(done));
@@ -157,7 +171,9 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), backstopMs);
     try {
-      return (await pool.run(task, { signal: controller.signal })) as T;
+      const answer = pool.run(task, { signal: controller.signal });
+      wake.dispatched(false);
+      return (await answer) as T;
     } catch {
       return onAbort();
     } finally {

@@ -14,6 +14,11 @@ export interface RuntimeOptions {
   maxResponseBytes?: number;
   /** Formula result cap; default 5 MB. */
   maxOutputBytes?: number;
+  /**
+   * How long a thread polls for a message it expects within microseconds instead of sleeping (wake-poll.ts);
+   * default 200, 0 turns polling off.
+   */
+  spinMicros?: number;
 }
 
 export interface RunInput {
@@ -61,6 +66,8 @@ export interface WorkerSetup {
   slots: SharedSlots;
   /** The BroadcastChannel name the pool listens on for late batch answers. */
   answerChannel: string;
+  /** The cells both sides poll (wake-poll.ts). */
+  wakeCells: SharedArrayBuffer;
 }
 
 /** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */
@@ -94,6 +101,7 @@ export const DEFAULTS = {
   fetchTimeoutMs: 10_000,
   maxResponseBytes: 5 * 1024 * 1024,
   maxOutputBytes: 5 * 1024 * 1024,
+  spinMicros: 200,
 } as const;
 
 export function workerOptions(options: RuntimeOptions): WorkerOptions {
@@ -104,5 +112,6 @@ export function workerOptions(options: RuntimeOptions): WorkerOptions {
     fetchTimeoutMs: options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs,
     maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
     maxOutputBytes: options.maxOutputBytes ?? DEFAULTS.maxOutputBytes,
+    spinMicros: options.spinMicros ?? DEFAULTS.spinMicros,
   };
 }

@@ -19,10 +19,11 @@ import type {
   WorkerSetup,
   WorkerTask,
 } from './types.ts';
+import { AdaptivePoll, WorkerWakeCells } from './wake-poll.ts';
 
 // Piscina worker entry. Imports nothing from db, auth or graphql: this side only ever sees one call's data (and, for
 // its sealed tokens, that tenant's data key: src/tokens/sealing.ts).
-const { runtime: options, slots, answerChannel } = workerData as WorkerSetup;
+const { runtime: options, slots, answerChannel, wakeCells } = workerData as WorkerSetup;
 const slotCells = new Int32Array(slots.buffer);
 const settings: IsolateSettings = {
   memoryLimitMb: options.memoryLimitMb,
@@ -32,6 +33,10 @@ const settings: IsolateSettings = {
   maxResponseBytes: options.maxResponseBytes,
 };
 const cache = new FormulaCache(settings, options.maxCachedFormulas);
+const wake = new WorkerWakeCells(wakeCells);
+/** Tasks this worker has started and not answered: a poll would hold them up, so it polls only when there are none. */
+let tasksRunning = 0;
+const afterAnswerPoll = new AdaptivePoll(wake, options.spinMicros);
 const CHECK_TIMEOUT_MS = 500;
 const CHECK_MEMORY_MB = 64;
 
@@ -186,8 +191,23 @@ async function runBatch(task: Extract<WorkerTask, { kind: 'batch' }>): Promise<B
   return ready;
 }
 
-export default function handle(task: WorkerTask): Promise<RunOutcome | CheckResult | BatchAnswer[]> {
-  return task.kind === 'batch' ? runBatch(task) : handleOne(task);
+export default async function handle(task: WorkerTask): Promise<RunOutcome | CheckResult | BatchAnswer[]> {
+  tasksRunning++;
+  afterAnswerPoll.taskArrived();
+  const dispatchesSeen = wake.dispatches();
+  try {
+    return await (task.kind === 'batch' ? runBatch(task) : handleOne(task));
+  } finally {
+    tasksRunning--;
+    // piscina posts the answer in a microtask once this returns; an immediate runs after it.
+    setImmediate(afterAnswer, dispatchesSeen);
+  }
+}
+
+/** The answer is posted: tell a pool polling for it, then poll briefly for the next dispatch if idle. */
+function afterAnswer(dispatchesSeen: number): void {
+  wake.answered();
+  if (tasksRunning === 0) afterAnswerPoll.poll(dispatchesSeen);
 }
 
 async function handleOne(task: SingleTask, prepared?: PreparedInput): Promise<RunOutcome | CheckResult> {
