@@ -28,7 +28,7 @@ export function createWakeCells(): SharedArrayBuffer {
 }
 
 /** Polls until `cells[index]` is no longer `seen`, for `micros` at most. True if it changed. */
-export function pollUntilChanged(cells: Int32Array, index: number, seen: number, micros: number): boolean {
+function pollUntilChanged(cells: Int32Array, index: number, seen: number, micros: number): boolean {
   if (micros <= 0) return Atomics.load(cells, index) !== seen;
   const deadline = performance.now() + micros / 1000;
   while (Atomics.load(cells, index) === seen) {
