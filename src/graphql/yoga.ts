@@ -3,6 +3,7 @@ import { useEngine } from '@envelop/core';
 import { execute, subscribe } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import { type Logger, requestLog } from '../logger.ts';
+import type { Principal } from '../auth/service.ts';
 import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
 import { maxRequestBodyBytes } from './fast-path.ts';
@@ -29,15 +30,31 @@ export function apiKeyFrom(headers: Headers | undefined, connectionParams?: Reco
   return match?.[1]?.trim() || null;
 }
 
-export async function createContext(
+/**
+ * The GraphQL context of a request. Synchronous when the key is absent or cached (almost every request): with a
+ * plain value here, Yoga and envelop run an operation whose resolvers are synchronous (`{ __typename }`) without a
+ * single promise, where a promise made each of their hooks (about ten) wait for a microtask (BENCHMARKS.md).
+ */
+export function createContext(
   services: Services,
   log: Logger,
   transport: TransportContext,
-): Promise<GraphQLContext> {
-  const headers = transport.request?.headers;
-  const key = apiKeyFrom(headers, transport.connectionParams);
+): GraphQLContext | Promise<GraphQLContext> {
+  const key = apiKeyFrom(transport.request?.headers, transport.connectionParams);
   const isAdmin = services.auth.isAdminKey(key);
-  const principal = isAdmin ? null : await services.auth.authenticate(key);
+  const principal = isAdmin ? null : services.auth.authenticateNow(key);
+  if (principal instanceof Promise) return principal.then((found) => contextOf(services, log, transport, found, isAdmin));
+  return contextOf(services, log, transport, principal, isAdmin);
+}
+
+function contextOf(
+  services: Services,
+  log: Logger,
+  transport: TransportContext,
+  principal: Principal | null,
+  isAdmin: boolean,
+): GraphQLContext {
+  const headers = transport.request?.headers;
   // Each HTTP request counts; a graphql-ws connection builds its context once and counts each subscribe instead
   // (src/server.ts).
   const retryAfter = principal && transport.request ? services.auth.admit(principal) : 0;

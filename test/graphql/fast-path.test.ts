@@ -24,15 +24,18 @@ let taken = 0;
 let yogaOnly: RunningServer;
 let tenant: TestTenant;
 const EXPLODING_KEY = 'key_explodes-inside-authentication';
+const REJECTING_KEY = 'key_rejects-inside-authentication';
 
 beforeAll(async () => {
   gateway = await startTestGateway();
-  // An unexpected failure (a broken database, say) inside the context factory: its message must never leak.
+  // An unexpected failure (a broken database, say) inside the context factory: its message must never leak,
+  // whether it is thrown at once (the synchronous, cached path) or comes as a rejected lookup.
   const auth = gateway.app.services.auth;
-  const authenticate = auth.authenticate.bind(auth);
-  auth.authenticate = async (key) => {
+  const authenticateNow = auth.authenticateNow.bind(auth);
+  auth.authenticateNow = (key) => {
     if (key === EXPLODING_KEY) throw new Error('connection to 10.0.0.7 refused (secret detail)');
-    return authenticate(key);
+    if (key === REJECTING_KEY) return Promise.reject(new Error('connection to 10.0.0.7 refused (secret detail)'));
+    return authenticateNow(key);
   };
   fast = await startFastPathServer();
   yogaOnly = await startServer(gateway.app, { port: 0, host: '127.0.0.1', fastPath: false });
@@ -193,9 +196,11 @@ describe('the fast path answers exactly as Yoga', () => {
   });
 
   it('for an unexpected error, masked without its message', async () => {
-    const answer = await sameAnswer(operation(VIEWER), { 'bt-api-key': EXPLODING_KEY });
-    expect(answer.body).toContain('Unexpected error.');
-    expect(answer.body).not.toContain('10.0.0.7');
+    for (const key of [EXPLODING_KEY, REJECTING_KEY]) {
+      const answer = await sameAnswer(operation(VIEWER), { 'bt-api-key': key });
+      expect(answer.body).toContain('Unexpected error.');
+      expect(answer.body).not.toContain('10.0.0.7');
+    }
   });
 
   it('for what it hands to Yoga: GET, other content types, CORS and a body over the limit', async () => {
