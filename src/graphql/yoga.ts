@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { useEngine } from '@envelop/core';
 import { execute, subscribe } from 'graphql';
 import { createYoga } from 'graphql-yoga';
-import { type Logger, requestLog } from '../logger.ts';
 import type { Principal } from '../auth/service.ts';
+import { type Logger, requestLog } from '../logger.ts';
 import type { Services } from '../services.ts';
 import type { GraphQLContext } from './context.ts';
 import { maxRequestBodyBytes } from './fast-path.ts';
@@ -43,7 +43,8 @@ export function createContext(
   const key = apiKeyFrom(transport.request?.headers, transport.connectionParams);
   const isAdmin = services.auth.isAdminKey(key);
   const principal = isAdmin ? null : services.auth.authenticateNow(key);
-  if (principal instanceof Promise) return principal.then((found) => contextOf(services, log, transport, found, isAdmin));
+  if (principal instanceof Promise)
+    return principal.then((found) => contextOf(services, log, transport, found, isAdmin));
   return contextOf(services, log, transport, principal, isAdmin);
 }
 
