@@ -47,6 +47,7 @@ export function createAuthService(deps: {
   const { db } = deps;
   const limiter = createRateLimiter(deps.rateLimit ?? { perSecond: 0, burst: 1 });
   const adminKey = deps.adminApiKey ? Buffer.from(deps.adminApiKey) : null;
+  const adminKeyLength = deps.adminApiKey?.length ?? 0;
   // false caches a miss, so a flood of bad keys does not become a flood of queries.
   const keyCache = new LRUCache<string, Principal | false>({ max: 10_000, ttl: KEY_CACHE_TTL_MS });
 
@@ -169,7 +170,8 @@ export function createAuthService(deps: {
     },
 
     isAdminKey(key: string | null): boolean {
-      if (!key || !adminKey) return false;
+      // Equal strings have equal lengths: most keys (every application key) are told apart without a copy.
+      if (!key || !adminKey || key.length !== adminKeyLength) return false;
       const given = Buffer.from(key);
       return given.length === adminKey.length && timingSafeEqual(given, adminKey);
     },

@@ -92,57 +92,97 @@ export function createGraphQLFastPath(yoga: GraphQLHandler, options: FastPathOpt
     const declared = headers['content-length'];
     if (declared === undefined || !DIGITS.test(declared) || Number(declared) > options.maxBodyBytes) return false;
 
-    readBody(req, Number(declared))
-      .then((body) => answer(req, res, serverContext, body))
-      .catch((error: unknown) => {
-        // Only a broken socket gets here (the GraphQL errors are answers); nothing is left to answer to.
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-        req.destroy(error instanceof Error ? error : undefined);
-      });
+    readBody(
+      req,
+      Number(declared),
+      (body) => {
+        // A step that finished at once hands its value straight on: for a query whose resolvers are synchronous
+        // the whole answer is written within the body's 'end' event, with no promise at all (BENCHMARKS.md).
+        try {
+          const answered = answer(req, res, serverContext, body);
+          if (answered) answered.catch((error: unknown) => abandon(req, res, error));
+        } catch (error) {
+          abandon(req, res, error);
+        }
+      },
+      (error) => abandon(req, res, error),
+    );
     return true;
   };
 
-  async function answer(
+  function answer(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     serverContext: ServerContext,
     body: Buffer,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const url = `http://${req.headers.host ?? 'localhost'}${req.url}`;
     const params = singleOperationParams(body);
-    if (!params) return writeResponse(res, await viaYoga(url, req, body, serverContext));
+    if (!params)
+      return Promise.resolve(viaYoga(url, req, body, serverContext)).then((response) => writeResponse(res, response));
 
     // The body is already read; the Request only carries what the context factory and plugins look at.
     const request = new fetchAPI.Request(url, { method: 'POST', headers: req.headers as Record<string, string> });
     const context = { req, res, waitUntil: ignoreRejection, ...serverContext };
     let result: unknown;
     try {
-      result = await yoga.getResultForParams({ params, request }, context);
+      result = yoga.getResultForParams({ params, request }, context);
     } catch (error) {
-      // What `yoga.handle` does with an error thrown outside execution: mask it (our maskError logs it).
-      const masking = internals.maskedErrorsOpts;
-      result = { errors: [masking ? masking.maskError(error, masking.errorMessage, masking.isDev) : error] };
+      result = masked(error);
     }
-    const response = await processResult(request, result, context);
-    if (response instanceof RecordedResponse) await writeRecorded(res, response, fetchAPI);
-    else await writeResponse(res, response);
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (settled: unknown) => respond(res, request, settled, context),
+        (error: unknown) => respond(res, request, masked(error), context),
+      );
+    }
+    return respond(res, request, result, context);
+  }
+
+  /** What `yoga.handle` does with an error thrown outside execution: mask it (our maskError logs it). */
+  function masked(error: unknown): { errors: unknown[] } {
+    const masking = internals.maskedErrorsOpts;
+    return { errors: [masking ? masking.maskError(error, masking.errorMessage, masking.isDev) : error] };
+  }
+
+  function respond(
+    res: http.ServerResponse,
+    request: Request,
+    result: unknown,
+    context: object,
+  ): Promise<void> | undefined {
+    const response = processResult(request, result, context);
+    if (isThenable(response)) return Promise.resolve(response).then((settled) => write(res, settled));
+    return write(res, response);
+  }
+
+  function write(res: http.ServerResponse, response: Response | RecordedResponse): Promise<void> | undefined {
+    return response instanceof RecordedResponse ? writeRecorded(res, response, fetchAPI) : writeResponse(res, response);
   }
 
   /**
    * `yoga.handle`'s result step: the `onResultProcess` hooks pick a processor for the `accept` header, or 406. The
    * processor gets a fetch API whose `Response` only records what it was given (see RecordedResponse).
    */
-  async function processResult(
+  function processResult(
     request: Request,
     result: unknown,
     serverContext: object,
-  ): Promise<Response | RecordedResponse> {
+  ): Response | RecordedResponse | Promise<Response | RecordedResponse> {
     const accept = request.headers.get('accept') ?? '';
     const memoable = internals.onResultProcessHooks.length === 1 && !isStream(result);
     const known = memoable ? negotiated.get(accept) : undefined;
     if (known) return known.processor(result, recordingFetchAPI, known.mediaType);
+    return negotiate(request, result, serverContext, accept, memoable);
+  }
 
+  async function negotiate(
+    request: Request,
+    result: unknown,
+    serverContext: object,
+    accept: string,
+    memoable: boolean,
+  ): Promise<Response | RecordedResponse> {
     const choice: ProcessorChoice = { result, processor: undefined, mediaType: '*/*' };
     const acceptableMediaTypes: string[] = [];
     const [setResult, setResultProcessor] = choiceSetters(choice);
@@ -182,6 +222,11 @@ export function createGraphQLFastPath(yoga: GraphQLHandler, options: FastPathOpt
 
 /** Accept values remembered by `processResult`; clients send a handful, and a flood of odd ones stops at this. */
 const MAX_NEGOTIATED = 64;
+
+/** Yoga's helpers hand back real promises and promise-likes of their own ("fake promises"); both have `then`. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
 
 function isStream(result: unknown): boolean {
   return typeof result === 'object' && result !== null && Symbol.asyncIterator in result;
@@ -289,20 +334,30 @@ function isOptionalObject(value: unknown): boolean {
 }
 
 /** Reads exactly the declared length (Node's parser guarantees no more); a short body is an aborted request. */
-function readBody(req: http.IncomingMessage, length: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      chunks.push(chunk);
-    });
-    req.once('end', () => {
-      if (received !== length) reject(new Error('request body shorter than its Content-Length'));
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
-    });
-    req.once('error', reject);
+function readBody(
+  req: http.IncomingMessage,
+  length: number,
+  onBody: (body: Buffer) => void,
+  onError: (error: unknown) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  req.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    chunks.push(chunk);
   });
+  req.once('end', () => {
+    if (received !== length) onError(new Error('request body shorter than its Content-Length'));
+    else onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
+  });
+  req.once('error', onError);
+}
+
+/** Only a broken socket (or a bug) gets here, the GraphQL errors being answers: nothing is left to answer to. */
+function abandon(req: http.IncomingMessage, res: http.ServerResponse, error: unknown): void {
+  if (!res.headersSent) res.writeHead(500);
+  res.end();
+  req.destroy(error instanceof Error ? error : undefined);
 }
 
 /** Writes a fetch Response the way whatwg-node's `sendNodeResponse` does for a buffered body. */
