@@ -1,3 +1,4 @@
+import './young-generation.ts';
 import { printSchema } from 'graphql';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';

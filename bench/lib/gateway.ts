@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -91,8 +92,23 @@ export async function withClient<T>(url: string, use: (client: pg.Client) => Pro
 }
 
 /**
- * A gateway instance as production runs it (`src/main.ts serve`), or `bench/servers/yoga-only.ts` for the numbers
- * without the fast path. Same environment either way.
+ * The Node flags `npm start` gives the gateway (package.json's start script, e.g. the main thread's young generation
+ * size), beyond those every process of the harness gets (`--no-node-snapshot --import tsx`): read from there so the
+ * figures measure the gateway as it is started, and cannot drift from it.
+ */
+const START_FLAGS = (() => {
+  const packageJson = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '..', '..', 'package.json'), 'utf8'));
+  const words = String(packageJson.scripts.start).split(/\s+/);
+  const flags = words.slice(
+    words.indexOf('node') + 1,
+    words.findIndex((word) => word.endsWith('.ts')),
+  );
+  return flags.filter((flag) => !['--no-node-snapshot', '--import', 'tsx'].includes(flag));
+})();
+
+/**
+ * A gateway instance as production runs it (`src/main.ts serve` with `npm start`'s flags), or
+ * `bench/servers/yoga-only.ts` for the numbers without the fast path. Same environment and flags either way.
  */
 export async function startGateway(
   database: BenchDatabase,
@@ -105,7 +121,7 @@ export async function startGateway(
     args: options.script ? [] : ['serve'],
     port,
     readyPath: '/ready',
-    nodeArgs: options.nodeArgs,
+    nodeArgs: [...START_FLAGS, ...(options.nodeArgs ?? [])],
     env: {
       ...database.env,
       ADMIN_API_KEY: BENCH_KEYS.admin,
