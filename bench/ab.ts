@@ -1,0 +1,102 @@
+// `node --no-node-snapshot --import tsx bench/ab.ts [c50|c1] [rounds]`
+//
+// One variable, two gateways: A and B run side by side on one Postgres database (BENCH_DATABASE_URL, default the
+// local server) and differ only in what AB_A_ENV / AB_B_ENV (JSON objects of environment variables) and
+// AB_A_ARGS / AB_B_ARGS (JSON arrays of Node flags, after `npm start`'s own) give them. Rounds alternate which side
+// goes first; each round drives `{ __typename }` (no key, as the trivial-query figure sends it) and `react` (one
+// detokenized token) on each side, at 50 connections (milliseconds of wall time per request, 1 / throughput) or at
+// concurrency 1 (p50). Prints every round, the medians, and the median of the per-round B/A ratios: on a shared
+// two-core machine single rounds of one side wander by 20% or more, so only medians of many rounds mean anything.
+// Not part of `npm run bench`. Example, the young generation of the main thread:
+//   AB_A_ARGS='["--max-semi-space-size=16"]' node --no-node-snapshot --import tsx bench/ab.ts c50 10
+import { BENCH_KEYS, createBenchDatabase, gql, startGateway } from './lib/gateway.ts';
+import { loadGraphQL, median, sequentialLatency } from './lib/load.ts';
+import { createReactorOfCode, TRIVIAL_FORMULA } from './lib/seed.ts';
+
+const [mode = 'c50', roundsArg = '8'] = process.argv.slice(2);
+const rounds = Number(roundsArg);
+const seconds = Number(process.env.DURATION ?? 2);
+const REACT = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
+  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
+
+function side(name: 'A' | 'B') {
+  return {
+    env: JSON.parse(process.env[`AB_${name}_ENV`] ?? '{}') as Record<string, string>,
+    nodeArgs: JSON.parse(process.env[`AB_${name}_ARGS`] ?? '[]') as string[],
+  };
+}
+
+/** Milliseconds per request: wall time per request at 50 connections, or the p50 at concurrency 1. */
+async function measure(load: Parameters<typeof loadGraphQL>[0]): Promise<number> {
+  if (mode === 'c1') return (await sequentialLatency(load)).p50Ms;
+  return 1000 / (await loadGraphQL(load)).rps;
+}
+
+const database = await createBenchDatabase(
+  'postgres',
+  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+);
+const servers: { stop(): Promise<void> }[] = [];
+try {
+  const a = await startGateway(database, { name: 'A', ...side('A') });
+  servers.push(a);
+  const b = await startGateway(database, {
+    name: 'B',
+    nodeArgs: side('B').nodeArgs,
+    env: { ...(await database.anotherInstance({ runsJobs: true })), ...side('B').env },
+  });
+  servers.push(b);
+  const reactorId = await createReactorOfCode(a.url, TRIVIAL_FORMULA);
+  const token = await gql<{ createToken: { id: string } }>(
+    a.url,
+    'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
+    { input: { type: 'TOKEN', data: { secret: 'ab' } } },
+    BENCH_KEYS.private,
+  );
+  const operations = {
+    trivial: { query: '{ __typename }', variables: {}, headers: {} },
+    react: {
+      query: REACT,
+      variables: { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } },
+      headers: { 'bt-api-key': BENCH_KEYS.private },
+    },
+  };
+  // Warm-up of both sides (JIT, caches, sockets), not measured.
+  for (const gateway of [a, b]) {
+    for (const operation of Object.values(operations)) {
+      await loadGraphQL({ url: gateway.url, ...operation, connections: 50, durationSeconds: seconds });
+    }
+  }
+  const samples = new Map<string, number[]>();
+  const record = (key: string, value: number) => samples.set(key, [...(samples.get(key) ?? []), value]);
+  for (let round = 1; round <= rounds; round++) {
+    const order =
+      round % 2 === 1
+        ? ([
+            ['A', a],
+            ['B', b],
+          ] as const)
+        : ([
+            ['B', b],
+            ['A', a],
+          ] as const);
+    const line: string[] = [];
+    for (const [name, gateway] of order) {
+      for (const [operation, load] of Object.entries(operations)) {
+        const ms = await measure({ url: gateway.url, ...load, connections: 50, durationSeconds: seconds });
+        record(`${name} ${operation}`, ms);
+        line.push(`${name} ${operation} ${ms.toFixed(3)}`);
+      }
+    }
+    for (const operation of Object.keys(operations)) {
+      const ratio = samples.get(`B ${operation}`)!.at(-1)! / samples.get(`A ${operation}`)!.at(-1)!;
+      record(`B/A ${operation}`, ratio);
+    }
+    console.log(`round ${round}: ${line.join(', ')} (ms per request)`);
+  }
+  console.log(`\n${mode}, ${rounds} rounds of ${seconds} s, medians:`);
+  for (const [key, values] of samples) console.log(`  ${key.padEnd(12)} ${median(values).toFixed(3)}`);
+} finally {
+  for (const server of servers.reverse()) await server.stop().catch(() => {});
+  await database.drop();
+}
