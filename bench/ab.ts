@@ -9,15 +9,13 @@
 // two-core machine single rounds of one side wander by 20% or more, so only medians of many rounds mean anything.
 // Not part of `npm run bench`. Example, the young generation of the main thread:
 //   AB_A_ARGS='["--max-semi-space-size=16"]' node --no-node-snapshot --import tsx bench/ab.ts c50 10
-import { BENCH_KEYS, createBenchDatabase, gql, startGateway } from './lib/gateway.ts';
+import { BENCH_KEYS, createBenchDatabase, startGateway } from './lib/gateway.ts';
 import { loadGraphQL, median, sequentialLatency } from './lib/load.ts';
-import { createReactorOfCode, TRIVIAL_FORMULA } from './lib/seed.ts';
+import { createBenchToken, createReactorOfCode, REACT_MUTATION, TRIVIAL_FORMULA } from './lib/seed.ts';
 
 const [mode = 'c50', roundsArg = '8'] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 const seconds = Number(process.env.DURATION ?? 2);
-const REACT = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
-  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
 
 function side(name: 'A' | 'B') {
   return {
@@ -47,17 +45,12 @@ try {
   });
   servers.push(b);
   const reactorId = await createReactorOfCode(a.url, TRIVIAL_FORMULA);
-  const token = await gql<{ createToken: { id: string } }>(
-    a.url,
-    'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
-    { input: { type: 'TOKEN', data: { secret: 'ab' } } },
-    BENCH_KEYS.private,
-  );
+  const token = await createBenchToken(a.url, 'ab');
   const operations = {
     trivial: { query: '{ __typename }', variables: {}, headers: {} },
     react: {
-      query: REACT,
-      variables: { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } },
+      query: REACT_MUTATION,
+      variables: { id: reactorId, args: token.args },
       headers: { 'bt-api-key': BENCH_KEYS.private },
     },
   };
@@ -68,18 +61,13 @@ try {
     }
   }
   const samples = new Map<string, number[]>();
-  const record = (key: string, value: number) => samples.set(key, [...(samples.get(key) ?? []), value]);
+  const record = (key: string, value: number) => {
+    if (!samples.has(key)) samples.set(key, []);
+    samples.get(key)!.push(value);
+  };
+  const sides = [['A', a] as const, ['B', b] as const];
   for (let round = 1; round <= rounds; round++) {
-    const order =
-      round % 2 === 1
-        ? ([
-            ['A', a],
-            ['B', b],
-          ] as const)
-        : ([
-            ['B', b],
-            ['A', a],
-          ] as const);
+    const order = round % 2 === 1 ? sides : [...sides].reverse();
     const line: string[] = [];
     for (const [name, gateway] of order) {
       for (const [operation, load] of Object.entries(operations)) {

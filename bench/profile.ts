@@ -6,14 +6,12 @@
 // split by thread (main, piscina workers, V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 // Postgres: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres). Not part of `npm run bench`.
 import { readdirSync, readFileSync } from 'node:fs';
-import { BENCH_KEYS, createBenchDatabase, gql, startGateway } from './lib/gateway.ts';
+import { BENCH_KEYS, createBenchDatabase, startGateway } from './lib/gateway.ts';
 import { loadGraphQL, sequentialLatency } from './lib/load.ts';
-import { createReactorOfCode, TRIVIAL_FORMULA } from './lib/seed.ts';
+import { createBenchToken, createReactorOfCode, REACT_MUTATION, TRIVIAL_FORMULA } from './lib/seed.ts';
 
 const [kind = 'pglite', mode = 'c50', ...wanted] = process.argv.slice(2);
 const seconds = Number(process.env.DURATION ?? 4);
-const REACT = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
-  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
 
 /** CPU ticks (1/100 s) of every thread of the gateway process. */
 function gatewayThreadTicks(pid: number): Map<string, number> {
@@ -36,18 +34,13 @@ try {
   const url = gateway.url;
   const key = BENCH_KEYS.private;
   const reactorId = await createReactorOfCode(url, TRIVIAL_FORMULA);
-  const token = await gql<any>(
-    url,
-    'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
-    { input: { type: 'TOKEN', data: { secret: 'profile' } } },
-    key,
-  );
+  const token = await createBenchToken(url, 'profile');
   const operations = {
     trivial: { query: '{ __typename }', variables: {} },
     // As the trivial-query figure sends it: no key.
     'trivial-anonymous': { query: '{ __typename }', variables: {}, anonymous: true },
-    react: { query: REACT, variables: { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } } },
-    'react-no-token': { query: REACT, variables: { id: reactorId, args: { n: 1 } } },
+    react: { query: REACT_MUTATION, variables: { id: reactorId, args: token.args } },
+    'react-no-token': { query: REACT_MUTATION, variables: { id: reactorId, args: { n: 1 } } },
     // A page of reactors with their formulas: the dataloader path (Pothos' per-request loaders).
     list: { query: '{ reactors(first: 20) { edges { node { id name formula { id name } } } } }', variables: {} },
   };

@@ -1,21 +1,16 @@
 import { BENCH_KEYS, gql } from '../lib/gateway.ts';
 import { type LoadResult, loadGraphQL, median, medianOf, sequentialLatency } from '../lib/load.ts';
 import { cpuSeconds } from '../lib/processes.ts';
-import { createReactorOfCode, hasRootField, TRIVIAL_FORMULA } from '../lib/seed.ts';
-import { type BenchContext, checked, type Figure, type Row } from './types.ts';
+import { createBenchToken, createReactorOfCode, hasRootField, REACT_MUTATION, TRIVIAL_FORMULA } from '../lib/seed.ts';
+import { type BenchContext, checked, type Figure, type Row, windowedRounds } from './types.ts';
 
-// One detokenized token per call, as issue 7 asks: `{{ token-id }}` in the args, read and decrypted on every react.
-const REACT = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
-  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
 const TRIVIAL = '{ __typename }';
-/** Full runs: rounds of short windows (see `measure`); `--quick` keeps the harness's own settings. */
-const WINDOWED_ROUNDS = 12;
-const WINDOW_SECONDS = 2;
 
 /**
  * `react` on a formula that returns at once, against `{ __typename }` on the same gateway: what the invocation path
  * (auth, reactor + formula load, detokenize, validate, pool + isolate, tokenize) costs over a bare request.
- * Throughput at the harness's concurrency (target ≥ 0.6) and p50 at concurrency 1 (target ≤ 2x).
+ * Throughput at the harness's concurrency (target ≥ 0.6) and p50 at concurrency 1 (target ≤ 2x). One detokenized
+ * token per call, as issue 7 asks: `{{ token-id }}` in the args, read and decrypted on every react.
  */
 export const react: Figure = {
   name: 'react vs trivial query',
@@ -25,25 +20,17 @@ export const react: Figure = {
     const url = context.gateway.url;
     const reactorId = await createReactorOfCode(url, TRIVIAL_FORMULA);
     const key = BENCH_KEYS.private;
-    const token = await gql<any>(
-      url,
-      'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
-      { input: { type: 'TOKEN', data: { secret: 'bench-secret-value' } } },
-      key,
-    );
-    const variables = { id: reactorId, args: { n: 1, secret: `{{ ${token.createToken.id} }}` } };
-    const check = await gql<any>(url, REACT, variables, key);
+    const token = await createBenchToken(url, 'bench-secret-value');
+    const variables = { id: reactorId, args: token.args };
+    const check = await gql<any>(url, REACT_MUTATION, variables, key);
     if (check.react.__typename !== 'ReactorResponse') throw new Error(`react answered ${JSON.stringify(check.react)}`);
 
     const contenders = [
       { name: 'trivial', query: TRIVIAL, variables: {} },
-      { name: 'react', query: REACT, variables },
+      { name: 'react', query: REACT_MUTATION, variables },
     ];
-    // Many short windows, each round in the other order (trivial-react, then react-trivial), and the median of the
-    // per-round ratios. This machine's throughput drifts by up to a third within a minute (the trivial query went
-    // from 9,240 to 6,384 req/s within one run), and in long consecutive windows that drift fell on one contender.
-    const rounds = context.quick ? context.rounds : WINDOWED_ROUNDS;
-    const windowSeconds = context.quick ? context.durationSeconds : WINDOW_SECONDS;
+    // Each round in the other order (trivial-react, then react-trivial); see windowedRounds.
+    const { rounds, windowSeconds } = windowedRounds(context);
     const inRoundOrder = (round: number) => (round % 2 === 1 ? contenders : [...contenders].reverse());
     const headers = { 'bt-api-key': key };
     const pid = context.gateway.pid;

@@ -1,23 +1,15 @@
 import { startGateway } from '../lib/gateway.ts';
 import { type LoadResult, loadGraphQL, median, medianOf } from '../lib/load.ts';
 import { cpuSeconds, freePort, type ServerProcess, startProcess } from '../lib/processes.ts';
-import { type BenchContext, checked, type Figure, type Row } from './types.ts';
+import { type BenchContext, checked, type Figure, type Row, windowedRounds } from './types.ts';
 
 /**
  * `{ __typename }` on the gateway (fast path), the same gateway through Yoga's own handler (before the fast path),
  * and Mercurius `{ hello }`: each in its own process, same autocannon settings, rounds interleaved so the noise of
- * a shared machine falls on all three alike; medians of the rounds. The Yoga handler is a reference without a
- * target, measured in full runs only: in `--quick` its gateway start and its rounds were 6-7 of 81 s here.
+ * a shared machine falls on all three alike (windowedRounds); medians of the per-round ratios. The Yoga handler
+ * is a reference without a target, measured in full runs only: in `--quick` its gateway start and its rounds were
+ * 6-7 of 81 s here.
  */
-/**
- * Full runs: many short windows, as the react figure does. This machine's speed drifts by up to 2x within minutes
- * (the trivial query's CPU per request went from 88 to 159 µs within one figure), and three 10 s windows per
- * contender put 10-20 s of that drift between the gateway and Mercurius of one round: per-round ratios of one run
- * read 0.85, 0.97, 0.59. `--quick` keeps the harness's own settings.
- */
-const WINDOWED_ROUNDS = 12;
-const WINDOW_SECONDS = 2;
-
 let yogaOnly: ServerProcess | undefined;
 let mercurius: ServerProcess | undefined;
 
@@ -60,8 +52,7 @@ export const trivialQuery: Figure = {
       // Warm-up: JIT, lazily loaded modules, caches and keep-alive sockets, not measured.
       await loadGraphQL({ ...contender, connections: context.connections, durationSeconds: context.quick ? 0.5 : 3 });
     }
-    const rounds = context.quick ? context.rounds : WINDOWED_ROUNDS;
-    const windowSeconds = context.quick ? context.durationSeconds : WINDOW_SECONDS;
+    const { rounds, windowSeconds } = windowedRounds(context);
     for (let round = 1; round <= rounds; round++) {
       // Each round starts with a different contender, so no one always runs first (or always after the same one).
       const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!);

@@ -45,6 +45,19 @@ export interface Figure {
 
 export type PrepareContext = Pick<BenchContext, 'quick' | 'database' | 'track' | 'log'>;
 
+/**
+ * How a figure comparing contenders side by side spaces its rounds. Full runs: twelve short windows with the order
+ * changing each round, and the median of the per-round ratios. This machine's speed drifts by up to 2x within
+ * minutes (the trivial query went from 9,240 to 6,384 req/s within one run; its CPU per request from 88 to 159 µs
+ * within one figure), and in a few long windows that drift fell between the contenders: three 10 s rounds of the
+ * trivial figure read 0.85, 0.97, 0.59. `--quick` keeps the harness's own settings.
+ */
+export function windowedRounds(context: BenchContext): { rounds: number; windowSeconds: number } {
+  return context.quick
+    ? { rounds: context.rounds, windowSeconds: context.durationSeconds }
+    : { rounds: 12, windowSeconds: 2 };
+}
+
 export function checked(row: Omit<Row, 'ok'>, meets: (value: number) => boolean): Row {
   return { ...row, ok: Number.isFinite(row.value) ? meets(row.value) : false };
 }

@@ -13,6 +13,26 @@ export async function hasRootField(url: string, type: 'Query' | 'Mutation' | 'Su
 /** A private formula that returns at once, and a reactor of it: measures the gateway, not the formula. */
 export const TRIVIAL_FORMULA = 'module.exports = async function (req) { return { raw: { ok: true } }; };';
 
+/** `react` as the benchmarks send it: the response's raw output, or the error. */
+export const REACT_MUTATION = `mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
+  __typename ... on ReactorResponse { raw } ... on Error { code message } } }`;
+
+/** A token of the private key's tenant, and the `react` args that detokenize it once (issue 7's figure). */
+export async function createBenchToken(
+  url: string,
+  secret: string,
+): Promise<{ id: string; args: { n: number; secret: string } }> {
+  const data = await gql<{ createToken: { __typename: string; id?: string } }>(
+    url,
+    'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
+    { input: { type: 'TOKEN', data: { secret } } },
+    BENCH_KEYS.private,
+  );
+  const id = data.createToken.id;
+  if (!id) throw new Error(`createToken answered ${JSON.stringify(data)}`);
+  return { id, args: { n: 1, secret: `{{ ${id} }}` } };
+}
+
 export async function createReactorOfCode(url: string, code: string, key = BENCH_KEYS.management): Promise<string> {
   const formula = await gql<any>(
     url,
