@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { errorOf } from './sandbox/outcome.ts';
+import { createStuckCells, StuckThreads } from './stuck-threads.ts';
 import { TaskSlots } from './task-slots.ts';
 import { Backstops, type RunTracking, type Tracked, TrackedRun } from './tracked-run.ts';
 import {
@@ -35,6 +36,8 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   const slots = new TaskSlots();
   const answerChannel = `reactor-gateway-answers-${randomUUID()}`;
   const wakeCells = createWakeCells();
+  const stuckCells = createStuckCells();
+  const stuck = new StuckThreads(stuckCells);
   const runtimeOptions = workerOptions(options);
   const wake = new PoolWakeCells(wakeCells, runtimeOptions.spinMicros);
   const workerData: WorkerSetup = {
@@ -42,13 +45,16 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     slots: slots.shared,
     answerChannel,
     wakeCells,
+    stuckCells,
   };
   const pool = new Piscina<WorkerTask, RunOutcome | CheckResult | BatchAnswer[]>({
     // A path, not a file URL: piscina turns a URL back into a path (a URL parse) on every task.
     filename: fileURLToPath(new URL('./worker.ts', import.meta.url)),
     minThreads: threads,
-    maxThreads: threads,
+    // The spares: started only when every thread is stuck in a long synchronous call (stuck-threads.ts).
+    maxThreads: threads * 2,
     concurrentTasksPerWorker: CONCURRENT_TASKS_PER_WORKER,
+    loadBalancer: leastBusyNotStuck(stuck),
     // Workers hold the compiled-formula caches; letting them idle out would throw the caches away.
     idleTimeout: Number.POSITIVE_INFINITY,
     // piscina's run and wait-time histograms: two records per task on this thread, and nothing here reads them.
@@ -61,13 +67,19 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     workerData,
   });
 
+  pool.on('workerDestroy', (worker: { id: number }) => stuck.forget(worker.id));
+  // piscina emits 'error' for a worker that failed with no task on it (it starts a replacement itself); without a
+  // listener that event would end the process.
+  pool.on('error', () => {});
+
   const tracking: RunTracking = {
     slots,
-    backstops: new Backstops(),
+    backstops: new Backstops(() => stuck.anyStuck()),
     terminateThread(threadId: number): void {
       // piscina sees the exit, fails the tasks still on that worker and starts a replacement.
       for (const worker of pool.threads) if (worker.threadId === threadId) void worker.terminate();
     },
+    resubmit: (task, backstopMs, onAbort) => submit(task, backstopMs, onAbort),
   };
 
   /**
@@ -240,6 +252,30 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       ]);
       clearTimeout(timer);
     },
+  };
+}
+
+/**
+ * piscina's own least-busy choice (an idle worker first, else the one with the fewest tasks, never one running an
+ * abortable task), leaving out threads stuck in a long synchronous formula call. With every thread stuck it returns
+ * null: piscina queues the task and starts a spare thread, up to maxThreads.
+ */
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
+
+function leastBusyNotStuck(stuck: StuckThreads): LoadBalancer {
+  return (task, workers) => {
+    let candidate = null;
+    let fewest = CONCURRENT_TASKS_PER_WORKER;
+    for (const worker of workers) {
+      if (stuck.isStuck(worker.id)) continue;
+      if (worker.currentUsage === 0) return worker;
+      if (worker.isRunningAbortableTask || task.isAbortable) continue;
+      if (worker.currentUsage < fewest) {
+        candidate = worker;
+        fewest = worker.currentUsage;
+      }
+    }
+    return candidate;
   };
 }
 

@@ -1,3 +1,4 @@
+import { STUCK_AFTER_MS } from './stuck-threads.ts';
 import type { TaskSlots } from './task-slots.ts';
 import type { SingleTask } from './types.ts';
 
@@ -13,7 +14,15 @@ export interface RunTracking {
   slots: TaskSlots;
   backstops: Backstops;
   terminateThread(threadId: number): void;
+  /** Submits a task again, as a new task of its own (see `TrackedRun.reroute`). */
+  resubmit<T>(task: SingleTask, backstopMs: number, onAbort: () => T): Promise<T>;
 }
+
+/**
+ * A run still queued this long while a worker thread is stuck is most likely queued behind that thread's call.
+ * Twice the time that makes a thread stuck, so the pool has stopped sending the stuck thread new tasks by then.
+ */
+const REROUTE_AFTER_MS = 2 * STUCK_AFTER_MS;
 
 /** How often the backstops are looked at; a backstop fires up to this much after its time (it has 1 s of grace). */
 const SWEEP_MS = 100;
@@ -25,6 +34,9 @@ const SWEEP_MS = 100;
 export class Backstops {
   private readonly runs = new Set<TrackedRun<unknown>>();
   private timer: NodeJS.Timeout | null = null;
+
+  /** anyStuck: whether some worker thread is stuck in a long synchronous call now (stuck-threads.ts). */
+  constructor(private readonly anyStuck: () => boolean = () => false) {}
 
   add(run: TrackedRun<unknown>): void {
     this.runs.add(run);
@@ -44,7 +56,11 @@ export class Backstops {
       return;
     }
     const now = performance.now();
-    for (const run of this.runs) if (run.deadline <= now) run.check();
+    const rerouteBefore = this.anyStuck() ? now - REROUTE_AFTER_MS : Number.NEGATIVE_INFINITY;
+    for (const run of this.runs) {
+      if (run.deadline <= now) run.check();
+      else if (run.submitted <= rerouteBefore) run.reroute();
+    }
   }
 }
 
@@ -59,8 +75,11 @@ export class TrackedRun<T> implements Tracked {
   private resolve!: (value: T) => void;
   private done = false;
   private released = false;
+  /** Moved to another worker: this task's own answer (a cancelled task's) only frees its slot. */
+  private rerouted = false;
   /** When the backstop is next looked at (performance.now()). */
   deadline: number;
+  readonly submitted = performance.now();
 
   constructor(
     task: SingleTask,
@@ -73,18 +92,18 @@ export class TrackedRun<T> implements Tracked {
     this.promise = new Promise<T>((settle) => {
       this.resolve = settle;
     });
-    this.deadline = performance.now() + backstopMs;
+    this.deadline = this.submitted + backstopMs;
     tracking.backstops.add(this as TrackedRun<unknown>);
   }
 
   answered(value: unknown): void {
     this.release();
-    this.finish(value as T);
+    if (!this.rerouted) this.finish(value as T);
   }
 
   failed(): void {
     this.release();
-    this.finish(this.onAbort());
+    if (!this.rerouted) this.finish(this.onAbort());
   }
 
   private finish(value: T): void {
@@ -119,5 +138,28 @@ export class TrackedRun<T> implements Tracked {
     }
     this.tracking.terminateThread(state.threadId);
     this.finish(this.onAbort());
+  }
+
+  /**
+   * Called by the backstops while a worker thread is stuck: a formula run not started yet is cancelled where it
+   * waits and submitted again, so the pool's balancer sends it to a thread that is not stuck (pool.ts). It keeps
+   * what is left of its time: the answer comes within the time it was first given.
+   */
+  reroute(): void {
+    const { task } = this;
+    if (this.done || this.rerouted || task.kind !== 'run') return;
+    if (this.tracking.slots.state(this.slot) !== 'queued' || !this.tracking.slots.cancel(this.slot)) return;
+    this.rerouted = true;
+    this.tracking.backstops.delete(this as TrackedRun<unknown>);
+    const waitedMs = performance.now() - this.submitted;
+    const timeoutMs = Math.max(1, Math.floor(task.input.timeoutMs - waitedMs));
+    const { slot: _cancelled, ...again } = task;
+    this.tracking
+      .resubmit(
+        { ...again, input: { ...task.input, timeoutMs } },
+        Math.max(1, this.deadline - performance.now()),
+        this.onAbort,
+      )
+      .then((value) => this.finish(value));
   }
 }

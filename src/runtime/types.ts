@@ -1,6 +1,7 @@
 import type { ErrorShape } from '../errors.ts';
 import type { RequestParameter } from '../formulas/rules.ts';
 import type { SealedArgs } from '../tokens/sealing.ts';
+import type { StuckCells } from './stuck-threads.ts';
 import type { SharedSlots } from './task-slots.ts';
 
 export interface RuntimeOptions {
@@ -68,6 +69,8 @@ export interface WorkerSetup {
   answerChannel: string;
   /** The cells both sides poll (wake-poll.ts). */
   wakeCells: SharedArrayBuffer;
+  /** Where the worker marks its synchronous formula calls (stuck-threads.ts). */
+  stuckCells: StuckCells;
 }
 
 /** slot: where the worker marks that it started the task (task-slots.ts); absent only when all slots are in use. */

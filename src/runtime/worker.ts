@@ -8,6 +8,7 @@ import { createEgressPolicy } from './sandbox/egress.ts';
 import { FormulaCache } from './sandbox/formula-cache.ts';
 import { FormulaIsolate, type IsolateSettings } from './sandbox/formula-isolate.ts';
 import { errorOf, runtimeError } from './sandbox/outcome.ts';
+import { SyncCallMarker } from './stuck-threads.ts';
 import { startTask } from './task-slots.ts';
 import type {
   BatchAnswer,
@@ -23,7 +24,7 @@ import { AdaptivePoll, WorkerWakeCells } from './wake-poll.ts';
 
 // Piscina worker entry. Imports nothing from db, auth or graphql: this side only ever sees one call's data (and, for
 // its sealed tokens, that tenant's data key: src/tokens/sealing.ts).
-const { runtime: options, slots, answerChannel, wakeCells } = workerData as WorkerSetup;
+const { runtime: options, slots, answerChannel, wakeCells, stuckCells } = workerData as WorkerSetup;
 const slotCells = new Int32Array(slots.buffer);
 const settings: IsolateSettings = {
   memoryLimitMb: options.memoryLimitMb,
@@ -31,6 +32,7 @@ const settings: IsolateSettings = {
   policy: createEgressPolicy(options.egressAllow),
   fetchTimeoutMs: options.fetchTimeoutMs,
   maxResponseBytes: options.maxResponseBytes,
+  syncCalls: new SyncCallMarker(stuckCells, threadId),
 };
 const cache = new FormulaCache(settings, options.maxCachedFormulas);
 const wake = new WorkerWakeCells(wakeCells);

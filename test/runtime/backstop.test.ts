@@ -17,20 +17,21 @@ describe('pool backstop without AbortSignal', () => {
     expect(performance.now() - started).toBeLessThan(1_500);
   });
 
-  it('a call still queued behind a slow one times out without terminating the worker running the slow one', async () => {
-    const slow =
-      'module.exports = async () => { const end = Date.now() + 2500; while (Date.now() < end) {} return { raw: "slow done" } }';
+  it('a call queued while every thread, spares included, is busy times out without terminating them', async () => {
+    const slow = (n: number) =>
+      `module.exports = async () => { const end = Date.now() + 4000; while (Date.now() < end) {} return { raw: "slow done" } } // ${n}`;
     const quick = 'module.exports = async () => ({ raw: "quick" })';
-    const slowCall = invoke(single, slow, { timeoutMs: 5_000 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // One thread and one spare (stuck-threads.ts): the second slow call starts the spare and takes it.
+    const slowCalls = [1, 2].map((n) => invoke(single, slow(n), { timeoutMs: 6_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     const started = performance.now();
     const queued = await invoke(single, quick, { timeoutMs: 1 });
     expect(errorOf(queued).code).toBe('REACTOR_TIMEOUT');
-    // Answered by the backstop (1 ms + 1 s grace), not after the slow call.
+    // Answered by the backstop (1 ms + 1 s grace), not after the slow calls.
     expect(performance.now() - started).toBeLessThan(2_000);
-    expect(rawOf(await slowCall)).toBe('slow done');
+    expect((await Promise.all(slowCalls)).map(rawOf)).toEqual(['slow done', 'slow done']);
     expect(rawOf(await invoke(single, quick))).toBe('quick');
-  });
+  }, 15_000);
 
   it('slots: a cancelled task is never started, a started one cannot be cancelled', () => {
     const slots = new TaskSlots(4);

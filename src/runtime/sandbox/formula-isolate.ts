@@ -8,6 +8,8 @@ import { PRELUDE_SOURCE } from './prelude/index.ts';
 export interface IsolateSettings extends BridgeSettings {
   memoryLimitMb: number;
   maxOutputBytes: number;
+  /** Told when a synchronous call into formula code starts and ends (src/runtime/stuck-threads.ts). */
+  syncCalls?: { enter(): void; leave(): void };
 }
 
 export type LoadResult = { ok: true; formula: FormulaIsolate } | { ok: false; message: string };
@@ -114,6 +116,7 @@ export class FormulaIsolate {
   define(code: string, loadTimeoutMs: number): LoadResult {
     if (this.defined) throw new Error('An isolate holds one formula only');
     this.defined = true;
+    this.settings.syncCalls?.enter();
     try {
       // Same line as the code, so line numbers in the formula's own errors stay right.
       const script = this.isolate.compileScriptSync(`__rgDefine(function (module, exports, require) {${code}\n})`, {
@@ -124,12 +127,14 @@ export class FormulaIsolate {
         message?: string;
       };
       script.release();
+      this.settings.syncCalls?.leave();
       if (!answer.ok) {
         this.dispose();
         return { ok: false, message: String(answer.message) };
       }
       return { ok: true, formula: this };
     } catch (error) {
+      this.settings.syncCalls?.leave();
       const disposedByLimit = this.isolate.isDisposed;
       this.dispose();
       const message = error instanceof Error ? error.message : '';
@@ -186,7 +191,12 @@ export class FormulaIsolate {
       if (this.disposed) throw new Error('disposed');
       if (!this.preferAsync && this.pending.size === 1) {
         const before = performance.now();
-        this.start.applySync(undefined, [id, requestJson], { timeout: timeoutMs });
+        this.settings.syncCalls?.enter();
+        try {
+          this.start.applySync(undefined, [id, requestJson], { timeout: timeoutMs });
+        } finally {
+          this.settings.syncCalls?.leave();
+        }
         // Several slow calls in a row, so one preemption on a busy machine does not demote a cheap formula.
         // (isolate.cpuTime would be better but aborts the process when read from the host thread here.)
         this.slowSyncCalls = performance.now() - before > SYNC_BUDGET_MS ? this.slowSyncCalls + 1 : 0;
