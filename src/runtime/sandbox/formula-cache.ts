@@ -48,7 +48,7 @@ export class FormulaCache {
         this.entries.set(key, hit);
         return { ok: false, message: hit.failed };
       }
-      if (!hit.formula.disposed && hit.formula.uses < MAX_USES) {
+      if (!hit.formula.disposed && !hit.formula.exhausted && hit.formula.uses < MAX_USES) {
         this.entries.set(key, hit);
         return { ok: true, formula: hit.formula };
       }

@@ -23,6 +23,9 @@ const DELIVER_GRACE_MS = 50;
 
 let invocationSeq = 0;
 
+/** V8's message when the isolate's allocator refuses an ArrayBuffer (isolated-vm counts them against the limit). */
+const ARRAY_BUFFER_FAILED = /^Array buffer allocation failed/;
+
 export const SANDBOX_UNAVAILABLE = { ok: false, message: 'The reactor sandbox could not be initialised' } as const;
 
 /**
@@ -70,6 +73,11 @@ export class FormulaIsolate {
   private slowSyncCalls = 0;
   private defined = false;
   disposed = false;
+  /**
+   * A call ran out of ArrayBuffer memory: V8 throws that inside the isolate as an ordinary RangeError, which the
+   * formula may even catch, while what it holds may still be near the limit. Its cache entry takes a fresh isolate.
+   */
+  exhausted = false;
   uses = 0;
 
   private constructor(private readonly settings: IsolateSettings) {
@@ -225,7 +233,13 @@ export class FormulaIsolate {
     const resolve = this.pending.get(id);
     if (!resolve) return;
     this.pending.delete(id);
-    resolve(decodeSettled(json, this.settings.maxOutputBytes));
+    const settled = decodeSettled(json, this.settings.maxOutputBytes);
+    if (!settled.ok && ARRAY_BUFFER_FAILED.test(settled.error.message)) {
+      this.exhausted = true;
+      resolve({ ok: false, error: this.memoryError() });
+      return;
+    }
+    resolve(settled);
   }
 
   private fail(id: number, error: ErrorShape): void {
