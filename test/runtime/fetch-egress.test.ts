@@ -15,6 +15,15 @@ beforeAll(async () => {
     req.on('end', () => {
       seen.push({ url: req.url, auth: req.headers.authorization, body });
       if (req.url === '/big') return res.end('x'.repeat(50_000));
+      if (req.url === '/drip') {
+        // A byte every 50 ms for 3 s: never idle long enough for a socket timeout.
+        const drip = setInterval(() => res.write('x'), 50);
+        setTimeout(() => {
+          clearInterval(drip);
+          res.end();
+        }, 3_000);
+        return;
+      }
       if (req.url === '/redirect-private') return res.writeHead(302, { location: 'http://10.0.0.1/' }).end();
       if (req.url === '/graphql') {
         const { query, variables } = JSON.parse(body);
@@ -50,8 +59,9 @@ beforeAll(async () => {
 
 const open = startRuntime({ egressAllow: ['127.0.0.1/32'], maxResponseBytes: 10_000 });
 const closed = startRuntime();
+const impatient = startRuntime({ egressAllow: ['127.0.0.1/32'], fetchTimeoutMs: 300 });
 afterAll(async () => {
-  await Promise.all([open.close(), closed.close()]);
+  await Promise.all([open.close(), closed.close(), impatient.close()]);
   server.close();
 });
 
@@ -118,6 +128,18 @@ describe('fetch from formulas', () => {
     expect(errorOf(await invoke(open, fetchCode, { args: { url: `${base}/big` } })).message).toMatch(
       /exceeded 10000 bytes/,
     );
+  });
+
+  it('times out the whole fetch, even from a server that keeps sending a byte now and then', async () => {
+    const code =
+      'module.exports = async (req) => { const started = Date.now(); try { await (await fetch(req.args.url)).text(); return { raw: "finished" } } catch (e) { return { raw: { message: e.message, ms: Date.now() - started } } } }';
+    const { message, ms } = rawOf(await invoke(impatient, code, { args: { url: `${base}/drip` } })) as {
+      message: string;
+      ms: number;
+    };
+    expect(message).toMatch(/fetch timed out after 300 ms/);
+    // Not the 3 s the server takes, nor the call's own 10 s.
+    expect(ms).toBeLessThan(1_500);
   });
 });
 

@@ -118,8 +118,23 @@ function once(
   });
 }
 
-/** Performs a formula's fetch under the egress policy, the timeout and the response size cap. */
+/**
+ * Performs a formula's fetch under the egress policy, the timeout and the response size cap. The timeout covers
+ * the whole fetch, redirects and body included: a socket's idle timeout alone would let a server that sends a byte
+ * now and then hold the call until its own deadline.
+ */
 export async function hostFetch(request: FetchRequest, limits: FetchLimits): Promise<FetchResult> {
+  const deadline = AbortSignal.timeout(Math.ceil(limits.timeoutMs));
+  try {
+    return await follow(request, { ...limits, signal: AbortSignal.any([limits.signal, deadline]) });
+  } catch (error) {
+    if (deadline.aborted && !limits.signal.aborted)
+      throw new Error(`fetch timed out after ${Math.ceil(limits.timeoutMs)} ms`);
+    throw error;
+  }
+}
+
+async function follow(request: FetchRequest, limits: FetchLimits): Promise<FetchResult> {
   let url = new URL(request.url);
   let current = request;
   for (let hop = 0; ; hop++) {
