@@ -66,7 +66,8 @@ const environmentSchema = z.object({
   EXPOSE_FORMULA_LOGS: z
     .enum(['true', 'false', '1', '0'])
     .optional()
-    .transform((value) => value === 'true' || value === '1'),
+    // Unset: follow NODE_ENV (shown in development). Set: it wins either way.
+    .transform((value) => (value === undefined ? undefined : value === 'true' || value === '1')),
 });
 
 export type Environment = Record<string, string | undefined>;
@@ -122,7 +123,7 @@ export function loadConfig(env: Environment = process.env) {
       resultRetentionMs: e.RESULT_RETENTION_MS,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
-    exposeFormulaLogs: e.EXPOSE_FORMULA_LOGS || e.NODE_ENV !== 'production',
+    exposeFormulaLogs: e.EXPOSE_FORMULA_LOGS ?? e.NODE_ENV !== 'production',
   };
 }
 

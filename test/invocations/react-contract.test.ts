@@ -184,3 +184,23 @@ describe('react: the remaining SDK errors end to end (DESIGN.md section 9)', () 
     });
   });
 });
+
+describe('formula console output outside development', () => {
+  it('is not returned when NODE_ENV is production, and is when EXPOSE_FORMULA_LOGS=true overrides it', async () => {
+    const code = "module.exports = async () => { console.log('card', 4242); return { raw: 'done' }; };";
+    for (const [env, logs] of [
+      [{ NODE_ENV: 'production' }, null],
+      [{ NODE_ENV: 'production', EXPOSE_FORMULA_LOGS: 'true' }, [{ level: 'log', message: 'card 4242' }]],
+    ] as const) {
+      const production = await startTestGateway({ env });
+      try {
+        const owner = await production.createTenant();
+        const reactorId = await createReactorWithCode(production, owner.managementKey, code);
+        const result = await production.gql<any>(REACT, { id: reactorId }, owner.privateKey);
+        expect(result.data?.react).toMatchObject({ raw: 'done', logs });
+      } finally {
+        await production.close();
+      }
+    }
+  });
+});
