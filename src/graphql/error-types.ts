@@ -28,7 +28,8 @@ const codeDescriptions: Record<(typeof ERROR_CODES)[number], string> = {
   REACTOR_RUNTIME_ERROR: '500 (or the status the formula chose): formula code failed.',
   SERVICE_UNAVAILABLE: '503: formula code reported that a service it needs is unavailable.',
   REACTOR_TIMEOUT: '504: formula code ran past its time limit and was stopped.',
-  REACTOR_INTERRUPTED: '500: an async run was interrupted (its runner died) and, being at-most-once, not retried.',
+  REACTOR_INTERRUPTED:
+    '500: a run was interrupted (its worker thread or, for async runs, its runner died) and, being at-most-once, not retried.',
 };
 
 export const ErrorCodeEnum = builder.enumType('ErrorCode', {
@@ -69,7 +70,7 @@ const errorClasses = [
   [ReactorRuntimeError, 'Formula code failed while running.'],
   [ServiceUnavailableError, 'A service the formula needs is unavailable.'],
   [ReactorTimeoutError, 'Formula code ran past its time limit.'],
-  [ReactorInterruptedError, 'An async run was interrupted and not retried.'],
+  [ReactorInterruptedError, 'A run was interrupted before it finished and was not retried.'],
 ] as const;
 
 for (const [ErrorClass, description] of errorClasses) {

@@ -7,6 +7,7 @@ import {
   InvalidReactorCodeError,
   NotFoundError,
   RateLimitedError,
+  ReactorInterruptedError,
   ReactorRuntimeError,
   ReactorTimeoutError,
   ServiceUnavailableError,
@@ -65,6 +66,8 @@ const REACT_ERRORS = [
   ReactorRuntimeError,
   ServiceUnavailableError,
   ReactorTimeoutError,
+  // The worker running the formula died under it (another run crashed the thread): not retried.
+  ReactorInterruptedError,
 ];
 
 builder.mutationField('react', (t) =>

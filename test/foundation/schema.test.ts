@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { getNamedType, isEnumType, isInputObjectType, isInterfaceType, isObjectType, printSchema } from 'graphql';
+import {
+  type GraphQLUnionType,
+  getNamedType,
+  isEnumType,
+  isInputObjectType,
+  isInterfaceType,
+  isObjectType,
+  printSchema,
+} from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { schema } from '../../src/graphql/schema.ts';
 
@@ -27,5 +35,25 @@ describe('schema.graphql', () => {
     }
     expect(missing).toEqual([]);
     expect(getNamedType(schema.getQueryType()!)).toBeTruthy();
+  });
+
+  it('lets react answer every way a run can end as a typed result, an interrupted run included', () => {
+    const members = (schema.getType('MutationReactResult') as GraphQLUnionType).getTypes().map((type) => type.name);
+    // The runtime's error codes (src/runtime/sandbox/outcome.ts, pool.ts) and the formula SDK's errors.
+    expect(members).toEqual(
+      expect.arrayContaining([
+        'ReactorResponse',
+        'BadRequestError',
+        'UnauthenticatedError',
+        'ForbiddenError',
+        'InvalidPaymentMethodError',
+        'InvalidReactorCodeError',
+        'RateLimitedError',
+        'ReactorRuntimeError',
+        'ServiceUnavailableError',
+        'ReactorTimeoutError',
+        'ReactorInterruptedError',
+      ]),
+    );
   });
 });
