@@ -5,7 +5,8 @@ import { Piscina } from 'piscina';
 import { errorOf } from './sandbox/outcome.ts';
 import { createStuckCells, StuckThreads } from './stuck-threads.ts';
 import { TaskSlots } from './task-slots.ts';
-import { Backstops, type RunTracking, type Tracked, TrackedRun } from './tracked-run.ts';
+import { TenantGate } from './tenant-gate.ts';
+import { Backstops, type RunTracking, type Tracked, TrackedRun, withTimeLeft } from './tracked-run.ts';
 import {
   type BatchAnswer,
   type CheckResult,
@@ -72,15 +73,54 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   // listener that event would end the process.
   pool.on('error', () => {});
 
+  // A tenant may have as many calls stuck as there are threads; the spares are for everyone else.
+  const gate = new TenantGate(threads);
   const tracking: RunTracking = {
     slots,
-    backstops: new Backstops(() => stuck.anyStuck()),
+    backstops: new Backstops({
+      lookAtStuckThreads(): boolean {
+        const stuckSlots = stuck.stuckSlots();
+        const tenants: string[] = [];
+        for (const slot of stuckSlots) {
+          const task = tracking.bySlot[slot]?.task;
+          if (task?.kind === 'run') tenants.push(task.input.tenantId);
+        }
+        gate.refresh(tenants);
+        return stuckSlots.length > 0;
+      },
+      holding: () => gate.holding,
+    }),
     terminateThread(threadId: number): void {
       // piscina sees the exit, fails the tasks still on that worker and starts a replacement.
       for (const worker of pool.threads) if (worker.threadId === threadId) void worker.terminate();
     },
-    resubmit: (task, backstopMs, onAbort) => submit(task, backstopMs, onAbort),
+    resubmit: (task, backstopMs, onAbort) =>
+      task.kind === 'run' && gate.holds(task.input.tenantId)
+        ? hold(task, backstopMs, onAbort, submit)
+        : submit(task, backstopMs, onAbort),
+    bySlot: [],
   };
+
+  /** A run of a tenant over its limit waits in the gate, then goes with the time it has left, or times out there. */
+  function hold<T>(
+    task: Extract<SingleTask, { kind: 'run' }>,
+    backstopMs: number,
+    onAbort: () => T,
+    send: (task: SingleTask, backstopMs: number, onAbort: () => T) => Promise<T>,
+  ): Promise<T> {
+    const since = performance.now();
+    return new Promise<T>((resolve) => {
+      gate.hold(task.input.tenantId, {
+        deadline: since + task.input.timeoutMs,
+        send: () => {
+          const waited = performance.now() - since;
+          resolve(send(withTimeLeft(task, waited), Math.max(1, backstopMs - waited), onAbort));
+        },
+        expire: () => resolve(onAbort()),
+      });
+      tracking.backstops.start();
+    });
+  }
 
   /**
    * The backstop without a piscina AbortSignal: piscina gives a task that has a signal a worker to itself, which
@@ -125,6 +165,11 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   lateAnswers.unref();
 
   function submitRun(task: SingleTask, backstopMs: number, onAbort: () => RunOutcome): Promise<RunOutcome> {
+    if (task.kind === 'run' && gate.holds(task.input.tenantId)) return hold(task, backstopMs, onAbort, dispatchRun);
+    return dispatchRun(task, backstopMs, onAbort);
+  }
+
+  function dispatchRun(task: SingleTask, backstopMs: number, onAbort: () => RunOutcome): Promise<RunOutcome> {
     const slot = slots.acquire();
     if (slot === undefined) return submitWithSignal(task, backstopMs, onAbort);
     const { promise, entry } = track(task, slot, backstopMs, onAbort);

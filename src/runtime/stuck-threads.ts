@@ -5,14 +5,16 @@
  * infinite loops hold up only its own requests, the pool sends no new task to a stuck thread, starts spare threads
  * when every thread is stuck, and moves runs still queued at a stuck thread elsewhere (pool.ts, tracked-run.ts).
  *
- * Per entry: [threadId, inSyncCall, sinceMs]. threadId 0 is a free entry; sinceMs counts from a shared epoch and
- * wraps at 2^32 (only differences are used).
+ * Per entry: [threadId, inSyncCall, sinceMs, slot]. threadId 0 is a free entry; sinceMs counts from a shared epoch
+ * and wraps at 2^32 (only differences are used); slot is the call's task slot (task-slots.ts), -1 for none, which
+ * tells the pool whose call it is (tenant-gate.ts).
  */
-const ENTRIES = 256;
+const ENTRIES = 64;
 const THREAD = 0;
 const IN_CALL = 1;
 const SINCE = 2;
-const WIDTH = 3;
+const SLOT = 3;
+const WIDTH = 4;
 
 /** A synchronous call longer than this makes its thread stuck: 1,000 times a trivial formula's run. */
 export const STUCK_AFTER_MS = 50;
@@ -44,6 +46,18 @@ export class StuckThreads {
   isStuck(threadId: number): boolean {
     const entry = this.entryOf(threadId);
     return entry >= 0 && this.stuckAt(entry, nowMs(this.shared.epoch));
+  }
+
+  /** The task slots of the calls stuck now (calls without a slot left out). */
+  stuckSlots(): number[] {
+    const now = nowMs(this.shared.epoch);
+    const slots: number[] = [];
+    for (let entry = 0; entry < ENTRIES; entry++) {
+      if (Atomics.load(this.cells, entry * WIDTH + THREAD) === 0 || !this.stuckAt(entry, now)) continue;
+      const slot = Atomics.load(this.cells, entry * WIDTH + SLOT);
+      if (slot >= 0) slots.push(slot);
+    }
+    return slots;
   }
 
   anyStuck(): boolean {
@@ -89,6 +103,8 @@ export class StuckThreads {
 export class SyncCallMarker {
   private readonly cells: Int32Array;
   private readonly base: number;
+  /** The slot of the task whose synchronous part runs now; the worker sets it before each task. */
+  slot = -1;
 
   constructor(
     private readonly shared: StuckCells,
@@ -106,6 +122,7 @@ export class SyncCallMarker {
     if (this.base < 0) return;
     // Start time first: the pool reads the flag, then the start time.
     Atomics.store(this.cells, this.base + SINCE, nowMs(this.shared.epoch));
+    Atomics.store(this.cells, this.base + SLOT, this.slot);
     Atomics.store(this.cells, this.base + IN_CALL, 1);
   }
 

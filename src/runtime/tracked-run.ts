@@ -16,6 +16,25 @@ export interface RunTracking {
   terminateThread(threadId: number): void;
   /** Submits a task again, as a new task of its own (see `TrackedRun.reroute`). */
   resubmit<T>(task: SingleTask, backstopMs: number, onAbort: () => T): Promise<T>;
+  /** The run in each task slot, so the pool can tell whose call a stuck thread is in (tenant-gate.ts). */
+  bySlot: (TrackedRun<unknown> | undefined)[];
+}
+
+/** What the sweep asks the pool besides the backstops. */
+export interface SweepHooks {
+  /** Brings the tenant gate up to date (tenant-gate.ts); true if some worker thread is stuck now. */
+  lookAtStuckThreads(): boolean;
+  /** Whether runs wait in the tenant gate: the sweep keeps going for them. */
+  holding(): boolean;
+}
+
+const NO_HOOKS: SweepHooks = { lookAtStuckThreads: () => false, holding: () => false };
+
+/** The task with its time limit cut by the time it already waited in the pool: its answer still comes in time. */
+export function withTimeLeft(task: SingleTask, waitedMs: number): SingleTask {
+  if (task.kind !== 'run') return task;
+  const { slot: _previous, ...rest } = task;
+  return { ...rest, input: { ...task.input, timeoutMs: Math.max(1, Math.floor(task.input.timeoutMs - waitedMs)) } };
 }
 
 /**
@@ -35,11 +54,15 @@ export class Backstops {
   private readonly runs = new Set<TrackedRun<unknown>>();
   private timer: NodeJS.Timeout | null = null;
 
-  /** anyStuck: whether some worker thread is stuck in a long synchronous call now (stuck-threads.ts). */
-  constructor(private readonly anyStuck: () => boolean = () => false) {}
+  constructor(private readonly hooks: SweepHooks = NO_HOOKS) {}
 
   add(run: TrackedRun<unknown>): void {
     this.runs.add(run);
+    this.start();
+  }
+
+  /** Also for runs held by the tenant gate, which have no backstop yet. */
+  start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => this.sweep(), SWEEP_MS);
     this.timer.unref();
@@ -50,13 +73,14 @@ export class Backstops {
   }
 
   private sweep(): void {
-    if (this.runs.size === 0 && this.timer) {
+    if (this.runs.size === 0 && !this.hooks.holding() && this.timer) {
       clearInterval(this.timer);
       this.timer = null;
       return;
     }
     const now = performance.now();
-    const rerouteBefore = this.anyStuck() ? now - REROUTE_AFTER_MS : Number.NEGATIVE_INFINITY;
+    // The gate first: a run of a tenant over its limit is then held rather than moved to a spare thread.
+    const rerouteBefore = this.hooks.lookAtStuckThreads() ? now - REROUTE_AFTER_MS : Number.NEGATIVE_INFINITY;
     for (const run of this.runs) {
       if (run.deadline <= now) run.check();
       else if (run.submitted <= rerouteBefore) run.reroute();
@@ -93,6 +117,7 @@ export class TrackedRun<T> implements Tracked {
       this.resolve = settle;
     });
     this.deadline = this.submitted + backstopMs;
+    tracking.bySlot[slot] = this as TrackedRun<unknown>;
     tracking.backstops.add(this as TrackedRun<unknown>);
   }
 
@@ -117,6 +142,7 @@ export class TrackedRun<T> implements Tracked {
   private release(): void {
     if (this.released) return;
     this.released = true;
+    if (this.tracking.bySlot[this.slot] === (this as TrackedRun<unknown>)) this.tracking.bySlot[this.slot] = undefined;
     this.tracking.slots.release(this.slot);
   }
 
@@ -151,12 +177,9 @@ export class TrackedRun<T> implements Tracked {
     if (this.tracking.slots.state(this.slot) !== 'queued' || !this.tracking.slots.cancel(this.slot)) return;
     this.rerouted = true;
     this.tracking.backstops.delete(this as TrackedRun<unknown>);
-    const waitedMs = performance.now() - this.submitted;
-    const timeoutMs = Math.max(1, Math.floor(task.input.timeoutMs - waitedMs));
-    const { slot: _cancelled, ...again } = task;
     this.tracking
       .resubmit(
-        { ...again, input: { ...task.input, timeoutMs } },
+        withTimeLeft(task, performance.now() - this.submitted),
         Math.max(1, this.deadline - performance.now()),
         this.onAbort,
       )

@@ -26,13 +26,14 @@ import { AdaptivePoll, WorkerWakeCells } from './wake-poll.ts';
 // its sealed tokens, that tenant's data key: src/tokens/sealing.ts).
 const { runtime: options, slots, answerChannel, wakeCells, stuckCells } = workerData as WorkerSetup;
 const slotCells = new Int32Array(slots.buffer);
+const syncCalls = new SyncCallMarker(stuckCells, threadId);
 const settings: IsolateSettings = {
   memoryLimitMb: options.memoryLimitMb,
   maxOutputBytes: options.maxOutputBytes,
   policy: createEgressPolicy(options.egressAllow),
   fetchTimeoutMs: options.fetchTimeoutMs,
   maxResponseBytes: options.maxResponseBytes,
-  syncCalls: new SyncCallMarker(stuckCells, threadId),
+  syncCalls,
 };
 const cache = new FormulaCache(settings, options.maxCachedFormulas);
 const wake = new WorkerWakeCells(wakeCells);
@@ -218,5 +219,7 @@ async function handleOne(task: SingleTask, prepared?: PreparedInput): Promise<Ru
     return { ok: false, message: 'cancelled' };
   }
   if (task.kind === 'quiesce') return { ok: false, message: String(await quiesce()) };
+  // A run's synchronous part (compile, then the formula up to its first wait) starts now, before any other task's.
+  syncCalls.slot = task.slot ?? -1;
   return task.kind === 'check' ? check(task.code) : run(task, prepared);
 }
