@@ -302,15 +302,16 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
 
 /**
  * piscina's own least-busy choice (an idle worker first, else the one with the fewest tasks, never one running an
- * abortable task), leaving out threads stuck in a long synchronous formula call. With every thread stuck it returns
- * null: piscina queues the task and starts a spare thread, up to maxThreads.
+ * abortable task), leaving out threads stuck in a long synchronous formula call. Only with every thread stuck does
+ * it return null, on which piscina queues the task and starts a spare thread (up to maxThreads). So, unlike piscina's
+ * balancer, it goes past concurrentTasksPerWorker rather than answer null: a busy pool must not start spares.
  */
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
 function leastBusyNotStuck(stuck: StuckThreads): LoadBalancer {
   return (task, workers) => {
     let candidate = null;
-    let fewest = CONCURRENT_TASKS_PER_WORKER;
+    let fewest = Number.POSITIVE_INFINITY;
     for (const worker of workers) {
       if (stuck.isStuck(worker.id)) continue;
       if (worker.currentUsage === 0) return worker;
