@@ -7,8 +7,12 @@
 // detokenized token) on each side, at 50 connections (milliseconds of wall time per request, 1 / throughput) or at
 // concurrency 1 (p50). Prints every round, the medians, and the median of the per-round B/A ratios: on a shared
 // two-core machine single rounds of one side wander by 20% or more, so only medians of many rounds mean anything.
-// Not part of `npm run bench`. Example, the young generation of the main thread:
+// AB_A_SCRIPT runs A from another checkout instead (its src/main.ts, relative to this repository's root), to compare
+// two versions of the code; the migrations must be the same. Not part of `npm run bench`. Examples, the young
+// generation of the main thread, and the code of a base commit against this one:
 //   AB_A_ARGS='["--max-semi-space-size=16"]' node --no-node-snapshot --import tsx bench/ab.ts c50 10
+//   git worktree add /tmp/base <commit> && ln -s "$PWD/node_modules" /tmp/base/node_modules
+//   AB_A_SCRIPT=../../tmp/base/src/main.ts node --no-node-snapshot --import tsx bench/ab.ts c1 10
 import { BENCH_KEYS, createBenchDatabase, startGateway } from './lib/gateway.ts';
 import { loadGraphQL, median, sequentialLatency } from './lib/load.ts';
 import { createBenchToken, createReactorOfCode, REACT_MUTATION, TRIVIAL_FORMULA } from './lib/seed.ts';
@@ -36,7 +40,7 @@ const database = await createBenchDatabase(
 );
 const servers: { stop(): Promise<void> }[] = [];
 try {
-  const a = await startGateway(database, { name: 'A', ...side('A') });
+  const a = await startGateway(database, { name: 'A', ...side('A'), script: process.env.AB_A_SCRIPT });
   servers.push(a);
   const b = await startGateway(database, {
     name: 'B',

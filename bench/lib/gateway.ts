@@ -108,7 +108,8 @@ const START_FLAGS = (() => {
 
 /**
  * A gateway instance as production runs it (`src/main.ts serve` with `npm start`'s flags), or
- * `bench/servers/yoga-only.ts` for the numbers without the fast path. Same environment and flags either way.
+ * `bench/servers/yoga-only.ts` for the numbers without the fast path, or another checkout's `src/main.ts`
+ * (bench/ab.ts). Same environment and flags either way.
  */
 export async function startGateway(
   database: BenchDatabase,
@@ -118,7 +119,7 @@ export async function startGateway(
   return startProcess({
     name: options.name,
     script: options.script ?? 'src/main.ts',
-    args: options.script ? [] : ['serve'],
+    args: options.script && !options.script.endsWith('src/main.ts') ? [] : ['serve'],
     port,
     readyPath: '/ready',
     nodeArgs: [...START_FLAGS, ...(options.nodeArgs ?? [])],
