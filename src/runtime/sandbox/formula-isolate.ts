@@ -74,8 +74,9 @@ export class FormulaIsolate {
   private defined = false;
   disposed = false;
   /**
-   * A call ran out of ArrayBuffer memory: V8 throws that inside the isolate as an ordinary RangeError, which the
-   * formula may even catch, while what it holds may still be near the limit. Its cache entry takes a fresh isolate.
+   * A call failed for want of ArrayBuffer memory: V8 throws that inside the isolate as an ordinary RangeError, and
+   * what the isolate holds may still be near its limit. Its cache entry takes a fresh isolate on the next call. (A
+   * formula that catches the RangeError itself goes on as it likes, within its limit.)
    */
   exhausted = false;
   uses = 0;
