@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
@@ -75,10 +76,13 @@ describe('authentication', () => {
       .selectAll()
       .where('tenant_id', '=', tenant.tenantId)
       .execute();
-    for (const application of row) {
-      expect(application.key_hash).not.toBe(tenant.managementKey);
-      expect(application.key_hash).not.toContain(tenant.managementKey.slice(4));
-    }
+    // Each stored hash is the SHA-256 of one of the two keys (one-way), and neither key appears in any column.
+    const sha256 = (key: string) => createHash('sha256').update(key).digest('base64url');
+    expect(row.map((application) => application.key_hash).sort()).toEqual(
+      [sha256(tenant.managementKey), sha256(tenant.privateKey)].sort(),
+    );
+    const stored = JSON.stringify(row);
+    for (const key of [tenant.managementKey, tenant.privateKey]) expect(stored).not.toContain(key.slice(4));
   });
 });
 

@@ -191,6 +191,9 @@ describe('globals', () => {
     const code = `let fired = 0; module.exports = async () => { setTimeout(() => { fired++ }, 1); return { raw: fired } };`;
     const tenantId = newTenant();
     expect(rawOf(await invoke(runtime, code, { tenantId }))).toBe(0);
+    // Same tenant, same isolate: had the first call's timer fired after it returned, this would read 1.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(rawOf(await invoke(runtime, code, { tenantId }))).toBe(0);
   });
 });
 

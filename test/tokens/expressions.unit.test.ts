@@ -117,8 +117,10 @@ describe('the json filter', () => {
 
   it('refuses JSONPath filter and script expressions', async () => {
     const card = token(cardData);
-    for (const path of ['$[?(@.number)]', '$[(@.length-1)]']) {
-      await rejection(detokenize(`{{ ${card.id} | json: '${path}' }}`, loaderOf(card)));
+    for (const path of ['$[?(@.number)]', '$[(@.length-1)]', "$[?(this.constructor.constructor('return 1')())]"]) {
+      // Refused as a path, not merely "matched 0 values" (which an evaluated filter on this data would also give).
+      const error = await rejection(detokenize(`{{ ${card.id} | json: "${path}" }}`, loaderOf(card)));
+      expect(error.message).toMatch(/is not a supported JSONPath \(filter and script expressions are not allowed\)/);
     }
   });
 

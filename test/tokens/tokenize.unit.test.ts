@@ -80,10 +80,15 @@ describe('planTokenization', () => {
     expect(error.message).toContain('at most 2 tokens');
   });
 
-  it('refuses nesting deeper than 32 levels', () => {
-    let deep: unknown = 'x';
-    for (let i = 0; i < 40; i++) deep = { d: deep };
-    expect(badRequest(() => plan(deep)).message).toBeTruthy();
+  it('refuses nesting deeper than 32 levels, naming the path, and takes 32', () => {
+    const nested = (levels: number) => {
+      let deep: unknown = 'x';
+      for (let i = 0; i < levels; i++) deep = { d: deep };
+      return deep;
+    };
+    expect(() => plan(nested(32))).not.toThrow();
+    const path = `tokenize${'.d'.repeat(33)}`;
+    expect(badRequest(() => plan(nested(33))).errors).toEqual({ [path]: ['is nested deeper than 32 levels'] });
   });
 });
 
