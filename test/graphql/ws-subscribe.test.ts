@@ -127,7 +127,7 @@ describe('subscribeMasked (graphql-ws subscriptions)', () => {
     expect(unexpected).toHaveLength(1);
   });
 
-  it('return() closes the source and a pending next() ends', async () => {
+  it('return() closes the source, and a next() after it is done', async () => {
     const { iterator, state } = source([]);
     const { args, mask } = setup(() => iterator);
     const stream = (await subscribeMasked(args('subscription { tick { text } }'), mask)) as AsyncIterator<

@@ -201,6 +201,8 @@ describe('react: errors', () => {
     const unknown = await react(reactorId, { v: '{{ 01a204cc-a83d-77b0-9658-e28eab878311 }}' });
     expect(foreign.code).toBe('BAD_REQUEST');
     expect(unknown.code).toBe('BAD_REQUEST');
+    expect(foreign.message).toContain(theirs);
+    expect(unknown.message).toContain('01a204cc-a83d-77b0-9658-e28eab878311');
     expect(foreign.message.replaceAll(theirs, 'ID')).toBe(
       unknown.message.replaceAll('01a204cc-a83d-77b0-9658-e28eab878311', 'ID'),
     );

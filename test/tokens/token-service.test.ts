@@ -212,8 +212,9 @@ describe('tokenizeResult', () => {
   });
 
   it('returns null and undefined as they are, creating nothing', async () => {
-    const { principal } = await tenantWithPrincipal();
+    const { principal, tenantId } = await tenantWithPrincipal();
     expect(await gateway.app.services.tokens.tokenizeResult(principal, null)).toBeNull();
     expect(await gateway.app.services.tokens.tokenizeResult(principal, undefined)).toBeUndefined();
+    expect(await countTokens(tenantId)).toBe(0);
   });
 });
