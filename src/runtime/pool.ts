@@ -82,7 +82,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
         const stuckSlots = stuck.stuckSlots();
         const tenants: string[] = [];
         for (const slot of stuckSlots) {
-          const task = tracking.bySlot[slot]?.task;
+          const task = slot >= 0 ? tracking.bySlot[slot]?.task : undefined;
           if (task?.kind === 'run') tenants.push(task.input.tenantId);
         }
         gate.refresh(tenants);

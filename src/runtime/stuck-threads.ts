@@ -48,24 +48,15 @@ export class StuckThreads {
     return entry >= 0 && this.stuckAt(entry, nowMs(this.shared.epoch));
   }
 
-  /** The task slots of the calls stuck now (calls without a slot left out). */
+  /** The task slot of each call stuck now (-1 for a call without one, such as a task sent with an AbortSignal). */
   stuckSlots(): number[] {
     const now = nowMs(this.shared.epoch);
     const slots: number[] = [];
     for (let entry = 0; entry < ENTRIES; entry++) {
       if (Atomics.load(this.cells, entry * WIDTH + THREAD) === 0 || !this.stuckAt(entry, now)) continue;
-      const slot = Atomics.load(this.cells, entry * WIDTH + SLOT);
-      if (slot >= 0) slots.push(slot);
+      slots.push(Atomics.load(this.cells, entry * WIDTH + SLOT));
     }
     return slots;
-  }
-
-  anyStuck(): boolean {
-    const now = nowMs(this.shared.epoch);
-    for (let entry = 0; entry < ENTRIES; entry++) {
-      if (Atomics.load(this.cells, entry * WIDTH + THREAD) !== 0 && this.stuckAt(entry, now)) return true;
-    }
-    return false;
   }
 
   /** A thread that exited frees its entry (a terminated worker cannot do it itself). */
@@ -96,8 +87,8 @@ export class StuckThreads {
 }
 
 /**
- * Worker side: marks the thread as inside a synchronous formula call and out again. Two stores each, so it costs
- * nothing next to a call. Without a free entry (more threads than ENTRIES) the thread is never seen as stuck: the
+ * Worker side: marks the thread as inside a synchronous formula call and out again. A few atomic stores and a
+ * `Date.now()`, so it costs nothing next to a call. Without a free entry (more threads than ENTRIES) the thread is never seen as stuck: the
  * pool then behaves as it did before this existed.
  */
 export class SyncCallMarker {
