@@ -5,6 +5,14 @@ import type { ReactorRequestRow } from './tables.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
+/**
+ * Queues a request for its tenant's next turn. Runners claim turn by turn (`claimPending`), so a tenant's backlog
+ * takes one place per turn and never holds up another tenant's requests for longer than a turn: a request goes one
+ * turn after its tenant's last pending one, and never before the turn the queue is at (the lowest pending one), so a
+ * tenant that queues after a quiet spell joins the current turn instead of jumping ahead of everyone (start-time fair
+ * queuing, with a turn for virtual time). Two requests of one tenant queued at the same moment may share a turn; the
+ * claim orders a turn's requests first-come.
+ */
 export async function insertRequest(
   db: Executor,
   request: {
@@ -17,9 +25,23 @@ export async function insertRequest(
     callback_url: string | null;
   },
 ): Promise<ReactorRequestRow> {
+  const tenantNextTurn = db
+    .selectFrom('reactor_requests')
+    .select(sql<number>`max(queue_turn) + 1`.as('turn'))
+    .where('tenant_id', '=', request.tenant_id)
+    .where('status', '=', 'PENDING');
+  const currentTurn = db
+    .selectFrom('reactor_requests')
+    .select(sql<number>`min(queue_turn)`.as('turn'))
+    .where('status', '=', 'PENDING');
   return db
     .insertInto('reactor_requests')
-    .values({ ...request, args: request.args === undefined ? null : JSON.stringify(request.args), status: 'PENDING' })
+    .values({
+      ...request,
+      args: request.args === undefined ? null : JSON.stringify(request.args),
+      status: 'PENDING',
+      queue_turn: sql<number>`greatest(coalesce((${tenantNextTurn}), 0), coalesce((${currentTurn}), 0))`,
+    })
     .returningAll()
     .executeTakeFirstOrThrow();
 }
@@ -41,7 +63,7 @@ export async function findRequest(
  * Claims up to `limit` pending requests for this runner. `FOR UPDATE SKIP LOCKED` lets every instance claim from the
  * same table without two of them taking the same row; the lease is the request's own timeout plus a grace period,
  * so a live runner always finishes (the sandbox enforces the timeout) before anyone may call it interrupted.
- * Cross-tenant by nature: the queue is the whole table.
+ * Cross-tenant by nature: the queue is the whole table, taken turn by turn (`insertRequest`), first-come within one.
  */
 export async function claimPending(
   db: Executor,
@@ -53,6 +75,7 @@ export async function claimPending(
     .selectFrom('reactor_requests')
     .select('id')
     .where('status', '=', 'PENDING')
+    .orderBy('queue_turn')
     .orderBy('created_at')
     .limit(limit)
     .forUpdate()

@@ -22,6 +22,8 @@ export interface ReactorRequestsTable {
   completed_at: Date | null;
   lease_until: Date | null;
   runner_id: string | null;
+  /** The turn this request was queued for: runners claim the lowest first (store.ts, migration 0008). */
+  queue_turn: Generated<number>;
 }
 
 export interface InvocationTables {

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+
+// One job at a time, so the order the runner claims in is the order the jobs start.
+let gateway: TestGateway;
+beforeAll(async () => {
+  gateway = await startTestGateway({ env: { JOB_CONCURRENCY: '1' } });
+});
+afterAll(async () => {
+  await gateway?.close();
+});
+
+const QUICK_FORMULA = 'module.exports = async (req) => ({ raw: { n: req.args.n } });';
+
+async function queue(tenant: TestTenant, reactorId: string, n: number): Promise<string> {
+  const result = await gateway.gql<any>(REACT_ASYNC, { id: reactorId, args: { n } }, tenant.privateKey);
+  const id = result.data?.reactAsync?.asyncReactorRequestId;
+  if (!id) throw new Error(`reactAsync failed: ${JSON.stringify(result)}`);
+  return id;
+}
+
+/** Every request's tenant and `n`, in the order the runner started them (after all have finished). */
+async function startOrder(ids: string[]): Promise<string[]> {
+  const db = gateway.app.database.db;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const rows = await db
+      .selectFrom('reactor_requests')
+      .select(['id', 'tenant_id', 'status', 'started_at', 'args'])
+      .where('id', 'in', ids)
+      .execute();
+    if (rows.length === ids.length && rows.every((row) => row.status === 'COMPLETED')) {
+      return rows
+        .sort((a, b) => (a.started_at as Date).getTime() - (b.started_at as Date).getTime())
+        .map((row) => `${row.tenant_id}:${(row.args as { n: number }).n}`);
+    }
+    if (Date.now() > deadline) throw new Error(`not all finished: ${JSON.stringify(rows.map((row) => row.status))}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('the async queue across tenants', () => {
+  it('takes turns: a request queued behind another tenant’s backlog runs after one of that backlog, not all of it', async () => {
+    const busy = await gateway.createTenant('busy');
+    const quiet = await gateway.createTenant('quiet');
+    const busyReactor = await createReactorWithCode(gateway, busy.managementKey, QUICK_FORMULA);
+    const quietReactor = await createReactorWithCode(gateway, quiet.managementKey, QUICK_FORMULA);
+
+    await gateway.app.runner.stop();
+    const ids: string[] = [];
+    for (let n = 1; n <= 5; n++) ids.push(await queue(busy, busyReactor, n));
+    ids.push(await queue(quiet, quietReactor, 1), await queue(quiet, quietReactor, 2));
+    gateway.app.runner.start();
+
+    const b = busy.tenantId;
+    const q = quiet.tenantId;
+    // First-come would run all five of the busy tenant's first.
+    expect(await startOrder(ids)).toEqual([`${b}:1`, `${q}:1`, `${b}:2`, `${q}:2`, `${b}:3`, `${b}:4`, `${b}:5`]);
+  });
+
+  it('lets a tenant that queues later join the current turn rather than jump the whole queue', async () => {
+    const first = await gateway.createTenant('first');
+    const second = await gateway.createTenant('second');
+    const late = await gateway.createTenant('late');
+    const reactors = await Promise.all(
+      [first, second, late].map((tenant) => createReactorWithCode(gateway, tenant.managementKey, QUICK_FORMULA)),
+    );
+
+    await gateway.app.runner.stop();
+    const ids: string[] = [];
+    for (let n = 1; n <= 3; n++) {
+      ids.push(await queue(first, reactors[0], n), await queue(second, reactors[1], n));
+    }
+    // Take the first turn (both tenants' first requests) off the queue, as a runner would have by now.
+    const db = gateway.app.database.db;
+    await db
+      .updateTable('reactor_requests')
+      .set({ status: 'COMPLETED', started_at: new Date(0), completed_at: new Date() })
+      .where('id', 'in', [ids[0], ids[1]])
+      .execute();
+    // The queue is at turn 1 now; a newcomer's two requests go to turns 1 and 2, not 0 and 1.
+    ids.push(await queue(late, reactors[2], 1), await queue(late, reactors[2], 2));
+    const turns = await db
+      .selectFrom('reactor_requests')
+      .select(['tenant_id', 'queue_turn', 'args'])
+      .where('id', 'in', ids.slice(2))
+      .execute();
+    const turnOf = (tenant: TestTenant, n: number) =>
+      turns.find((row) => row.tenant_id === tenant.tenantId && (row.args as { n: number }).n === n)?.queue_turn;
+    expect([turnOf(first, 2), turnOf(second, 2), turnOf(late, 1)]).toEqual([1, 1, 1]);
+    expect([turnOf(first, 3), turnOf(second, 3), turnOf(late, 2)]).toEqual([2, 2, 2]);
+    gateway.app.runner.start();
+
+    const order = await startOrder(ids.slice(2));
+    const [f, s, l] = [first.tenantId, second.tenantId, late.tenantId];
+    expect(order).toEqual([`${f}:2`, `${s}:2`, `${l}:1`, `${f}:3`, `${s}:3`, `${l}:2`]);
+  });
+});
