@@ -3,6 +3,7 @@
  * (`@pothos/plugin-errors`) or into GraphQL errors with `extensions { code, status }` on queries.
  * Codes and statuses follow the seeds (DESIGN.md section 9).
  */
+import type { LogLine } from './runtime/types.ts';
 
 export const ERROR_CODES = [
   'BAD_REQUEST',
@@ -37,6 +38,11 @@ export abstract class DomainError extends Error {
   readonly status: number;
   readonly detail: string | null;
   readonly errors: FieldErrors | null;
+  /**
+   * What the formula wrote to the console before this error, when the error came from a formula run (the GraphQL
+   * `logs` field shows it only where formula logs are exposed). Never part of `toShape`, so never stored.
+   */
+  formulaLogs: readonly LogLine[] | null = null;
 
   constructor(message: string, options: { status: number; detail?: string | null; errors?: FieldErrors | null }) {
     super(message);

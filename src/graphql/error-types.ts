@@ -14,6 +14,7 @@ import {
   ServiceUnavailableError,
   UnauthenticatedError,
 } from '../errors.ts';
+import type { LogLine } from '../runtime/types.ts';
 import { builder } from './builder.ts';
 
 const codeDescriptions: Record<(typeof ERROR_CODES)[number], string> = {
@@ -37,6 +38,14 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
   values: Object.fromEntries(ERROR_CODES.map((code) => [code, { description: codeDescriptions[code] }])),
 });
 
+export const FormulaLogLineRef = builder.objectRef<LogLine>('FormulaLogLine').implement({
+  description: 'A line the formula wrote with console.log/warn/error.',
+  fields: (t) => ({
+    level: t.exposeString('level', { description: '`log`, `warn` or `error`.' }),
+    message: t.exposeString('message', { description: 'The text (capped).' }),
+  }),
+});
+
 export const ErrorInterface = builder.interfaceRef<DomainError>('Error').implement({
   description: 'An expected failure, returned as data in a mutation result union.',
   fields: (t) => ({
@@ -54,6 +63,14 @@ export const ErrorInterface = builder.interfaceRef<DomainError>('Error').impleme
       description:
         'Messages by field (or `error`), e.g. `{ "name": ["is required"] }`, as the formula SDK reports them.',
       resolve: (error) => error.errors,
+    }),
+    logs: t.field({
+      type: [FormulaLogLineRef],
+      nullable: true,
+      description:
+        'Console output of the formula run that failed with this error, only when the gateway exposes formula logs ' +
+        '(development mode, EXPOSE_FORMULA_LOGS); null for errors that did not come from a formula run.',
+      resolve: (error, _args, context) => (context.services.config.exposeFormulaLogs ? error.formulaLogs : null),
     }),
   }),
 });

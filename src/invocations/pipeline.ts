@@ -44,7 +44,7 @@ export interface PipelineDeps {
  * Steps 4-8 of DESIGN.md section 4, shared by `react` and the async runner: detokenize, validate and cast args
  * against the formula's request parameters, run the formula in the sandbox, tokenize its `tokenize` block. The
  * validation, and the decryption of plain `{{ <id> }}` tokens, happen on the worker thread just before the run.
- * Formula failures are thrown as the domain error of their code.
+ * Formula failures are thrown as the domain error of their code, carrying the formula's console output.
  */
 export async function runReactor(
   deps: PipelineDeps,
@@ -70,7 +70,11 @@ export async function runReactor(
     bt: deps.btFor(loaded.reactor.applicationId),
     timeoutMs: options.timeoutMs,
   });
-  if (!outcome.ok) throw errorFromShape(outcome.error);
+  if (!outcome.ok) {
+    const error = errorFromShape(outcome.error);
+    error.formulaLogs = outcome.logs;
+    throw error;
+  }
   const tokens =
     outcome.tokenize === undefined || outcome.tokenize === null
       ? null

@@ -15,18 +15,10 @@ import {
 } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { principalOf } from '../graphql/context.ts';
-import { ErrorCodeEnum } from '../graphql/error-types.ts';
+import { ErrorCodeEnum, FormulaLogLineRef } from '../graphql/error-types.ts';
 import type { ReactorEvent } from './events.ts';
 import type { ReactorOutput } from './pipeline.ts';
 import type { ReactorRequestRow } from './tables.ts';
-
-const FormulaLogLineRef = builder.objectRef<ReactorOutput['logs'][number]>('FormulaLogLine').implement({
-  description: 'A line the formula wrote with console.log/warn/error.',
-  fields: (t) => ({
-    level: t.exposeString('level', { description: '`log`, `warn` or `error`.' }),
-    message: t.exposeString('message', { description: 'The text (capped).' }),
-  }),
-});
 
 const ReactorResponseRef = builder.objectRef<ReactorOutput>('ReactorResponse').implement({
   description: 'What a reactor returned (seeds: Reactor Response Object).',

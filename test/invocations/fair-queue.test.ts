@@ -63,28 +63,27 @@ describe('the async queue across tenants', () => {
     const first = await gateway.createTenant('first');
     const second = await gateway.createTenant('second');
     const late = await gateway.createTenant('late');
-    const reactors = await Promise.all(
-      [first, second, late].map((tenant) => createReactorWithCode(gateway, tenant.managementKey, QUICK_FORMULA)),
-    );
+    const firstReactor = await createReactorWithCode(gateway, first.managementKey, QUICK_FORMULA);
+    const secondReactor = await createReactorWithCode(gateway, second.managementKey, QUICK_FORMULA);
+    const lateReactor = await createReactorWithCode(gateway, late.managementKey, QUICK_FORMULA);
 
     await gateway.app.runner.stop();
+    const firstTurn = [await queue(first, firstReactor, 1), await queue(second, secondReactor, 1)];
     const ids: string[] = [];
-    for (let n = 1; n <= 3; n++) {
-      ids.push(await queue(first, reactors[0], n), await queue(second, reactors[1], n));
-    }
+    for (let n = 2; n <= 3; n++) ids.push(await queue(first, firstReactor, n), await queue(second, secondReactor, n));
     // Take the first turn (both tenants' first requests) off the queue, as a runner would have by now.
     const db = gateway.app.database.db;
     await db
       .updateTable('reactor_requests')
       .set({ status: 'COMPLETED', started_at: new Date(0), completed_at: new Date() })
-      .where('id', 'in', [ids[0], ids[1]])
+      .where('id', 'in', firstTurn)
       .execute();
     // The queue is at turn 1 now; a newcomer's two requests go to turns 1 and 2, not 0 and 1.
-    ids.push(await queue(late, reactors[2], 1), await queue(late, reactors[2], 2));
+    ids.push(await queue(late, lateReactor, 1), await queue(late, lateReactor, 2));
     const turns = await db
       .selectFrom('reactor_requests')
       .select(['tenant_id', 'queue_turn', 'args'])
-      .where('id', 'in', ids.slice(2))
+      .where('id', 'in', ids)
       .execute();
     const turnOf = (tenant: TestTenant, n: number) =>
       turns.find((row) => row.tenant_id === tenant.tenantId && (row.args as { n: number }).n === n)?.queue_turn;
@@ -92,7 +91,7 @@ describe('the async queue across tenants', () => {
     expect([turnOf(first, 3), turnOf(second, 3), turnOf(late, 2)]).toEqual([2, 2, 2]);
     gateway.app.runner.start();
 
-    const order = await startOrder(ids.slice(2));
+    const order = await startOrder(ids);
     const [f, s, l] = [first.tenantId, second.tenantId, late.tenantId];
     expect(order).toEqual([`${f}:2`, `${s}:2`, `${l}:1`, `${f}:3`, `${s}:3`, `${l}:2`]);
   });

@@ -204,3 +204,77 @@ describe('formula console output outside development', () => {
     }
   });
 });
+
+describe('formula console output on a failed run', () => {
+  const REACT_WITH_ERROR_LOGS = `mutation($id: UUID!, $args: JSON) { react(id: $id, args: $args) {
+    __typename ... on Error { code logs { level message } } } }`;
+
+  async function failedRun(on: TestGateway, key: string, reactorId: string, args?: unknown) {
+    const result = await on.gql<any>(REACT_WITH_ERROR_LOGS, { id: reactorId, args }, key);
+    if (result.errors) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+    return result.data?.react;
+  }
+
+  it('comes with the error, whether the formula threw, threw an SDK error or ran out of time', async () => {
+    const threw = await reactorOf(
+      "module.exports = async () => { console.log('charging', 42); console.error('declined'); throw new Error('boom'); };",
+    );
+    expect(await failedRun(gateway, tenant.privateKey, threw)).toEqual({
+      __typename: 'ReactorRuntimeError',
+      code: 'REACTOR_RUNTIME_ERROR',
+      logs: [
+        { level: 'log', message: 'charging 42' },
+        { level: 'error', message: 'declined' },
+      ],
+    });
+
+    const refused = await reactorOf(
+      `${SDK} module.exports = async () => { console.warn('bad card'); throw new sdk.InvalidPaymentMethodError(); };`,
+    );
+    expect(await failedRun(gateway, tenant.privateKey, refused)).toMatchObject({
+      code: 'INVALID_PAYMENT_METHOD',
+      logs: [{ level: 'warn', message: 'bad card' }],
+    });
+
+    const quick = await startTestGateway({ env: { REACT_TIMEOUT_MS: '500' } });
+    try {
+      const owner = await quick.createTenant();
+      const looped = await createReactorWithCode(
+        quick,
+        owner.managementKey,
+        "module.exports = async () => { console.log('looping'); for (;;) {} };",
+      );
+      expect(await failedRun(quick, owner.privateKey, looped)).toEqual({
+        __typename: 'ReactorTimeoutError',
+        code: 'REACTOR_TIMEOUT',
+        logs: [{ level: 'log', message: 'looping' }],
+      });
+    } finally {
+      await quick.close();
+    }
+  }, 30_000);
+
+  it('is null for an error that did not come from a formula run, and hidden where logs are', async () => {
+    expect(await failedRun(gateway, tenant.privateKey, '00000000-0000-7000-8000-000000000000')).toEqual({
+      __typename: 'NotFoundError',
+      code: 'NOT_FOUND',
+      logs: null,
+    });
+    const production = await startTestGateway({ env: { NODE_ENV: 'production' } });
+    try {
+      const owner = await production.createTenant();
+      const reactorId = await createReactorWithCode(
+        production,
+        owner.managementKey,
+        "module.exports = async () => { console.log('card 4242'); throw new Error('boom'); };",
+      );
+      expect(await failedRun(production, owner.privateKey, reactorId)).toEqual({
+        __typename: 'ReactorRuntimeError',
+        code: 'REACTOR_RUNTIME_ERROR',
+        logs: null,
+      });
+    } finally {
+      await production.close();
+    }
+  });
+});
