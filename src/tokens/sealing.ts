@@ -76,9 +76,13 @@ function additionalData(tenantId: string, tokenId: string): Buffer {
  */
 export interface SealedArgs {
   tenantId: string;
-  /** The tenant's data key (Vault.dataKey). */
-  key: Uint8Array;
-  tokens: { id: string; data: Uint8Array }[];
+  /**
+   * The tenant's data key (Vault.dataKey) and each token's sealed bytes, as latin1 strings (one character per byte):
+   * a string crosses to the worker as one copy, where a Uint8Array costs an ArrayBuffer on each side per request,
+   * and freeing those is work for the garbage collector's threads under load (BENCHMARKS.md, sixteenth session).
+   */
+  key: string;
+  tokens: { id: string; data: string }[];
   /** Each `{{ <id> }}` string of the args: its path of keys from the args root ([] for the root) and its token. */
   sites: { path: (string | number)[]; token: number }[];
 }
@@ -88,8 +92,10 @@ export interface SealedArgs {
  * message was cloned). Throws TokenDecryptionError if a token's data does not open.
  */
 export function openSealedArgs(args: unknown, sealed: SealedArgs): unknown {
-  const key = Buffer.from(sealed.key.buffer, sealed.key.byteOffset, sealed.key.byteLength);
-  const data = sealed.tokens.map(({ id, data }) => JSON.parse(unseal(key, sealed.tenantId, id, data)) as unknown);
+  const key = Buffer.from(sealed.key, 'latin1');
+  const data = sealed.tokens.map(
+    ({ id, data }) => JSON.parse(unseal(key, sealed.tenantId, id, Buffer.from(data, 'latin1'))) as unknown,
+  );
   let root = args;
   for (const { path, token } of sealed.sites) {
     if (path.length === 0) {

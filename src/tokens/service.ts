@@ -223,9 +223,8 @@ export function createTokenService(deps: {
         sealed: {
           tenantId: principal.tenantId,
           key: vault.dataKey(principal.tenantId),
-          // A copy of its own: pg's bytea Buffers are views into an 8 KB pool slab, and the task message would
-          // carry the whole slab for each token (structured clone copies a view's entire ArrayBuffer).
-          tokens: rows.map((row) => ({ id: row.id, data: new Uint8Array(row.data) })),
+          // Only the row's own bytes: pg's bytea Buffers are views into an 8 KB pool slab.
+          tokens: rows.map((row) => ({ id: row.id, data: latin1(row.data) })),
           sites: plan.sites.map(({ path, tokenId }) => ({ path, token: indexOf.get(tokenId) as number })),
         },
       };
@@ -292,4 +291,9 @@ class DetokenizableRow implements DetokenizableToken {
   get expiresAt(): string | null {
     return this.row.expires_at?.toISOString() ?? null;
   }
+}
+
+/** The bytes as a latin1 string, one character per byte (SealedArgs); PGlite gives bytea as a Uint8Array, pg a Buffer. */
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }

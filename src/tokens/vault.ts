@@ -17,14 +17,15 @@ const TENANT_KEY_CACHE_SIZE = 10_000;
 export interface Vault {
   encrypt(tenantId: string, tokenId: string, plaintext: string): Buffer;
   decrypt(tenantId: string, tokenId: string, sealed: Uint8Array): string;
-  /** The tenant's data key itself, for the sandbox's worker threads to open `react`'s tokens (sealing.ts). */
-  dataKey(tenantId: string): Uint8Array;
+  /** The tenant's data key itself (latin1), for the sandbox's worker threads to open `react`'s tokens (sealing.ts). */
+  dataKey(tenantId: string): string;
   fingerprint(tenantId: string, type: string, data: unknown): string;
 }
 
 interface TenantKeys {
   encryption: KeyObject;
-  encryptionBytes: Uint8Array;
+  /** The encryption key's bytes as a latin1 string, for task messages (SealedArgs). */
+  encryptionLatin1: string;
   fingerprint: KeyObject;
 }
 
@@ -42,8 +43,7 @@ export function createVault(masterKey: Buffer): Vault {
       const encryption = deriveKey(master, `encryption/v${SEALED_VERSION}/${tenantId}`);
       keys = {
         encryption,
-        // Its own exact-size ArrayBuffer: it is cloned into a task message on every `react` with tokens.
-        encryptionBytes: new Uint8Array(encryption.export()),
+        encryptionLatin1: encryption.export().toString('latin1'),
         fingerprint: deriveKey(master, `fingerprint/v${SEALED_VERSION}/${tenantId}`),
       };
       cache.set(tenantId, keys);
@@ -61,7 +61,7 @@ export function createVault(masterKey: Buffer): Vault {
     },
 
     dataKey(tenantId) {
-      return keysFor(tenantId).encryptionBytes;
+      return keysFor(tenantId).encryptionLatin1;
     },
 
     fingerprint(tenantId, type, data) {
