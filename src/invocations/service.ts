@@ -63,6 +63,31 @@ export function createInvocationService(deps: {
     });
   }
 
+  /** resultUpdates' states: the row, read again after each change signal, until a terminal state. */
+  async function* statesOf(
+    tenantId: string,
+    requestId: string,
+    changes: AsyncIterableIterator<unknown>,
+  ): AsyncGenerator<ReactorRequestRow> {
+    try {
+      let last: string | null = null;
+      let row = await store.findRequest(db, tenantId, requestId);
+      if (!row) throw new NotFoundError('Reactor request not found.');
+      while (row) {
+        if (row.status !== last) {
+          last = row.status;
+          yield row;
+        }
+        if (TERMINAL.has(row.status)) return;
+        const next = await changes.next();
+        if (next.done) return;
+        row = await store.findRequest(db, tenantId, requestId);
+      }
+    } finally {
+      await changes.return?.();
+    }
+  }
+
   return {
     /** `react`: runs the reactor now and returns its output; failures are thrown as domain errors. */
     async react(
@@ -137,26 +162,25 @@ export function createInvocationService(deps: {
     /**
      * Every state of a request from now on, ending after the terminal one. It listens before it reads, so a change
      * between the client's mutation and its subscription is never missed; states are de-duplicated.
+     *
+     * return() (the client left) ends it at once, even while it waits for a change: an async generator would queue
+     * the return() behind that wait, which for a request no runner takes is forever, and keep its listener. Ending
+     * the change stream first wakes the wait with `done`, so the generator finishes and the return() completes.
      */
-    async *resultUpdates(principal: Principal, requestId: string): AsyncGenerator<ReactorRequestRow> {
+    resultUpdates(principal: Principal, requestId: string): AsyncIterableIterator<ReactorRequestRow> {
       const changes = events.resultChanges(principal.tenantId, requestId);
-      try {
-        let last: string | null = null;
-        let row = await store.findRequest(db, principal.tenantId, requestId);
-        if (!row) throw new NotFoundError('Reactor request not found.');
-        while (row) {
-          if (row.status !== last) {
-            last = row.status;
-            yield row;
-          }
-          if (TERMINAL.has(row.status)) return;
-          const next = await changes.next();
-          if (next.done) return;
-          row = await store.findRequest(db, principal.tenantId, requestId);
-        }
-      } finally {
-        await changes.return?.();
-      }
+      const updates = statesOf(principal.tenantId, requestId, changes);
+      return {
+        next: () => updates.next(),
+        async return(value?: unknown) {
+          await changes.return?.();
+          return updates.return(value);
+        },
+        throw: (error?: unknown) => updates.throw(error),
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
     },
 
     /** Hex secret a receiver checks `BT-SIGNATURE` with: HMAC-SHA256 of `<BT-TIMESTAMP>.<body>`. */
