@@ -10,7 +10,8 @@ beforeAll(async () => {
 });
 afterAll(() => gateway?.close());
 
-it('queues reactAsync requests and leaves them for other instances', async () => {
+/** A tenant, a reactor of it and one reactAsync request of that reactor, with what the request returned. */
+async function queueOne() {
   const tenant = await gateway.createTenant();
   const reactorId = await createReactorWithCode(
     gateway,
@@ -18,7 +19,11 @@ it('queues reactAsync requests and leaves them for other instances', async () =>
     'module.exports = async () => ({ raw: 1 });',
   );
   const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
-  const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+  return { tenant, reactorId, requestId: receipt.data?.reactAsync.asyncReactorRequestId as unknown };
+}
+
+it('queues reactAsync requests and leaves them for other instances', async () => {
+  const { tenant, reactorId, requestId } = await queueOne();
   expect(requestId).toBeTypeOf('string');
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   const result = await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, tenant.privateKey);
@@ -26,14 +31,8 @@ it('queues reactAsync requests and leaves them for other instances', async () =>
 });
 
 it('ends a result subscription as soon as its client leaves, though the request never changes here', async () => {
-  const tenant = await gateway.createTenant();
-  const reactorId = await createReactorWithCode(
-    gateway,
-    tenant.managementKey,
-    'module.exports = async () => ({ raw: 1 });',
-  );
-  const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
-  const requestId = receipt.data?.reactAsync.asyncReactorRequestId as string;
+  const { tenant, requestId } = await queueOne();
+  if (typeof requestId !== 'string') throw new Error('reactAsync did not queue');
   const updates = gateway.app.services.invocations.resultUpdates(
     await principalFor(gateway, tenant.privateKey),
     requestId,
