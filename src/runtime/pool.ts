@@ -94,19 +94,25 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       // piscina sees the exit, fails the tasks still on that worker and starts a replacement.
       for (const worker of pool.threads) if (worker.threadId === threadId) void worker.terminate();
     },
-    resubmit: (task, backstopMs, onAbort) =>
-      task.kind === 'run' && gate.holds(task.input.tenantId)
-        ? hold(task, backstopMs, onAbort, submit)
-        : submit(task, backstopMs, onAbort),
+    resubmit: (task, backstopMs, onAbort) => throughGate(task, backstopMs, onAbort, submit),
     bySlot: [],
   };
+
+  type Send<T> = (task: SingleTask, backstopMs: number, onAbort: () => T) => Promise<T>;
+
+  /** `send` now, or, for a run of a tenant over its limit, once the gate lets it go. */
+  function throughGate<T>(task: SingleTask, backstopMs: number, onAbort: () => T, send: Send<T>): Promise<T> {
+    return task.kind === 'run' && gate.holds(task.input.tenantId)
+      ? hold(task, backstopMs, onAbort, send)
+      : send(task, backstopMs, onAbort);
+  }
 
   /** A run of a tenant over its limit waits in the gate, then goes with the time it has left, or times out there. */
   function hold<T>(
     task: Extract<SingleTask, { kind: 'run' }>,
     backstopMs: number,
     onAbort: () => T,
-    send: (task: SingleTask, backstopMs: number, onAbort: () => T) => Promise<T>,
+    send: Send<T>,
   ): Promise<T> {
     const since = performance.now();
     return new Promise<T>((resolve) => {
@@ -165,8 +171,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
   lateAnswers.unref();
 
   function submitRun(task: SingleTask, backstopMs: number, onAbort: () => RunOutcome): Promise<RunOutcome> {
-    if (task.kind === 'run' && gate.holds(task.input.tenantId)) return hold(task, backstopMs, onAbort, dispatchRun);
-    return dispatchRun(task, backstopMs, onAbort);
+    return throughGate(task, backstopMs, onAbort, dispatchRun);
   }
 
   function dispatchRun(task: SingleTask, backstopMs: number, onAbort: () => RunOutcome): Promise<RunOutcome> {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
+import { type Environment, loadConfig } from '../../src/config.ts';
 import { createReactorWithCode, REACT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant, testEnvironment } from '../support/gateway.ts';
 import { applicationKey, commit, createTransaction, readToken, rollback } from '../tokens/support.ts';
@@ -185,6 +185,22 @@ describe('react: the remaining SDK errors end to end (DESIGN.md section 9)', () 
   });
 });
 
+/** `code` as a reactor of a new tenant on a gateway of its own, started with `env` and closed after `use`. */
+async function onOwnGateway<R>(
+  env: Environment,
+  code: string,
+  use: (own: TestGateway, privateKey: string, reactorId: string) => Promise<R>,
+): Promise<R> {
+  const own = await startTestGateway({ env });
+  try {
+    const owner = await own.createTenant();
+    const reactorId = await createReactorWithCode(own, owner.managementKey, code);
+    return await use(own, owner.privateKey, reactorId);
+  } finally {
+    await own.close();
+  }
+}
+
 describe('formula console output outside development', () => {
   it('is not returned when NODE_ENV is production, and is when EXPOSE_FORMULA_LOGS=true overrides it', async () => {
     const code = "module.exports = async () => { console.log('card', 4242); return { raw: 'done' }; };";
@@ -192,15 +208,10 @@ describe('formula console output outside development', () => {
       [{ NODE_ENV: 'production' }, null],
       [{ NODE_ENV: 'production', EXPOSE_FORMULA_LOGS: 'true' }, [{ level: 'log', message: 'card 4242' }]],
     ] as const) {
-      const production = await startTestGateway({ env });
-      try {
-        const owner = await production.createTenant();
-        const reactorId = await createReactorWithCode(production, owner.managementKey, code);
-        const result = await production.gql<any>(REACT, { id: reactorId }, owner.privateKey);
-        expect(result.data?.react).toMatchObject({ raw: 'done', logs });
-      } finally {
-        await production.close();
-      }
+      const result = await onOwnGateway(env, code, (own, key, reactorId) =>
+        own.gql<any>(REACT, { id: reactorId }, key),
+      );
+      expect(result.data?.react).toMatchObject({ raw: 'done', logs });
     }
   });
 });
@@ -236,22 +247,16 @@ describe('formula console output on a failed run', () => {
       logs: [{ level: 'warn', message: 'bad card' }],
     });
 
-    const quick = await startTestGateway({ env: { REACT_TIMEOUT_MS: '500' } });
-    try {
-      const owner = await quick.createTenant();
-      const looped = await createReactorWithCode(
-        quick,
-        owner.managementKey,
-        "module.exports = async () => { console.log('looping'); for (;;) {} };",
-      );
-      expect(await failedRun(quick, owner.privateKey, looped)).toEqual({
-        __typename: 'ReactorTimeoutError',
-        code: 'REACTOR_TIMEOUT',
-        logs: [{ level: 'log', message: 'looping' }],
-      });
-    } finally {
-      await quick.close();
-    }
+    const timedOut = await onOwnGateway(
+      { REACT_TIMEOUT_MS: '500' },
+      "module.exports = async () => { console.log('looping'); for (;;) {} };",
+      failedRun,
+    );
+    expect(timedOut).toEqual({
+      __typename: 'ReactorTimeoutError',
+      code: 'REACTOR_TIMEOUT',
+      logs: [{ level: 'log', message: 'looping' }],
+    });
   }, 30_000);
 
   it('is null for an error that did not come from a formula run, and hidden where logs are', async () => {
@@ -260,21 +265,11 @@ describe('formula console output on a failed run', () => {
       code: 'NOT_FOUND',
       logs: null,
     });
-    const production = await startTestGateway({ env: { NODE_ENV: 'production' } });
-    try {
-      const owner = await production.createTenant();
-      const reactorId = await createReactorWithCode(
-        production,
-        owner.managementKey,
-        "module.exports = async () => { console.log('card 4242'); throw new Error('boom'); };",
-      );
-      expect(await failedRun(production, owner.privateKey, reactorId)).toEqual({
-        __typename: 'ReactorRuntimeError',
-        code: 'REACTOR_RUNTIME_ERROR',
-        logs: null,
-      });
-    } finally {
-      await production.close();
-    }
+    const hidden = await onOwnGateway(
+      { NODE_ENV: 'production' },
+      "module.exports = async () => { console.log('card 4242'); throw new Error('boom'); };",
+      failedRun,
+    );
+    expect(hidden).toEqual({ __typename: 'ReactorRuntimeError', code: 'REACTOR_RUNTIME_ERROR', logs: null });
   });
 });
