@@ -27,8 +27,13 @@ async function runOn(kind: DatabaseKind): Promise<RunResult> {
   let database: BenchDatabase | undefined;
   const result: RunResult = { database: kind, rows: [], skipped: [] };
   try {
-    database = await createBenchDatabase(kind, process.env.BENCH_DATABASE_URL);
     const selected = figures.filter((figure) => !only || figure.name.toLowerCase().startsWith(only));
+    log(`[${kind}] creating the database and seeding it`);
+    const seedingStartedAt = Date.now();
+    database = await createBenchDatabase(kind, process.env.BENCH_DATABASE_URL, async (gateway) => {
+      for (const figure of selected) await figure.seed?.({ quick, log, gateway });
+    });
+    log(`[${kind}] database ready in ${((Date.now() - seedingStartedAt) / 1000).toFixed(1)} s`);
     const track = (server: ServerProcess) => {
       started.push(server);
       return server;

@@ -18,6 +18,18 @@ const REPETITIONS = 2;
 const QUICK_REPETITIONS = 1;
 
 /**
+ * How long to let the gateway settle before each forced GC, and how often to queue another confirming invocation
+ * while some subscriptions have not seen one. --quick: shorter, since the sample follows a forced full GC anyway
+ * (the settle only lets in-flight frames finish); its six samples and the 3 s re-invocations were most of its 12 s.
+ */
+interface Pacing {
+  settleMs: number;
+  reinvokeMs: number;
+}
+const PACING: Pacing = { settleMs: 6_000, reinvokeMs: 3_000 };
+const QUICK_PACING: Pacing = { settleMs: 300, reinvokeMs: 1_000 };
+
+/**
  * Memory of idle graphql-ws subscriptions on a gateway process that serves nothing else: after warm-up, after
  * opening 100 sockets, after 1,000 and after 10,000 `reactorEvents` subscriptions over them, then 1,000 more
  * sockets with one subscription each.
@@ -59,12 +71,12 @@ export const idleSubscriptions: Figure = {
   },
   async run(context: BenchContext): Promise<Row[]> {
     if (dedicated.length === 0) throw new Error('prepare() did not run');
-    const settleMs = context.quick ? 1_000 : 6_000;
+    const pacing = context.quick ? QUICK_PACING : PACING;
     const results: Repetition[] = [];
     for (const [i, started] of dedicated.splice(0).entries()) {
       const { gateway, inspectorPort } = await started;
       try {
-        const r = await measure(gateway, inspectorPort, settleMs, context.log);
+        const r = await measure(gateway, inspectorPort, pacing, context.log);
         context.log(
           `  repetition ${i + 1}: baseline heap ${(r.baseline.heapUsedKb / 1024).toFixed(1)} MB, RSS ` +
             `${(r.baseline.rssKb / 1024).toFixed(0)} MB; per subscription (heap/RSS KB) ` +
@@ -139,7 +151,7 @@ const perUnit = (after: Sample, before: Sample, count: number): Sample => ({
 async function measure(
   gateway: ServerProcess,
   inspectorPort: number,
-  settleMs: number,
+  pacing: Pacing,
   log: (m: string) => void,
 ): Promise<Repetition> {
   const clients: Client[] = [];
@@ -181,14 +193,14 @@ async function measure(
       }
       if (Date.now() >= nextInvocation) {
         await gql(gateway.url, REACT_ASYNC, { id: reactorId }, BENCH_KEYS.private);
-        nextInvocation = Date.now() + 3_000;
+        nextInvocation = Date.now() + pacing.reinvokeMs;
       }
       await sleep(50);
     }
   };
   // Settle, force a full GC, then read heap and RSS (RSS after the GC, so garbage does not count there either).
   const sample = async (): Promise<Sample> => {
-    await sleep(settleMs);
+    await sleep(pacing.settleMs);
     const heap = await heapAfterGc(inspectorPort);
     return { heapUsedKb: heap.heapUsedKb, externalKb: heap.externalKb, rssKb: await rssKb(gateway.pid) };
   };
@@ -205,13 +217,15 @@ async function measure(
     await open(CONNECTIONS);
     const connected = await sample();
     const perSubscription: Sample[] = [];
+    // The last step's sample is also the state before the extra sockets: nothing happens in between.
+    let beforeExtra = connected;
     for (const target of STEPS) {
       for (let i = subscribers.length; i < target; i++) subscribe(clients[i % CONNECTIONS]!);
       await confirm();
-      perSubscription.push(perUnit(await sample(), connected, target));
+      beforeExtra = await sample();
+      perSubscription.push(perUnit(beforeExtra, connected, target));
       log(`  ${target} subscriptions confirmed`);
     }
-    const beforeExtra = await sample();
     const multiplexed = clients.length;
     await open(EXTRA_CONNECTIONS);
     for (const client of clients.slice(multiplexed)) subscribe(client);

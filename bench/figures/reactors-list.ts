@@ -1,25 +1,21 @@
 import { sql } from 'kysely';
-import { loadConfig } from '../../src/config.ts';
-import { openDatabase } from '../../src/db/database.ts';
-import { startGateway } from '../lib/gateway.ts';
 import { type LoadResult, loadGraphQL, median, medianOf } from '../lib/load.ts';
-import type { ServerProcess } from '../lib/processes.ts';
 import { createReactorOfCode, createTenant, hasRootField, TRIVIAL_FORMULA } from '../lib/seed.ts';
-import { type BenchContext, checked, type Figure, type PrepareContext, type Row } from './types.ts';
+import { type BenchContext, checked, type Figure, type Row, type SeedContext } from './types.ts';
 
 const LIST = '{ reactors(first: 20) { edges { node { id name } } pageInfo { hasNextPage endCursor } } }';
 
 /**
  * `reactors(first: 20)` for a tenant of 100,000 reactors against one of 100 (target: at most 1.5x slower). Keyset
- * pagination should make the first page cost the same at any size. Seeded with one bulk INSERT ... SELECT on a
- * gateway instance of its own; PGlite belongs to one process, so that instance is stopped for the insert and
- * started again. All of that is done in prepare(), while the other servers start: in run() it was 6 of the quick
- * run's seconds (two gateway starts of 2.3 s each, the insert 0.9 s).
+ * pagination should make the first page cost the same at any size. Seeded before any gateway starts (`seed`,
+ * through the gateway's own code in the harness's process): the two tenants and a reactor each through the API,
+ * then one bulk INSERT ... SELECT of copies; measured on the main gateway. It used to take a gateway of its own,
+ * stopped for the insert (a PGlite directory belongs to one process) and started again: the longest path of the
+ * quick run's start-up.
  */
-let prepared: Promise<Seeded> | undefined;
+let seeded: Promise<Seeded> | undefined;
 
 interface Seeded {
-  instance: ServerProcess;
   large: number;
   contenders: { name: string; key: string }[];
 }
@@ -30,40 +26,35 @@ export const reactorsList: Figure = {
     ((await hasRootField(context.gateway.url, 'Query', 'reactors')) &&
       (await hasRootField(context.gateway.url, 'Mutation', 'createReactor'))) ||
     'no reactors / createReactor yet',
-  async prepare(context) {
-    prepared = seed(context);
+  async seed(context) {
+    seeded = seedTenants(context);
     // A failure surfaces in run(), where it fails this figure only.
-    await prepared.catch(() => {});
+    await seeded.catch(() => {});
   },
   async run(context: BenchContext): Promise<Row[]> {
-    if (!prepared) throw new Error('prepare() did not run');
-    const { instance, large, contenders } = await prepared;
-    prepared = undefined;
+    if (!seeded) throw new Error('seed() did not run');
+    const { large, contenders } = await seeded;
+    seeded = undefined;
     context.log(`  seeded 100 and ${large} reactors`);
 
     const results = new Map<string, LoadResult[]>(contenders.map((c) => [c.name, []]));
     const run = (contender: { key: string }, durationSeconds: number) =>
       loadGraphQL({
-        url: instance.url,
+        url: context.gateway.url,
         query: LIST,
         headers: { 'bt-api-key': contender.key },
         connections: context.connections,
         durationSeconds,
       });
-    try {
-      for (const contender of contenders) await run(contender, context.quick ? 0.5 : 1);
-      for (let round = 1; round <= context.rounds; round++) {
-        for (const contender of contenders) {
-          const result = await run(contender, context.durationSeconds);
-          context.log(
-            `  round ${round} ${contender.name} reactors: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`,
-          );
-          results.get(contender.name)!.push(result);
-        }
+    for (const contender of contenders) await run(contender, context.quick ? 0.5 : 1);
+    for (let round = 1; round <= context.rounds; round++) {
+      for (const contender of contenders) {
+        const result = await run(contender, context.durationSeconds);
+        context.log(
+          `  round ${round} ${contender.name} reactors: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms`,
+        );
+        results.get(contender.name)!.push(result);
       }
-    } finally {
-      // Stopped as soon as it has served the figure, so it adds nothing to the figures after this one.
-      await instance.stop();
     }
     const figure = 'reactors list';
     const rows: Row[] = [];
@@ -92,44 +83,24 @@ export const reactorsList: Figure = {
   },
 };
 
-async function seed(context: PrepareContext): Promise<Seeded> {
+async function seedTenants(context: SeedContext): Promise<Seeded> {
   const large = context.quick ? 20_000 : 100_000;
-  const env = await context.database.anotherInstance();
-  let instance = context.track(await startGateway(context.database, { name: 'gateway (list)', env }));
-  const small = await createTenant(instance.url, 'Bench: 100 reactors');
-  const big = await createTenant(instance.url, `Bench: ${large} reactors`);
+  const { gateway } = context;
+  const small = await createTenant(gateway, 'Bench: 100 reactors');
+  const big = await createTenant(gateway, `Bench: ${large} reactors`);
   const seeds = [
-    {
-      tenant: small,
-      reactorId: await createReactorOfCode(instance.url, TRIVIAL_FORMULA, small.managementKey),
-      count: 100,
-    },
-    {
-      tenant: big,
-      reactorId: await createReactorOfCode(instance.url, TRIVIAL_FORMULA, big.managementKey),
-      count: large,
-    },
+    { tenant: small, reactorId: await createReactorOfCode(gateway, TRIVIAL_FORMULA, small.managementKey), count: 100 },
+    { tenant: big, reactorId: await createReactorOfCode(gateway, TRIVIAL_FORMULA, big.managementKey), count: large },
   ];
-
-  const target = loadConfig({ ...env, LOG_LEVEL: 'warn' }).database;
-  if (target.kind === 'pglite') await instance.stop();
-  const database = await openDatabase(target);
-  try {
-    for (const seed of seeds) {
-      // Copies of the reactor created through the API, so every row is one the service itself would write.
-      await sql`insert into reactors (id, tenant_id, name, formula_id, application_id, configuration, created_by, created_at)
-        select gen_random_uuid(), r.tenant_id, 'Bench reactor ' || g, r.formula_id, r.application_id, r.configuration,
-               r.created_by, now()
-        from reactors r, generate_series(2, ${seed.count}) g
-        where r.id = ${seed.reactorId}`.execute(database.db);
-    }
-    await sql`analyze reactors`.execute(database.db);
-  } finally {
-    await database.close();
+  for (const seed of seeds) {
+    // Copies of the reactor created through the API, so every row is one the service itself would write.
+    await sql`insert into reactors (id, tenant_id, name, formula_id, application_id, configuration, created_by, created_at)
+      select gen_random_uuid(), r.tenant_id, 'Bench reactor ' || g, r.formula_id, r.application_id, r.configuration,
+             r.created_by, now()
+      from reactors r, generate_series(2, ${seed.count}) g
+      where r.id = ${seed.reactorId}`.execute(gateway.db);
   }
-  if (target.kind === 'pglite') {
-    instance = context.track(await startGateway(context.database, { name: 'gateway (list)', env }));
-  }
+  await sql`analyze reactors`.execute(gateway.db);
   const contenders = seeds.map((seed) => ({ name: String(seed.count), key: seed.tenant.managementKey }));
-  return { instance, large, contenders };
+  return { large, contenders };
 }

@@ -1,4 +1,5 @@
 import type { BenchDatabase } from '../lib/gateway.ts';
+import type { InProcessGateway } from '../lib/in-process.ts';
 import type { ServerProcess } from '../lib/processes.ts';
 
 /** One line of the results table (and of bench/results/latest.json). */
@@ -40,10 +41,18 @@ export interface Figure {
    * its start-up in initdb, so starting them one after another doubles the wait). Called only for selected figures.
    */
   prepare?(context: PrepareContext): Promise<void>;
+  /**
+   * Optional: write the data the figure needs before any gateway starts, through the gateway's own code in the
+   * harness's process (PGlite: into the template every instance is copied from, so no instance has to be stopped
+   * for a bulk insert). Called only for selected figures; a failure should surface in `run`, failing that figure.
+   */
+  seed?(context: SeedContext): Promise<void>;
   run(context: BenchContext): Promise<Row[]>;
 }
 
 export type PrepareContext = Pick<BenchContext, 'quick' | 'database' | 'track' | 'log'>;
+
+export type SeedContext = Pick<BenchContext, 'quick' | 'log'> & { gateway: InProcessGateway };
 
 /**
  * How a figure comparing contenders side by side spaces its rounds. Full runs: twelve short windows with the order

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { type InProcessGateway, withInProcessGateway } from './in-process.ts';
 import { freePort, type ServerProcess, startProcess, tempDir } from './processes.ts';
 
 /** The keys the harness bootstraps the gateway with (a fresh database each run, so they are only ever local). */
@@ -12,6 +12,16 @@ export const BENCH_KEYS = {
   management: `key_bench-management-${randomBytes(12).toString('hex')}`,
   private: `key_bench-private-${randomBytes(12).toString('hex')}`,
   encryption: randomBytes(32).toString('hex'),
+};
+
+/** Every gateway's environment, before its database's: bootstrapped with BENCH_KEYS, as production runs it. */
+const GATEWAY_ENV = {
+  ADMIN_API_KEY: BENCH_KEYS.admin,
+  BOOTSTRAP_MANAGEMENT_KEY: BENCH_KEYS.management,
+  BOOTSTRAP_PRIVATE_KEY: BENCH_KEYS.private,
+  ENCRYPTION_KEY: BENCH_KEYS.encryption,
+  LOG_LEVEL: 'warn',
+  NODE_ENV: 'production',
 };
 
 export type DatabaseKind = 'pglite' | 'postgres';
@@ -32,16 +42,31 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-export async function createBenchDatabase(kind: DatabaseKind, adminUrl?: string): Promise<BenchDatabase> {
+/**
+ * What a figure writes before any gateway starts (bench/figures/types.ts, `Figure.seed`), through the gateway's own
+ * code in this process: its migrations and bootstrap tenant run first, as `serve` would run them.
+ */
+export type Seeder = (gateway: InProcessGateway) => Promise<void>;
+
+/**
+ * A fresh database for one run, migrated, bootstrapped with BENCH_KEYS and seeded by `seed`. PGlite: a template
+ * directory every instance gets a copy of, so each instance starts with the same data. Postgres: a new database
+ * on that server, shared by every instance.
+ */
+export async function createBenchDatabase(
+  kind: DatabaseKind,
+  adminUrl?: string,
+  seed: Seeder = async () => {},
+): Promise<BenchDatabase> {
   const data = await tempDir('reactor-gateway-bench-');
   const extraDirs: { remove(): Promise<void> }[] = [];
   if (kind === 'pglite') {
-    // initdb once (2.4 s here), then a copy per instance (0.7 s): four gateways running initdb at once on two cores
-    // were most of the quick run's start-up.
+    // initdb, the migrations and the seeding once (initdb alone is 2.4-5 s here), then a copy per instance (0.7 s):
+    // four gateways running initdb at once on two cores were most of the quick run's start-up. Each gateway still
+    // runs its migrator and bootstrap at start; they find nothing to do.
     const template = await tempDir('reactor-gateway-bench-template-');
     extraDirs.push(template);
-    const cluster = await PGlite.create(path.join(template.dir, 'pgdata'));
-    await cluster.close();
+    await withInProcessGateway({ ...GATEWAY_ENV, DATA_DIR: template.dir }, seed);
     const instanceDir = async (dir: string) => {
       await cp(path.join(template.dir, 'pgdata'), path.join(dir, 'pgdata'), { recursive: true });
       return { DATA_DIR: dir };
@@ -65,6 +90,7 @@ export async function createBenchDatabase(kind: DatabaseKind, adminUrl?: string)
   await withClient(adminUrl, (client) => client.query(`create database ${name}`));
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
+  await withInProcessGateway({ ...GATEWAY_ENV, DATA_DIR: data.dir, DATABASE_URL: url.toString() }, seed);
   return {
     kind,
     env: { DATA_DIR: data.dir, DATABASE_URL: url.toString() },
@@ -123,16 +149,7 @@ export async function startGateway(
     port,
     readyPath: '/ready',
     nodeArgs: [...START_FLAGS, ...(options.nodeArgs ?? [])],
-    env: {
-      ...database.env,
-      ADMIN_API_KEY: BENCH_KEYS.admin,
-      BOOTSTRAP_MANAGEMENT_KEY: BENCH_KEYS.management,
-      BOOTSTRAP_PRIVATE_KEY: BENCH_KEYS.private,
-      ENCRYPTION_KEY: BENCH_KEYS.encryption,
-      LOG_LEVEL: 'warn',
-      NODE_ENV: 'production',
-      ...options.env,
-    },
+    env: { ...GATEWAY_ENV, ...database.env, ...options.env },
   });
 }
 

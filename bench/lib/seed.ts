@@ -1,4 +1,17 @@
 import { BENCH_KEYS, gql } from './gateway.ts';
+import type { InProcessGateway } from './in-process.ts';
+
+/** Where seeding sends its GraphQL: a running gateway's URL, or the gateway's code in this process. */
+export type GraphQLTarget = string | InProcessGateway;
+
+function send<T = Record<string, any>>(
+  target: GraphQLTarget,
+  query: string,
+  variables: Record<string, unknown>,
+  key: string,
+): Promise<T> {
+  return typeof target === 'string' ? gql<T>(target, query, variables, key) : target.graphql<T>(query, variables, key);
+}
 
 /** Does the running gateway's schema have this root field? Figures for features still being built check first. */
 export async function hasRootField(url: string, type: 'Query' | 'Mutation' | 'Subscription', field: string) {
@@ -33,9 +46,13 @@ export async function createBenchToken(
   return { id, args: { n: 1, secret: `{{ ${id} }}` } };
 }
 
-export async function createReactorOfCode(url: string, code: string, key = BENCH_KEYS.management): Promise<string> {
-  const formula = await gql<any>(
-    url,
+export async function createReactorOfCode(
+  target: GraphQLTarget,
+  code: string,
+  key = BENCH_KEYS.management,
+): Promise<string> {
+  const formula = await send<any>(
+    target,
     `mutation($input: CreateReactorFormulaInput!) { createReactorFormula(input: $input) {
       __typename ... on ReactorFormula { id } ... on Error { message } } }`,
     { input: { name: 'Bench formula', type: 'PRIVATE', code } },
@@ -44,8 +61,8 @@ export async function createReactorOfCode(url: string, code: string, key = BENCH
   if (formula.createReactorFormula.__typename !== 'ReactorFormula') {
     throw new Error(`createReactorFormula: ${JSON.stringify(formula)}`);
   }
-  const reactor = await gql<any>(
-    url,
+  const reactor = await send<any>(
+    target,
     `mutation($input: CreateReactorInput!) { createReactor(input: $input) {
       __typename ... on Reactor { id } ... on Error { message } } }`,
     { input: { name: 'Bench reactor', formulaId: formula.createReactorFormula.id } },
@@ -61,9 +78,9 @@ export interface BenchTenant {
   privateKey: string;
 }
 
-export async function createTenant(url: string, name: string): Promise<BenchTenant> {
-  const data = await gql<any>(
-    url,
+export async function createTenant(target: GraphQLTarget, name: string): Promise<BenchTenant> {
+  const data = await send<any>(
+    target,
     `mutation($name: String!) { createTenant(input: { name: $name }) {
       __typename ... on CreateTenantPayload { tenant { id } managementKey privateKey } } }`,
     { name },
