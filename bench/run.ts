@@ -28,23 +28,29 @@ async function runOn(kind: DatabaseKind): Promise<RunResult> {
   const result: RunResult = { database: kind, rows: [], skipped: [] };
   try {
     const selected = figures.filter((figure) => !only || figure.name.toLowerCase().startsWith(only));
-    log(`[${kind}] creating the database and seeding it`);
-    const seedingStartedAt = Date.now();
-    database = await createBenchDatabase(kind, process.env.BENCH_DATABASE_URL, async (gateway) => {
-      for (const figure of selected) await figure.seed?.({ quick, log, gateway });
-    });
-    log(`[${kind}] database ready in ${((Date.now() - seedingStartedAt) / 1000).toFixed(1)} s`);
     const track = (server: ServerProcess) => {
       started.push(server);
       return server;
     };
-    log(`[${kind}] starting the gateway and what the figures need`);
+    log(`[${kind}] creating the database and seeding it; starting what the figures need`);
     const startedAt = Date.now();
-    const prepareContext = { quick, database, track, log };
-    const [gateway] = await Promise.all([
-      startGateway(database, { name: 'gateway' }).then(track),
-      ...selected.map((figure) => figure.prepare?.(prepareContext)),
-    ]);
+    const creating = createBenchDatabase(kind, process.env.BENCH_DATABASE_URL, async (gateway) => {
+      for (const figure of selected) await figure.seed?.({ quick, log, gateway });
+    });
+    // Figures prepare while the database is created (Mercurius needs none) and the main gateway starts; each
+    // awaits the database where it needs it. A failed prepare surfaces in that figure's run().
+    const preparing = Promise.allSettled(
+      selected.map((figure) => figure.prepare?.({ quick, database: creating, track, log })),
+    );
+    try {
+      database = await creating;
+    } catch (error) {
+      // Nothing a prepare starts after this point would be stopped: wait for them first.
+      await preparing;
+      throw error;
+    }
+    log(`[${kind}] database ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+    const [gateway] = await Promise.all([startGateway(database, { name: 'gateway' }).then(track), preparing]);
     log(`[${kind}] servers ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
     const context: BenchContext = { quick, ...settings, database, gateway, track, log };
     for (const figure of selected) {

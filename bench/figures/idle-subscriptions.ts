@@ -55,12 +55,13 @@ export const idleSubscriptions: Figure = {
       dedicated.push(
         (async () => {
           const inspectorPort = await freePort();
+          const database = await context.database;
           const env = {
-            ...(await context.database.anotherInstance()),
+            ...(await database.anotherInstance()),
             NODE_OPTIONS: `--inspect=127.0.0.1:${inspectorPort}`,
           };
           const gateway = context.track(
-            await startGateway(context.database, { name: `gateway (subscriptions ${i + 1})`, env }),
+            await startGateway(database, { name: `gateway (subscriptions ${i + 1})`, env }),
           );
           return { gateway, inspectorPort };
         })(),

@@ -26,12 +26,11 @@ export const trivialQuery: Figure = {
       context.quick
         ? undefined
         : context.database
-            .anotherInstance()
-            .then((env) =>
-              startGateway(context.database, {
+            .then(async (database) =>
+              startGateway(database, {
                 name: 'gateway (Yoga handler)',
                 script: 'bench/servers/yoga-only.ts',
-                env,
+                env: await database.anotherInstance(),
               }),
             )
             .then((server) => context.track(server)),

@@ -37,8 +37,8 @@ export interface Figure {
   name: string;
   available(context: BenchContext): Promise<boolean | string>;
   /**
-   * Optional: start the processes the figure needs while the main gateway starts (a PGlite gateway spends most of
-   * its start-up in initdb, so starting them one after another doubles the wait). Called only for selected figures.
+   * Optional: start the processes the figure needs while the database is created and the main gateway starts
+   * (starting them one after another would add up the waits). Called only for selected figures.
    */
   prepare?(context: PrepareContext): Promise<void>;
   /**
@@ -50,7 +50,8 @@ export interface Figure {
   run(context: BenchContext): Promise<Row[]>;
 }
 
-export type PrepareContext = Pick<BenchContext, 'quick' | 'database' | 'track' | 'log'>;
+/** `database` is still being created and seeded when `prepare` is called. */
+export type PrepareContext = Pick<BenchContext, 'quick' | 'track' | 'log'> & { database: Promise<BenchDatabase> };
 
 export type SeedContext = Pick<BenchContext, 'quick' | 'log'> & { gateway: InProcessGateway };
 
