@@ -6,7 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { figures } from './figures/index.ts';
 import type { BenchContext, Row } from './figures/types.ts';
-import { type BenchDatabase, createBenchDatabase, type DatabaseKind, startGateway } from './lib/gateway.ts';
+import {
+  type BenchDatabase,
+  buildGateway,
+  createBenchDatabase,
+  type DatabaseKind,
+  startGateway,
+} from './lib/gateway.ts';
 import type { ServerProcess } from './lib/processes.ts';
 
 const argv = process.argv.slice(2);
@@ -34,6 +40,8 @@ async function runOn(kind: DatabaseKind): Promise<RunResult> {
     };
     log(`[${kind}] creating the database and seeding it; starting what the figures need`);
     const startedAt = Date.now();
+    // Failures surface where a gateway is started.
+    buildGateway().catch(() => {});
     const creating = createBenchDatabase(kind, process.env.BENCH_DATABASE_URL, async (gateway) => {
       for (const figure of selected) await figure.seed?.({ quick, log, gateway });
     });

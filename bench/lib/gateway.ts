@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
@@ -117,38 +118,59 @@ export async function withClient<T>(url: string, use: (client: pg.Client) => Pro
   }
 }
 
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
 /**
- * The Node flags `npm start` gives the gateway (package.json's start script, e.g. the main thread's young generation
- * size), beyond those every process of the harness gets (`--no-node-snapshot --import tsx`): read from there so the
- * figures measure the gateway as it is started, and cannot drift from it.
+ * How `npm start` starts the gateway (package.json's start script): its Node flags (e.g. the main thread's young
+ * generation size) and its script, `dist/src/main.js serve`, compiled by the prestart script. Read from there so
+ * the figures measure the gateway as it is started, and cannot drift from it.
  */
-const START_FLAGS = (() => {
-  const packageJson = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '..', '..', 'package.json'), 'utf8'));
+const NPM_START = (() => {
+  const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   const words = String(packageJson.scripts.start).split(/\s+/);
-  const flags = words.slice(
-    words.indexOf('node') + 1,
-    words.findIndex((word) => word.endsWith('.ts')),
-  );
-  return flags.filter((flag) => !['--no-node-snapshot', '--import', 'tsx'].includes(flag));
+  const scriptAt = words.findIndex((word) => /\.[jt]s$/.test(word));
+  return {
+    flags: words.slice(words.indexOf('node') + 1, scriptAt).filter((flag) => flag !== '--no-node-snapshot'),
+    script: words[scriptAt]!,
+    args: words.slice(scriptAt + 1),
+    prestart: packageJson.scripts.prestart as string | undefined,
+  };
 })();
 
 /**
- * A gateway instance as production runs it (`src/main.ts serve` with `npm start`'s flags), or
- * `bench/servers/yoga-only.ts` for the numbers without the fast path, or another checkout's `src/main.ts`
- * (bench/ab.ts). Same environment and flags either way.
+ * Runs `npm start`'s prestart (the build into dist/) once per harness process; the first gateway waits for it. The
+ * harness starts it early, while the database is created.
+ */
+let built: Promise<void> | undefined;
+export function buildGateway(): Promise<void> {
+  built ??= new Promise((resolve, reject) => {
+    if (!NPM_START.prestart) return resolve();
+    execFile('sh', ['-c', NPM_START.prestart], { cwd: ROOT }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`prestart failed: ${stderr || error.message}`)) : resolve(),
+    );
+  });
+  return built;
+}
+
+/**
+ * A gateway instance as production runs it (`npm start`: its script and flags), or `bench/servers/yoga-only.ts`
+ * for the numbers without the fast path, or another checkout's `src/main.ts` through tsx (bench/ab.ts). Same
+ * environment and flags either way.
  */
 export async function startGateway(
   database: BenchDatabase,
   options: { name: string; script?: string; env?: Record<string, string>; nodeArgs?: string[] } = { name: 'gateway' },
 ): Promise<ServerProcess> {
+  if (!options.script) await buildGateway();
+  const script = options.script ?? NPM_START.script;
   const port = await freePort();
   return startProcess({
     name: options.name,
-    script: options.script ?? 'src/main.ts',
-    args: options.script && !options.script.endsWith('src/main.ts') ? [] : ['serve'],
+    script,
+    args: script === NPM_START.script ? NPM_START.args : script.endsWith('src/main.ts') ? ['serve'] : [],
     port,
     readyPath: '/ready',
-    nodeArgs: [...START_FLAGS, ...(options.nodeArgs ?? [])],
+    nodeArgs: [...NPM_START.flags, ...(options.nodeArgs ?? [])],
     env: { ...GATEWAY_ENV, ...database.env, ...options.env },
   });
 }

@@ -15,12 +15,7 @@ export interface ServerProcess {
 
 // BENCH_NODE_ARGS adds flags Node refuses in NODE_OPTIONS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile
 // the servers a figure starts.
-const NODE_ARGS = [
-  '--no-node-snapshot',
-  '--import',
-  'tsx',
-  ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-];
+const NODE_ARGS = ['--no-node-snapshot', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 export async function freePort(): Promise<number> {
@@ -35,7 +30,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `node --no-node-snapshot --import tsx <script> ...args` and waits until `readyPath` answers 200. */
+/**
+ * Starts `node --no-node-snapshot [--import tsx] <script> ...args` (tsx for a `.ts` script) and waits until
+ * `readyPath` answers 200.
+ */
 export async function startProcess(options: {
   name: string;
   script: string;
@@ -48,7 +46,15 @@ export async function startProcess(options: {
   /** Node flags for this process only, after BENCH_NODE_ARGS (A/B runs of a flag). */
   nodeArgs?: string[];
 }): Promise<ServerProcess> {
-  const argv = [...NODE_ARGS, ...(options.nodeArgs ?? []), path.join(ROOT, options.script), ...(options.args ?? [])];
+  // TypeScript (the harness's own servers, another checkout's sources) through tsx; dist/'s JavaScript as it is.
+  const loader = options.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const argv = [
+    ...NODE_ARGS,
+    ...loader,
+    ...(options.nodeArgs ?? []),
+    path.join(ROOT, options.script),
+    ...(options.args ?? []),
+  ];
   const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { ...process.env, ...options.env, PORT: String(options.port), HOST: '127.0.0.1' },

@@ -5,13 +5,20 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 
 const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
-/** Loads `migrations/NNNN_name.ts` in name order; the same files run on PGlite and Postgres. */
+/**
+ * Loads `migrations/NNNN_name.ts` in name order; the same files run on PGlite and Postgres. Compiled, the service
+ * runs from dist/, whose migrations/ holds the same names as `.js` (scripts/build.mjs): a migration's name, the key
+ * Kysely records, is the same either way.
+ */
 class DirectoryMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
-    const files = (await readdir(migrationsDir)).filter((file) => /^\d{4}_.+\.ts$/.test(file)).sort();
+    const extension = path.extname(import.meta.url);
+    const files = (await readdir(migrationsDir))
+      .filter((file) => /^\d{4}_./.test(file) && file.endsWith(extension))
+      .sort();
     const migrations: Record<string, Migration> = {};
     for (const file of files) {
-      migrations[file.replace(/\.ts$/, '')] = await import(pathToFileURL(path.join(migrationsDir, file)).href);
+      migrations[path.basename(file, extension)] = await import(pathToFileURL(path.join(migrationsDir, file)).href);
     }
     return migrations;
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -49,8 +50,9 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
     stuckCells,
   };
   const pool = new Piscina<WorkerTask, RunOutcome | CheckResult | BatchAnswer[]>({
-    // A path, not a file URL: piscina turns a URL back into a path (a URL parse) on every task.
-    filename: fileURLToPath(new URL('./worker.ts', import.meta.url)),
+    // A path, not a file URL: piscina turns a URL back into a path (a URL parse) on every task. worker.ts from the
+    // sources (tests, tsx), worker.js from dist/ (`npm start`, scripts/build.mjs).
+    filename: fileURLToPath(new URL(`./worker${path.extname(import.meta.url)}`, import.meta.url)),
     minThreads: threads,
     // The spares: started only when every thread is stuck in a long synchronous call (stuck-threads.ts).
     maxThreads: threads * 2,

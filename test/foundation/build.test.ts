@@ -1,0 +1,156 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { ADMIN_KEY, TEST_ENCRYPTION_KEY } from '../support/gateway.ts';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+/** `npm start` runs what scripts/build.mjs compiles into dist/: plain Node, no tsx. Built here into a directory of its own. */
+describe('the compiled service (npm start)', () => {
+  let out: string;
+
+  beforeAll(async () => {
+    // Inside the repository, so dist's imports of packages resolve to node_modules as they do from dist/.
+    out = await mkdtemp(path.join(ROOT, '.build-test-'));
+    await build(out);
+  }, 60_000);
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it('prints the committed schema', async () => {
+    const { stdout } = await run(process.execPath, [
+      '--no-node-snapshot',
+      path.join(out, 'src/main.js'),
+      'print-schema',
+    ]);
+    expect(stdout).toBe(await readFile(path.join(ROOT, 'schema.graphql'), 'utf8'));
+  });
+
+  it('rebuilds only what changed, and removes what no longer has a source', async () => {
+    const stale = path.join(out, 'migrations/0000_removed.js');
+    await writeFile(stale, 'export async function up() { throw new Error("a removed migration ran"); }\n');
+    const config = path.join(out, 'src/config.js');
+    await utimes(config, new Date(0), new Date(0));
+    const { stderr } = await build(out);
+    expect(stderr).toMatch(/build: 1 of \d+ files written, 1 removed/);
+    expect(existsSync(stale)).toBe(false);
+    expect((await build(out)).stderr).toBe('');
+  });
+
+  describe('serve', () => {
+    let database: TestDatabase | undefined;
+    let dataDir: string;
+    let child: ChildProcess | undefined;
+    let url: string;
+    const output: string[] = [];
+
+    beforeAll(async () => {
+      dataDir = await mkdtemp(path.join(tmpdir(), 'rg-build-test-'));
+      database = usingPostgres ? await createTestDatabase() : undefined;
+      child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+        env: {
+          ...process.env,
+          // A fresh database: PGlite in a new directory, or a Postgres database of this file's own.
+          DATA_DIR: dataDir,
+          // Empty: none inherited from the environment (the config reads an empty value as unset).
+          DATABASE_URL: database?.url ?? '',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+          ADMIN_API_KEY: ADMIN_KEY,
+          RUNTIME_THREADS: '1',
+          LOG_LEVEL: 'info',
+          NODE_ENV: 'development',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      url = await listeningUrl(child, output);
+    }, 60_000);
+    afterAll(async () => {
+      if (child && child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((resolve) => child!.once('exit', resolve));
+      }
+      await database?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('migrates a new database from dist/migrations and runs a formula in a sandbox thread of dist/', async () => {
+      const gql = async (query: string, variables: Record<string, unknown>, key: string) => {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'bt-api-key': key },
+          body: JSON.stringify({ query, variables }),
+        });
+        return (await response.json()) as { data?: any; errors?: unknown[] };
+      };
+      const tenant = await gql(
+        'mutation { createTenant(input: { name: "Built" }) { ... on CreateTenantPayload { managementKey privateKey } } }',
+        {},
+        ADMIN_KEY,
+      );
+      const { managementKey, privateKey } = tenant.data?.createTenant ?? {};
+      expect(managementKey).toEqual(expect.any(String));
+      // The compile check of createReactorFormula and the run both need worker.js and the prelude's files.
+      const code = `module.exports = async function (req) {
+        console.log('from dist');
+        return { raw: { doubled: req.args.n * 2, id: crypto.randomUUID().length } };
+      };`;
+      const formula = await gql(
+        `mutation ($code: String!) { createReactorFormula(input: { name: "f", type: PRIVATE, code: $code }) {
+          __typename ... on ReactorFormula { id } } }`,
+        { code },
+        managementKey,
+      );
+      const formulaId = formula.data?.createReactorFormula.id;
+      expect(formula.data?.createReactorFormula.__typename).toBe('ReactorFormula');
+      const reactor = await gql(
+        `mutation ($formulaId: UUID!) { createReactor(input: { name: "r", formulaId: $formulaId }) { ... on Reactor { id } } }`,
+        { formulaId },
+        managementKey,
+      );
+      const result = await gql(
+        `mutation ($id: UUID!) { react(id: $id, args: { n: 21 }) {
+          __typename ... on ReactorResponse { raw logs { level message } } ... on Error { code message } } }`,
+        { id: reactor.data?.createReactor.id },
+        privateKey,
+      );
+      expect(result.data?.react).toEqual({
+        __typename: 'ReactorResponse',
+        raw: { doubled: 42, id: 36 },
+        logs: [{ level: 'log', message: 'from dist' }],
+      });
+    });
+  });
+});
+
+function build(out: string) {
+  return run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), out], { cwd: ROOT });
+}
+
+function listeningUrl(child: ChildProcess, output: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line in 45 s:\n${output.join('')}`)), 45_000);
+    const onData = (chunk: Buffer) => {
+      output.push(chunk.toString());
+      const match = /"url":"(http:[^"]+)".*reactor-gateway listening/.exec(output.join(''));
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the built gateway exited with ${code}:\n${output.join('')}`));
+    });
+  });
+}
