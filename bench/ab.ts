@@ -7,8 +7,9 @@
 // detokenized token) on each side, at 50 connections (milliseconds of wall time per request, 1 / throughput) or at
 // concurrency 1 (p50). Prints every round, the medians, and the median of the per-round B/A ratios: on a shared
 // two-core machine single rounds of one side wander by 20% or more, so only medians of many rounds mean anything.
-// AB_A_SCRIPT runs A from another checkout instead (its src/main.ts, relative to this repository's root), to compare
-// two versions of the code; the migrations must be the same. Not part of `npm run bench`. Examples, the young
+// AB_A_SCRIPT runs A from another checkout instead (its src/main.ts through tsx, relative to this repository's root;
+// B runs compiled, as `npm start` does), to compare two versions of the code; the migrations must be the same. This
+// checkout's own src/main.ts against its compiled self read 0.96-0.97 (trivial) and 0.94-1.03 (`react`): the same. Not part of `npm run bench`. Examples, the young
 // generation of the main thread, and the code of a base commit against this one:
 //   AB_A_ARGS='["--max-semi-space-size=16"]' node --no-node-snapshot --import tsx bench/ab.ts c50 10
 //   git worktree add /tmp/base <commit> && ln -s "$PWD/node_modules" /tmp/base/node_modules
