@@ -67,7 +67,10 @@ export async function createBenchDatabase(
     // runs its migrator and bootstrap at start; they find nothing to do.
     const template = await tempDir('reactor-gateway-bench-template-');
     extraDirs.push(template);
-    await withInProcessGateway({ ...GATEWAY_ENV, DATA_DIR: template.dir }, seed);
+    const drop = async () => {
+      for (const dir of [data, ...extraDirs]) await dir.remove();
+    };
+    await seedOrDrop({ DATA_DIR: template.dir }, seed, drop);
     const instanceDir = async (dir: string) => {
       await cp(path.join(template.dir, 'pgdata'), path.join(dir, 'pgdata'), { recursive: true });
       return { DATA_DIR: dir };
@@ -81,9 +84,7 @@ export async function createBenchDatabase(
         extraDirs.push(extra);
         return instanceDir(extra.dir);
       },
-      async drop() {
-        for (const dir of [data, ...extraDirs]) await dir.remove();
-      },
+      drop,
     };
   }
   if (!adminUrl) throw new Error('postgres needs BENCH_DATABASE_URL');
@@ -91,7 +92,11 @@ export async function createBenchDatabase(
   await withClient(adminUrl, (client) => client.query(`create database ${name}`));
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  await withInProcessGateway({ ...GATEWAY_ENV, DATA_DIR: data.dir, DATABASE_URL: url.toString() }, seed);
+  const drop = async () => {
+    await withClient(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`));
+    await data.remove();
+  };
+  await seedOrDrop({ DATA_DIR: data.dir, DATABASE_URL: url.toString() }, seed, drop);
   return {
     kind,
     env: { DATA_DIR: data.dir, DATABASE_URL: url.toString() },
@@ -101,11 +106,18 @@ export async function createBenchDatabase(
       DATABASE_URL: url.toString(),
       ...(options?.runsJobs ? {} : { JOB_CONCURRENCY: '0' }),
     }),
-    async drop() {
-      await withClient(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`));
-      await data.remove();
-    },
+    drop,
   };
+}
+
+/** Migrates, bootstraps and seeds through the gateway's code; on failure removes what the run created, and throws. */
+async function seedOrDrop(env: Record<string, string>, seed: Seeder, drop: () => Promise<void>): Promise<void> {
+  try {
+    await withInProcessGateway({ ...GATEWAY_ENV, ...env }, seed);
+  } catch (error) {
+    await drop().catch(() => {});
+    throw error;
+  }
 }
 
 export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
