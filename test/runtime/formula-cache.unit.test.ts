@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createEgressPolicy } from '../../src/runtime/sandbox/egress.ts';
 import { FormulaCache } from '../../src/runtime/sandbox/formula-cache.ts';
+import { FormulaIsolate } from '../../src/runtime/sandbox/formula-isolate.ts';
 import type { RunInput } from '../../src/runtime/types.ts';
 
 const settings = {
@@ -79,5 +80,56 @@ describe('FormulaCache spare isolate', () => {
     cache.disposeAll();
     await nextTurn();
     expect(cache.hasSpare).toBe(false);
+  });
+});
+
+// Released handles alone never freed an isolate: every recycled or evicted isolate used to stay in memory for good.
+describe('FormulaCache freeing isolates', () => {
+  it('disposes the isolate of a formula it evicts, once its call has finished', async () => {
+    const cache = new FormulaCache(settings, 1);
+    try {
+      const first = cache.acquire(input('tenant-a', 'module.exports = async () => ({ raw: 1 });'));
+      if (!first.ok) throw new Error(first.message);
+      expect((await first.formula.run(input('tenant-a', ''))).settled).toMatchObject({ ok: true, raw: 1 });
+      cache.release(first.formula);
+      const second = cache.acquire(input('tenant-b', 'module.exports = async () => ({ raw: 2 });'));
+      if (!second.ok) throw new Error(second.message);
+      expect(first.formula.disposed).toBe(true);
+      expect(first.formula.isolate.isDisposed).toBe(true);
+      expect(second.formula.isolate.isDisposed).toBe(false);
+    } finally {
+      cache.disposeAll();
+    }
+  });
+
+  it('disposes the isolate of code that does not compile, whose module code throws, or that is only checked', () => {
+    for (const code of ['module.exports = async () => {', 'throw new Error("at load")']) {
+      const isolate = FormulaIsolate.create(settings);
+      if (!isolate) throw new Error('no isolate');
+      expect(isolate.define(code, 1_000).ok).toBe(false);
+      expect(isolate.isolate.isDisposed).toBe(true);
+    }
+    // What checkCode does with valid code (worker.ts): define, then dispose.
+    const checked = FormulaIsolate.create(settings);
+    if (!checked) throw new Error('no isolate');
+    const loaded = checked.define('module.exports = async () => ({ raw: 1 });', 1_000);
+    if (!loaded.ok) throw new Error(loaded.message);
+    loaded.formula.dispose();
+    expect(checked.isolate.isDisposed).toBe(true);
+  });
+
+  it('leaves undisposed (abandoned) only an isolate whose running code its timeout stopped', async () => {
+    const cache = new FormulaCache(settings, 10);
+    try {
+      const looping = cache.acquire(input('tenant-a', 'module.exports = async () => { for (;;) {} };'));
+      if (!looping.ok) throw new Error(looping.message);
+      const run = await looping.formula.run({ ...input('tenant-a', ''), timeoutMs: 50 });
+      expect(run.settled).toMatchObject({ ok: false, error: { code: 'REACTOR_TIMEOUT' } });
+      expect(looping.formula.disposed).toBe(true);
+      // Disposing an isolate stopped by a timeout aborts the process when the worker exits (formula-isolate.ts).
+      expect(looping.formula.isolate.isDisposed).toBe(false);
+    } finally {
+      cache.disposeAll();
+    }
   });
 });
