@@ -152,8 +152,7 @@ export class FormulaIsolate {
       const timedOut = /timed out/i.test(message);
       this.stopped = timedOut;
       this.dispose();
-      if (timedOut)
-        return { ok: false, message: `Reactor code top-level did not finish within ${loadTimeoutMs} ms` };
+      if (timedOut) return { ok: false, message: `Reactor code top-level did not finish within ${loadTimeoutMs} ms` };
       if (disposedByLimit) return { ok: false, message: 'Reactor code exceeded the memory limit while loading' };
       return { ok: false, message: `Reactor code does not compile: ${message.split('\n')[0]?.slice(0, 500)}` };
     }
