@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { graphQLRequest } from './graphql-request.ts';
 import { type InProcessGateway, withInProcessGateway } from './in-process.ts';
 import { freePort, type ServerProcess, startProcess, tempDir } from './processes.ts';
 
@@ -194,12 +195,5 @@ export async function gql<T = Record<string, any>>(
   variables: Record<string, unknown> = {},
   key: string = BENCH_KEYS.management,
 ): Promise<T> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'bt-api-key': key },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: T; errors?: unknown[] };
-  if (body.errors?.length || !body.data) throw new Error(`${query.slice(0, 60)}: ${JSON.stringify(body.errors)}`);
-  return body.data;
+  return graphQLRequest<T>((init) => fetch(url, init), query, variables, key);
 }

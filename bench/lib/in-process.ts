@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
+import { graphQLRequest } from './graphql-request.ts';
 
 /** The gateway's own code in this process: GraphQL through Yoga (no HTTP), and its database for bulk inserts. */
 export interface InProcessGateway {
@@ -27,20 +28,13 @@ export async function withInProcessGateway<T>(
     await app.services.auth.bootstrapIfEmpty(config.bootstrap);
     return await use({
       db: app.database.db,
-      async graphql(query, variables, key) {
-        const response = await app.yoga.fetch(
-          'http://in-process/graphql',
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'bt-api-key': key },
-            body: JSON.stringify({ query, variables }),
-          },
-          { requestId: randomUUID() },
-        );
-        const body = (await response.json()) as { data?: any; errors?: unknown[] };
-        if (body.errors?.length || !body.data) throw new Error(`${query.slice(0, 60)}: ${JSON.stringify(body.errors)}`);
-        return body.data;
-      },
+      graphql: (query, variables, key) =>
+        graphQLRequest(
+          (init) => app.yoga.fetch('http://in-process/graphql', init, { requestId: randomUUID() }),
+          query,
+          variables,
+          key,
+        ),
     });
   } finally {
     await app.close();
