@@ -4,7 +4,13 @@ import type { Principal } from '../auth/service.ts';
 import { newId } from '../db/ids.ts';
 import { type Page, type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
-import { ConflictError, ForbiddenError, InvalidReactorCodeError, NotFoundError } from '../errors.ts';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidReactorCodeError,
+  NotFoundError,
+  ServiceUnavailableError,
+} from '../errors.ts';
 import { countReactorsUsingFormula } from '../reactors/store.ts';
 import type { FormulaRuntime } from '../runtime/pool.ts';
 import { type FormulaInput, type FormulaLimits, type NormalizedFormulaInput, validateFormulaInput } from './rules.ts';
@@ -41,6 +47,9 @@ export function createFormulaService(deps: {
     }
     const formula: NormalizedFormulaInput = validateFormulaInput(input, deps.limits);
     const check = await deps.runtime.checkCode(formula.code);
+    if (!check.ok && check.reason === 'unavailable') {
+      throw new ServiceUnavailableError(`${check.message}; nothing was saved, try again.`);
+    }
     if (!check.ok) throw new InvalidReactorCodeError(`Reactor formula code is invalid: ${check.message}`);
     return {
       name: formula.name,

@@ -255,6 +255,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
           submit<CheckResult>({ kind: 'quiesce' }, Math.max(1, deadline - performance.now()), () => ({
             ok: false,
             message: '',
+            reason: 'unavailable',
           })),
         ),
       );
@@ -284,7 +285,9 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       return submit(
         { kind: 'check', code },
         CHECK_BACKSTOP_MS,
-        () => ({ ok: false, message: 'Reactor code could not be checked in time' }) as CheckResult,
+        // No worker answered: the gateway is overloaded, not the code at fault (its own limit is the worker's 500 ms).
+        () =>
+          ({ ok: false, message: 'Reactor code could not be checked in time', reason: 'unavailable' }) as CheckResult,
       );
     },
     async close(): Promise<void> {

@@ -47,7 +47,14 @@ export type RunOutcome =
   | { ok: true; raw: unknown; tokenize: unknown; logs: LogLine[]; elapsedMs: number }
   | { ok: false; error: ErrorShape; logs: LogLine[]; elapsedMs: number };
 
-export type CheckResult = { ok: true } | { ok: false; message: string };
+/**
+ * Why code could not be loaded: `invalid` is the code's fault (it does not compile, its module code throws or runs
+ * out of time or memory, it exports no function); `unavailable` is the gateway's (no sandbox could be set up, or no
+ * worker answered in time), so the same code may well load on a later try.
+ */
+export type LoadFailure = 'invalid' | 'unavailable';
+
+export type CheckResult = { ok: true } | { ok: false; message: string; reason: LoadFailure };
 
 export interface FormulaRuntime {
   /** Never rejects for anything formula code does. */

@@ -68,14 +68,7 @@ async function run(task: Extract<SingleTask, { kind: 'run' }>, prepared?: Prepar
   if (!ready.ok) return { ok: false, error: ready.error, logs: [], elapsedMs: elapsedSince(started) };
   const { input } = ready;
   const acquired = cache.acquire(input);
-  if (!acquired.ok) {
-    return {
-      ok: false,
-      error: errorOf('INVALID_REACTOR_CODE', 422, acquired.message),
-      logs: [],
-      elapsedMs: elapsedSince(started),
-    };
-  }
+  if (!acquired.ok) return { ok: false, error: acquired.error, logs: [], elapsedMs: elapsedSince(started) };
   try {
     const { settled, logs } = await acquired.formula.run(input);
     return settled.ok
@@ -216,9 +209,9 @@ function afterAnswer(dispatchesSeen: number): void {
 async function handleOne(task: SingleTask, prepared?: PreparedInput): Promise<RunOutcome | CheckResult> {
   if (task.slot !== undefined && !startTask(slots, slotCells, task.slot, threadId)) {
     // The pool's backstop gave up on this task while it was still queued here and has already answered for it.
-    return { ok: false, message: 'cancelled' };
+    return { ok: false, message: 'cancelled', reason: 'unavailable' };
   }
-  if (task.kind === 'quiesce') return { ok: false, message: String(await quiesce()) };
+  if (task.kind === 'quiesce') return { ok: false, message: String(await quiesce()), reason: 'unavailable' };
   // A run's synchronous part (compile, then the formula up to its first wait) starts now, before any other task's.
   syncCalls.slot = task.slot ?? -1;
   return task.kind === 'check' ? check(task.code) : run(task, prepared);

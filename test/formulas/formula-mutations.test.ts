@@ -158,6 +158,35 @@ describe('createReactorFormula', () => {
     expect(hostCall.code).toBe('INVALID_REACTOR_CODE');
   });
 
+  it('answers SERVICE_UNAVAILABLE (503), saving nothing, when the sandbox could not check the code', async () => {
+    const tenant = await gateway.createTenant();
+    // What the pool answers when no worker took the check within its backstop (runtime/pool.ts), or a worker could
+    // not make an isolate: the gateway's trouble, not the code's, so not a 422 that would tell the client to fix it.
+    const runtime = gateway.app.services.runtime;
+    const checkCode = runtime.checkCode;
+    runtime.checkCode = async () => ({
+      ok: false,
+      message: 'Reactor code could not be checked in time',
+      reason: 'unavailable',
+    });
+    try {
+      const response = await gateway.gql(CREATE_FORMULA, { input: formulaInput() }, tenant.managementKey);
+      expect(response.data?.createReactorFormula ?? null).toBeNull();
+      expect(response.errors?.[0]).toMatchObject({
+        message: 'Reactor code could not be checked in time; nothing was saved, try again.',
+        extensions: { code: 'SERVICE_UNAVAILABLE', status: 503 },
+      });
+    } finally {
+      runtime.checkCode = checkCode;
+    }
+    const listed = await gateway.gql(
+      'query { reactorFormulas(first: 50) { edges { node { type } } } }',
+      {},
+      tenant.managementKey,
+    );
+    expect(listed.data?.reactorFormulas.edges.filter((e: any) => e.node.type === 'PRIVATE')).toEqual([]);
+  });
+
   it('refuses an OFFICIAL formula from a tenant as FORBIDDEN', async () => {
     const tenant = await gateway.createTenant();
     const result = await create(tenant.managementKey, { type: 'OFFICIAL' });

@@ -35,7 +35,7 @@ describe('FormulaCache spare isolate', () => {
       expect(cache.hasSpare).toBe(true);
 
       const first = cache.acquire(input('tenant-a', 'module.exports = async (req) => ({ raw: req.args.n * 2 });'));
-      if (!first.ok) throw new Error(first.message);
+      if (!first.ok) throw new Error(first.error.message);
       expect(cache.hasSpare).toBe(false); // taken by that formula
       const run = await first.formula.run(input('tenant-a', ''));
       expect(run.settled).toMatchObject({ ok: true, raw: 4 });
@@ -44,7 +44,7 @@ describe('FormulaCache spare isolate', () => {
       await nextTurn();
       expect(cache.hasSpare).toBe(true); // the next one is ready
       const second = cache.acquire(input('tenant-b', 'module.exports = async () => ({ raw: 2 });'));
-      if (!second.ok) throw new Error(second.message);
+      if (!second.ok) throw new Error(second.error.message);
       expect(second.formula).not.toBe(first.formula);
     } finally {
       cache.disposeAll();
@@ -61,13 +61,13 @@ describe('FormulaCache spare isolate', () => {
           'globalThis.leak = "a"; Object.prototype.polluted = 1; module.exports = async () => ({ raw: 1 });',
         ),
       );
-      if (!polluter.ok) throw new Error(polluter.message);
+      if (!polluter.ok) throw new Error(polluter.error.message);
       await polluter.formula.run(input('tenant-a', ''));
       await nextTurn();
       const reader = cache.acquire(
         input('tenant-b', 'module.exports = async () => ({ raw: [typeof globalThis.leak, ({}).polluted ?? null] });'),
       );
-      if (!reader.ok) throw new Error(reader.message);
+      if (!reader.ok) throw new Error(reader.error.message);
       const run = await reader.formula.run(input('tenant-b', ''));
       expect(run.settled).toMatchObject({ ok: true, raw: ['undefined', null] });
     } finally {
@@ -89,11 +89,11 @@ describe('FormulaCache freeing isolates', () => {
     const cache = new FormulaCache(settings, 1);
     try {
       const first = cache.acquire(input('tenant-a', 'module.exports = async () => ({ raw: 1 });'));
-      if (!first.ok) throw new Error(first.message);
+      if (!first.ok) throw new Error(first.error.message);
       expect((await first.formula.run(input('tenant-a', ''))).settled).toMatchObject({ ok: true, raw: 1 });
       cache.release(first.formula);
       const second = cache.acquire(input('tenant-b', 'module.exports = async () => ({ raw: 2 });'));
-      if (!second.ok) throw new Error(second.message);
+      if (!second.ok) throw new Error(second.error.message);
       expect(first.formula.disposed).toBe(true);
       expect(first.formula.isolate.isDisposed).toBe(true);
       expect(second.formula.isolate.isDisposed).toBe(false);
@@ -118,18 +118,53 @@ describe('FormulaCache freeing isolates', () => {
     expect(checked.isolate.isDisposed).toBe(true);
   });
 
-  it('leaves undisposed (abandoned) only an isolate whose running code its timeout stopped', async () => {
+  it('disposes the isolate of a formula whose running code its timeout stopped', async () => {
     const cache = new FormulaCache(settings, 10);
     try {
       const looping = cache.acquire(input('tenant-a', 'module.exports = async () => { for (;;) {} };'));
-      if (!looping.ok) throw new Error(looping.message);
+      if (!looping.ok) throw new Error(looping.error.message);
       const run = await looping.formula.run({ ...input('tenant-a', ''), timeoutMs: 50 });
       expect(run.settled).toMatchObject({ ok: false, error: { code: 'REACTOR_TIMEOUT' } });
       expect(looping.formula.disposed).toBe(true);
-      // Disposing an isolate stopped by a timeout aborts the process when the worker exits (formula-isolate.ts).
-      expect(looping.formula.isolate.isDisposed).toBe(false);
+      // Abandoned instead until the eighteenth session: about 3.5 MB of RSS per timeout, kept until the worker ended.
+      expect(looping.formula.isolate.isDisposed).toBe(true);
     } finally {
       cache.disposeAll();
+    }
+  });
+
+  it('remembers code that failed by its own fault, and nothing that failed for want of time or of a sandbox', () => {
+    const cache = new FormulaCache(settings, 10);
+    try {
+      const slow =
+        'const end = Date.now() + 60; while (Date.now() < end) {}\nmodule.exports = async () => ({ raw: 1 });';
+      const short = cache.acquire({ ...input('tenant-a', slow), timeoutMs: 20 });
+      expect(short).toMatchObject({ ok: false, error: { code: 'REACTOR_TIMEOUT', status: 504 } });
+      expect(cache.size).toBe(0);
+      expect(cache.acquire({ ...input('tenant-a', slow), timeoutMs: 5_000 }).ok).toBe(true);
+
+      // Stopped at the whole load budget (1 s): the code's fault, remembered (the same answer, not a second load).
+      const endless = cache.acquire(input('tenant-a', 'for (;;) {}'));
+      expect(endless).toMatchObject({
+        ok: false,
+        error: { code: 'INVALID_REACTOR_CODE', status: 422, message: expect.stringMatching(/within 1000 ms/) },
+      });
+      if (endless.ok) throw new Error('loaded');
+      const again = cache.acquire(input('tenant-a', 'for (;;) {}'));
+      if (again.ok) throw new Error('loaded');
+      expect(again.error).toBe(endless.error);
+    } finally {
+      cache.disposeAll();
+    }
+
+    // An isolate cannot be made (here: a memory limit isolated-vm refuses): the gateway's fault, a 503, not remembered.
+    const broken = new FormulaCache({ ...settings, memoryLimitMb: Number.NaN }, 10);
+    try {
+      const answer = broken.acquire(input('tenant-a', 'module.exports = async () => ({ raw: 1 });'));
+      expect(answer).toMatchObject({ ok: false, error: { code: 'SERVICE_UNAVAILABLE', status: 503 } });
+      expect(broken.size).toBe(0);
+    } finally {
+      broken.disposeAll();
     }
   });
 });

@@ -122,6 +122,19 @@ describe('SDK errors', () => {
     });
     expect(errorOf(await invoke(runtime, 'module.exports = 42;'))).toMatchObject({ code: 'INVALID_REACTOR_CODE' });
   });
+
+  it('times out, and does not remember as invalid, module code stopped by what was left of one call', async () => {
+    // Module code of about 60 ms: too long for a 20 ms call, fine for the next call with its whole second.
+    const tenantId = newTenant();
+    const code =
+      'const end = Date.now() + 60; while (Date.now() < end) {}\nmodule.exports = async () => ({ raw: "loaded" });';
+    expect(errorOf(await invoke(runtime, code, { tenantId, timeoutMs: 20 }))).toMatchObject({
+      code: 'REACTOR_TIMEOUT',
+      status: 504,
+      message: 'Reactor timed out after 20 ms',
+    });
+    expect(rawOf(await invoke(runtime, code, { tenantId, timeoutMs: 5_000 }))).toBe('loaded');
+  });
 });
 
 describe('checkCode', () => {

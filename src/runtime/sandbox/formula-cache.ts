@@ -1,15 +1,19 @@
+import type { ErrorShape } from '../../errors.ts';
 import type { RunInput } from '../types.ts';
-import { FormulaIsolate, type IsolateSettings, SANDBOX_UNAVAILABLE } from './formula-isolate.ts';
+import { FormulaIsolate, type IsolateSettings, type LoadResult, SANDBOX_UNAVAILABLE } from './formula-isolate.ts';
+import { errorOf } from './outcome.ts';
 
 /** Isolates are recycled after this many calls, bounding what a long-lived formula can accumulate. */
 const MAX_USES = 10_000;
 const LOAD_TIMEOUT_MS = 1_000;
 
-type Entry = { formula: FormulaIsolate } | { failed: string };
+type Entry = { formula: FormulaIsolate } | { failed: ErrorShape };
+
+export type Acquired = { ok: true; formula: FormulaIsolate } | { ok: false; error: ErrorShape };
 
 /**
  * Per-worker LRU of loaded formulas keyed by tenant, formula and code hash, so a tenant never gets another
- * tenant's isolate and a second call never recompiles. Code that fails to load is remembered too.
+ * tenant's isolate and a second call never recompiles. Code that fails to load by its own fault is remembered too.
  *
  * It also keeps one spare: an isolate with the runtime installed and no formula, made on a later turn of the
  * worker's event loop (the pool runs piscina with `atomics: 'disabled'`, so an idle worker's loop turns), so that
@@ -39,14 +43,14 @@ export class FormulaCache {
     return this.spare !== null && !this.spare.disposed;
   }
 
-  acquire(input: RunInput): { ok: true; formula: FormulaIsolate } | { ok: false; message: string } {
+  acquire(input: RunInput): Acquired {
     const key = `${input.tenantId}\u0000${input.formulaId}\u0000${input.codeHash}`;
     const hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key);
       if ('failed' in hit) {
         this.entries.set(key, hit);
-        return { ok: false, message: hit.failed };
+        return { ok: false, error: hit.failed };
       }
       if (!hit.formula.disposed && !hit.formula.exhausted && hit.formula.uses < MAX_USES) {
         this.entries.set(key, hit);
@@ -55,12 +59,26 @@ export class FormulaCache {
       this.retire(hit.formula);
     }
     const isolate = this.takeSpare() ?? FormulaIsolate.create(this.settings);
-    // A sandbox that could not be set up says nothing about the code: not remembered, the next call tries again.
-    if (!isolate) return SANDBOX_UNAVAILABLE;
-    const loaded = isolate.define(input.code, Math.min(LOAD_TIMEOUT_MS, Math.max(1, input.timeoutMs)));
-    this.entries.set(key, loaded.ok ? { formula: loaded.formula } : { failed: loaded.message });
+    const budgetMs = Math.min(LOAD_TIMEOUT_MS, Math.max(1, input.timeoutMs));
+    const loaded: LoadResult = isolate ? isolate.define(input.code, budgetMs) : SANDBOX_UNAVAILABLE;
+    if (loaded.ok) {
+      this.entries.set(key, { formula: loaded.formula });
+      this.evict();
+      return loaded;
+    }
+    // A sandbox that could not be set up says nothing about the code, and module code stopped by what was left of
+    // this call's time (a short reactor timeout, or a run that waited behind others) says only that this call ran
+    // out of time: neither is remembered, the next call tries again.
+    if (loaded.reason === 'unavailable') {
+      return { ok: false, error: errorOf('SERVICE_UNAVAILABLE', 503, loaded.message) };
+    }
+    if (loaded.timedOut && budgetMs < LOAD_TIMEOUT_MS) {
+      return { ok: false, error: errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${input.timeoutMs} ms`) };
+    }
+    const failed = errorOf('INVALID_REACTOR_CODE', 422, loaded.message);
+    this.entries.set(key, { failed });
     this.evict();
-    return loaded;
+    return { ok: false, error: failed };
   }
 
   /** Called after each run, so isolates evicted while busy are disposed once their calls finish. */

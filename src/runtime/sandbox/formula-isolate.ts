@@ -1,6 +1,6 @@
 import ivm from 'isolated-vm';
 import type { ErrorShape } from '../../errors.ts';
-import type { LogLine, RunInput } from '../types.ts';
+import type { LoadFailure, LogLine, RunInput } from '../types.ts';
 import { type BridgeSettings, createBridge, endInvocation, Invocation } from './host-bridge.ts';
 import { decodeSettled, errorOf, runtimeError, type Settled } from './outcome.ts';
 import { PRELUDE_SOURCE } from './prelude/index.ts';
@@ -12,7 +12,13 @@ export interface IsolateSettings extends BridgeSettings {
   syncCalls?: { enter(): void; leave(): void };
 }
 
-export type LoadResult = { ok: true; formula: FormulaIsolate } | { ok: false; message: string };
+/**
+ * `timedOut`: the module code did not finish within the time it was given, which is the code's fault only when that
+ * was the whole load budget rather than what was left of one call's time (formula-cache.ts).
+ */
+export type LoadResult =
+  | { ok: true; formula: FormulaIsolate }
+  | { ok: false; message: string; reason: LoadFailure; timedOut?: boolean };
 
 /** A call that runs longer than this on the worker thread moves the formula to the async path for good. */
 const SYNC_BUDGET_MS = 20;
@@ -26,7 +32,11 @@ let invocationSeq = 0;
 /** V8's message when the isolate's allocator refuses an ArrayBuffer (isolated-vm counts them against the limit). */
 const ARRAY_BUFFER_FAILED = /^Array buffer allocation failed/;
 
-export const SANDBOX_UNAVAILABLE = { ok: false, message: 'The reactor sandbox could not be initialised' } as const;
+export const SANDBOX_UNAVAILABLE = {
+  ok: false,
+  message: 'The reactor sandbox could not be initialised',
+  reason: 'unavailable',
+} as const;
 
 /**
  * V8 code cache for the prelude, made by this worker's first isolate from our own source (never tenant code) and
@@ -72,8 +82,6 @@ export class FormulaIsolate {
   private running = 0;
   private slowSyncCalls = 0;
   private defined = false;
-  /** Running code was stopped by a timeout or an unexplained failure: its isolate is abandoned, never disposed. */
-  private stopped = false;
   disposed = false;
   /**
    * A call failed for want of ArrayBuffer memory: V8 throws that inside the isolate as an ordinary RangeError, and
@@ -141,20 +149,24 @@ export class FormulaIsolate {
       this.settings.syncCalls?.leave();
       if (!answer.ok) {
         this.dispose();
-        return { ok: false, message: String(answer.message) };
+        return { ok: false, message: String(answer.message), reason: 'invalid' };
       }
       return { ok: true, formula: this };
     } catch (error) {
       this.settings.syncCalls?.leave();
       const disposedByLimit = this.isolate.isDisposed;
       const message = error instanceof Error ? error.message : '';
-      // Code that did not compile never ran: only code stopped by the timeout leaves the isolate unsafe to dispose.
       const timedOut = /timed out/i.test(message);
-      this.stopped = timedOut;
       this.dispose();
-      if (timedOut) return { ok: false, message: `Reactor code top-level did not finish within ${loadTimeoutMs} ms` };
-      if (disposedByLimit) return { ok: false, message: 'Reactor code exceeded the memory limit while loading' };
-      return { ok: false, message: `Reactor code does not compile: ${message.split('\n')[0]?.slice(0, 500)}` };
+      if (timedOut) {
+        const tooLong = `Reactor code top-level did not finish within ${loadTimeoutMs} ms`;
+        return { ok: false, message: tooLong, reason: 'invalid', timedOut: true };
+      }
+      if (disposedByLimit) {
+        return { ok: false, message: 'Reactor code exceeded the memory limit while loading', reason: 'invalid' };
+      }
+      const compileError = message.split('\n')[0]?.slice(0, 500);
+      return { ok: false, message: `Reactor code does not compile: ${compileError}`, reason: 'invalid' };
     }
   }
 
@@ -268,7 +280,6 @@ export class FormulaIsolate {
     else if (/timed out/i.test(message)) this.fail(id, this.timeoutError(timeoutMs));
     else this.fail(id, runtimeError('The reactor sandbox failed while running the formula'));
     // Whatever was interrupted may have left the isolate half-way through something; never reuse it.
-    this.stopped = true;
     this.dispose();
   }
 
@@ -276,7 +287,6 @@ export class FormulaIsolate {
     if (!this.pending.has(id)) return;
     if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
     else this.fail(id, this.timeoutError(timeoutMs));
-    this.stopped = true;
     this.dispose();
   }
 
@@ -289,10 +299,8 @@ export class FormulaIsolate {
     });
   }
 
-  // Calling isolate.dispose() on an isolate that was stopped by a timeout makes isolated-vm abort the whole process
-  // when the worker later exits (`terminate called after throwing ivm::RuntimeError`, reproduced here). So running
-  // code is always stopped by its own timeout, and such an isolate is then abandoned: every handle released, never
-  // disposed. An isolate whose calls all finished is disposed (releaseIsolate).
+  // Running code is only ever stopped by its own timeout (isolated-vm's), never by disposing the isolate under it:
+  // the isolate is disposed once every call into it has returned (releaseIsolate).
   private track<T>(task: Promise<T>): Promise<T> {
     this.running++;
     return task.finally(() => {
@@ -338,10 +346,10 @@ export class FormulaIsolate {
   }
 
   /**
-   * Releases every handle, then disposes the isolate unless running code was stopped in it (see track). Released
-   * handles alone never freed an isolate, even after forced GCs of the worker: recycling an isolate every 10,000
-   * calls (formula-cache.ts) leaked 3.5-5 MB each time, 7.6 MB of RSS per 20,000 `react` calls with no end
-   * (BENCHMARKS.md, seventeenth session).
+   * Releases every handle, then disposes the isolate. Released handles alone never freed an isolate, even after
+   * forced GCs of the worker: recycling an isolate every 10,000 calls (formula-cache.ts) leaked 3.5-5 MB each time,
+   * 7.6 MB of RSS per 20,000 `react` calls with no end, and each timeout about as much (BENCHMARKS.md, seventeenth
+   * and eighteenth sessions).
    */
   private releaseIsolate(): void {
     for (const handle of [this.start, this.deliverRef, this.context] as { release(): void }[]) {
@@ -351,7 +359,7 @@ export class FormulaIsolate {
         // Already released.
       }
     }
-    if (this.stopped || this.isolate.isDisposed) return;
+    if (this.isolate.isDisposed) return;
     try {
       this.isolate.dispose();
     } catch {
