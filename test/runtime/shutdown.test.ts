@@ -27,7 +27,7 @@ console.log('closed');
 
 // Every way a formula's running code can be stopped by its timeout (or its memory limit), twenty times over in new
 // isolates, then close. Isolates stopped this way were once only abandoned, because disposing one was thought to
-// abort the process at worker exit; abandoned, each kept about 3.5 MB (RSS grew by about 500 MB over these 140
+// abort the process at worker exit; abandoned, each kept about 3 MB (RSS grew by about 400 MB over these 140
 // calls). Now they are disposed: the RSS they leave behind is bounded, and closing still does not abort.
 const afterTimeouts = `
 const { createFormulaRuntime } = await import(${JSON.stringify(pool)});
@@ -79,7 +79,7 @@ describe('shutdown', () => {
 
   it('disposes isolates stopped by their timeouts, and closes without aborting the process after them', () => {
     const answer = JSON.parse(runChild('close-after-timeouts.mts', afterTimeouts)) as { grownMb: number };
-    // Disposed, they left 0-80 MB here (allocator slack); abandoned, 480-500 MB.
+    // After the first round: disposed, they left 3-10 MB here; abandoned, 401-411 MB.
     expect(answer.grownMb).toBeLessThan(200);
   }, 100_000);
 
