@@ -34,7 +34,11 @@ const NO_HOOKS: SweepHooks = { lookAtStuckThreads: () => false, holding: () => f
 export function withTimeLeft(task: SingleTask, waitedMs: number): SingleTask {
   if (task.kind !== 'run') return task;
   const { slot: _previous, ...rest } = task;
-  return { ...rest, input: { ...task.input, timeoutMs: Math.max(1, Math.floor(task.input.timeoutMs - waitedMs)) } };
+  const timeoutMs = Math.max(1, Math.floor(task.input.timeoutMs - waitedMs));
+  return {
+    ...rest,
+    input: { ...task.input, timeoutMs, fullTimeoutMs: task.input.fullTimeoutMs ?? task.input.timeoutMs },
+  };
 }
 
 /**

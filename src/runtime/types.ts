@@ -39,6 +39,11 @@ export interface RunInput {
   configuration: Record<string, unknown>;
   bt: { endpoint: string; apiKey: string } | null;
   timeoutMs: number;
+  /**
+   * The run's whole time limit, for what its errors say, when `timeoutMs` is only what is left of it after waiting
+   * in the pool (tracked-run.ts `withTimeLeft`): a client whose limit was 30 s is told 30 s, not the 1 ms left.
+   */
+  fullTimeoutMs?: number;
 }
 
 export type LogLine = { level: 'log' | 'warn' | 'error'; message: string };

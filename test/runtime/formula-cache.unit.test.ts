@@ -126,8 +126,14 @@ describe('FormulaCache freeing isolates', () => {
       const run = await looping.formula.run({ ...input('tenant-a', ''), timeoutMs: 50 });
       expect(run.settled).toMatchObject({ ok: false, error: { code: 'REACTOR_TIMEOUT' } });
       expect(looping.formula.disposed).toBe(true);
-      // Abandoned instead until the eighteenth session: about 3.5 MB of RSS per timeout, kept until the worker ended.
+      // Abandoned instead until the eighteenth session: about 3 MB of RSS per timeout, kept until the worker ended.
       expect(looping.formula.isolate.isDisposed).toBe(true);
+
+      // 50 ms left of a 30 s limit: stopped at 50 ms, and the error names the 30 s.
+      const late = cache.acquire(input('tenant-b', 'module.exports = async () => { for (;;) {} };'));
+      if (!late.ok) throw new Error(late.error.message);
+      const lateRun = await late.formula.run({ ...input('tenant-b', ''), timeoutMs: 50, fullTimeoutMs: 30_000 });
+      expect(lateRun.settled).toMatchObject({ ok: false, error: { message: 'Reactor timed out after 30000 ms' } });
     } finally {
       cache.disposeAll();
     }
@@ -139,7 +145,13 @@ describe('FormulaCache freeing isolates', () => {
       const slow =
         'const end = Date.now() + 60; while (Date.now() < end) {}\nmodule.exports = async () => ({ raw: 1 });';
       const short = cache.acquire({ ...input('tenant-a', slow), timeoutMs: 20 });
-      expect(short).toMatchObject({ ok: false, error: { code: 'REACTOR_TIMEOUT', status: 504 } });
+      expect(short).toMatchObject({
+        ok: false,
+        error: { code: 'REACTOR_TIMEOUT', status: 504, message: 'Reactor timed out after 20 ms' },
+      });
+      // 20 ms left of a 30 s limit (a run that waited in the pool): the error names the limit.
+      const late = cache.acquire({ ...input('tenant-a', slow), timeoutMs: 20, fullTimeoutMs: 30_000 });
+      expect(late).toMatchObject({ ok: false, error: { message: 'Reactor timed out after 30000 ms' } });
       expect(cache.size).toBe(0);
       expect(cache.acquire({ ...input('tenant-a', slow), timeoutMs: 5_000 }).ok).toBe(true);
 

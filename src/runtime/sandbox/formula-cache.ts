@@ -73,7 +73,8 @@ export class FormulaCache {
       return { ok: false, error: errorOf('SERVICE_UNAVAILABLE', 503, loaded.message) };
     }
     if (loaded.timedOut && budgetMs < LOAD_TIMEOUT_MS) {
-      return { ok: false, error: errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${input.timeoutMs} ms`) };
+      const limitMs = input.fullTimeoutMs ?? input.timeoutMs;
+      return { ok: false, error: errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${limitMs} ms`) };
     }
     const failed = errorOf('INVALID_REACTOR_CODE', 422, loaded.message);
     this.entries.set(key, { failed });

@@ -230,12 +230,13 @@ export class FormulaIsolate {
         await this.track(this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs }));
       }
     } catch (error) {
-      this.failAfterThrow(id, error, timeoutMs);
+      this.failAfterThrow(id, error, input.fullTimeoutMs ?? timeoutMs);
     }
     // Only a call still waiting on the host needs a wall-clock timer; the common synchronous one is done here.
     let timer: NodeJS.Timeout | null = null;
     if (this.pending.has(id)) {
-      timer = setTimeout(() => this.expire(id, timeoutMs), Math.max(0, invocation.remainingMs()));
+      const limitMs = input.fullTimeoutMs ?? timeoutMs;
+      timer = setTimeout(() => this.expire(id, limitMs), Math.max(0, invocation.remainingMs()));
       this.armWatchdog();
     }
     const settled = await done;
@@ -274,19 +275,20 @@ export class FormulaIsolate {
     return runtimeError(`Reactor exceeded the memory limit of ${this.settings.memoryLimitMb} MB`);
   }
 
-  private failAfterThrow(id: number, error: unknown, timeoutMs: number): void {
+  /** `limitMs`: the time limit to name in a timeout's message. */
+  private failAfterThrow(id: number, error: unknown, limitMs: number): void {
     const message = error instanceof Error ? error.message : '';
     if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
-    else if (/timed out/i.test(message)) this.fail(id, this.timeoutError(timeoutMs));
+    else if (/timed out/i.test(message)) this.fail(id, this.timeoutError(limitMs));
     else this.fail(id, runtimeError('The reactor sandbox failed while running the formula'));
     // Whatever was interrupted may have left the isolate half-way through something; never reuse it.
     this.dispose();
   }
 
-  private expire(id: number, timeoutMs: number): void {
+  private expire(id: number, limitMs: number): void {
     if (!this.pending.has(id)) return;
     if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
-    else this.fail(id, this.timeoutError(timeoutMs));
+    else this.fail(id, this.timeoutError(limitMs));
     this.dispose();
   }
 
