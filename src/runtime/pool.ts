@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { errorOf } from './sandbox/outcome.ts';
+import { errorOf, timeoutError } from './sandbox/outcome.ts';
 import { createStuckCells, StuckThreads } from './stuck-threads.ts';
 import { TaskSlots } from './task-slots.ts';
 import { TenantGate } from './tenant-gate.ts';
@@ -272,7 +272,7 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
         // Either the backstop fired (the worker was terminated) or the worker died under another task.
         const error =
           elapsedMs >= timeoutMs
-            ? errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${timeoutMs} ms`)
+            ? timeoutError(timeoutMs)
             : errorOf(
                 'REACTOR_INTERRUPTED',
                 500,

@@ -1,7 +1,7 @@
 import type { ErrorShape } from '../../errors.ts';
 import type { RunInput } from '../types.ts';
 import { FormulaIsolate, type IsolateSettings, type LoadResult, SANDBOX_UNAVAILABLE } from './formula-isolate.ts';
-import { errorOf } from './outcome.ts';
+import { errorOf, timeoutError } from './outcome.ts';
 
 /** Isolates are recycled after this many calls, bounding what a long-lived formula can accumulate. */
 const MAX_USES = 10_000;
@@ -73,8 +73,7 @@ export class FormulaCache {
       return { ok: false, error: errorOf('SERVICE_UNAVAILABLE', 503, loaded.message) };
     }
     if (loaded.timedOut && budgetMs < LOAD_TIMEOUT_MS) {
-      const limitMs = input.fullTimeoutMs ?? input.timeoutMs;
-      return { ok: false, error: errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${limitMs} ms`) };
+      return { ok: false, error: timeoutError(input.fullTimeoutMs ?? input.timeoutMs) };
     }
     const failed = errorOf('INVALID_REACTOR_CODE', 422, loaded.message);
     this.entries.set(key, { failed });

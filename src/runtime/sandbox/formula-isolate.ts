@@ -2,7 +2,7 @@ import ivm from 'isolated-vm';
 import type { ErrorShape } from '../../errors.ts';
 import type { LoadFailure, LogLine, RunInput } from '../types.ts';
 import { type BridgeSettings, createBridge, endInvocation, Invocation } from './host-bridge.ts';
-import { decodeSettled, errorOf, runtimeError, type Settled } from './outcome.ts';
+import { decodeSettled, errorOf, runtimeError, type Settled, timeoutError } from './outcome.ts';
 import { PRELUDE_SOURCE } from './prelude/index.ts';
 
 export interface IsolateSettings extends BridgeSettings {
@@ -196,6 +196,7 @@ export class FormulaIsolate {
     this.uses++;
     const id = ++invocationSeq;
     const timeoutMs = input.timeoutMs;
+    const limitMs = input.fullTimeoutMs ?? timeoutMs;
     const invocation = new Invocation(id, input.bt, performance.now() + timeoutMs, timeoutMs);
     let requestJson: string;
     try {
@@ -230,12 +231,11 @@ export class FormulaIsolate {
         await this.track(this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs }));
       }
     } catch (error) {
-      this.failAfterThrow(id, error, input.fullTimeoutMs ?? timeoutMs);
+      this.failAfterThrow(id, error, limitMs);
     }
     // Only a call still waiting on the host needs a wall-clock timer; the common synchronous one is done here.
     let timer: NodeJS.Timeout | null = null;
     if (this.pending.has(id)) {
-      const limitMs = input.fullTimeoutMs ?? timeoutMs;
       timer = setTimeout(() => this.expire(id, limitMs), Math.max(0, invocation.remainingMs()));
       this.armWatchdog();
     }
@@ -267,10 +267,6 @@ export class FormulaIsolate {
     resolve({ ok: false, error });
   }
 
-  private timeoutError(timeoutMs: number): ErrorShape {
-    return errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${timeoutMs} ms`);
-  }
-
   private memoryError(): ErrorShape {
     return runtimeError(`Reactor exceeded the memory limit of ${this.settings.memoryLimitMb} MB`);
   }
@@ -279,7 +275,7 @@ export class FormulaIsolate {
   private failAfterThrow(id: number, error: unknown, limitMs: number): void {
     const message = error instanceof Error ? error.message : '';
     if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
-    else if (/timed out/i.test(message)) this.fail(id, this.timeoutError(limitMs));
+    else if (/timed out/i.test(message)) this.fail(id, timeoutError(limitMs));
     else this.fail(id, runtimeError('The reactor sandbox failed while running the formula'));
     // Whatever was interrupted may have left the isolate half-way through something; never reuse it.
     this.dispose();
@@ -288,7 +284,7 @@ export class FormulaIsolate {
   private expire(id: number, limitMs: number): void {
     if (!this.pending.has(id)) return;
     if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
-    else this.fail(id, this.timeoutError(limitMs));
+    else this.fail(id, timeoutError(limitMs));
     this.dispose();
   }
 

@@ -25,6 +25,11 @@ export function errorOf(code: ErrorCode, status: number, message: string): Error
   return { code, status, message, detail: null, errors: null };
 }
 
+/** A run stopped at its time limit; `limitMs` is the caller's whole limit (RunInput.fullTimeoutMs), not what was left. */
+export function timeoutError(limitMs: number): ErrorShape {
+  return errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${limitMs} ms`);
+}
+
 function text(value: unknown, max: number): string | null {
   return typeof value === 'string' ? value.slice(0, max) : null;
 }
