@@ -53,6 +53,11 @@ const SWEEP_MS = 100;
 /**
  * The backstops of every run in flight, looked at by one interval timer instead of a setTimeout and clearTimeout
  * per run (1.5% of `react`'s main thread under load). The timer stops at the first sweep that finds nothing.
+ *
+ * The timer is what keeps the process alive while runs are in flight or held in the tenant gate: piscina unrefs a
+ * worker once its task has returned, which a formula's task does at once when the formula awaits (worker.ts answers
+ * later, on the answer channel), and a held run has no worker at all. Unref'd, a script awaiting such a run exited
+ * with code 13 (an unsettled top-level await).
  */
 export class Backstops {
   private readonly runs = new Set<TrackedRun<unknown>>();
@@ -69,7 +74,6 @@ export class Backstops {
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => this.sweep(), SWEEP_MS);
-    this.timer.unref();
   }
 
   delete(run: TrackedRun<unknown>): void {

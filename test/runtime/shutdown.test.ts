@@ -57,6 +57,24 @@ await rt.close();
 console.log(JSON.stringify({ closed: true, grownMb }));
 `;
 
+// Nothing but the runs keeps this process alive: a formula awaiting its own timer (piscina has unref'd the worker
+// once the task returned; the answer comes later on the answer channel), and a run held in the tenant gate behind
+// its tenant's stuck loop (no worker at all). Both once ended the script with exit code 13 before they answered.
+const awaitedRuns = `
+const { createFormulaRuntime } = await import(${JSON.stringify(pool)});
+const rt = createFormulaRuntime({ threads: 1, memoryLimitMb: 64 });
+const base = { tenantId: 't', configuration: {}, bt: null, args: {} };
+const slow = 'module.exports = async () => { await new Promise((r) => setTimeout(r, 300)); return { raw: "slow" } }';
+const slowAnswer = await rt.run({ ...base, formulaId: 'slow', code: slow, codeHash: 's', timeoutMs: 5000 });
+const loop = rt.run({ ...base, formulaId: 'loop', code: 'module.exports = async () => { for (;;) {} }', codeHash: 'l', timeoutMs: 1000 });
+await new Promise((r) => setTimeout(r, 300));
+const quick = 'module.exports = async () => ({ raw: "held" })';
+const heldAnswer = await rt.run({ ...base, formulaId: 'quick', code: quick, codeHash: 'q', timeoutMs: 5000 });
+const loopAnswer = await loop;
+console.log(JSON.stringify([slowAnswer.raw, heldAnswer.raw, loopAnswer.ok || loopAnswer.error.code]));
+await rt.close();
+`;
+
 function runChild(name: string, source: string) {
   const dir = mkdtempSync(join(tmpdir(), 'rg-shutdown-'));
   const file = join(dir, name);
@@ -81,6 +99,10 @@ describe('shutdown', () => {
     const answer = JSON.parse(runChild('close-after-timeouts.mts', afterTimeouts)) as { grownMb: number };
     // After the first round: disposed, they left 3-10 MB here; abandoned, 401-411 MB.
     expect(answer.grownMb).toBeLessThan(200);
+  }, 100_000);
+
+  it('keeps a process that awaits runs alive until they answer, in flight or held in the tenant gate', () => {
+    expect(JSON.parse(runChild('awaited-runs.mts', awaitedRuns))).toEqual(['slow', 'held', 'REACTOR_TIMEOUT']);
   }, 100_000);
 
   it('closing a runtime leaves no gc global in the isolates of another one', async () => {
