@@ -141,6 +141,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       log,
       options: {
         concurrency: config.jobs.concurrency,
+        reservedSlots: config.jobs.reservedSlots,
         leaseGraceMs: config.jobs.leaseMs,
         resultRetentionMs: config.jobs.resultRetentionMs,
         pollIntervalMs: 1_000,

@@ -62,6 +62,8 @@ const environmentSchema = z.object({
   JOB_LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
   // 0: this instance serves the API but runs no async jobs (other instances on the same database do).
   JOB_CONCURRENCY: z.coerce.number().int().min(0).default(8),
+  // Of an instance's free async slots, how many (the last) go only to tenants with no run on it (runner.ts).
+  JOB_RESERVED_SLOTS: z.coerce.number().int().min(0).default(1),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(30_000),
   EXPOSE_FORMULA_LOGS: z
     .enum(['true', 'false', '1', '0'])
@@ -120,6 +122,7 @@ export function loadConfig(env: Environment = process.env) {
     jobs: {
       leaseMs: e.JOB_LEASE_MS,
       concurrency: e.JOB_CONCURRENCY,
+      reservedSlots: e.JOB_RESERVED_SLOTS,
       resultRetentionMs: e.RESULT_RETENTION_MS,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,

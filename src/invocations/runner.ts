@@ -13,6 +13,12 @@ import type { WebhookSender } from './webhooks.ts';
 
 export interface RunnerOptions {
   concurrency: number;
+  /**
+   * How many of the free slots, the last ones, go only to tenants with no run on this runner. Without them one
+   * tenant's backlog of long runs takes every slot, and a request of another tenant waits, first in line, for one of
+   * those runs to end (up to 210 s). The price: a tenant alone keeps `concurrency - reservedSlots` slots busy.
+   */
+  reservedSlots: number;
   /** Grace beyond a request's own timeout before a RUNNING request counts as interrupted. */
   leaseGraceMs: number;
   resultRetentionMs: number;
@@ -39,7 +45,8 @@ export function createJobRunner(deps: {
 }) {
   const { db, events, log, options } = deps;
   const runnerId = `${process.pid}-${randomUUID()}`;
-  const inFlight = new Set<Promise<void>>();
+  /** Each run in flight, with its tenant. */
+  const inFlight = new Map<Promise<void>, string>();
   let stopped = true;
   let claiming: Promise<void> | null = null;
   let claimAgain = false;
@@ -62,22 +69,36 @@ export function createJobRunner(deps: {
       claimAgain = false;
       const free = options.concurrency - inFlight.size;
       if (free <= 0 || stopped) return;
-      let rows: ReactorRequestRow[];
+      const open = Math.max(0, free - options.reservedSlots);
+      // Whether every slot asked for was filled: then the queue may hold more, and runs may have ended meanwhile.
+      let filled: boolean;
       try {
-        rows = await store.claimPending(db, runnerId, free, options.leaseGraceMs);
+        const rows = open > 0 ? await store.claimPending(db, runnerId, open, options.leaseGraceMs) : [];
+        startAll(rows);
+        filled = rows.length === open;
+        // The reserved slots one at a time, so that each goes to another tenant.
+        for (let reserved = free - open; filled && reserved > 0 && !stopped; reserved--) {
+          const tenantsHere = [...new Set(inFlight.values())];
+          const row = await store.claimPending(db, runnerId, 1, options.leaseGraceMs, tenantsHere);
+          startAll(row);
+          filled = row.length === 1;
+        }
       } catch (error) {
         log.error({ err: error }, 'claiming async reactor requests failed');
         return;
       }
-      for (const row of rows) {
-        const job = execute(row).finally(() => {
-          inFlight.delete(job);
-          wake();
-        });
-        inFlight.add(job);
-      }
-      if (rows.length === free) claimAgain = true;
+      if (filled) claimAgain = true;
     } while (claimAgain && !stopped);
+  }
+
+  function startAll(rows: ReactorRequestRow[]): void {
+    for (const row of rows) {
+      const job = execute(row).finally(() => {
+        inFlight.delete(job);
+        wake();
+      });
+      inFlight.set(job, row.tenant_id);
+    }
   }
 
   async function execute(row: ReactorRequestRow): Promise<void> {
@@ -165,7 +186,7 @@ export function createJobRunner(deps: {
       unsubscribe?.();
       for (const timer of timers.splice(0)) clearInterval(timer);
       await claiming;
-      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled([...inFlight.keys()]);
     },
   };
 }

@@ -70,16 +70,12 @@ export async function claimPending(
   runnerId: string,
   limit: number,
   graceMs: number,
+  /** Tenants whose requests this claim leaves for later (the runner's reserved slot, runner.ts). */
+  exceptTenants: readonly string[] = [],
 ): Promise<ReactorRequestRow[]> {
-  const claimable = db
-    .selectFrom('reactor_requests')
-    .select('id')
-    .where('status', '=', 'PENDING')
-    .orderBy('queue_turn')
-    .orderBy('created_at')
-    .limit(limit)
-    .forUpdate()
-    .skipLocked();
+  let claimable = db.selectFrom('reactor_requests').select('id').where('status', '=', 'PENDING');
+  if (exceptTenants.length > 0) claimable = claimable.where('tenant_id', 'not in', exceptTenants);
+  claimable = claimable.orderBy('queue_turn').orderBy('created_at').limit(limit).forUpdate().skipLocked();
   return db
     .updateTable('reactor_requests')
     .set({
