@@ -19,19 +19,27 @@ describe('pool backstop without AbortSignal', () => {
 
   it('a call queued while every thread, spares included, is busy times out without terminating them', async () => {
     const slow = (n: number) =>
-      `module.exports = async () => { const end = Date.now() + 4000; while (Date.now() < end) {} return { raw: "slow done" } } // ${n}`;
+      `module.exports = async () => { const start = Date.now(); while (Date.now() < start + 4000) {} return { raw: start } } // ${n}`;
     const quick = 'module.exports = async () => ({ raw: "quick" })';
-    // One thread and one spare (stuck-threads.ts): the second slow call starts the spare and takes it.
-    const slowCalls = [1, 2].map((n) => invoke(single, slow(n), { timeoutMs: 6_000 }));
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const started = performance.now();
-    const queued = await invoke(single, quick, { timeoutMs: 1 });
-    expect(errorOf(queued).code).toBe('REACTOR_TIMEOUT');
-    // Answered by the backstop (1 ms + 1 s grace), not after the slow calls.
-    expect(performance.now() - started).toBeLessThan(2_000);
-    expect((await Promise.all(slowCalls)).map(rawOf)).toEqual(['slow done', 'slow done']);
+    for (let attempt = 1; ; attempt++) {
+      // One thread and one spare (stuck-threads.ts): the second slow call starts the spare and takes it.
+      const slowCalls = [1, 2].map((n) => invoke(single, slow(n), { timeoutMs: 6_000 }));
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const sentAt = Date.now();
+      const started = performance.now();
+      const queued = await invoke(single, quick, { timeoutMs: 1 });
+      const waitedMs = performance.now() - started;
+      const slowStarts = (await Promise.all(slowCalls)).map(rawOf) as number[];
+      // On a loaded machine the spare may not have started by then, and the quick call took it: not the case meant.
+      if (slowStarts.some((start) => start >= sentAt) && attempt < 3) continue;
+      expect(slowStarts.every((start) => start < sentAt)).toBe(true);
+      expect(errorOf(queued).code).toBe('REACTOR_TIMEOUT');
+      // Answered by the backstop (1 ms + 1 s grace), not after the slow calls.
+      expect(waitedMs).toBeLessThan(2_000);
+      break;
+    }
     expect(rawOf(await invoke(single, quick))).toBe('quick');
-  }, 15_000);
+  }, 40_000);
 
   it('slots: a cancelled task is never started, a started one cannot be cancelled', () => {
     const slots = new TaskSlots(4);

@@ -17,7 +17,7 @@ const code = 'module.exports = async () => ({ raw: 1 })';
 let sent = 0;
 await Promise.all(Array.from({ length: 64 }, async () => {
   while (sent++ < 25000) {
-    const o = await rt.run({ tenantId: 't', formulaId: 'f', code, codeHash: 'h', args: {}, configuration: {}, bt: null, timeoutMs: 1000 });
+    const o = await rt.run({ tenantId: 't', formulaId: 'f', code, codeHash: 'h', args: {}, configuration: {}, bt: null, timeoutMs: 10000 });
     if (!o.ok) throw new Error(o.error.message);
   }
 }));

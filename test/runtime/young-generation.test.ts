@@ -33,7 +33,10 @@ function youngGenerations(reset: boolean): { mainNewSpace: number; isolateHeap: 
 
 describe('the main thread young generation (src/young-generation.ts)', () => {
   it('keeps the size the command line gives the main thread, and gives formula isolates their own limits back', () => {
-    const withReset = youngGenerations(true);
+    // V8 grows the new space by heuristics that also look at allocation throughput over time; on a loaded machine
+    // one run in about fifty stayed at 32 MB, so up to three runs. None goes past 32 MB if the flag was reset.
+    let withReset = youngGenerations(true);
+    for (let run = 2; run <= 3 && withReset.mainNewSpace <= 32 * MB; run++) withReset = youngGenerations(true);
     // Node's default new space is 32 MB (two 16 MB semi-spaces); the command line asked for two of 32.
     expect(withReset.mainNewSpace).toBeGreaterThan(32 * MB);
     // isolated-vm sizes a 128 MB isolate's young generation at 2 MB: its whole heap stays small.
