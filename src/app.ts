@@ -10,6 +10,7 @@ import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
 import { createEventHub } from './invocations/events.ts';
 import type { PipelineDeps } from './invocations/pipeline.ts';
 import { createReactorCache } from './invocations/reactor-cache.ts';
+import { createResultLogs } from './invocations/result-logs.ts';
 import { createJobRunner, type JobRunner } from './invocations/runner.ts';
 import { createInvocationService } from './invocations/service.ts';
 import { createWebhookSender } from './invocations/webhooks.ts';
@@ -68,6 +69,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     let onReactorChange: (change: { reactor?: string; formula?: string }) => void = () => {};
     const tokenCache = await createTokenCache(database.notifier, log, { max: config.tokens.cacheSize });
     closers.push(() => tokenCache.close());
+    const vault = createVault(masterKey);
+    const resultLogs = createResultLogs(vault, config.exposeFormulaLogs);
     const core = {
       config,
       runtime,
@@ -80,7 +83,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       }),
       tokens: createTokenService({
         db: database.db,
-        vault: createVault(masterKey),
+        vault,
         maxTokensPerRequest: config.limits.maxTokensPerRequest,
         cache: tokenCache,
       }),
@@ -124,6 +127,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         pipeline,
         events,
         webhookSecret: webhookSecretFor,
+        resultLogs,
       }),
     };
     const webhooks = createWebhookSender({
@@ -138,6 +142,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       pipeline,
       events,
       webhooks,
+      resultLogs,
       log,
       options: {
         concurrency: config.jobs.concurrency,

@@ -4,10 +4,12 @@ import type { AuthService } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
 import { DomainError, NotFoundError, ReactorInterruptedError, UnauthenticatedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { LogLine } from '../runtime/types.ts';
 import type { EventHub } from './events.ts';
 import { type PipelineDeps, runReactor } from './pipeline.ts';
 import type { ReactorLookup } from './service.ts';
 import * as store from './store.ts';
+import type { ResultLogs } from './result-logs.ts';
 import type { ReactorRequestRow } from './tables.ts';
 import type { WebhookSender } from './webhooks.ts';
 
@@ -40,6 +42,7 @@ export function createJobRunner(deps: {
   pipeline: PipelineDeps;
   events: EventHub;
   webhooks: WebhookSender;
+  resultLogs: ResultLogs;
   log: Logger;
   options: RunnerOptions;
 }) {
@@ -106,6 +109,7 @@ export function createJobRunner(deps: {
     const started = performance.now();
     let outcome: { raw: unknown; tokens: unknown } | { error: ReturnType<DomainError['toShape']> };
     let loaded: Awaited<ReturnType<ReactorLookup['loadReactorForInvocation']>> = null;
+    let logs: readonly LogLine[] | null = null;
     try {
       const principal = await deps.auth.principalFor(row.application_id);
       if (!principal) throw new UnauthenticatedError('The application that queued this request no longer exists.');
@@ -116,6 +120,7 @@ export function createJobRunner(deps: {
         transactionId: null,
       });
       outcome = { raw: output.raw, tokens: output.tokens };
+      logs = output.logs;
     } catch (error) {
       if (!(error instanceof DomainError)) log.error({ err: error, requestId: row.id }, 'async reactor run failed');
       const domain =
@@ -123,8 +128,10 @@ export function createJobRunner(deps: {
           ? error
           : new ReactorInterruptedError('The run failed unexpectedly and was not retried.');
       outcome = { error: domain.toShape() };
+      logs = domain.formulaLogs;
     }
-    const finished = await store.finishRequest(db, row.id, runnerId, outcome).catch((error: unknown) => {
+    const sealedLogs = deps.resultLogs.seal(row.tenant_id, row.id, logs);
+    const finished = await store.finishRequest(db, row.id, runnerId, outcome, sealedLogs).catch((error: unknown) => {
       log.error({ err: error, requestId: row.id }, 'storing an async reactor result failed');
       return undefined;
     });

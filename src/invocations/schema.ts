@@ -186,6 +186,14 @@ const AsyncReactorResultRef = builder.objectRef<ReactorRequestRow>('AsyncReactor
       description: 'The failure, once FAILED.',
       resolve: (row) => row.error,
     }),
+    logs: t.field({
+      type: [FormulaLogLineRef],
+      nullable: true,
+      description:
+        'Console output of the formula run, once COMPLETED or FAILED, only when the gateway runs in development mode ' +
+        '(EXPOSE_FORMULA_LOGS); stored sealed with the tenant key, and not at all in production.',
+      resolve: (row, _args, context) => context.services.invocations.logsOf(row),
+    }),
     createdAt: t.expose('created_at', { type: 'DateTime', description: 'When it was queued.' }),
     startedAt: t.expose('started_at', { type: 'DateTime', nullable: true, description: 'When a runner started it.' }),
     completedAt: t.expose('completed_at', { type: 'DateTime', nullable: true, description: 'When it finished.' }),

@@ -3,9 +3,11 @@ import type { Principal } from '../auth/service.ts';
 import type { Config } from '../config.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
+import type { LogLine } from '../runtime/types.ts';
 import { BadRequestError, DomainError, NotFoundError } from '../errors.ts';
 import type { EventHub, ReactorEvent } from './events.ts';
 import { checkArgsSize, type LoadedReactor, type PipelineDeps, type ReactorOutput, runReactor } from './pipeline.ts';
+import type { ResultLogs } from './result-logs.ts';
 import * as store from './store.ts';
 import type { ReactorRequestRow } from './tables.ts';
 
@@ -31,6 +33,7 @@ export function createInvocationService(deps: {
   events: EventHub;
   /** The key that signs this tenant's `callbackUrl` webhooks (BT-SIGNATURE). */
   webhookSecret(tenantId: string): Buffer;
+  resultLogs: ResultLogs;
 }) {
   const { db, config, events } = deps;
 
@@ -181,6 +184,11 @@ export function createInvocationService(deps: {
           return this;
         },
       };
+    },
+
+    /** The console output kept with an async result (result-logs.ts); null unless formula logs are exposed. */
+    logsOf(row: ReactorRequestRow): LogLine[] | null {
+      return deps.resultLogs.open(row);
     },
 
     /** Hex secret a receiver checks `BT-SIGNATURE` with: HMAC-SHA256 of `<BT-TIMESTAMP>.<body>`. */

@@ -95,6 +95,8 @@ export async function finishRequest(
   requestId: string,
   runnerId: string,
   outcome: { raw: unknown; tokens: unknown } | { error: ErrorShape },
+  /** The run's sealed console output (result-logs.ts), or null. */
+  logs: Uint8Array | null = null,
 ): Promise<ReactorRequestRow | undefined> {
   const values =
     'error' in outcome
@@ -106,7 +108,7 @@ export async function finishRequest(
         };
   return db
     .updateTable('reactor_requests')
-    .set({ ...values, completed_at: sql`now()`, lease_until: null })
+    .set({ ...values, logs, completed_at: sql`now()`, lease_until: null })
     .where('id', '=', requestId)
     .where('runner_id', '=', runnerId)
     .where('status', '=', 'RUNNING')

@@ -24,6 +24,8 @@ export interface ReactorRequestsTable {
   runner_id: string | null;
   /** The turn this request was queued for: runners claim the lowest first (store.ts, migration 0008). */
   queue_turn: Generated<number>;
+  /** The run's console output, sealed; only while formula logs are exposed (result-logs.ts, migration 0009). */
+  logs: ColumnType<Uint8Array | null, Uint8Array | null | undefined, Uint8Array | null>;
 }
 
 export interface InvocationTables {
