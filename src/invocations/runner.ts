@@ -2,14 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuthService } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
-import { DomainError, NotFoundError, ReactorInterruptedError, UnauthenticatedError } from '../errors.ts';
+import {
+  DomainError,
+  NotFoundError,
+  ReactorInterruptedError,
+  ServiceUnavailableError,
+  UnauthenticatedError,
+} from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { LogLine } from '../runtime/types.ts';
 import type { EventHub } from './events.ts';
 import { type PipelineDeps, runReactor } from './pipeline.ts';
+import type { ResultLogs } from './result-logs.ts';
 import type { ReactorLookup } from './service.ts';
 import * as store from './store.ts';
-import type { ResultLogs } from './result-logs.ts';
 import type { ReactorRequestRow } from './tables.ts';
 import type { WebhookSender } from './webhooks.ts';
 
@@ -150,26 +156,42 @@ export function createJobRunner(deps: {
     if (finished.callback_url) deps.webhooks.deliver(finished);
   }
 
+  /**
+   * Fails what no run will finish: requests whose runner died (their lease has passed) and requests no runner has
+   * started within the result retention period. Neither is ever run again; both tell subscribers and callbacks.
+   */
   async function sweep(): Promise<void> {
     try {
-      const interrupted = await store.failExpiredLeases(db, new ReactorInterruptedError().toShape());
-      for (const row of interrupted) {
+      for (const row of await store.failExpiredLeases(db, new ReactorInterruptedError().toShape())) {
         log.warn({ requestId: row.id }, 'async reactor request interrupted (its runner died); not retried');
-        events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'FAILED' });
-        events.publishEvent({
-          type: 'reactor.failed',
-          tenantId: row.tenant_id,
-          reactor: { id: row.reactor_id, name: '' },
-          request: { id: row.id, invocationType: 'ASYNC' },
-          elapsedMs: null,
-          error: row.error ?? null,
-          occurredAt: new Date().toISOString(),
-        });
+        failedBySweep(row);
       }
-      await store.purgeFinishedBefore(db, new Date(Date.now() - options.resultRetentionMs));
+      const retentionStart = new Date(Date.now() - options.resultRetentionMs);
+      const neverStarted = new ServiceUnavailableError(
+        `No job runner started this request within ${duration(options.resultRetentionMs)} of its queueing; it was not run.`,
+      );
+      for (const row of await store.failNeverStarted(db, retentionStart, neverStarted.toShape())) {
+        log.warn({ requestId: row.id }, 'async reactor request never started (no runner took it); not run');
+        failedBySweep(row);
+      }
+      await store.purgeFinishedBefore(db, retentionStart);
     } catch (error) {
       log.error({ err: error }, 'sweeping async reactor requests failed');
     }
+  }
+
+  function failedBySweep(row: ReactorRequestRow): void {
+    events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'FAILED' });
+    events.publishEvent({
+      type: 'reactor.failed',
+      tenantId: row.tenant_id,
+      reactor: { id: row.reactor_id, name: '' },
+      request: { id: row.id, invocationType: 'ASYNC' },
+      elapsedMs: null,
+      error: row.error ?? null,
+      occurredAt: new Date().toISOString(),
+    });
+    if (row.callback_url) deps.webhooks.deliver(row);
   }
 
   return {
@@ -199,3 +221,10 @@ export function createJobRunner(deps: {
 }
 
 export type JobRunner = ReturnType<typeof createJobRunner>;
+
+/** 86400000 -> "24 h", 90000 -> "90 s". */
+function duration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${Math.round(ms / 1000)} s`;
+}

@@ -127,6 +127,24 @@ export async function failExpiredLeases(db: Executor, error: ErrorShape): Promis
     .execute();
 }
 
+/**
+ * Requests no runner started before `queuedBefore` (no instance runs jobs, or none has for that long): failed with
+ * `error`, never run. A reactor may charge a card; a run a day after the request is not what its caller asked for.
+ */
+export async function failNeverStarted(
+  db: Executor,
+  queuedBefore: Date,
+  error: ErrorShape,
+): Promise<ReactorRequestRow[]> {
+  return db
+    .updateTable('reactor_requests')
+    .set({ status: 'FAILED', error: JSON.stringify(error), completed_at: sql`now()` })
+    .where('status', '=', 'PENDING')
+    .where('created_at', '<', queuedBefore)
+    .returningAll()
+    .execute();
+}
+
 export async function purgeFinishedBefore(db: Executor, before: Date): Promise<number> {
   const result = await db
     .deleteFrom('reactor_requests')

@@ -58,9 +58,9 @@ describe('the reserved async slot', () => {
 
     // Another tenant's request takes it at once, and is done while the backlog's first runs are still going.
     const quick = await queue(other, otherReactor);
-    const [done] = await until('the other tenant’s request done', async () => {
-      const rows = await requests([quick]);
-      return rows[0]?.status === 'COMPLETED' ? rows : undefined;
+    const done = await until('the other tenant’s request done', async () => {
+      const [row] = await requests([quick]);
+      return row?.status === 'COMPLETED' ? row : undefined;
     });
     const busyRows = await until('the backlog done', async () => {
       const rows = await requests(backlog);
@@ -68,6 +68,6 @@ describe('the reserved async slot', () => {
     });
     const firstBusyDone = Math.min(...busyRows.map((row) => (row.completed_at as Date).getTime()));
     // Without the reserve it waited for one of the two-second runs to end.
-    expect((done?.completed_at as Date).getTime()).toBeLessThan(firstBusyDone);
+    expect((done.completed_at as Date).getTime()).toBeLessThan(firstBusyDone);
   }, 30_000);
 });
