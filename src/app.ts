@@ -147,6 +147,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       options: {
         concurrency: config.jobs.concurrency,
         reservedSlots: config.jobs.reservedSlots,
+        maxQueueMs: config.jobs.maxQueueMs,
         leaseGraceMs: config.jobs.leaseMs,
         resultRetentionMs: config.jobs.resultRetentionMs,
         pollIntervalMs: 1_000,

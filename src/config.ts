@@ -64,6 +64,12 @@ const environmentSchema = z.object({
   JOB_CONCURRENCY: z.coerce.number().int().min(0).default(8),
   // Of an instance's free async slots, how many (the last) go only to tenants with no run on it (runner.ts).
   JOB_RESERVED_SLOTS: z.coerce.number().int().min(0).default(1),
+  // How long a queued async request may wait for a runner; then it is failed, never run (runner.ts).
+  JOB_MAX_QUEUE_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(24 * 60 * 60 * 1000),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(30_000),
   EXPOSE_FORMULA_LOGS: z
     .enum(['true', 'false', '1', '0'])
@@ -123,6 +129,7 @@ export function loadConfig(env: Environment = process.env) {
       leaseMs: e.JOB_LEASE_MS,
       concurrency: e.JOB_CONCURRENCY,
       reservedSlots: e.JOB_RESERVED_SLOTS,
+      maxQueueMs: e.JOB_MAX_QUEUE_MS,
       resultRetentionMs: e.RESULT_RETENTION_MS,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,

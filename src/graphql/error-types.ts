@@ -28,7 +28,7 @@ const codeDescriptions: Record<(typeof ERROR_CODES)[number], string> = {
   RATE_LIMITED: '429: a rate limit was hit (here or in an API the formula called).',
   REACTOR_RUNTIME_ERROR: '500 (or the status the formula chose): formula code failed.',
   SERVICE_UNAVAILABLE:
-    '503: a service is unavailable: formula code reported so, the gateway could not run or check the code now, or no job runner started an async request within the result retention period (try again).',
+    '503: a service is unavailable: formula code reported so, the gateway could not run or check the code now, or no job runner started an async request within JOB_MAX_QUEUE_MS (try again).',
   REACTOR_TIMEOUT: '504: formula code ran past its time limit and was stopped.',
   REACTOR_INTERRUPTED:
     '500: a run was interrupted (its worker thread or, for async runs, its runner died) and, being at-most-once, not retried.',

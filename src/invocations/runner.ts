@@ -27,6 +27,8 @@ export interface RunnerOptions {
    * those runs to end (up to 210 s). The price: a tenant alone keeps `concurrency - reservedSlots` slots busy.
    */
   reservedSlots: number;
+  /** How long a request may wait for a runner; after that the sweeper fails it, unrun. */
+  maxQueueMs: number;
   /** Grace beyond a request's own timeout before a RUNNING request counts as interrupted. */
   leaseGraceMs: number;
   resultRetentionMs: number;
@@ -158,7 +160,7 @@ export function createJobRunner(deps: {
 
   /**
    * Fails what no run will finish: requests whose runner died (their lease has passed) and requests no runner has
-   * started within the result retention period. Neither is ever run again; both tell subscribers and callbacks.
+   * started within `maxQueueMs`. Neither is ever run again; both tell subscribers and callbacks.
    */
   async function sweep(): Promise<void> {
     try {
@@ -166,15 +168,15 @@ export function createJobRunner(deps: {
         log.warn({ requestId: row.id }, 'async reactor request interrupted (its runner died); not retried');
         failedBySweep(row);
       }
-      const retentionStart = new Date(Date.now() - options.resultRetentionMs);
       const neverStarted = new ServiceUnavailableError(
-        `No job runner started this request within ${duration(options.resultRetentionMs)} of its queueing; it was not run.`,
+        `No job runner started this request within ${duration(options.maxQueueMs)} of its queueing; it was not run.`,
       );
-      for (const row of await store.failNeverStarted(db, retentionStart, neverStarted.toShape())) {
+      const queuedBefore = new Date(Date.now() - options.maxQueueMs);
+      for (const row of await store.failNeverStarted(db, queuedBefore, neverStarted.toShape())) {
         log.warn({ requestId: row.id }, 'async reactor request never started (no runner took it); not run');
         failedBySweep(row);
       }
-      await store.purgeFinishedBefore(db, retentionStart);
+      await store.purgeFinishedBefore(db, new Date(Date.now() - options.resultRetentionMs));
     } catch (error) {
       log.error({ err: error }, 'sweeping async reactor requests failed');
     }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
-// Results are kept one second, so a request queued more than a second ago and never started counts as stale.
+// A request may wait one second for a runner: one queued more than a second ago and never started is failed.
 let gateway: TestGateway;
 let tenant: TestTenant;
 let reactorId: string;
@@ -12,7 +12,7 @@ let callbackUrl: string;
 const deliveries: { id: string; status: string; error: { code: string } | null }[] = [];
 
 beforeAll(async () => {
-  gateway = await startTestGateway({ env: { RESULT_RETENTION_MS: '1000', EGRESS_ALLOW: '127.0.0.1/32' } });
+  gateway = await startTestGateway({ env: { JOB_MAX_QUEUE_MS: '1000', EGRESS_ALLOW: '127.0.0.1/32' } });
   tenant = await gateway.createTenant();
   reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({ raw: 1 });');
   receiver = http.createServer((req, res) => {
@@ -55,7 +55,7 @@ async function deliveryFor(requestId: string) {
 }
 
 describe('the async sweeper', () => {
-  it('fails a request no runner started within the retention period, tells its callback, and runs the rest', async () => {
+  it('fails a request no runner started within JOB_MAX_QUEUE_MS, tells its callback, and runs the rest', async () => {
     await gateway.app.runner.stop();
     const stale = await queue();
     await new Promise((resolve) => setTimeout(resolve, 1_100));
