@@ -166,7 +166,7 @@ export function createJobRunner(deps: {
     try {
       for (const row of await store.failExpiredLeases(db, new ReactorInterruptedError().toShape())) {
         log.warn({ requestId: row.id }, 'async reactor request interrupted (its runner died); not retried');
-        failedBySweep(row);
+        await failedBySweep(row);
       }
       const neverStarted = new ServiceUnavailableError(
         `No job runner started this request within ${duration(options.maxQueueMs)} of its queueing; it was not run.`,
@@ -174,7 +174,7 @@ export function createJobRunner(deps: {
       const queuedBefore = new Date(Date.now() - options.maxQueueMs);
       for (const row of await store.failNeverStarted(db, queuedBefore, neverStarted.toShape())) {
         log.warn({ requestId: row.id }, 'async reactor request never started (no runner took it); not run');
-        failedBySweep(row);
+        await failedBySweep(row);
       }
       await store.purgeFinishedBefore(db, new Date(Date.now() - options.resultRetentionMs));
     } catch (error) {
@@ -182,12 +182,14 @@ export function createJobRunner(deps: {
     }
   }
 
-  function failedBySweep(row: ReactorRequestRow): void {
+  async function failedBySweep(row: ReactorRequestRow): Promise<void> {
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'FAILED' });
+    // The reactor's name for the event, as a finished run's event has it ('' if the reactor is gone meanwhile).
+    const loaded = await deps.reactors.loadReactorForInvocation(row.tenant_id, row.reactor_id).catch(() => null);
     events.publishEvent({
       type: 'reactor.failed',
       tenantId: row.tenant_id,
-      reactor: { id: row.reactor_id, name: '' },
+      reactor: { id: row.reactor_id, name: loaded?.reactor.name ?? '' },
       request: { id: row.id, invocationType: 'ASYNC' },
       elapsedMs: null,
       error: row.error ?? null,

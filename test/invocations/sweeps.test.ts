@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Principal } from '../../src/auth/service.ts';
 import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
@@ -87,8 +88,18 @@ describe('the async sweeper', () => {
       .set({ status: 'RUNNING', runner_id: 'vanished', started_at: new Date(), lease_until: new Date(Date.now() - 1) })
       .where('id', '=', orphan)
       .execute();
+    const events = gateway.app.services.invocations.events({ tenantId: tenant.tenantId } as Principal, reactorId);
     await gateway.app.runner.sweep();
     expect(await deliveryFor(orphan)).toMatchObject({ status: 'FAILED', error: { code: 'REACTOR_INTERRUPTED' } });
+    // Its event names the reactor, as a finished run's does.
+    const { value: event } = await events.next();
+    await events.return?.();
+    expect(event).toMatchObject({
+      type: 'reactor.failed',
+      reactor: { id: reactorId, name: 'Test reactor' },
+      request: { id: orphan, invocationType: 'ASYNC' },
+      error: { code: 'REACTOR_INTERRUPTED' },
+    });
     gateway.app.runner.start();
   });
 });
