@@ -138,7 +138,13 @@ export function createJobRunner(deps: {
       outcome = { error: domain.toShape() };
       logs = domain.formulaLogs;
     }
-    const sealedLogs = deps.resultLogs.seal(row.tenant_id, row.id, logs);
+    let sealedLogs: Uint8Array | null = null;
+    try {
+      sealedLogs = deps.resultLogs.seal(row.tenant_id, row.id, logs);
+    } catch (error) {
+      // The outcome matters more than its console output: stored without it rather than not at all.
+      log.error({ err: error, requestId: row.id }, 'sealing an async run’s logs failed');
+    }
     const finished = await store.finishRequest(db, row.id, runnerId, outcome, sealedLogs).catch((error: unknown) => {
       log.error({ err: error, requestId: row.id }, 'storing an async reactor result failed');
       return undefined;
