@@ -73,9 +73,16 @@ export async function claimPending(
   /** Tenants whose requests this claim leaves for later (the runner's reserved slot, runner.ts). */
   exceptTenants: readonly string[] = [],
 ): Promise<ReactorRequestRow[]> {
-  let claimable = db.selectFrom('reactor_requests').select('id').where('status', '=', 'PENDING');
-  if (exceptTenants.length > 0) claimable = claimable.where('tenant_id', 'not in', exceptTenants);
-  claimable = claimable.orderBy('queue_turn').orderBy('created_at').limit(limit).forUpdate().skipLocked();
+  const claimable = db
+    .selectFrom('reactor_requests')
+    .select('id')
+    .where('status', '=', 'PENDING')
+    .$if(exceptTenants.length > 0, (query) => query.where('tenant_id', 'not in', exceptTenants))
+    .orderBy('queue_turn')
+    .orderBy('created_at')
+    .limit(limit)
+    .forUpdate()
+    .skipLocked();
   return db
     .updateTable('reactor_requests')
     .set({

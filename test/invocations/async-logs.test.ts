@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, createToken, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 
 // The same gateway in development (formula logs exposed) and as in production (not exposed).
 let development: TestGateway;
@@ -39,21 +40,21 @@ async function runAsync(gateway: TestGateway, args: Record<string, unknown>) {
   );
   const requestId = queued.data?.reactAsync?.asyncReactorRequestId;
   if (!requestId) throw new Error(`reactAsync failed: ${JSON.stringify(queued)}`);
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const result = await gateway.gql<any>(RESULT_WITH_LOGS, { reactorId, requestId }, tenant.privateKey);
-    const row = result.data?.reactorResult;
-    if (row?.status === 'COMPLETED' || row?.status === 'FAILED') {
-      const stored = await gateway.app.database.db
-        .selectFrom('reactor_requests')
-        .select('logs')
-        .where('id', '=', requestId)
-        .executeTakeFirstOrThrow();
-      return { requestId, result: row, storedLogs: stored.logs === null ? null : Buffer.from(stored.logs) };
-    }
-    if (Date.now() > deadline) throw new Error(`request did not finish: ${JSON.stringify(result)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const result = await until(
+    `request ${requestId} finished`,
+    async () => {
+      const row = (await gateway.gql<any>(RESULT_WITH_LOGS, { reactorId, requestId }, tenant.privateKey)).data
+        ?.reactorResult;
+      return row?.status === 'COMPLETED' || row?.status === 'FAILED' ? row : undefined;
+    },
+    15_000,
+  );
+  const stored = await gateway.app.database.db
+    .selectFrom('reactor_requests')
+    .select('logs')
+    .where('id', '=', requestId)
+    .executeTakeFirstOrThrow();
+  return { requestId, result, storedLogs: stored.logs === null ? null : Buffer.from(stored.logs) };
 }
 
 describe('the console output of async runs', () => {

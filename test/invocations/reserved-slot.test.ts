@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 
 // Three slots, the last of them reserved for tenants with no run on this instance (the default JOB_RESERVED_SLOTS).
 let gateway: TestGateway;
@@ -28,16 +29,6 @@ async function requests(ids: string[]) {
     .select(['id', 'status', 'started_at', 'completed_at'])
     .where('id', 'in', ids)
     .execute();
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describe('the reserved async slot', () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/service.ts';
 import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 
 // A request may wait one second for a runner: one queued more than a second ago and never started is failed.
 let gateway: TestGateway;
@@ -45,14 +46,8 @@ async function resultOf(requestId: string) {
   return (await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, tenant.privateKey)).data?.reactorResult;
 }
 
-async function deliveryFor(requestId: string) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const delivery = deliveries.find((d) => d.id === requestId);
-    if (delivery) return delivery;
-    if (Date.now() > deadline) throw new Error(`no callback for ${requestId}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+function deliveryFor(requestId: string) {
+  return until(`a callback for ${requestId}`, () => deliveries.find((d) => d.id === requestId), 10_000);
 }
 
 describe('the async sweeper', () => {
