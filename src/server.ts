@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { ExecutionArgs } from 'graphql';
+import type { ExecutionArgs, GraphQLError, GraphQLFormattedError } from 'graphql';
 import type { Disposable } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -98,6 +98,9 @@ export async function startServer(
       },
       execute: (args) => (args.rootValue as Roots).execute(args),
       subscribe: (args) => subscribeMasked(args, mask),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: result.errors.map(withoutHttp) } : undefined,
+      onError: (_ctx, _id, _payload, errors) => errors.map(withoutHttp),
     },
     wsServer,
   );
@@ -129,4 +132,16 @@ export async function startServer(
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * An error as a graphql-ws message carries it. `extensions.http` tells Yoga which HTTP status to answer with (Yoga's
+ * validation errors and our BAD_REQUEST for a mistyped variable set it); Yoga leaves it out of an HTTP body, and a
+ * WebSocket message has no status for it to mean anything, so it is dropped here as well.
+ */
+function withoutHttp(error: GraphQLError): GraphQLFormattedError {
+  const formatted = error.toJSON();
+  if (!formatted.extensions || !('http' in formatted.extensions)) return formatted;
+  const { http: _status, ...extensions } = formatted.extensions;
+  return { ...formatted, extensions };
 }

@@ -60,6 +60,16 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
     // Parse/validation errors and errors we built on purpose (auth) are safe as they are.
     return error;
   }
+  if (error instanceof GraphQLError && error.path === undefined && error.originalError instanceof GraphQLError) {
+    // A variable whose value does not fit its type (`"$id" got invalid value "x"; Value is not a valid UUID`):
+    // graphql-js wraps the scalar's or enum's own GraphQLError before execution starts, so there is no path. It is
+    // the client's mistake and says only what the client sent. A field error (with a path) whose cause is a
+    // GraphQLError, such as a scalar refusing to serialize a resolver's value, is the server's, and stays masked.
+    return new GraphQLError(error.message, {
+      nodes: error.nodes,
+      extensions: { code: 'BAD_REQUEST', status: 400, http: { spec: true, status: 400 } },
+    });
+  }
   onUnexpected(original);
   return new GraphQLError('Unexpected error.', {
     path: error instanceof GraphQLError ? error.path : undefined,

@@ -142,7 +142,21 @@ describe('the fast path answers exactly as Yoga', () => {
 
   it('for a syntax error, a validation error and an unknown field', async () => {
     expect((await sameAnswer(operation('{ viewer {'))).body).toContain('Syntax Error');
+    // A variable of the wrong type is the client's mistake: BAD_REQUEST with graphql-js's message, and a 400 where
+    // the GraphQL-over-HTTP spec asks for one (application/graphql-response+json).
     await sameAnswer(operation('query ($n: Int) { __typename }', { variables: { n: 'not a number' } }));
+    const mistyped = operation('query ($n: Int) { reactors(first: $n) { totalCount } }', { variables: { n: 'x' } });
+    const asJson = await sameAnswer(mistyped);
+    expect(asJson.status).toBe(200);
+    expect(JSON.parse(asJson.body).errors).toEqual([
+      {
+        message: 'Variable "$n" got invalid value "x"; Int cannot represent non-integer value: "x"',
+        locations: [{ line: 1, column: 8 }],
+        extensions: { code: 'BAD_REQUEST', status: 400 },
+      },
+    ]);
+    const asGraphQLResponse = await sameAnswer(mistyped, { accept: 'application/graphql-response+json' });
+    expect(asGraphQLResponse.status).toBe(400);
     expect((await sameAnswer(operation('{ noSuchField }'))).body).toContain('noSuchField');
   });
 
