@@ -5,6 +5,7 @@ import { newId } from '../db/ids.ts';
 import { type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import { isContainerPath } from '../tokens/token-input.ts';
 import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
 import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, isPermission, type Permission } from './permissions.ts';
@@ -140,6 +141,7 @@ export function createAuthService(deps: {
   function validateName(name: string, field = 'name'): string {
     const trimmed = name.trim();
     if (!trimmed) throw BadRequestError.forFields({ [field]: ['is required'] });
+    if (!isStorableText(trimmed)) throw BadRequestError.forFields({ [field]: [UNSTORABLE_TEXT] });
     if (trimmed.length > deps.maxNameLength) {
       throw BadRequestError.forFields({ [field]: [`must be at most ${deps.maxNameLength} characters`] });
     }

@@ -1,4 +1,5 @@
 import { BadRequestError } from '../errors.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 
 /**
  * Keyset pagination. Ids are UUIDv7 (time-ordered), so `where id > $after order by id limit n+1` over an index on
@@ -47,8 +48,12 @@ export function toPage<T>(rows: T[], request: PageRequest): Page<T> {
   return { rows: rows.slice(0, request.size), hasNextPage: rows.length > request.size };
 }
 
-/** SQL LIKE pattern for the seeds' "wildcard search": a substring match, `*` as an explicit wildcard. */
-export function wildcardPattern(search: string): string {
+/**
+ * SQL LIKE pattern for the seeds' "wildcard search": a substring match, `*` as an explicit wildcard. A search no
+ * stored text could hold is a BAD_REQUEST on `field`, not a failed query.
+ */
+export function wildcardPattern(search: string, field: string): string {
+  if (!isStorableText(search)) throw BadRequestError.forFields({ [field]: [UNSTORABLE_TEXT] });
   const escaped = search.replace(/[\\%_]/g, (char) => `\\${char}`).replaceAll('*', '%');
   return `%${escaped}%`;
 }

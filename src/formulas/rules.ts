@@ -4,7 +4,9 @@
  * configuration and invocation args, so both read the same casting rules).
  * Compiling the code is not checked here: only the sandbox can say whether code is a valid function.
  */
+
 import { BadRequestError, type FieldErrors } from '../errors.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 
 export const PARAMETER_TYPES = ['STRING', 'BOOLEAN', 'NUMBER'] as const;
 export type ParameterType = (typeof PARAMETER_TYPES)[number];
@@ -84,9 +86,11 @@ export function validateFormulaInput(
   if (name === '') add('name', 'is required');
   else if (characterCount(name) > limits.maxNameLength)
     add('name', `must be at most ${limits.maxNameLength} characters`);
+  else if (!isStorableText(name)) add('name', UNSTORABLE_TEXT);
 
   const description = input.description ?? null;
   if (description !== null && typeof description !== 'string') add('description', 'must be a string');
+  else if (description !== null && !isStorableText(description)) add('description', UNSTORABLE_TEXT);
 
   if (!(FORMULA_TYPES as readonly unknown[]).includes(input.type))
     add('type', `must be one of ${FORMULA_TYPES.join(', ')}`);
@@ -101,6 +105,7 @@ export function validateFormulaInput(
   if (code.trim() === '') add('code', 'is required');
   else if (characterCount(code) > limits.maxCodeLength)
     add('code', `must be at most ${limits.maxCodeLength} characters`);
+  else if (!isStorableText(code)) add('code', UNSTORABLE_TEXT);
 
   const configuration = Array.isArray(input.configuration) ? input.configuration : [];
   if (!Array.isArray(input.configuration)) add('configuration', 'must be a list');
@@ -202,9 +207,12 @@ function checkParameterBasics(
     // Surrounding spaces would make keys that look equal but are not; `__proto__` would reach an object's prototype.
     if (name !== name.trim()) add(`${field}.name`, 'must not start or end with whitespace');
     if (name.split('.').includes('__proto__')) add(`${field}.name`, 'must not use the reserved name "__proto__"');
+    if (!isStorableText(name)) add(`${field}.name`, UNSTORABLE_TEXT);
   }
   if (description !== undefined && description !== null && typeof description !== 'string') {
     add(`${field}.description`, 'must be a string');
+  } else if (typeof description === 'string' && !isStorableText(description)) {
+    add(`${field}.description`, UNSTORABLE_TEXT);
   }
   // GraphQL enums already reject unknown types; stored contracts and other callers do not go through GraphQL.
   if (!(PARAMETER_TYPES as readonly unknown[]).includes(type)) {

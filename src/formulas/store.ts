@@ -58,7 +58,7 @@ export async function listFormulas(
   page: PageRequest,
 ): Promise<FormulaRow[]> {
   let query = visibleTo(db, tenantId);
-  if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name));
+  if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name, 'name'));
   if (page.afterId) query = query.where('id', '>', page.afterId);
   return query
     .orderBy('id')
@@ -71,7 +71,7 @@ export async function countFormulas(db: Executor, tenantId: string, filter: Form
     .selectFrom('reactor_formulas')
     .select((eb) => eb.fn.countAll<number>().as('count'))
     .where((eb) => eb.or([eb('tenant_id', '=', tenantId), eb('tenant_id', 'is', null)]));
-  if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name));
+  if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name, 'name'));
   const row = await query.executeTakeFirstOrThrow();
   return Number(row.count);
 }

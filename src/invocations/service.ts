@@ -5,6 +5,7 @@ import { newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
 import { BadRequestError, DomainError, NotFoundError } from '../errors.ts';
 import type { LogLine } from '../runtime/types.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import type { EventHub, ReactorEvent } from './events.ts';
 import { checkArgsSize, type LoadedReactor, type PipelineDeps, type ReactorOutput, runReactor } from './pipeline.ts';
 import type { ResultLogs } from './result-logs.ts';
@@ -138,6 +139,9 @@ export function createInvocationService(deps: {
       }
       if (options.callbackUrl != null && !isHttpUrl(options.callbackUrl)) {
         throw BadRequestError.forFields({ callbackUrl: ['must be an absolute http(s) URL'] });
+      }
+      if (options.callbackUrl != null && !isStorableText(options.callbackUrl)) {
+        throw BadRequestError.forFields({ callbackUrl: [UNSTORABLE_TEXT] });
       }
       const loaded = await loadReactor(principal, reactorId);
       checkArgsSize(args, config.limits.maxArgsBytes);

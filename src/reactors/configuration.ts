@@ -2,6 +2,7 @@
  * Rules of a reactor that need no database: its name, its configuration against the formula's contract, and how a
  * merge-patch (`patchReactor`, RFC 7386) changes it.
  */
+
 import { BadRequestError, type FieldErrors } from '../errors.ts';
 import {
   type ConfigurationOption,
@@ -10,6 +11,7 @@ import {
   DEFAULT_FORMULA_LIMITS,
   isJsonObject,
 } from '../formulas/rules.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 
 export type ConfigurationValue = string | number | boolean;
 
@@ -51,8 +53,9 @@ function collectConfiguration(
       continue;
     }
     const cast = castParameterValue(option.type, configuration[option.name]);
-    if (cast.ok) defineValue(result, option.name, cast.value);
-    else errors[field] = [cast.message];
+    if (!cast.ok) errors[field] = [cast.message];
+    else if (typeof cast.value === 'string' && !isStorableText(cast.value)) errors[field] = [UNSTORABLE_TEXT];
+    else defineValue(result, option.name, cast.value);
   }
   for (const name of Object.keys(configuration)) {
     if (!declared.has(name)) errors[`configuration.${name}`] = ['is not a configuration option of the formula'];
@@ -89,6 +92,7 @@ function collectName(name: unknown, maxLength: number, errors: FieldErrors): str
   const trimmed = typeof name === 'string' ? name.trim() : '';
   if (trimmed === '') errors.name = ['is required'];
   else if (characterCount(trimmed) > maxLength) errors.name = [`must be at most ${maxLength} characters`];
+  else if (!isStorableText(trimmed)) errors.name = [UNSTORABLE_TEXT];
   return trimmed;
 }
 

@@ -44,7 +44,7 @@ function filtered(db: Executor, tenantId: string, filter: ReactorFilter) {
   // `ids: []` asks for none of them, not for every reactor.
   if (filter.ids)
     query = filter.ids.length > 0 ? query.where('id', 'in', [...filter.ids]) : query.where(sql<boolean>`false`);
-  if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name));
+  if (filter.name) query = query.where('name', 'ilike', wildcardPattern(filter.name, 'name'));
   return query;
 }
 

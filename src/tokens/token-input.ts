@@ -1,4 +1,5 @@
 import { BadRequestError, type FieldErrors } from '../errors.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import { type TokenType, validateTokenData } from './token-data.ts';
 
 /** A token to create, as a client (createToken) or a formula's `tokenize` block describes it. */
@@ -93,11 +94,15 @@ function validateMetadata(metadata: unknown, fail: Fail): Record<string, unknown
   const entries = Object.entries(metadata);
   if (entries.length > MAX_METADATA_KEYS) fail('metadata', `must have at most ${MAX_METADATA_KEYS} keys`);
   for (const [key, value] of entries) {
+    if (!isStorableText(key)) {
+      fail('metadata', `keys ${UNSTORABLE_TEXT}`);
+      continue;
+    }
     if (value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) continue;
     if (typeof value === 'string') {
       if (value.length > MAX_METADATA_VALUE_LENGTH) {
         fail(`metadata.${key}`, `must be at most ${MAX_METADATA_VALUE_LENGTH} characters`);
-      }
+      } else if (!isStorableText(value)) fail(`metadata.${key}`, UNSTORABLE_TEXT);
       continue;
     }
     fail(`metadata.${key}`, 'must be a string, number, boolean or null');
