@@ -68,14 +68,17 @@ const odd = [
   'module.exports = async (req) => ({ raw: req.args ?? null });',
 ];
 
-const stringArb = fc.oneof(
+export const stringArb = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom(...odd) },
   { weight: 1, arbitrary: fc.string({ maxLength: 24 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }) },
 );
-const intArb = fc.oneof(fc.integer({ min: -3, max: 150 }), fc.constantFrom(2_147_483_647, -2_147_483_648, 1_000_000));
+export const intArb = fc.oneof(
+  fc.integer({ min: -3, max: 150 }),
+  fc.constantFrom(2_147_483_647, -2_147_483_648, 1_000_000),
+);
 // JSON whose strings and keys come from the odd ones above, nested a few levels, plus one 40 levels deep.
-const { json: jsonArb } = fc.letrec((tie) => ({
+export const { json: jsonArb } = fc.letrec((tie) => ({
   json: fc.oneof(
     { depthSize: 'small', maxDepth: 4 },
     stringArb,
