@@ -17,9 +17,13 @@ export const ReactorRef = builder.objectRef<ReactorRow>('Reactor').implement({
     formula: t.loadable({
       type: ReactorFormulaRef,
       description: 'The formula the reactor runs.',
-      sort: (formula) => formula.id,
-      load: (ids: string[], context: GraphQLContext) =>
-        context.services.formulas.loadFormulas(principalOf(context).tenantId, ids),
+      load: async (ids: string[], context: GraphQLContext) => {
+        const formulas = await context.services.formulas.loadFormulas(principalOf(context).tenantId, ids);
+        const byId = new Map(formulas.map((formula) => [formula.id, formula]));
+        // The foreign key keeps a reactor's formula alive, so a missing one means the reactor, read earlier in this
+        // request, was deleted since and its formula after it. That is NOT_FOUND, not a server failure.
+        return ids.map((id) => byId.get(id) ?? new NotFoundError('The reactor was deleted while it was being read.'));
+      },
       resolve: (reactor) => reactor.formula_id,
     }),
     application: t.loadable({

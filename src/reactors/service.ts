@@ -83,8 +83,9 @@ export function createReactorService(deps: {
 
   async function contractOf(tenantId: string, formulaId: string): Promise<ConfigurationOption[]> {
     const formula = await findFormula(db, tenantId, formulaId);
-    // The foreign key keeps a reactor's formula alive; a formula missing here is a broken invariant, not input.
-    if (!formula) throw new Error(`Formula ${formulaId} of a reactor of tenant ${tenantId} is not visible`);
+    // The foreign key keeps a reactor's formula alive, so a missing formula means the reactor read a moment ago
+    // has been deleted since (and then its formula): the same answer as if the read had come after.
+    if (!formula) throw new NotFoundError(NOT_FOUND);
     return formula.configuration;
   }
 
