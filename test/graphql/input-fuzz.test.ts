@@ -9,10 +9,11 @@ import { argumentsArb, errorResults, operationFor, rootFields, schema, textVaria
  * Every query and mutation of the committed schema, called with generated arguments that are well-typed GraphQL
  * but arbitrary in content (odd strings, NUL bytes, huge and negative numbers, deep JSON, `{{ }}` expressions, ids
  * of real and of missing objects) under every kind of key. Whatever the input, the gateway must answer with data or
- * a typed error: never an HTTP 5xx, never the masked "Unexpected error." of a crash, and never an `Error` result
- * whose status says the server failed. Then text no stored column can hold goes, one place at a time, into input
- * the gateway accepted. The documents and argument types come from schema.graphql (test/support/schema-fuzz.ts),
- * so a new field is fuzzed without touching this file.
+ * a typed error: never an HTTP 5xx, never the masked "Unexpected error." of a crash, never an `Error` result whose
+ * status says the server failed; and another tenant's key (or none) never sees the fuzzed tenant's data. Then
+ * text no stored column can hold goes, one place at a time, into input the gateway accepted. The documents and
+ * argument types come from schema.graphql (test/support/schema-fuzz.ts), so a new field is fuzzed without touching
+ * this file.
  */
 
 // A fixed seed keeps CI reproducible; FUZZ_SEED=random (or a number) and FUZZ_RUNS explore further.
@@ -23,6 +24,8 @@ let gateway: TestGateway;
 let tenant: TestTenant;
 let other: TestTenant;
 const knownIds: string[] = [];
+/** Ids only the fuzzed tenant's objects carry: its own and those of its two applications. */
+const ownMarkers: string[] = [];
 
 type Accepted = { vars: Record<string, unknown>; key: string | null };
 /** Input each mutation accepts, written out: random input seldom gets a whole formula or token right. */
@@ -48,6 +51,11 @@ beforeAll(async () => {
   };
   // The random calls may delete the objects of knownIds; the examples have their own, which nothing deletes.
   const target = await echo();
+  for (const key of [tenant.managementKey, tenant.privateKey]) {
+    const viewer = await gateway.gql<any>('{ viewer { application { id } } }', {}, key);
+    ownMarkers.push(viewer.data.viewer.application.id);
+  }
+  ownMarkers.push(tenant.tenantId);
   const tokenId = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: { secret: 'fuzz' } });
   const transaction = await gateway.gql<any>('mutation { createTransaction { id } }', {}, tenant.privateKey);
   knownIds.push(target.reactorId, tokenId, transaction.data.createTransaction.id, target.formulaId);
@@ -103,7 +111,16 @@ describe('generated input for every query and mutation', () => {
       // Mostly keys that reach the resolvers; sometimes the admin, another tenant's, an unknown one or none.
       const keys = fc.oneof(
         { weight: 4, arbitrary: fc.constantFrom(tenant.managementKey, tenant.privateKey) },
-        { weight: 1, arbitrary: fc.constantFrom<string | null>(ADMIN_KEY, other.privateKey, null, 'key_unknown') },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom<string | null>(
+            ADMIN_KEY,
+            other.managementKey,
+            other.privateKey,
+            null,
+            'key_unknown',
+          ),
+        },
       );
       const variables = argumentsArb(field, knownIds);
       let executed = 0;
@@ -120,6 +137,12 @@ describe('generated input for every query and mutation', () => {
           failures: [],
           serverErrors: [],
         });
+        // Another tenant's key, an unknown one or none never sees the fuzzed tenant's objects: each carries the
+        // tenant's id or the id of the application that created it, and no request names either.
+        if (key !== tenant.managementKey && key !== tenant.privateKey && key !== ADMIN_KEY) {
+          const answer = JSON.stringify(body);
+          for (const marker of ownMarkers) expect(answer, JSON.stringify(vars)).not.toContain(marker);
+        }
         return body;
       };
       await fc.assert(
@@ -130,7 +153,10 @@ describe('generated input for every query and mutation', () => {
             return;
           }
           executed++;
-          if (errorResults(body.data).length === 0 && accepted.length < 4) accepted.push({ vars, key });
+          // Accepted: a result, not an Error and not null (a lookup of an id that does not exist proves little).
+          const result = (body.data as Record<string, unknown>)[field.name];
+          if (result != null && errorResults(body.data).length === 0 && accepted.length < 4)
+            accepted.push({ vars, key });
         }),
         { numRuns: RUNS_PER_FIELD, seed: SEED },
       );
@@ -141,6 +167,16 @@ describe('generated input for every query and mutation', () => {
       // also put, one place at a time, into the examples and the input the gateway accepted above.
       for (const { vars, key } of accepted) {
         for (const variant of textVariants(vars, field.args)) await check(variant, key);
+      }
+      // Whatever the fuzzed tenant's key got accepted, the other tenant's key of the same kind sends too: it must
+      // neither read nor change the fuzzed tenant's objects (check() looks for the tenant's id in every answer).
+      const counterpart = new Map([
+        [tenant.managementKey, other.managementKey],
+        [tenant.privateKey, other.privateKey],
+      ]);
+      for (const { vars, key } of accepted) {
+        const foreign = key === null ? undefined : counterpart.get(key);
+        if (foreign) await check(vars, foreign);
       }
     },
   );
