@@ -1,4 +1,6 @@
+import { GraphQLError, GraphQLScalarType } from 'graphql';
 import { DateTimeISOResolver, JSONObjectResolver, JSONResolver, UUIDResolver } from 'graphql-scalars';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../json-depth.ts';
 import { builder } from './builder.ts';
 
 builder.addScalarType('UUID', UUIDResolver, {
@@ -7,7 +9,26 @@ builder.addScalarType('UUID', UUIDResolver, {
 builder.addScalarType('DateTime', DateTimeISOResolver, {
   description: 'An instant in ISO 8601 form with a time zone, e.g. `2026-11-22T15:53:00.000Z`.',
 });
-builder.addScalarType('JSON', JSONResolver, {
-  description: 'Any JSON value: object, array, string, number, boolean or null.',
+builder.addScalarType('JSON', depthLimited(JSONResolver), {
+  description: `Any JSON value: object, array, string, number, boolean or null, nested at most ${MAX_JSON_DEPTH} levels.`,
 });
-builder.addScalarType('JSONObject', JSONObjectResolver, { description: 'A JSON object (a string-keyed map).' });
+builder.addScalarType('JSONObject', depthLimited(JSONObjectResolver), {
+  description: `A JSON object (a string-keyed map), nested at most ${MAX_JSON_DEPTH} levels.`,
+});
+
+/**
+ * graphql-scalars' JSON scalar, refusing input nested deeper than MAX_JSON_DEPTH (src/json-depth.ts says why). The
+ * refusal is a GraphQLError, so a variable is answered as BAD_REQUEST naming it (graphql-errors.ts).
+ */
+function depthLimited(scalar: GraphQLScalarType): GraphQLScalarType {
+  const config = scalar.toConfig();
+  const checked = (value: unknown) => {
+    if (nestedDeeperThan(value)) throw new GraphQLError(`JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`);
+    return value;
+  };
+  return new GraphQLScalarType({
+    ...config,
+    parseValue: (value) => checked(config.parseValue(value)),
+    parseLiteral: (node, variables) => checked(config.parseLiteral(node, variables)),
+  });
+}

@@ -1,4 +1,5 @@
 import type { ErrorCode, ErrorShape, FieldErrors } from '../../errors.ts';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../../json-depth.ts';
 
 // The isolate reports `kind`; the host alone decides code and status, so a formula cannot claim e.g. NOT_FOUND.
 const KINDS: Record<string, { code: ErrorCode; status: number }> = {
@@ -59,7 +60,12 @@ export function decodeSettled(json: string, maxOutputBytes: number): Settled {
   }
   const a = answer as { ok?: unknown; result?: { raw?: unknown; tokenize?: unknown }; error?: Record<string, unknown> };
   if (a.ok === true && a.result && typeof a.result === 'object') {
-    return { ok: true, raw: a.result.raw ?? null, tokenize: a.result.tokenize ?? null };
+    const { raw = null, tokenize = null } = a.result;
+    // Checked here, in the worker: a result too deep for a structured clone could not be posted to the pool.
+    if (nestedDeeperThan(raw) || nestedDeeperThan(tokenize)) {
+      return { ok: false, error: runtimeError(`Reactor result may nest at most ${MAX_JSON_DEPTH} levels deep`) };
+    }
+    return { ok: true, raw, tokenize };
   }
   const error = a.error ?? {};
   const kind = KINDS[String(error.kind)] ?? KINDS.runtime!;
