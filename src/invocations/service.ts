@@ -143,6 +143,11 @@ export function createInvocationService(deps: {
       if (options.callbackUrl != null && !isStorableText(options.callbackUrl)) {
         throw BadRequestError.forFields({ callbackUrl: [UNSTORABLE_TEXT] });
       }
+      // What `react` would refuse whatever the tokens hold, refused now rather than by the run. (A string may be a
+      // `{{ token }}` expression that detokenizes to an object, so only the run can judge one.)
+      if (Array.isArray(args) || typeof args === 'number' || typeof args === 'boolean') {
+        throw BadRequestError.forFields({ args: ['must be an object'] }, 'The args are invalid.');
+      }
       const loaded = await loadReactor(principal, reactorId);
       checkArgsSize(args, config.limits.maxArgsBytes);
       const row = await store.insertRequest(db, {

@@ -105,6 +105,22 @@ describe('reactAsync', () => {
     ).toEqual([]);
   });
 
+  it('refuses args that are not an object at once, as react does, and queues nothing', async () => {
+    const reactorId = await createReactorWithCode(gateway, tenant.managementKey, 'module.exports = async () => ({});');
+    for (const args of [[1], 7, true]) {
+      const expected = { code: 'BAD_REQUEST', errors: { args: ['must be an object'] } };
+      expect(await reactAsync(reactorId, args), JSON.stringify(args)).toMatchObject(expected);
+      const sync = await gateway.gql<any>(REACT, { id: reactorId, args }, tenant.privateKey);
+      expect(sync.data?.react, JSON.stringify(args)).toMatchObject(expected);
+    }
+    const queued = await gateway.app.database.db
+      .selectFrom('reactor_requests')
+      .select('id')
+      .where('reactor_id', '=', reactorId)
+      .execute();
+    expect(queued).toEqual([]);
+  });
+
   it("reads another tenant's result as null, exactly like an unknown id", async () => {
     const reactorId = await createReactorWithCode(
       gateway,
