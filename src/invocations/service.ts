@@ -137,11 +137,11 @@ export function createInvocationService(deps: {
       if (!Number.isInteger(timeoutMs) || timeoutMs < limits.min || timeoutMs > limits.max) {
         throw BadRequestError.forFields({ timeoutMs: [`must be between ${limits.min} and ${limits.max}`] });
       }
-      if (options.callbackUrl != null && !isHttpUrl(options.callbackUrl)) {
-        throw BadRequestError.forFields({ callbackUrl: ['must be an absolute http(s) URL'] });
-      }
-      if (options.callbackUrl != null && !isStorableText(options.callbackUrl)) {
-        throw BadRequestError.forFields({ callbackUrl: [UNSTORABLE_TEXT] });
+      const { callbackUrl } = options;
+      if (callbackUrl != null) {
+        if (!isHttpUrl(callbackUrl))
+          throw BadRequestError.forFields({ callbackUrl: ['must be an absolute http(s) URL'] });
+        if (!isStorableText(callbackUrl)) throw BadRequestError.forFields({ callbackUrl: [UNSTORABLE_TEXT] });
       }
       // What `react` would refuse whatever the tokens hold, refused now rather than by the run. (A string may be a
       // `{{ token }}` expression that detokenizes to an object, so only the run can judge one.)
@@ -157,7 +157,7 @@ export function createInvocationService(deps: {
         application_id: principal.applicationId,
         args,
         timeout_ms: timeoutMs,
-        callback_url: options.callbackUrl ?? null,
+        callback_url: callbackUrl ?? null,
       });
       event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC' });
       events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: row.status });

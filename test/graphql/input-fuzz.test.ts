@@ -90,11 +90,7 @@ afterAll(async () => {
 const cases = rootFields();
 
 async function send(query: string, variables: Record<string, unknown>, key: string | null) {
-  const response = await gateway.app.yoga.fetch('http://gateway.test/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { 'bt-api-key': key } : {}) },
-    body: JSON.stringify({ query, variables }),
-  });
+  const response = await gateway.post(JSON.stringify({ query, variables }), key);
   return { status: response.status, body: (await response.json()) as { data?: unknown; errors?: any[] } };
 }
 

@@ -65,11 +65,10 @@ describe('what a client sends', () => {
     // Written out by hand: JSON.stringify itself overflows on the deeper ones, as the gateway's did.
     const deep = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
     const send = async (query: string, variables: string) => {
-      const response = await gateway.app.yoga.fetch('http://gateway.test/graphql', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'bt-api-key': tenant.privateKey },
-        body: `{"query":${JSON.stringify(query)},"variables":${variables}}`,
-      });
+      const response = await gateway.post(
+        `{"query":${JSON.stringify(query)},"variables":${variables}}`,
+        tenant.privateKey,
+      );
       return (await response.json()) as { errors?: { message: string; extensions?: unknown }[] };
     };
     const refusal = [

@@ -29,6 +29,8 @@ export interface TestGateway {
     key?: string | null,
     headers?: Record<string, string>,
   ): Promise<GraphQLResponse<T>>;
+  /** POSTs a JSON body as written (for bodies JSON.stringify cannot make), with the whole Response back. */
+  post(body: string, key?: string | null, headers?: Record<string, string>): Promise<Response>;
   /** A new tenant of its own, so tests never share rows. */
   createTenant(name?: string): Promise<TestTenant>;
   close(): Promise<void>;
@@ -55,17 +57,23 @@ export async function startTestGateway(
     queryPlugin: options.queryPlugin,
   });
 
+  function post(body: string, key: string | null = null, headers: Record<string, string> = {}): Promise<Response> {
+    return Promise.resolve(
+      app.yoga.fetch('http://gateway.test/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key ? { 'bt-api-key': key } : {}), ...headers },
+        body,
+      }),
+    );
+  }
+
   async function gql<T>(
     query: string,
     variables: Record<string, unknown> = {},
     key: string | null = null,
     headers: Record<string, string> = {},
   ): Promise<GraphQLResponse<T>> {
-    const response = await app.yoga.fetch('http://gateway.test/graphql', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(key ? { 'bt-api-key': key } : {}), ...headers },
-      body: JSON.stringify({ query, variables }),
-    });
+    const response = await post(JSON.stringify({ query, variables }), key, headers);
     return (await response.json()) as GraphQLResponse<T>;
   }
 
@@ -73,6 +81,7 @@ export async function startTestGateway(
     app,
     database,
     gql,
+    post,
     async createTenant(name = 'Test tenant') {
       const result = await gql<any>(
         `mutation($name: String!) { createTenant(input: { name: $name }) {
