@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { ExecutionArgs, GraphQLError, GraphQLFormattedError } from 'graphql';
+import {
+  type DocumentNode,
+  type ExecutionArgs,
+  GraphQLError,
+  type GraphQLFormattedError,
+  getOperationAST,
+} from 'graphql';
 import type { Disposable } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -84,16 +90,32 @@ export async function startServer(
         const retryAfter = principal ? app.services.auth.admit(principal) : 0;
         if (retryAfter > 0) return [rateLimitedError(retryAfter, 'ws')];
         const { schema, parse, validate } = enveloped;
+        // The client's mistakes in the document are an `error` message for this operation, with the code Yoga gives
+        // them over HTTP. Thrown, they would end the whole socket with graphql-ws's 4500 "Internal server error".
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+          throw error;
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        if (!getOperationAST(document, payload.operationName)) {
+          return [
+            new GraphQLError('Could not determine what operation to execute.', {
+              extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
+            }),
+          ];
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName,
-          document: parse(payload.query),
+          document,
           variableValues: payload.variables,
           contextValue,
           rootValue: roots,
         };
-        const errors = validate(args.schema, args.document);
-        if (errors.length > 0) return errors;
         return args;
       },
       execute: (args) => (args.rootValue as Roots).execute(args),
@@ -144,4 +166,17 @@ function withoutHttp(error: GraphQLError): GraphQLFormattedError {
   if (!formatted.extensions || !('http' in formatted.extensions)) return formatted;
   const { http: _status, ...extensions } = formatted.extensions;
   return { ...formatted, extensions };
+}
+
+/** The error with `extensions.code` set, as Yoga sets it on HTTP (where a request carries it) and not over graphql-ws. */
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  if (error.extensions.code !== undefined) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...error.extensions, code },
+  });
 }

@@ -56,19 +56,28 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
       extensions: { code: original.code, status: original.status, detail: original.detail, errors: original.errors },
     });
   }
-  if (error instanceof GraphQLError && (error.extensions?.code || !error.originalError)) {
-    // Parse/validation errors and errors we built on purpose (auth) are safe as they are.
+  if (error instanceof GraphQLError && error.extensions?.code) {
+    // Errors we built on purpose (auth, rate limit) and Yoga's parse and validation errors are safe as they are.
     return error;
   }
-  if (error instanceof GraphQLError && error.path === undefined && error.originalError instanceof GraphQLError) {
-    // A variable whose value does not fit its type (`"$id" got invalid value "x"; Value is not a valid UUID`):
-    // graphql-js wraps the scalar's or enum's own GraphQLError before execution starts, so there is no path. It is
-    // the client's mistake and says only what the client sent. A field error (with a path) whose cause is a
-    // GraphQLError, such as a scalar refusing to serialize a resolver's value, is the server's, and stays masked.
+  if (
+    error instanceof GraphQLError &&
+    error.path === undefined &&
+    (error.originalError === undefined || error.originalError instanceof GraphQLError)
+  ) {
+    // A request error graphql-js raises before execution starts: a variable missing, null where it may not be, or of
+    // a value that does not fit its type (`"$id" got invalid value "x"; Value is not a valid UUID`, wrapping the
+    // scalar's or enum's own GraphQLError), or an operation it cannot pick. It is the client's mistake and says only
+    // what the client sent. A field error (with a path) whose cause is a GraphQLError, such as a scalar refusing to
+    // serialize a resolver's value, is the server's, and stays masked.
     return new GraphQLError(error.message, {
       nodes: error.nodes,
       extensions: { code: 'BAD_REQUEST', status: 400, http: { spec: true, status: 400 } },
     });
+  }
+  if (error instanceof GraphQLError && !error.originalError) {
+    // graphql-js's own field errors (a null for a non-null field): they name a field, not a secret.
+    return error;
   }
   onUnexpected(original);
   return new GraphQLError('Unexpected error.', {

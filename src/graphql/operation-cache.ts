@@ -25,7 +25,7 @@ export function useOperationCache(options: { max?: number } = {}): Plugin {
   const results = new ValidationResults();
 
   return {
-    onParse({ params, setParsedDocument }) {
+    onParse({ params, setParsedDocument, setParseFn }) {
       const source = params.source.toString();
       const document = documents.get(source);
       if (document) {
@@ -33,7 +33,15 @@ export function useOperationCache(options: { max?: number } = {}): Plugin {
         return;
       }
       const error = parseErrors.get(source);
-      if (error) throw error;
+      if (error) {
+        // Failed again as a parse, so that the other plugins' after-parse hooks see the error as they did the first
+        // time: Yoga's sets GRAPHQL_PARSE_FAILED on HTTP only, so an error first cached by a graphql-ws operation
+        // would otherwise reach HTTP clients without its code.
+        setParseFn(() => {
+          throw error;
+        });
+        return;
+      }
       return ({ result }) => {
         if (result === null || result === undefined) return;
         if (result instanceof Error) parseErrors.set(source, result);

@@ -4,7 +4,7 @@ import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
-import type { ValidationRule } from 'graphql';
+import type { GraphQLError, ValidationContext, ValidationRule } from 'graphql';
 
 /**
  * graphql-armor's limits (depth, aliases, directives, cost, tokens): a public endpoint must not be walked into an
@@ -14,11 +14,15 @@ import type { ValidationRule } from 'graphql';
  * keyed rules by name instead, at a cost of its own on every request.
  */
 export function useQueryLimits(): Plugin[] {
+  // Reported as validation errors rather than thrown out of `validate` (armor's default): a validation error gets
+  // Yoga's GRAPHQL_VALIDATION_FAILED and a 400 over HTTP, and an `error` message over graphql-ws, where a throw
+  // came back as a 200 without a code and closed the socket.
+  const report = { propagateOnRejection: false, onReject: [reportRejection] };
   const rules: ValidationRule[] = [
-    maxDirectivesRule({}),
-    maxAliasesRule({ n: 30 }),
-    costLimitRule({ maxCost: 20_000 }),
-    maxDepthRule({ n: 12 }),
+    maxDirectivesRule(report),
+    maxAliasesRule({ n: 30, ...report }),
+    costLimitRule({ maxCost: 20_000, ...report }),
+    maxDepthRule({ n: 12, ...report }),
   ];
   return [
     // Counts tokens while parsing, so a huge document is refused before it is built (armor's default: 1,000).
@@ -29,4 +33,8 @@ export function useQueryLimits(): Plugin[] {
       },
     },
   ];
+}
+
+function reportRejection(context: ValidationContext | null, error: GraphQLError): void {
+  context?.reportError(error);
 }

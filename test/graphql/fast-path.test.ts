@@ -157,6 +157,21 @@ describe('the fast path answers exactly as Yoga', () => {
     ]);
     const asGraphQLResponse = await sameAnswer(mistyped, { accept: 'application/graphql-response+json' });
     expect(asGraphQLResponse.status).toBe(400);
+    // So is a required variable left out or sent as null (graphql-js raises these without a cause to unwrap).
+    const required = 'query ($id: UUID!) { reactor(id: $id) { id } }';
+    for (const [variables, message] of [
+      [{}, 'Variable "$id" of required type "UUID!" was not provided.'],
+      [{ id: null }, 'Variable "$id" of non-null type "UUID!" must not be null.'],
+    ] as const) {
+      const answer = await sameAnswer(operation(required, { variables }), {
+        'bt-api-key': tenant.privateKey,
+        accept: 'application/graphql-response+json',
+      });
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.body).errors).toEqual([
+        { message, locations: [{ line: 1, column: 8 }], extensions: { code: 'BAD_REQUEST', status: 400 } },
+      ]);
+    }
     expect((await sameAnswer(operation('{ noSuchField }'))).body).toContain('noSuchField');
   });
 

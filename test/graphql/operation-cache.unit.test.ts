@@ -112,9 +112,29 @@ describe('the operation cache', () => {
     for (let i = 0; i < 3; i++) parseAndValidate(getEnveloped, '{ nested { hello } }');
     expect(calls.validate).toBe(1);
     const tooManyAliases = `{ ${Array.from({ length: 31 }, (_, i) => `a${i}: hello`).join(' ')} }`;
-    // armor throws its limit errors out of validation, so they are not cached, but they are still raised.
+    // The limits are reported as validation errors (armor would throw them out of `validate`), so they are cached.
     for (let i = 0; i < 2; i++) {
-      expect(() => parseAndValidate(getEnveloped, tooManyAliases)).toThrow('Aliases limit of 30 exceeded, found 31.');
+      const { errors } = parseAndValidate(getEnveloped, tooManyAliases);
+      expect(errors.map((error: Error) => error.message)).toEqual([
+        'Syntax Error: Aliases limit of 30 exceeded, found 31.',
+      ]);
     }
+    expect(calls.validate).toBe(2);
+  });
+
+  it('replays a cached parse error through the other plugins, which see it as they saw the first one', () => {
+    const seen: unknown[] = [];
+    const afterParse: Plugin = {
+      onParse:
+        () =>
+        ({ result }) =>
+          void seen.push(result),
+    };
+    const { calls, getEnveloped } = countingEnvelop([afterParse]);
+    for (let i = 0; i < 2; i++) expect(() => getEnveloped({}).parse('{ nested {')).toThrow('Syntax Error');
+    expect(calls.parse).toBe(1);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toBe(seen[0]);
+    expect(seen[0]).toBeInstanceOf(Error);
   });
 });
