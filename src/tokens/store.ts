@@ -9,9 +9,10 @@ export type NewTokenRow = Omit<Insertable<TokensTable>, 'tenant_id'>;
 
 /**
  * Which tokens a reader sees: live ones (no expiry, or expiry still ahead by the database clock), committed or
- * created in `transactionId` while it is open, minus those `transactionId` itself holds for deletion (a transaction
- * reads its own writes). Without a transaction: committed tokens only, including those an open transaction is about
- * to delete, since that delete has not happened for anyone else yet.
+ * created in `transactionId` while it is open, minus those `transactionId` itself holds for deletion while it is open
+ * (a transaction reads its own writes; an expired one the sweeper has not reached yet holds nothing, as for
+ * deleteToken). Without a transaction: committed tokens only, including those an open transaction is about to
+ * delete, since that delete has not happened for anyone else yet.
  */
 function visibleTo(tenantId: string, transactionId: string | null) {
   return (eb: ExpressionBuilder<Database, 'tokens'>) => {
@@ -37,6 +38,7 @@ function visibleTo(tenantId: string, transactionId: string | null) {
       eb.or([
         eb('tokens.deleting_transaction_id', 'is', null),
         eb('tokens.deleting_transaction_id', '!=', transactionId),
+        eb.not(openTransaction),
       ]),
     ]);
   };

@@ -250,6 +250,19 @@ describe('sweepExpired', () => {
     expect((await commit(gateway, privateKey, tx.id)).message).toContain('EXPIRED');
   });
 
+  it('is not needed for an expired transaction to stop hiding the tokens it held for deletion', async () => {
+    // Found by test/transactions/model.test.ts: read in the expired transaction, the token stayed hidden until the
+    // sweeper came by, while a plain delete could already take it.
+    const privateKey = await key();
+    const held = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'held' });
+    const tx = await createTransaction(gateway, privateKey);
+    await deleteToken(gateway, privateKey, held.id, tx.id);
+    expect(await readToken(gateway, privateKey, held.id, tx.id)).toBeNull();
+    await expireNow(gateway, 'transactions', tx.id);
+    expect((await readToken(gateway, privateKey, held.id, tx.id))?.data).toBe('held');
+    expect((await readToken(gateway, privateKey, held.id))?.data).toBe('held');
+  });
+
   it('leaves open transactions that have not expired alone', async () => {
     const privateKey = await key();
     const tx = await createTransaction(gateway, privateKey);

@@ -1,0 +1,235 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReactorWithCode, REACT } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import {
+  COMMIT_TRANSACTION,
+  CREATE_TOKEN,
+  CREATE_TRANSACTION,
+  DELETE_TOKEN,
+  data,
+  expireNow,
+  READ_TOKEN,
+  READ_TRANSACTION,
+  ROLLBACK_TRANSACTION,
+  UNKNOWN_ID,
+} from '../tokens/support.ts';
+
+/**
+ * Tokens and transactions against a model: generated sequences of token creates (by `createToken` and by a
+ * formula's `tokenize`), deletes, reads, detokenizing `react` calls, commits, rollbacks, expiries and sweeps, with
+ * and without a transaction (open, finished or unknown). After every step the gateway's answer must be the model's,
+ * and at the end every token must read as the model says, with and without each transaction.
+ */
+
+const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
+
+type Status = 'OPEN' | 'COMMITTED' | 'ROLLED_BACK' | 'EXPIRED';
+interface ModelTransaction {
+  id: string;
+  status: Status;
+}
+interface ModelToken {
+  id: string;
+  data: string;
+  /** The transaction it was created in, until that commits. */
+  pendingIn: ModelTransaction | null;
+  /** The open transaction holding its delete. */
+  heldBy: ModelTransaction | null;
+  gone: boolean;
+}
+const UNKNOWN: ModelTransaction = { id: UNKNOWN_ID, status: 'OPEN' };
+
+/** What a reader sees: committed tokens, and pending ones of its open transaction, less the ones it holds for deletion. */
+function visible(token: ModelToken, tx: ModelTransaction | null): boolean {
+  if (token.gone) return false;
+  if (token.pendingIn !== null && !(token.pendingIn === tx && tx.status === 'OPEN')) return false;
+  return token.heldBy === null || token.heldBy !== tx;
+}
+
+// A reference picks an item of what exists so far (modulo its length); `tx` may also be none or an unknown id.
+const txRef = fc.oneof(
+  { weight: 2, arbitrary: fc.constant<'none'>('none') },
+  { weight: 3, arbitrary: fc.nat(7) },
+  { weight: 1, arbitrary: fc.constant<'unknown'>('unknown') },
+);
+const op = fc.oneof(
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('createTx' as const) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constantFrom('createToken' as const, 'tokenize' as const), tx: txRef }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constantFrom('delete' as const, 'read' as const, 'use' as const),
+      token: fc.nat(15),
+      tx: txRef,
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom('commit' as const, 'rollback' as const), tx: txRef }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('expire' as const, 'sweep' as const), tx: fc.nat(7) }) },
+);
+type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
+
+let gateway: TestGateway;
+let tenant: TestTenant;
+let reactorId: string;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+  tenant = await gateway.createTenant('Model');
+  reactorId = await createReactorWithCode(
+    gateway,
+    tenant.managementKey,
+    'module.exports = async (req) => ({ raw: { v: req.args.v ?? null }, tokenize: req.args.make ? { made: req.args.make } : undefined });',
+  );
+});
+afterAll(() => gateway?.close());
+
+/** One generated sequence against a fresh model; returns the first disagreement, or null. */
+async function replay(ops: Op[]): Promise<string | null> {
+  const key = tenant.privateKey;
+  const txs: ModelTransaction[] = [];
+  const tokens: ModelToken[] = [];
+  let counter = 0;
+  const gql = async (query: string, variables: Record<string, unknown>) => {
+    const response = await gateway.gql(query, variables, key);
+    if (response.errors) throw new Error(`${query}: ${JSON.stringify(response.errors)}`);
+    return response.data!;
+  };
+  const pickTx = (ref: 'none' | 'unknown' | number): ModelTransaction | null | undefined => {
+    if (ref === 'none') return null;
+    if (ref === 'unknown') return UNKNOWN;
+    return txs.length === 0 ? undefined : txs[ref % txs.length];
+  };
+  /** The answer a write in `tx` gets before anything else: NOT_FOUND for an unknown one, CONFLICT for a finished one. */
+  const refusal = (tx: ModelTransaction | null): string | null => {
+    if (tx === UNKNOWN) return 'NOT_FOUND';
+    if (tx !== null && tx.status !== 'OPEN') return `CONFLICT ${tx.status}`;
+    return null;
+  };
+  const outcome = (result: any): string =>
+    result.__typename === 'ConflictError' ? `CONFLICT ${/is (\w+);/.exec(result.message)?.[1]}` : (result.code ?? 'OK');
+
+  for (const [step, current] of ops.entries()) {
+    const where = `step ${step} ${JSON.stringify(current)}`;
+    if (current.kind === 'createTx') {
+      const created = (await gql(CREATE_TRANSACTION, {})).createTransaction;
+      txs.push({ id: created.id, status: 'OPEN' });
+      continue;
+    }
+    if (current.kind === 'expire' || current.kind === 'sweep') {
+      const tx = txs.length === 0 ? undefined : txs[current.tx % txs.length];
+      if (current.kind === 'sweep') {
+        await gateway.app.services.transactions.sweepExpired();
+        continue;
+      }
+      if (!tx || tx.status !== 'OPEN') continue;
+      await expireNow(gateway, 'transactions', tx.id);
+      // Expired is rolled back: what it created is gone at once for every reader, what it held is released.
+      tx.status = 'EXPIRED';
+      for (const token of tokens) {
+        if (token.pendingIn === tx) token.gone = true;
+        if (token.heldBy === tx) token.heldBy = null;
+      }
+      continue;
+    }
+    const tx = pickTx(current.tx);
+    if (tx === undefined) continue;
+    const txId = tx?.id ?? null;
+
+    if (current.kind === 'createToken' || current.kind === 'tokenize') {
+      const value = `data-${++counter}`;
+      const expected = refusal(tx) ?? 'OK';
+      let id: string | undefined;
+      let got: string;
+      if (current.kind === 'createToken') {
+        const result = (await gql(CREATE_TOKEN, { input: { type: 'TOKEN', data: value }, tx: txId })).createToken;
+        got = outcome(result);
+        id = result.id;
+      } else {
+        const result = (await gql(REACT, { id: reactorId, args: { make: value }, tx: txId })).react;
+        got = outcome(result);
+        id = result.tokens?.made?.id ?? result.tokens?.made;
+      }
+      if (got !== expected) return `${where}: ${got}, the model says ${expected}`;
+      if (expected === 'OK') tokens.push({ id: id!, data: value, pendingIn: tx, heldBy: null, gone: false });
+      continue;
+    }
+    if (current.kind === 'commit' || current.kind === 'rollback') {
+      if (tx === null) continue;
+      const document = current.kind === 'commit' ? COMMIT_TRANSACTION : ROLLBACK_TRANSACTION;
+      const result = (await gql(document, { id: tx.id }))[`${current.kind}Transaction`];
+      const expected = refusal(tx) ?? 'OK';
+      if (outcome(result) !== expected) return `${where}: ${outcome(result)}, the model says ${expected}`;
+      if (expected !== 'OK') continue;
+      tx.status = current.kind === 'commit' ? 'COMMITTED' : 'ROLLED_BACK';
+      for (const token of tokens) {
+        if (token.pendingIn === tx) {
+          if (current.kind === 'commit') token.pendingIn = null;
+          else token.gone = true;
+        }
+        if (token.heldBy === tx) {
+          if (current.kind === 'commit') token.gone = true;
+          token.heldBy = null;
+        }
+      }
+      continue;
+    }
+
+    const { token: tokenRef } = current as Extract<Op, { kind: 'read' }>;
+    const token = tokens.length === 0 ? undefined : tokens[tokenRef % tokens.length];
+    if (!token) continue;
+    if (current.kind === 'read') {
+      const read = (await gql(READ_TOKEN, { id: token.id, tx: txId })).token;
+      const expected = visible(token, tx) ? token.data : null;
+      if ((read?.data ?? null) !== expected) return `${where}: read ${read?.data ?? null}, the model says ${expected}`;
+    } else if (current.kind === 'use') {
+      const result = (await gql(REACT, { id: reactorId, args: { v: `{{ ${token.id} }}` }, tx: txId })).react;
+      const got = result.__typename === 'ReactorResponse' ? result.raw.v : result.code;
+      const expected = visible(token, tx) ? token.data : 'BAD_REQUEST';
+      if (got !== expected) return `${where}: react saw ${got}, the model says ${expected}`;
+    } else {
+      const result = (await gql(DELETE_TOKEN, { id: token.id, tx: txId })).deleteToken;
+      let expected = refusal(tx);
+      if (expected === null && !visible(token, tx)) expected = 'NOT_FOUND';
+      if (expected === null && token.heldBy !== null) expected = 'CONFLICT';
+      const got = outcome(result);
+      if (got.split(' ')[0] !== (expected ?? 'OK').split(' ')[0] || (expected?.includes(' ') && got !== expected)) {
+        return `${where}: ${got}, the model says ${expected ?? 'OK'}`;
+      }
+      if (expected !== null) continue;
+      if (tx !== null && token.pendingIn === tx) token.gone = true;
+      else if (tx !== null) token.heldBy = tx;
+      else token.gone = true;
+    }
+  }
+
+  // Every token, read without a transaction and within each one; every transaction's status.
+  for (const token of tokens) {
+    for (const tx of [null, UNKNOWN, ...txs]) {
+      const read = (await gql(READ_TOKEN, { id: token.id, tx: tx?.id ?? null })).token;
+      const expected = visible(token, tx) ? token.data : null;
+      if ((read?.data ?? null) !== expected) {
+        return `at the end, ${token.id} in ${tx?.id ?? 'none'}: read ${read?.data ?? null}, the model says ${expected}`;
+      }
+    }
+  }
+  for (const tx of txs) {
+    const read = (await gql(READ_TRANSACTION, { id: tx.id })).transaction;
+    if (read.status !== tx.status) return `at the end, transaction ${tx.id} is ${read.status}, not ${tx.status}`;
+  }
+  return null;
+}
+
+describe('tokens and transactions against a model', () => {
+  it('answer every generated sequence of operations as the model does', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 30 }), async (ops) => {
+        expect(await replay(ops)).toBeNull();
+      }),
+      { numRuns: RUNS, seed: SEED },
+    );
+  });
+});
