@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
+import { createPgListener } from './pg-listener.ts';
 import type { Database } from './tables.ts';
 
 export type DatabaseTarget =
@@ -17,6 +18,12 @@ export type DatabaseTarget =
 /** The notification side of Postgres, the same for PGlite and `pg`: LISTEN/NOTIFY carries event ids between instances. */
 export interface Notifier {
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Called after the listening connection came back from a drop: notifications sent while it was down are lost, so
+   * state kept up to date by them (caches, waiting subscribers) must be re-read. Never called with PGlite, whose
+   * notifications do not leave the process.
+   */
+  onReconnect(listener: () => void): () => void;
   /** Sends the payloads in this order, in one statement (one round trip however many there are). */
   notify(channel: string, payloads: readonly string[]): Promise<void>;
 }
@@ -58,6 +65,7 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
     async notify(channel, payloads) {
       await pglite.query(NOTIFY_ALL, [channel, JSON.stringify(payloads)]);
     },
+    onReconnect: () => () => {},
   };
   return {
     db,
@@ -75,12 +83,19 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it. Without a listener this would crash the process.
   });
+  pool.on('connect', (client) => {
+    // So would a checked-out one (Kysely holds a client for each query and transaction): when its connection drops
+    // (a restart or failover of Postgres, a network cut), its query fails with the error, which reaches the caller,
+    // and the client emits it as an event too, which pg-pool listens for only while the client is idle.
+    client.on('error', () => {});
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const listener = createPgListener(url);
+  const listener = createPgListener(url, { applicationName: 'reactor-gateway listener' });
   return {
     db,
     notifier: {
       listen: listener.listen,
+      onReconnect: listener.onReconnect,
       async notify(channel, payloads) {
         await pool.query(NOTIFY_ALL, [channel, JSON.stringify(payloads)]);
       },
@@ -92,61 +107,4 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
       await db.destroy();
     },
   };
-}
-
-/** One dedicated connection for LISTEN, opened on first use and re-opened (with its channels) if it drops. */
-function createPgListener(url: string) {
-  const handlers = new Map<string, Set<(payload: string) => void>>();
-  let client: pg.Client | undefined;
-  let connecting: Promise<pg.Client> | undefined;
-  let closed = false;
-
-  async function connect(): Promise<pg.Client> {
-    const next = new pg.Client({ connectionString: url });
-    next.on('notification', (message) => {
-      for (const handler of handlers.get(message.channel) ?? []) handler(message.payload ?? '');
-    });
-    next.on('error', () => {
-      client = undefined;
-      connecting = undefined;
-      if (!closed && handlers.size > 0) setTimeout(() => void ensure().catch(() => {}), 500);
-    });
-    await next.connect();
-    for (const channel of handlers.keys()) await next.query(`LISTEN ${quoteIdent(channel)}`);
-    client = next;
-    return next;
-  }
-
-  function ensure(): Promise<pg.Client> {
-    if (client) return Promise.resolve(client);
-    connecting ??= connect();
-    return connecting;
-  }
-
-  return {
-    async listen(channel: string, onPayload: (payload: string) => void) {
-      const isNew = !handlers.has(channel);
-      const set = handlers.get(channel) ?? new Set();
-      handlers.set(channel, set);
-      set.add(onPayload);
-      const connection = await ensure();
-      if (isNew) await connection.query(`LISTEN ${quoteIdent(channel)}`);
-      return async () => {
-        set.delete(onPayload);
-        if (set.size === 0 && handlers.get(channel) === set) {
-          handlers.delete(channel);
-          await client?.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => {});
-        }
-      };
-    },
-    async close() {
-      closed = true;
-      handlers.clear();
-      await client?.end().catch(() => {});
-    },
-  };
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }

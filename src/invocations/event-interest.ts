@@ -44,6 +44,11 @@ export class EventInterest {
     this.unlisten = await this.notifier.listen(CHANNEL, (payload) => this.onPayload(payload));
     this.timer = setInterval(() => this.announce(this.localTenants()), this.options.refreshMs);
     this.timer.unref();
+    this.hello();
+  }
+
+  /** Asks the other instances for their tenants now (at start, and after notifications may have been lost). */
+  hello(): void {
     this.send([JSON.stringify({ from: this.instanceId, hello: true })]);
   }
 

@@ -21,7 +21,8 @@ export interface ReactorEvent {
 interface ResultChange {
   tenantId: string;
   requestId: string;
-  status: RequestStatus;
+  /** null: it may have changed unseen (notifications were lost); read it again. */
+  status: RequestStatus | null;
 }
 
 const EVENTS_CHANNEL = 'reactor_events';
@@ -133,6 +134,7 @@ export function createEventHub(
   const queuedListeners = new Set<() => void>();
   let localScheduled = false;
   let unlisten: (() => Promise<void>)[] = [];
+  let stopRecheck = () => {};
 
   function onPayload(channel: string, payload: string): void {
     // This instance delivered its own batches locally already; `send` writes its id first, so an echo is known
@@ -207,6 +209,19 @@ export function createEventHub(
     scheduleSend(channel);
   }
 
+  /**
+   * After the listening connection came back from a drop, what other instances announced meanwhile is lost: every
+   * waiting result subscriber reads its row again, the job runners look for queued requests, and the other instances
+   * are asked which tenants they want events for.
+   */
+  function recheck(): void {
+    for (const [requestId, subscribers] of resultSubscribers.subscribers) {
+      for (const subscriber of subscribers) subscriber.push({ tenantId: subscriber.filter!, requestId, status: null });
+    }
+    for (const listener of queuedListeners) listener();
+    interest?.hello();
+  }
+
   /** Delivers and sends everything still queued now (shutdown, tests). */
   async function flush(): Promise<void> {
     deliverLocally();
@@ -224,6 +239,7 @@ export function createEventHub(
         await notifier.listen(RESULTS_CHANNEL, (payload) => onPayload(RESULTS_CHANNEL, payload)),
       ];
       await interest?.start();
+      stopRecheck = notifier.onReconnect(recheck);
     },
 
     publishEvent(event: ReactorEvent): void {
@@ -279,6 +295,7 @@ export function createEventHub(
     flush,
 
     async close(): Promise<void> {
+      stopRecheck();
       await flush();
       await interest?.close();
       for (const stop of unlisten) await stop();

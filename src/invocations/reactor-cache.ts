@@ -9,8 +9,8 @@ const CHANNEL = 'reactor_changes';
 /**
  * `react` needs the reactor and its formula on every call; they change rarely. This cache keeps them per instance
  * and drops an entry when the database announces a change (triggers of migration 0005, delivered by LISTEN/NOTIFY
- * to every instance). A load that raced with a change is not cached (generation check), and entries expire after a
- * minute in case a notification was lost while the listening connection reconnected.
+ * to every instance). A load that raced with a change is not cached (generation check). The cache is emptied when
+ * the listening connection comes back from a drop, and entries expire after a minute in any case.
  */
 export async function createReactorCache(lookup: ReactorLookup, notifier: Notifier, log: Logger) {
   const cache = new LRUCache<string, LoadedReactor>({ max: 10_000, ttl: 60_000 });
@@ -34,6 +34,11 @@ export async function createReactorCache(lookup: ReactorLookup, notifier: Notifi
   }
 
   const unlisten = await notifier.listen(CHANNEL, onChange);
+  // Changes announced while the listening connection was down are lost: forget everything.
+  const stopForgetting = notifier.onReconnect(() => {
+    generation++;
+    cache.clear();
+  });
 
   return {
     async loadReactorForInvocation(tenantId: string, reactorId: string): Promise<LoadedReactor | null> {
@@ -50,6 +55,9 @@ export async function createReactorCache(lookup: ReactorLookup, notifier: Notifi
      * from the database arrives a moment later and covers every other instance).
      */
     invalidate,
-    close: unlisten,
+    async close() {
+      stopForgetting();
+      await unlisten();
+    },
   };
 }

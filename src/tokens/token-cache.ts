@@ -4,7 +4,7 @@ import type { Logger } from '../logger.ts';
 import type { TokenRow } from './tables.ts';
 
 const CHANNEL = 'token_changes';
-/** Entries expire even without a notification, in case one was lost while the listening connection reconnected. */
+/** Entries expire even without a notification, in case one was lost (see also `onReconnect` below). */
 const TTL_MS = 60_000;
 /**
  * A cached token whose expiry is this close is read from the database instead: the database clock decides expiry
@@ -60,6 +60,8 @@ export async function createTokenCache(notifier: Notifier, log: Logger, options:
   }
 
   const unlisten = await notifier.listen(CHANNEL, onChange);
+  // Changes announced while the listening connection was down are lost: forget everything.
+  const stopForgetting = notifier.onReconnect(() => onChange('*'));
 
   return {
     get(tenantId, id) {
@@ -89,7 +91,10 @@ export async function createTokenCache(notifier: Notifier, log: Logger, options:
       generation++;
       for (const id of [...(byTenant.get(tenantId) ?? [])]) cache.delete(id);
     },
-    close: unlisten,
+    async close() {
+      stopForgetting();
+      await unlisten();
+    },
   };
 }
 

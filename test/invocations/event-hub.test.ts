@@ -113,6 +113,7 @@ describe('the event hub', () => {
       const sent = new Map<string, number>();
       const wrapped: Notifier = {
         listen: (channel, onPayload) => notifier.listen(channel, onPayload),
+        onReconnect: (listener) => notifier.onReconnect(listener),
         notify: (channel, payloads) => {
           sent.set(channel, (sent.get(channel) ?? 0) + 1);
           return notifier.notify(channel, payloads);

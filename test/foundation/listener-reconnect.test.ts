@@ -1,0 +1,159 @@
+import { sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/database.ts';
+import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { createReactorWithCode, REACT, REACT_ASYNC } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { until } from '../support/until.ts';
+
+// The LISTEN connection between Postgres and a gateway instance dropping and coming back (PGlite's notifications
+// never leave the process, so these run in the postgres project). The connection goes through a TCP proxy that the
+// tests cut for longer than the first attempts to reconnect take.
+describe.runIf(usingPostgres)('the listening connection', () => {
+  let database: TestDatabase;
+  let proxy: TcpProxy;
+  let direct: pg.Client;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const target = new URL(database.url!);
+    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    direct = new pg.Client({ connectionString: database.url! });
+    await direct.connect();
+  });
+  afterAll(async () => {
+    await direct?.end();
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  /** Cuts the proxy for `ms`, then restores it and waits until the notifier says it listens again. */
+  async function outage(notifier: { onReconnect(listener: () => void): () => void }, during = async () => {}) {
+    let reconnected = false;
+    const stop = notifier.onReconnect(() => {
+      reconnected = true;
+    });
+    try {
+      await proxy.cut();
+      await during();
+      // Longer than the first two retries (250 and 500 ms), so that some attempts fail.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await proxy.restore();
+      await until('the listener to reconnect', () => (reconnected ? true : undefined), 15_000);
+    } finally {
+      stop();
+    }
+  }
+
+  it('comes back after failed attempts, with its channels, and says so', async () => {
+    const handle = await openDatabase({ kind: 'postgres', url: proxy.url(database.url!), poolSize: 2 });
+    try {
+      const received: string[] = [];
+      await handle.notifier.listen('reconnect_test', (payload) => received.push(payload));
+      await outage(handle.notifier);
+      await until('a notification after the outage', async () => {
+        await direct.query("select pg_notify('reconnect_test', 'after')");
+        return received.includes('after') ? true : undefined;
+      });
+    } finally {
+      await handle.close();
+    }
+  });
+
+  describe('in a gateway', () => {
+    let gateway: TestGateway;
+    let other: TestGateway;
+    beforeAll(async () => {
+      gateway = await startTestGateway({
+        database,
+        target: { kind: 'postgres', url: proxy.url(database.url!), poolSize: 5 },
+      });
+      other = await startTestGateway({ database });
+    });
+    afterAll(async () => {
+      await gateway?.close();
+      await other?.close();
+    });
+
+    it('fails a query whose connection drops, and keeps serving once the database is back', async () => {
+      const tenant = await gateway.createTenant();
+      const running = sql`select pg_sleep(2)`.execute(gateway.app.database.db);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await outage(gateway.app.database.notifier, async () => {
+        await expect(running).rejects.toThrow('Connection terminated unexpectedly');
+      });
+      const viewer = await gateway.gql<any>('{ viewer { tenant { id } } }', {}, tenant.managementKey);
+      expect(viewer.data?.viewer.tenant.id).toBe(tenant.tenantId);
+    });
+
+    it('forgets cached tokens and reactors, whose changes it may have missed', async () => {
+      const tenant = await gateway.createTenant();
+      const code = 'module.exports = async (req) => ({ raw: { v: req.args.v ?? null } });';
+      const [reactorId, doomedReactorId] = [
+        await createReactorWithCode(gateway, tenant.managementKey, code),
+        await createReactorWithCode(gateway, tenant.managementKey, code),
+      ];
+      const token = await gateway.gql<any>(
+        'mutation { createToken(input: { type: TOKEN, data: "cached" }) { ... on Token { id } } }',
+        {},
+        tenant.privateKey,
+      );
+      const tokenId = token.data?.createToken.id;
+      const react = async (id: string, args: unknown) =>
+        (await gateway.gql<any>(REACT, { id, args }, tenant.privateKey)).data?.react;
+      // Both now cached: the token and the reactors.
+      expect((await react(reactorId, { v: `{{ ${tokenId} }}` })).raw).toEqual({ v: 'cached' });
+      expect((await react(doomedReactorId, {})).raw).toEqual({ v: null });
+      // While the gateway cannot hear it, the token and a reactor go, by SQL on another connection.
+      await outage(gateway.app.database.notifier, async () => {
+        await direct.query('delete from tokens where id = $1', [tokenId]);
+        await direct.query('delete from reactors where id = $1', [doomedReactorId]);
+      });
+      expect(await react(reactorId, { v: `{{ ${tokenId} }}` })).toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await react(doomedReactorId, {})).toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('re-reads the async results its subscribers wait for, which another instance may have finished meanwhile', async () => {
+      const tenant = await gateway.createTenant();
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        'module.exports = async () => ({ raw: { from: "the other instance" } });',
+      );
+      // Only the other instance runs jobs; this one holds the subscriber.
+      await gateway.app.runner.stop();
+      await other.app.runner.stop();
+      try {
+        const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+        const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+        const principal = (await gateway.app.services.auth.authenticate(tenant.privateKey))!;
+        const updates = gateway.app.services.invocations.resultUpdates(principal, requestId);
+        expect((await updates.next()).value?.status).toBe('PENDING');
+        // Settled as a value either way, so that a rejection during the outage is not left unhandled.
+        const next = updates.next().catch((error: unknown) => error);
+        // The request's own PENDING signal may still be queued: let the subscriber read the row again for it first.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await outage(gateway.app.database.notifier, async () => {
+          other.app.runner.start();
+          await until('the other instance to finish the request', async () => {
+            const { rows } = await direct.query('select status from reactor_requests where id = $1', [requestId]);
+            return rows[0]?.status === 'COMPLETED' ? true : undefined;
+          });
+        });
+        const settled = await Promise.race([
+          next,
+          new Promise((resolve) => setTimeout(() => resolve('waiting'), 5_000)),
+        ]);
+        expect(settled).toMatchObject({
+          done: false,
+          value: { status: 'COMPLETED', raw: { from: 'the other instance' } },
+        });
+        await updates.return?.(undefined);
+      } finally {
+        gateway.app.runner.start();
+        other.app.runner.start();
+      }
+    });
+  });
+});
