@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { GraphQLContext } from './context.ts';
@@ -80,6 +81,13 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
     return error;
   }
   onUnexpected(original);
+  if (isDatabaseUnavailable(original)) {
+    // Not a bug to hide but an outage to report: the client may try again shortly.
+    return new GraphQLError('The database is unavailable; try again shortly.', {
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: 'SERVICE_UNAVAILABLE', status: 503, http: { status: 503 } },
+    });
+  }
   return new GraphQLError('Unexpected error.', {
     path: error instanceof GraphQLError ? error.path : undefined,
     extensions: { code: 'INTERNAL_SERVER_ERROR', status: 500 },

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuthService } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import {
   DomainError,
   NotFoundError,
@@ -145,10 +146,7 @@ export function createJobRunner(deps: {
       // The outcome matters more than its console output: stored without it rather than not at all.
       log.error({ err: error, requestId: row.id }, 'sealing an async run’s logs failed');
     }
-    const finished = await store.finishRequest(db, row.id, runnerId, outcome, sealedLogs).catch((error: unknown) => {
-      log.error({ err: error, requestId: row.id }, 'storing an async reactor result failed');
-      return undefined;
-    });
+    const finished = await storeOutcome(row.id, outcome, sealedLogs);
     if (!finished) return;
     const elapsedMs = Math.round(performance.now() - started);
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: finished.status });
@@ -162,6 +160,31 @@ export function createJobRunner(deps: {
       occurredAt: new Date().toISOString(),
     });
     if (finished.callback_url) deps.webhooks.deliver(finished);
+  }
+
+  /**
+   * Stores a run's outcome. While the database is unreachable (a restart, a failover) it tries again, for as long as
+   * the lease's grace lasts, so the outcome is kept rather than the request failed as interrupted by a sweeper. A
+   * write after a sweeper failed it changes nothing (finishRequest only finishes a RUNNING request of this runner).
+   */
+  async function storeOutcome(
+    requestId: string,
+    outcome: Parameters<typeof store.finishRequest>[3],
+    sealedLogs: Uint8Array | null,
+  ): Promise<ReactorRequestRow | undefined> {
+    const giveUpAt = Date.now() + options.leaseGraceMs;
+    for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 5_000)) {
+      try {
+        return await store.finishRequest(db, requestId, runnerId, outcome, sealedLogs);
+      } catch (error) {
+        if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt) {
+          log.error({ err: error, requestId }, 'storing an async reactor result failed');
+          return undefined;
+        }
+        log.warn({ requestId }, 'the database is unavailable; storing an async reactor result again shortly');
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
   }
 
   /**

@@ -34,12 +34,16 @@ describe.runIf(usingPostgres)('the listening connection', () => {
     const stop = notifier.onReconnect(() => {
       reconnected = true;
     });
+    await proxy.cut();
     try {
-      await proxy.cut();
       await during();
       // Longer than the first two retries (250 and 500 ms), so that some attempts fail.
       await new Promise((resolve) => setTimeout(resolve, 1_200));
+    } finally {
+      // Back even when `during` failed, so the next test starts with a database.
       await proxy.restore();
+    }
+    try {
       await until('the listener to reconnect', () => (reconnected ? true : undefined), 15_000);
     } finally {
       stop();
@@ -76,15 +80,52 @@ describe.runIf(usingPostgres)('the listening connection', () => {
       await other?.close();
     });
 
-    it('fails a query whose connection drops, and keeps serving once the database is back', async () => {
+    it('fails a query whose connection drops, answers SERVICE_UNAVAILABLE meanwhile, and serves once it is back', async () => {
       const tenant = await gateway.createTenant();
       const running = sql`select pg_sleep(2)`.execute(gateway.app.database.db);
       await new Promise((resolve) => setTimeout(resolve, 200));
+      const count = JSON.stringify({ query: '{ reactors { totalCount } }' });
       await outage(gateway.app.database.notifier, async () => {
         await expect(running).rejects.toThrow('Connection terminated unexpectedly');
+        const response = await gateway.post(count, tenant.privateKey);
+        expect(response.status).toBe(503);
+        // Whichever step needs the database first fails (the key's lookup, or the field itself).
+        const { errors } = await response.json();
+        expect(errors).toHaveLength(1);
+        expect(errors[0]).toMatchObject({
+          message: 'The database is unavailable; try again shortly.',
+          extensions: { code: 'SERVICE_UNAVAILABLE', status: 503 },
+        });
       });
-      const viewer = await gateway.gql<any>('{ viewer { tenant { id } } }', {}, tenant.managementKey);
-      expect(viewer.data?.viewer.tenant.id).toBe(tenant.tenantId);
+      const response = await gateway.post(count, tenant.privateKey);
+      expect(await response.json()).toEqual({ data: { reactors: { totalCount: 0 } } });
+    });
+
+    it('keeps the outcome of an async run that ended while the database was away', async () => {
+      const tenant = await gateway.createTenant();
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        'module.exports = async () => { await new Promise((r) => setTimeout(r, 600)); return { raw: { kept: true } }; };',
+      );
+      // Only this instance runs jobs here.
+      await other.app.runner.stop();
+      try {
+        const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+        const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+        const status = async () =>
+          (await direct.query('select status, raw from reactor_requests where id = $1', [requestId])).rows[0];
+        await until('the run to start', async () => ((await status())?.status === 'RUNNING' ? true : undefined));
+        // The run ends during the outage; storing its outcome fails until the database is back.
+        await outage(gateway.app.database.notifier);
+        const row = await until('the outcome', async () => {
+          const current = await status();
+          return current?.status === 'RUNNING' ? undefined : current;
+        });
+        expect(row).toEqual({ status: 'COMPLETED', raw: { kept: true } });
+      } finally {
+        other.app.runner.start();
+      }
     });
 
     it('forgets cached tokens and reactors, whose changes it may have missed', async () => {
