@@ -15,8 +15,8 @@ import type { GraphQLError, ValidationContext, ValidationRule } from 'graphql';
  */
 export function useQueryLimits(): Plugin[] {
   // Reported as validation errors rather than thrown out of `validate` (armor's default): a validation error gets
-  // Yoga's GRAPHQL_VALIDATION_FAILED and a 400 over HTTP, and an `error` message over graphql-ws, where a throw
-  // came back as a 200 without a code and closed the socket.
+  // Yoga's GRAPHQL_VALIDATION_FAILED (and a 400 where the GraphQL-over-HTTP spec asks for one), and is an `error`
+  // message over graphql-ws. Thrown, it came back over HTTP without a code, and closed a graphql-ws socket.
   const report = { propagateOnRejection: false, onReject: [reportRejection] };
   const rules: ValidationRule[] = [
     maxDirectivesRule(report),

@@ -111,6 +111,15 @@ describe('SDK errors', () => {
     expect(errorOf(await invoke(runtime, `module.exports = async () => { throw Symbol('s') }`)).message).toBe(
       'Symbol(s)',
     );
+    // A plain object or an array is described by its JSON, not as "[object Object]".
+    expect(
+      errorOf(await invoke(runtime, `module.exports = async () => { throw { code: 'declined', retry: false } }`))
+        .message,
+    ).toBe('Reactor threw a non-Error value: {"code":"declined","retry":false}');
+    expect(errorOf(await invoke(runtime, 'module.exports = async () => { throw [1, "two"] }')).message).toBe(
+      'Reactor threw a non-Error value: [1,"two"]',
+    );
+    expect(errorOf(await invoke(runtime, 'module.exports = async () => { throw 42 }')).message).toBe('42');
     const hostile = `module.exports = async () => { throw { get message() { throw new Error('gotcha') }, toString() { throw 1 } } }`;
     expect(errorOf(await invoke(runtime, hostile)).code).toBe('REACTOR_RUNTIME_ERROR');
   });

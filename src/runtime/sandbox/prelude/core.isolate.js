@@ -17,6 +17,7 @@ const defineProperty = Object.defineProperty;
 const hasOwn = (o, k) => Object.hasOwn(o, k);
 const NativeError = Error;
 const NativeString = String;
+const isArray = Array.isArray;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const MAX_MESSAGE_CHARS = 4096;
@@ -42,9 +43,14 @@ function describe(value) {
       if (typeof message === 'string') return message.slice(0, MAX_MESSAGE_CHARS);
     }
     const text = NativeString(value);
-    return typeof text === 'string'
-      ? text.slice(0, MAX_MESSAGE_CHARS)
-      : 'Reactor threw a value that could not be described';
+    if (typeof text !== 'string') return 'Reactor threw a value that could not be described';
+    // `throw { code: 'declined' }` would read "[object Object]", and an array its items without brackets: the JSON
+    // of the value says what was thrown.
+    if (value !== null && typeof value === 'object' && (text === '[object Object]' || isArray(value))) {
+      const json = jsonStringify(value);
+      if (typeof json === 'string') return `Reactor threw a non-Error value: ${json}`.slice(0, MAX_MESSAGE_CHARS);
+    }
+    return text.slice(0, MAX_MESSAGE_CHARS);
   } catch {
     return 'Reactor threw a value that could not be described';
   }
