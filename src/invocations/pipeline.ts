@@ -51,13 +51,19 @@ export async function runReactor(
   principal: Principal,
   loaded: LoadedReactor,
   args: unknown,
-  options: { timeoutMs: number; transactionId: string | null },
+  options: {
+    timeoutMs: number;
+    transactionId: string | null;
+    /** Called when the formula is handed to the sandbox: from then on, the run may have had effects. */
+    onRun?: () => void;
+  },
 ): Promise<ReactorOutput> {
   // Detokenizing and validating finish on the worker thread when the tokens can be opened there (prepareArgs).
   const prepared = await deps.tokens.prepareArgs(principal, args ?? {}, {
     transactionId: options.transactionId,
     maxTokens: deps.maxTokensPerRequest,
   });
+  options.onRun?.();
   const outcome = await deps.runtime.run({
     tenantId: loaded.reactor.tenantId,
     formulaId: loaded.formula.id,

@@ -119,6 +119,7 @@ export function createJobRunner(deps: {
     let outcome: { raw: unknown; tokens: unknown } | { error: ReturnType<DomainError['toShape']> };
     let loaded: Awaited<ReturnType<ReactorLookup['loadReactorForInvocation']>> = null;
     let logs: readonly LogLine[] | null = null;
+    let formulaRan = false;
     try {
       const principal = await deps.auth.principalFor(row.application_id);
       if (!principal) throw new UnauthenticatedError('The application that queued this request no longer exists.');
@@ -127,10 +128,16 @@ export function createJobRunner(deps: {
       const output = await runReactor(deps.pipeline, principal, loaded, row.args, {
         timeoutMs: row.timeout_ms,
         transactionId: null,
+        onRun: () => {
+          formulaRan = true;
+        },
       });
       outcome = { raw: output.raw, tokens: output.tokens };
       logs = output.logs;
     } catch (error) {
+      // The database went away before the formula ran (loading the key, the reactor or the tokens): nothing has
+      // happened yet, so the request goes back to the queue rather than failing for an outage.
+      if (!formulaRan && isDatabaseUnavailable(error) && (await requeue(row))) return;
       if (!(error instanceof DomainError)) log.error({ err: error, requestId: row.id }, 'async reactor run failed');
       const domain =
         error instanceof DomainError
@@ -146,7 +153,9 @@ export function createJobRunner(deps: {
       // The outcome matters more than its console output: stored without it rather than not at all.
       log.error({ err: error, requestId: row.id }, 'sealing an async run’s logs failed');
     }
-    const finished = await storeOutcome(row.id, outcome, sealedLogs);
+    const finished = await whileUnavailable(row.id, 'storing an async reactor result', () =>
+      store.finishRequest(db, row.id, runnerId, outcome, sealedLogs),
+    );
     if (!finished) return;
     const elapsedMs = Math.round(performance.now() - started);
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: finished.status });
@@ -163,28 +172,34 @@ export function createJobRunner(deps: {
   }
 
   /**
-   * Stores a run's outcome. While the database is unreachable (a restart, a failover) it tries again, for as long as
-   * the lease's grace lasts, so the outcome is kept rather than the request failed as interrupted by a sweeper. A
-   * write after a sweeper failed it changes nothing (finishRequest only finishes a RUNNING request of this runner).
+   * A write about a claimed request, tried again while the database is unreachable (a restart, a failover) for as
+   * long as the lease's grace lasts: an outcome is kept, or a request requeued, rather than the request failed as
+   * interrupted by a sweeper. A late write changes nothing: these writes only touch a RUNNING request of this runner.
    */
-  async function storeOutcome(
-    requestId: string,
-    outcome: Parameters<typeof store.finishRequest>[3],
-    sealedLogs: Uint8Array | null,
-  ): Promise<ReactorRequestRow | undefined> {
+  async function whileUnavailable<T>(requestId: string, what: string, write: () => Promise<T>): Promise<T | undefined> {
     const giveUpAt = Date.now() + options.leaseGraceMs;
     for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 5_000)) {
       try {
-        return await store.finishRequest(db, requestId, runnerId, outcome, sealedLogs);
+        return await write();
       } catch (error) {
         if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt) {
-          log.error({ err: error, requestId }, 'storing an async reactor result failed');
+          log.error({ err: error, requestId }, `${what} failed`);
           return undefined;
         }
-        log.warn({ requestId }, 'the database is unavailable; storing an async reactor result again shortly');
+        log.warn({ requestId }, `the database is unavailable; ${what} again shortly`);
         await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
     }
+  }
+
+  /** Puts a request this runner claimed but did not start back in the queue; false if that could not be done. */
+  async function requeue(row: ReactorRequestRow): Promise<boolean> {
+    const released = await whileUnavailable(row.id, 'requeueing an async request', () =>
+      store.releaseRequest(db, row.id, runnerId),
+    );
+    if (!released) return false;
+    events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'PENDING' });
+    return true;
   }
 
   /**

@@ -96,6 +96,22 @@ export async function claimPending(
     .execute();
 }
 
+/** Back to the queue, unstarted, only if this runner still holds the request (it keeps its place: queue_turn). */
+export async function releaseRequest(
+  db: Executor,
+  requestId: string,
+  runnerId: string,
+): Promise<ReactorRequestRow | undefined> {
+  return db
+    .updateTable('reactor_requests')
+    .set({ status: 'PENDING', started_at: null, lease_until: null, runner_id: null })
+    .where('id', '=', requestId)
+    .where('runner_id', '=', runnerId)
+    .where('status', '=', 'RUNNING')
+    .returningAll()
+    .executeTakeFirst();
+}
+
 /** Stores the outcome, only if this runner still holds the request (a request already declared interrupted stays so). */
 export async function finishRequest(
   db: Executor,

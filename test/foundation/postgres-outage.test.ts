@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type KyselyPlugin, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.ts';
@@ -68,10 +68,33 @@ describe.runIf(usingPostgres)('the listening connection', () => {
   describe('in a gateway', () => {
     let gateway: TestGateway;
     let other: TestGateway;
+    // When a test sets `claimHold`, the runner's next claim of a request waits for it after the claim committed.
+    let claimHold: { held: boolean; until: Promise<void> } | null = null;
+    const claims = new WeakSet<object>();
+    const holdClaims: KyselyPlugin = {
+      transformQuery: (args) => {
+        const node = args.node as { kind: string; table?: { table?: { identifier?: { name?: string } } } };
+        if (node.kind === 'UpdateQueryNode' && node.table?.table?.identifier?.name === 'reactor_requests') {
+          claims.add(args.queryId);
+        }
+        return args.node;
+      },
+      transformResult: async (args) => {
+        const claimed = (args.result.rows[0] as { status?: string } | undefined)?.status === 'RUNNING';
+        if (claimHold && claims.has(args.queryId) && claimed) {
+          const hold = claimHold;
+          claimHold = null;
+          hold.held = true;
+          await hold.until;
+        }
+        return args.result;
+      },
+    };
     beforeAll(async () => {
       gateway = await startTestGateway({
         database,
         target: { kind: 'postgres', url: proxy.url(database.url!), poolSize: 5 },
+        queryPlugin: holdClaims,
       });
       other = await startTestGateway({ database });
     });
@@ -124,6 +147,43 @@ describe.runIf(usingPostgres)('the listening connection', () => {
         });
         expect(row).toEqual({ status: 'COMPLETED', raw: { kept: true } });
       } finally {
+        other.app.runner.start();
+      }
+    });
+
+    it('puts back in the queue a request claimed just before the database went away, not yet started', async () => {
+      const tenant = await gateway.createTenant();
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        'module.exports = async (req) => ({ raw: { v: req.args.v } });',
+      );
+      // A token no `react` has read: the run has to load it, and the database is gone by then.
+      const token = await gateway.gql<any>(
+        'mutation { createToken(input: { type: TOKEN, data: "after the outage" }) { ... on Token { id } } }',
+        {},
+        tenant.privateKey,
+      );
+      await other.app.runner.stop();
+      let release = () => {};
+      const hold = { held: false, until: new Promise<void>((resolve) => (release = resolve)) };
+      claimHold = hold;
+      try {
+        const args = { v: `{{ ${token.data?.createToken.id} }}` };
+        const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId, args }, tenant.privateKey);
+        const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+        await until('the claim', () => (hold.held ? true : undefined));
+        await outage(gateway.app.database.notifier, async () => {
+          release();
+        });
+        const row = await until('the outcome', async () => {
+          const { rows } = await direct.query('select status, raw from reactor_requests where id = $1', [requestId]);
+          return ['COMPLETED', 'FAILED'].includes(rows[0]?.status) ? rows[0] : undefined;
+        });
+        expect(row).toEqual({ status: 'COMPLETED', raw: { v: 'after the outage' } });
+      } finally {
+        claimHold = null;
+        release();
         other.app.runner.start();
       }
     });
