@@ -14,6 +14,7 @@ import type { App } from './app.ts';
 import type { GraphQLContext } from './graphql/context.ts';
 import { createGraphQLFastPath, maxRequestBodyBytes } from './graphql/fast-path.ts';
 import { loggingMask, rateLimitedError } from './graphql/graphql-errors.ts';
+import { createSocketKeys } from './graphql/ws-keys.ts';
 import { subscribeMasked } from './graphql/ws-subscribe.ts';
 import { apiKeyFrom } from './graphql/yoga.ts';
 
@@ -31,6 +32,8 @@ export async function startServer(
     port: number;
     host: string /** false sends every request through Yoga's own handler (tests). */;
     fastPath?: boolean;
+    /** How often open graphql-ws sockets' keys are checked again (src/graphql/ws-keys.ts; tests shorten it). */
+    keyRecheckMs?: number;
   },
 ): Promise<RunningServer> {
   const { yoga, log } = app;
@@ -68,6 +71,7 @@ export async function startServer(
   const mask = loggingMask(log);
 
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  const socketKeys = createSocketKeys((key) => app.services.auth.authenticate(key), log, options.keyRecheckMs);
   const graphqlWs: Disposable = useServer(
     {
       onConnect: async (ctx) => {
@@ -78,9 +82,14 @@ export async function startServer(
           ctx.extra.socket.close(4401, 'Unauthorized');
           return false;
         }
+        socketKeys.add(ctx.extra.socket, key!);
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
+        // A key that stopped being valid (its application deleted) ends the socket it opened.
+        if (!(await socketKeys.stillValid(ctx.extra.socket))) {
+          return [new GraphQLError('Unauthorized', { extensions: { code: 'UNAUTHENTICATED', status: 401 } })];
+        }
         // One envelop pipeline and one context per connection, shared by its operations: a connection has one key,
         // and an idle subscription then holds little more than its own iterator (BENCHMARKS.md, idle subscriptions).
         const connection = ctx.extra as typeof ctx.extra & { session?: Promise<ConnectionSession> };
@@ -143,6 +152,7 @@ export async function startServer(
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      socketKeys.close();
       for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
       await graphqlWs.dispose();
       wsServer.close();
