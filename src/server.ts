@@ -70,7 +70,13 @@ export async function startServer(
   // subscribe (src/graphql/ws-subscribe.ts says why).
   const mask = loggingMask(log);
 
-  const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  // The HTTP body limit for a graphql-ws message too (ws allows 100 MiB by default); a larger one closes the socket
+  // with 1009 "Message Too Big" before it is buffered whole.
+  const wsServer = new WebSocketServer({
+    server,
+    path: '/graphql',
+    maxPayload: maxRequestBodyBytes(app.config.limits.maxArgsBytes),
+  });
   const socketKeys = createSocketKeys((key) => app.services.auth.authenticate(key), log, options.keyRecheckMs);
   const graphqlWs: Disposable = useServer(
     {
