@@ -44,6 +44,7 @@ const environmentSchema = z.object({
     .min(1)
     .default(5 * 1024 * 1024),
   MAX_TOKENS_PER_REQUEST: z.coerce.number().int().min(1).default(100),
+  WS_MAX_OPERATIONS: z.coerce.number().int().min(1).default(1_000),
   TOKEN_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
   // Per application and per instance; 0 (the default) turns the limit off.
   RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).default(0),
@@ -114,6 +115,8 @@ export function loadConfig(env: Environment = process.env) {
       maxCodeLength: 50_000,
       maxArgsBytes: e.MAX_ARGS_BYTES,
       maxTokensPerRequest: e.MAX_TOKENS_PER_REQUEST,
+      /** Operations (subscriptions, mostly) running at once on one graphql-ws socket. */
+      wsMaxOperations: e.WS_MAX_OPERATIONS,
       reactTimeoutMs: e.REACT_TIMEOUT_MS,
       asyncTimeoutMs: { min: 10_000, max: 210_000, default: 10_000 },
       pageSize: { default: 20, max: 100 },

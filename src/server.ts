@@ -77,6 +77,7 @@ export async function startServer(
     path: '/graphql',
     maxPayload: maxRequestBodyBytes(app.config.limits.maxArgsBytes),
   });
+  const maxOperations = app.config.limits.wsMaxOperations;
   const socketKeys = createSocketKeys((key) => app.services.auth.authenticate(key), log, options.keyRecheckMs);
   const graphqlWs: Disposable = useServer(
     {
@@ -92,6 +93,17 @@ export async function startServer(
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
+        // Each subscription holds memory until it ends: one socket may not hold an unbounded number of them. Checked
+        // before anything is awaited, so a burst of subscribe messages counts one by one. (graphql-ws has registered
+        // this one already, and forgets it when it ends, however it ends.)
+        if (Object.keys(ctx.subscriptions).length > maxOperations) {
+          return [
+            new GraphQLError(
+              `At most ${maxOperations} operations may run at once on one graphql-ws socket; end some, or open another.`,
+              { extensions: { code: 'BAD_REQUEST', status: 400 } },
+            ),
+          ];
+        }
         // A key that stopped being valid (its application deleted) ends the socket it opened.
         if (!(await socketKeys.stillValid(ctx.extra.socket))) {
           return [new GraphQLError('Unauthorized', { extensions: { code: 'UNAUTHENTICATED', status: 401 } })];

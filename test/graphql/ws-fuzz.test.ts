@@ -224,19 +224,3 @@ describe('generated graphql-ws sessions', () => {
     });
   });
 });
-
-describe('the size of a graphql-ws message', () => {
-  it('is limited as an HTTP body is: a larger one closes the socket with 1009', async () => {
-    const limit = gateway.app.config.limits.maxArgsBytes + 1024 * 1024;
-    const message = (bytes: number) =>
-      JSON.stringify({
-        type: 'subscribe',
-        id: '1',
-        payload: { query: '{ __typename }', variables: { a: 'x'.repeat(bytes) } },
-      });
-    const within = await run({ type: 'connection_init', payload: { apiKey: GOOD_KEY } }, [message(1024 * 1024)]);
-    expect(within.received.map((text) => JSON.parse(text).type)).toEqual(['connection_ack', 'next', 'complete']);
-    const over = await run({ type: 'connection_init', payload: { apiKey: GOOD_KEY } }, [message(limit)]);
-    expect(over.closed?.code).toBe(1009);
-  });
-});

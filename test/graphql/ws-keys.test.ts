@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { rawSocket } from '../support/ws.ts';
 import { applicationKey } from '../tokens/support.ts';
 
 // A graphql-ws socket lives as long as its client wants; the key it connected with may not (src/graphql/ws-keys.ts).
@@ -19,29 +19,6 @@ afterAll(async () => {
   await slow?.close();
   await gateway?.close();
 });
-
-/** A raw socket, acknowledged; collects what it receives and how it closed. */
-async function connect(server: RunningServer, key: string) {
-  const socket = new WebSocket(server.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
-  const received: any[] = [];
-  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
-  await new Promise((resolve, reject) => {
-    socket.once('open', resolve);
-    socket.once('error', reject);
-  });
-  const acked = new Promise<void>((resolve) =>
-    socket.on('message', (data) => {
-      const message = JSON.parse(String(data));
-      received.push(message);
-      if (message.type === 'connection_ack') resolve();
-    }),
-  );
-  socket.send(JSON.stringify({ type: 'connection_init', payload: { apiKey: key } }));
-  await acked;
-  const subscribe = (id: string, query: string) =>
-    socket.send(JSON.stringify({ type: 'subscribe', id, payload: { query } }));
-  return { socket, received, closed, subscribe };
-}
 
 async function deleteApplicationOf(tenant: TestTenant, name: string): Promise<void> {
   const apps = await gateway.gql<any>('{ applications { edges { node { id name } } } }', {}, tenant.managementKey);
@@ -61,7 +38,7 @@ describe('the key of an open graphql-ws socket', () => {
   it('ends the subscriptions of a deleted application at the next check (4401)', async () => {
     const tenant = await gateway.createTenant();
     const key = await applicationKey(gateway, tenant, 'PRIVATE', ['reactor:read']);
-    const { closed, subscribe, received } = await connect(quick, key);
+    const { closed, subscribe, received } = await rawSocket(quick.url, key);
     subscribe('1', 'subscription { reactorEvents { type } }');
     // Still open a few checks later while the key is valid.
     expect(await within(closed, 700)).toBe('still open');
@@ -73,7 +50,7 @@ describe('the key of an open graphql-ws socket', () => {
   it('refuses a new operation on a socket whose application was deleted, without waiting for a check', async () => {
     const tenant = await gateway.createTenant();
     const key = await applicationKey(gateway, tenant, 'PRIVATE', ['reactor:read']);
-    const { closed, subscribe, received } = await connect(slow, key);
+    const { closed, subscribe, received } = await rawSocket(slow.url, key);
     subscribe('1', '{ reactors { totalCount } }');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received.map((message) => message.type)).toEqual(['connection_ack', 'next', 'complete']);
@@ -85,7 +62,7 @@ describe('the key of an open graphql-ws socket', () => {
 
   it('keeps sockets whose key is still valid', async () => {
     const tenant = await gateway.createTenant();
-    const { closed, subscribe, received } = await connect(quick, tenant.privateKey);
+    const { closed, subscribe, received } = await rawSocket(quick.url, tenant.privateKey);
     subscribe('1', 'subscription { reactorEvents { type } }');
     expect(await within(closed, 1_000)).toBe('still open');
     subscribe('2', '{ reactors { totalCount } }');

@@ -47,3 +47,29 @@ export function collect<T = any>(
     );
   });
 }
+
+/**
+ * A raw graphql-transport-ws socket, acknowledged, for what the client library hides: what the server sends, and the
+ * code it closes with.
+ */
+export async function rawSocket(httpUrl: string, key: string) {
+  const socket = new WebSocket(httpUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  const received: any[] = [];
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  const acked = new Promise<void>((resolve) =>
+    socket.on('message', (data) => {
+      const message = JSON.parse(String(data));
+      received.push(message);
+      if (message.type === 'connection_ack') resolve();
+    }),
+  );
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { apiKey: key } }));
+  await acked;
+  const subscribe = (id: string, query: string) =>
+    socket.send(JSON.stringify({ type: 'subscribe', id, payload: { query } }));
+  return { socket, received, closed, subscribe };
+}
