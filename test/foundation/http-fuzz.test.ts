@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
+import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { jsonArb, stringArb } from '../support/schema-fuzz.ts';
 
@@ -10,8 +11,7 @@ import { jsonArb, stringArb } from '../support/schema-fuzz.ts';
  * fast path for plain JSON POSTs, Yoga's handler for the rest). No answer may be a 5xx or an "Unexpected error.".
  */
 
-const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
+const { seed: SEED, runs: RUNS } = fuzzSettings(1_000);
 
 let gateway: TestGateway;
 let server: RunningServer;

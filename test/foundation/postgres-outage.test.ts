@@ -8,10 +8,10 @@ import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { until } from '../support/until.ts';
 
-// The LISTEN connection between Postgres and a gateway instance dropping and coming back (PGlite's notifications
-// never leave the process, so these run in the postgres project). The connection goes through a TCP proxy that the
-// tests cut for longer than the first attempts to reconnect take.
-describe.runIf(usingPostgres)('the listening connection', () => {
+// Postgres going away and coming back (a restart, a failover, a network cut), as a gateway instance sees it: the
+// connections go through a TCP proxy that the tests cut for longer than the first attempts to reconnect take. An
+// embedded PGlite cannot go away, so these run in the postgres project.
+describe.runIf(usingPostgres)('a Postgres outage', () => {
   let database: TestDatabase;
   let proxy: TcpProxy;
   let direct: pg.Client;
@@ -28,7 +28,7 @@ describe.runIf(usingPostgres)('the listening connection', () => {
     await database?.drop();
   });
 
-  /** Cuts the proxy for `ms`, then restores it and waits until the notifier says it listens again. */
+  /** Cuts the proxy, runs `during`, restores it after 1.2 s, and waits until the notifier says it listens again. */
   async function outage(notifier: { onReconnect(listener: () => void): () => void }, during = async () => {}) {
     let reconnected = false;
     const stop = notifier.onReconnect(() => {
@@ -50,7 +50,7 @@ describe.runIf(usingPostgres)('the listening connection', () => {
     }
   }
 
-  it('comes back after failed attempts, with its channels, and says so', async () => {
+  it('the listening connection comes back after failed attempts, with its channels, and says so', async () => {
     const handle = await openDatabase({ kind: 'postgres', url: proxy.url(database.url!), poolSize: 2 });
     try {
       const received: string[] = [];

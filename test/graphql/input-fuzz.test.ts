@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { parse, validate } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormula, createReactor, createToken } from '../support/fixtures.ts';
+import { fuzzSettings } from '../support/fuzz.ts';
 import { ADMIN_KEY, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { argumentsArb, errorResults, operationFor, rootFields, schema, textVariants } from '../support/schema-fuzz.ts';
 
@@ -16,9 +17,7 @@ import { argumentsArb, errorResults, operationFor, rootFields, schema, textVaria
  * this file.
  */
 
-// A fixed seed keeps CI reproducible; FUZZ_SEED=random (or a number) and FUZZ_RUNS explore further.
-const RUNS_PER_FIELD = Number(process.env.FUZZ_RUNS ?? 100);
-const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
+const { seed: SEED, runs: RUNS_PER_FIELD } = fuzzSettings(100);
 
 let gateway: TestGateway;
 let tenant: TestTenant;

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type RunningServer, startServer } from '../../src/server.ts';
+import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { jsonArb, stringArb } from '../support/schema-fuzz.ts';
 import { collect, wsClient } from '../support/ws.ts';
@@ -14,8 +15,7 @@ import { collect, wsClient } from '../support/ws.ts';
  * ("Internal server error") or 1011, no answer may be "Unexpected error.", and every error sent carries a code.
  */
 
-const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
+const { seed: SEED, runs: RUNS } = fuzzSettings(150);
 /** How long a session stays open after its last message, for the answers to arrive. */
 const QUIET_MS = 60;
 

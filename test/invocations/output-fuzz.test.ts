@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
+import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { intArb, jsonArb, stringArb } from '../support/schema-fuzz.ts';
 import { until } from '../support/until.ts';
@@ -13,8 +14,7 @@ import { until } from '../support/until.ts';
  * running or lose its outcome.
  */
 
-const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
+const { seed: SEED, runs: RUNS } = fuzzSettings(150);
 
 const PUPPET = `const sdk = require('@basis-theory/basis-theory-reactor-formulas-sdk-js');
 module.exports = async (req) => {

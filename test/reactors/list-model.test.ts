@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormula, createReactor } from '../support/fixtures.ts';
+import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
 /**
@@ -10,8 +11,7 @@ import { startTestGateway, type TestGateway, type TestTenant } from '../support/
  * row of the other tenant, which has reactors and formulas of the same names, may appear.
  */
 
-const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
+const { seed: SEED, runs: RUNS } = fuzzSettings(40);
 
 const ALPHABET = ['a', 'B', 'c', '%', '_', '\\', '*', ' ', 'é'];
 const nameArb = fc.array(fc.constantFrom(...ALPHABET), { minLength: 1, maxLength: 6 }).map((chars) => chars.join(''));

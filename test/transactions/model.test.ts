@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT } from '../support/fixtures.ts';
+import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import {
   COMMIT_TRANSACTION,
   CREATE_TOKEN,
   CREATE_TRANSACTION,
   DELETE_TOKEN,
-  data,
   expireNow,
   READ_TOKEN,
   READ_TRANSACTION,
@@ -22,8 +22,7 @@ import {
  * and at the end every token must read as the model says, with and without each transaction.
  */
 
-const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261206);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
+const { seed: SEED, runs: RUNS } = fuzzSettings(60);
 
 type Status = 'OPEN' | 'COMMITTED' | 'ROLLED_BACK' | 'EXPIRED';
 interface ModelTransaction {
@@ -109,8 +108,10 @@ async function replay(ops: Op[]): Promise<string | null> {
     if (tx !== null && tx.status !== 'OPEN') return `CONFLICT ${tx.status}`;
     return null;
   };
-  const outcome = (result: any): string =>
-    result.__typename === 'ConflictError' ? `CONFLICT ${/is (\w+);/.exec(result.message)?.[1]}` : (result.code ?? 'OK');
+  const outcome = (result: { __typename: string; code?: string; message?: string }): string =>
+    result.__typename === 'ConflictError'
+      ? `CONFLICT ${/is (\w+);/.exec(result.message ?? '')?.[1]}`
+      : (result.code ?? 'OK');
 
   for (const [step, current] of ops.entries()) {
     const where = `step ${step} ${JSON.stringify(current)}`;
@@ -125,7 +126,7 @@ async function replay(ops: Op[]): Promise<string | null> {
         await gateway.app.services.transactions.sweepExpired();
         continue;
       }
-      if (!tx || tx.status !== 'OPEN') continue;
+      if (tx?.status !== 'OPEN') continue;
       await expireNow(gateway, 'transactions', tx.id);
       // Expired is rolled back: what it created is gone at once for every reader, what it held is released.
       tx.status = 'EXPIRED';
