@@ -41,7 +41,13 @@ export function createSocketKeys(
     }
   }
 
-  const timer = setInterval(() => void recheckAll(), recheckMs);
+  // One pass at a time: with many keys and a slow database a pass may outlast the interval.
+  let pass: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    pass ??= recheckAll().finally(() => {
+      pass = null;
+    });
+  }, recheckMs);
   timer.unref();
 
   return {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { rawSocket } from '../support/ws.ts';
 import { applicationKey } from '../tokens/support.ts';
 
@@ -52,7 +53,7 @@ describe('the key of an open graphql-ws socket', () => {
     const key = await applicationKey(gateway, tenant, 'PRIVATE', ['reactor:read']);
     const { closed, subscribe, received } = await rawSocket(slow.url, key);
     subscribe('1', '{ reactors { totalCount } }');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until('the answer', () => (received.length >= 3 ? true : undefined), 10_000);
     expect(received.map((message) => message.type)).toEqual(['connection_ack', 'next', 'complete']);
     await deleteApplicationOf(tenant, 'PRIVATE reactor:read');
     subscribe('2', '{ reactors { totalCount } }');
@@ -66,7 +67,7 @@ describe('the key of an open graphql-ws socket', () => {
     subscribe('1', 'subscription { reactorEvents { type } }');
     expect(await within(closed, 1_000)).toBe('still open');
     subscribe('2', '{ reactors { totalCount } }');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until('the answer', () => (received.length >= 3 ? true : undefined), 10_000);
     expect(received.at(-2)).toEqual({ id: '2', type: 'next', payload: { data: { reactors: { totalCount: 0 } } } });
   });
 });

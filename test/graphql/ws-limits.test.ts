@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { rawSocket } from '../support/ws.ts';
 
 // What one graphql-ws socket may take: messages no larger than an HTTP body, and a bounded number of operations.
@@ -18,6 +19,11 @@ afterAll(async () => {
 });
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+/** Waits until `received` holds at least `count` messages, then a little longer for any extra one. */
+async function receivedAtLeast(received: unknown[], count: number): Promise<void> {
+  await until(`${count} messages`, () => (received.length >= count ? true : undefined), 10_000);
+  await settle();
+}
 
 describe('a graphql-ws socket', () => {
   it('takes a message as large as an HTTP body, and closes with 1009 on a larger one', async () => {
@@ -30,7 +36,7 @@ describe('a graphql-ws socket', () => {
       });
     const within = await rawSocket(server.url, key);
     within.socket.send(message(1024 * 1024));
-    await settle();
+    await receivedAtLeast(within.received, 3);
     expect(within.received.map((received) => received.type)).toEqual(['connection_ack', 'next', 'complete']);
     within.socket.close();
     const over = await rawSocket(server.url, key);
@@ -41,7 +47,7 @@ describe('a graphql-ws socket', () => {
   it('runs at most WS_MAX_OPERATIONS operations at once; one more is refused, and the socket stays open', async () => {
     const { socket, received, subscribe } = await rawSocket(server.url, key);
     for (const id of ['1', '2', '3', '4']) subscribe(id, 'subscription { reactorEvents { type } }');
-    await settle();
+    await receivedAtLeast(received, 2);
     expect(received.slice(1)).toEqual([
       {
         id: '4',
@@ -58,7 +64,7 @@ describe('a graphql-ws socket', () => {
     socket.send(JSON.stringify({ id: '1', type: 'complete' }));
     await settle();
     subscribe('5', '{ __typename }');
-    await settle();
+    await receivedAtLeast(received, 4);
     expect(received.slice(2)).toEqual([
       { id: '5', type: 'next', payload: { data: { __typename: 'Query' } } },
       { id: '5', type: 'complete' },
