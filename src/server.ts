@@ -89,7 +89,7 @@ export async function startServer(
           ctx.extra.socket.close(4401, 'Unauthorized');
           return false;
         }
-        socketKeys.add(ctx.extra.socket, key!);
+        socketKeys.add(ctx.extra.socket, key!, principal);
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
@@ -104,7 +104,8 @@ export async function startServer(
             ),
           ];
         }
-        // A key that stopped being valid (its application deleted) ends the socket it opened.
+        // A key that stopped being valid (its application deleted, its key regenerated) or whose permissions changed
+        // ends the socket it opened (src/graphql/ws-keys.ts).
         if (!(await socketKeys.stillValid(ctx.extra.socket))) {
           return [new GraphQLError('Unauthorized', { extensions: { code: 'UNAUTHENTICATED', status: 401 } })];
         }

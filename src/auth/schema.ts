@@ -166,6 +166,63 @@ builder.mutationField('deleteApplication', (t) =>
   }),
 );
 
+const UpdateApplicationInput = builder.inputType('UpdateApplicationInput', {
+  description: 'Every changeable field of an application (PUT: what is left out is not kept). Its type is fixed.',
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'Display name, at most 200 characters.' }),
+    permissions: t.stringList({
+      required: true,
+      description: 'The permissions it holds from now on, each one its type may hold.',
+    }),
+    tokenContainers: t.stringList({
+      required: false,
+      description: 'Limits `token:use` to tokens in these containers or below them. Omitted or null: every container.',
+    }),
+  }),
+});
+
+builder.mutationField('updateApplication', (t) =>
+  t.field({
+    type: ApplicationRef,
+    description:
+      "Replaces an application's name, permissions and token containers. Its key keeps working with the new " +
+      'permissions, at once on this instance and within 5 s on others; graphql-ws sockets opened with it are ' +
+      'closed with 4403, which graphql-ws clients answer by reconnecting.',
+    authScopes: { permission: 'application:update' },
+    errors: { types: [NotFoundError, BadRequestError] },
+    args: {
+      id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }),
+      input: t.arg({ type: UpdateApplicationInput, required: true, description: 'The new fields.' }),
+    },
+    resolve: (_root, { id, input }, context) =>
+      context.services.auth.updateApplication(principalOf(context), id, input),
+  }),
+);
+
+const RegenerateApplicationKeyPayload = builder
+  .objectRef<{ application: ApplicationRow; key: string }>('RegenerateApplicationKeyPayload')
+  .implement({
+    description: 'An application and its new API key; the old key no longer works.',
+    fields: (t) => ({
+      application: t.field({ type: ApplicationRef, description: 'The application.', resolve: (p) => p.application }),
+      key: t.exposeString('key', { description: 'The new API key. Shown this once; only its hash is stored.' }),
+    }),
+  });
+
+builder.mutationField('regenerateApplicationKey', (t) =>
+  t.field({
+    type: RegenerateApplicationKeyPayload,
+    description:
+      'Replaces the API key of an application and returns the new one, once. The old key stops working at once ' +
+      'on this instance, within 5 s on others (its open graphql-ws sockets are closed with 4401). The application ' +
+      'keeps its id, permissions and reactors: the way to replace a leaked key.',
+    authScopes: { permission: 'application:update' },
+    errors: { types: [NotFoundError] },
+    args: { id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }) },
+    resolve: (_root, { id }, context) => context.services.auth.regenerateApplicationKey(principalOf(context), id),
+  }),
+);
+
 const CreateTenantInput = builder.inputType('CreateTenantInput', {
   description: 'A new tenant.',
   fields: (t) => ({ name: t.string({ required: true, description: 'Display name, at most 200 characters.' }) }),

@@ -1,7 +1,7 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Transaction, Updateable } from 'kysely';
 import type { PageRequest } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
-import type { ApplicationRow, ApplicationType, TenantRow } from './tables.ts';
+import type { ApplicationRow, ApplicationsTable, ApplicationType, TenantRow } from './tables.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -46,13 +46,30 @@ export async function findApplicationByKeyHash(db: Executor, keyHash: string): P
   return db.selectFrom('applications').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
 }
 
-export async function findApplication(db: Executor, tenantId: string, id: string): Promise<ApplicationRow | undefined> {
+/** `forUpdate` locks the row for the rest of the caller's transaction (a change reads, checks, then writes). */
+export async function findApplication(
+  db: Executor,
+  tenantId: string,
+  id: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<ApplicationRow | undefined> {
+  const query = db.selectFrom('applications').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id);
+  return (options.forUpdate ? query.forUpdate() : query).executeTakeFirst();
+}
+
+export async function updateApplication(
+  db: Executor,
+  tenantId: string,
+  id: string,
+  changes: Updateable<ApplicationsTable>,
+): Promise<ApplicationRow> {
   return db
-    .selectFrom('applications')
-    .selectAll()
+    .updateTable('applications')
+    .set(changes)
     .where('tenant_id', '=', tenantId)
     .where('id', '=', id)
-    .executeTakeFirst();
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 export async function findApplicationsByIds(

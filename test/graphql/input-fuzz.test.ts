@@ -59,6 +59,12 @@ beforeAll(async () => {
   const transaction = await gateway.gql<any>('mutation { createTransaction { id } }', {}, tenant.privateKey);
   knownIds.push(target.reactorId, tokenId, transaction.data.createTransaction.id, target.formulaId);
   const { formulaId, reactorId } = await echo();
+  const targetApplication = await gateway.gql<any>(
+    'mutation { createApplication(input: { name: "Fuzz target", type: PRIVATE }) { ... on CreateApplicationPayload { application { id } } } }',
+    {},
+    tenant.managementKey,
+  );
+  const applicationId = targetApplication.data.createApplication.application.id;
 
   const management = (vars: Record<string, unknown>) => [{ vars, key: tenant.managementKey }];
   const application = { name: 'App', type: 'PRIVATE', permissions: ['token:use'], tokenContainers: ['/general/'] };
@@ -67,6 +73,8 @@ beforeAll(async () => {
   examples = {
     createTenant: [{ vars: { input: { name: 'Tenant' } }, key: ADMIN_KEY }],
     createApplication: management({ input: application }),
+    updateApplication: management({ id: applicationId, input: { name: 'App', permissions: ['token:use'] } }),
+    regenerateApplicationKey: management({ id: applicationId }),
     createReactorFormula: management({ input: formula }),
     updateReactorFormula: management({ id: formulaId, input: formula }),
     createReactor: management({ input: reactor }),

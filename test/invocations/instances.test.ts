@@ -6,6 +6,7 @@ import { type RunningServer, startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { ADMIN_KEY, startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
 
 // Several gateway instances share one Postgres (PGlite is single-process, so these run in the postgres project).
@@ -175,6 +176,30 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       b.app.runner.start();
     }
   }, 60_000);
+
+  it('stops accepting a regenerated key on the other instance within the key cache time (5 s)', async () => {
+    const tenant = await a.createTenant();
+    const viewer = '{ viewer { application { id } } }';
+    const self = (await b.gql<any>(viewer, {}, tenant.privateKey)).data?.viewer.application.id;
+    const regenerated = await a.gql<any>(
+      'mutation($id: UUID!) { regenerateApplicationKey(id: $id) { ... on RegenerateApplicationKeyPayload { key } } }',
+      { id: self },
+      tenant.managementKey,
+    );
+    const newKey = regenerated.data?.regenerateApplicationKey.key;
+    const started = Date.now();
+    // B cached the old key a moment ago: it answers until that entry expires, then refuses it.
+    await until(
+      'B to refuse the old key',
+      async () => {
+        const result = await b.gql(viewer, {}, tenant.privateKey);
+        return result.errors?.[0]?.extensions?.code === 'UNAUTHENTICATED' ? true : undefined;
+      },
+      10_000,
+    );
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect((await b.gql<any>(viewer, {}, newKey)).data?.viewer.application.id).toBe(self);
+  });
 });
 
 async function startHitCounter() {
