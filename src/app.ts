@@ -90,7 +90,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       transactions: createTransactionService({
         db: database.db,
         ttlMs: config.transactions.ttlMs,
-        onTokensDeleted: tokenCache.invalidateTenant,
+        onTokensChanged: tokenCache.invalidateTenant,
       }),
       formulas: createFormulaService({
         db: database.db,

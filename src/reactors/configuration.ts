@@ -11,6 +11,7 @@ import {
   DEFAULT_FORMULA_LIMITS,
   isJsonObject,
 } from '../formulas/rules.ts';
+import { mergePatch } from '../merge-patch.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 
 export type ConfigurationValue = string | number | boolean;
@@ -94,23 +95,6 @@ function collectName(name: unknown, maxLength: number, errors: FieldErrors): str
   else if (characterCount(trimmed) > maxLength) errors.name = [`must be at most ${maxLength} characters`];
   else if (!isStorableText(trimmed)) errors.name = [UNSTORABLE_TEXT];
   return trimmed;
-}
-
-/**
- * JSON merge patch as RFC 7386 (reissued unchanged in substance as RFC 7396) defines it, written from the RFC's own
- * pseudocode rather than taken from npm: `json-merge-patch` 1.0.2 (checked) mutates its target in place and assigns
- * keys with `target[key] =`, so a `__proto__` key in a patch would set a prototype; and it would mean a runtime
- * dependency plus separate typings for 10 lines.
- * Inputs are never mutated; the result shares untouched subtrees with them, so treat it as read-only or copy it.
- */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isJsonObject(patch)) return patch;
-  const result: Record<string, unknown> = isJsonObject(target) ? { ...target } : {};
-  for (const [name, value] of Object.entries(patch)) {
-    if (value === null) delete result[name];
-    else defineValue(result, name, mergePatch(Object.hasOwn(result, name) ? result[name] : undefined, value));
-  }
-  return result;
 }
 
 export interface ReactorFields {

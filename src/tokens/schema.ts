@@ -81,6 +81,35 @@ const CreateTokenInput = builder.inputType('CreateTokenInput', {
   }),
 });
 
+const UpdateTokenInput = builder.inputType('UpdateTokenInput', {
+  description:
+    'An RFC 7386 merge-patch of a token: an absent field keeps its value, null clears it. The type is fixed; the ' +
+    'result is validated as `createToken` validates.',
+  fields: (t) => ({
+    data: t.field({
+      type: 'JSON',
+      required: false,
+      description:
+        'Merged into the data: object keys are replaced one by one (null removes one), anything else replaces the ' +
+        "data whole: a card's `{ expiration_year: 2031 }` changes just that.",
+    }),
+    metadata: t.field({
+      type: 'JSONObject',
+      required: false,
+      description: 'Merged into the metadata key by key (a null value removes the key); null clears it all.',
+    }),
+    containers: t.stringList({
+      required: false,
+      description: "Replaces the containers; null gives back the type's default container.",
+    }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      required: false,
+      description: 'Replaces the expiry, which must be in the future; null: the token never expires.',
+    }),
+  }),
+});
+
 const transactionIdArg = (description: string) => ({ type: 'UUID' as const, required: false, description });
 
 builder.queryField('token', (t) =>
@@ -147,5 +176,36 @@ builder.mutationField('deleteToken', (t) =>
     },
     resolve: (_root, { id, transactionId }, context) =>
       context.services.tokens.deleteToken(principalOf(context), id, transactionId ?? context.transactionIdHeader),
+  }),
+);
+
+builder.mutationField('updateToken', (t) =>
+  t.field({
+    type: TokenRef,
+    description:
+      'Changes a token (a merge-patch, see `UpdateTokenInput`) and returns its new version; its data is encrypted ' +
+      'again and its mask and fingerprint recomputed. In a transaction the change is seen inside it at once and ' +
+      'by everyone on commit; a token held by another open transaction cannot be changed (CONFLICT).',
+    authScopes: { permission: 'token:update' },
+    errors: {
+      types: [BadRequestError, NotFoundError, ConflictError],
+      union: { description: 'The token as changed, or why it was not changed.' },
+    },
+    args: {
+      id: t.arg({ type: 'UUID', required: true, description: 'The token id.' }),
+      input: t.arg({ type: UpdateTokenInput, required: true, description: 'What to change.' }),
+      transactionId: t.arg(
+        transactionIdArg(
+          'Change inside this open transaction (for everyone on commit). Defaults to the BT-TRANSACTION-ID header.',
+        ),
+      ),
+    },
+    resolve: (_root, { id, input, transactionId }, context) =>
+      context.services.tokens.updateToken(
+        principalOf(context),
+        id,
+        input,
+        transactionId ?? context.transactionIdHeader,
+      ),
   }),
 );

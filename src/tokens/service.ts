@@ -3,6 +3,7 @@ import type { Principal } from '../auth/service.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
+import { mergePatch } from '../merge-patch.ts';
 import { enlistInTransaction, readableTransactionId } from '../transactions/service.ts';
 import * as transactionStore from '../transactions/store.ts';
 import { type DetokenizableToken, detokenize, planDataSites } from './expressions/index.ts';
@@ -32,6 +33,14 @@ export interface Token {
 
 export interface CreateTokenInput {
   type: TokenType;
+  data?: unknown;
+  metadata?: Record<string, unknown> | null;
+  containers?: string[] | null;
+  expiresAt?: Date | null;
+}
+
+/** An RFC 7386 merge-patch of a token: absent keeps, null clears; `data` and `metadata` are merged key by key. */
+export interface UpdateTokenPatch {
   data?: unknown;
   metadata?: Record<string, unknown> | null;
   containers?: string[] | null;
@@ -116,15 +125,44 @@ export function createTokenService(deps: {
     return {
       id,
       type: request.type,
+      ...sealedChanges(tenantId, id, request),
+      created_by: createdBy,
+      transaction_id: transactionId,
+    };
+  }
+
+  /** The columns a token's content fills: data sealed to (tenant, id), mask and fingerprint computed from it. */
+  function sealedChanges(tenantId: string, id: string, request: ValidTokenRequest): store.TokenChanges {
+    return {
       data: vault.encrypt(tenantId, id, JSON.stringify(request.data)),
       mask: request.mask === null || request.mask === undefined ? null : JSON.stringify(request.mask),
       fingerprint: vault.fingerprint(tenantId, request.type, request.data),
       metadata: JSON.stringify(request.metadata),
       containers: request.containers,
-      created_by: createdBy,
       expires_at: request.expiresAt,
-      transaction_id: transactionId,
     };
+  }
+
+  /**
+   * CONFLICT when another open transaction holds the token, for deletion or for an update: its write would be lost,
+   * or would land on a version it never saw. An expired holder that the sweeper has not reached yet holds nothing.
+   */
+  async function refuseIfHeldElsewhere(
+    trx: DbTransaction<Database>,
+    tenantId: string,
+    row: TokenRow,
+    enlistedIn: string | null,
+  ): Promise<void> {
+    const holders = [row.deleting_transaction_id, await store.findPendingUpdate(trx, tenantId, row.id)];
+    for (const holder of holders) {
+      if (holder === null || holder === undefined || holder === enlistedIn) continue;
+      const transaction = await transactionStore.findTransaction(trx, tenantId, holder);
+      if (transaction?.current_status === 'OPEN') {
+        throw new ConflictError('The token is held by another open transaction.', {
+          errors: { id: ['is enlisted in another open transaction'] },
+        });
+      }
+    }
   }
 
   /** Runs `write` in one database transaction, enlisted in `transactionId` when one is given. */
@@ -173,15 +211,7 @@ export function createTokenService(deps: {
           await store.deleteToken(trx, principal.tenantId, id);
           return deleted;
         }
-        if (row.deleting_transaction_id !== null) {
-          const holder = await transactionStore.findTransaction(trx, principal.tenantId, row.deleting_transaction_id);
-          // An expired holder that the sweeper has not reached yet no longer holds anything.
-          if (holder?.current_status === 'OPEN') {
-            throw new ConflictError('The token is held by another open transaction.', {
-              errors: { id: ['is enlisted in another open transaction'] },
-            });
-          }
-        }
+        await refuseIfHeldElsewhere(trx, principal.tenantId, row, enlistedIn);
         if (enlistedIn !== null) await store.holdForDeletion(trx, principal.tenantId, id, enlistedIn);
         else await store.deleteToken(trx, principal.tenantId, id);
         return deleted;
@@ -189,6 +219,50 @@ export function createTokenService(deps: {
       // This instance's next react must not find it; other instances hear it from the database (migration 0006).
       cache.invalidate(principal.tenantId, [id]);
       return deleted;
+    },
+
+    /**
+     * Changes a token by an RFC 7386 merge-patch (`data` and `metadata` merged key by key, `containers` and
+     * `expiresAt` replaced, null clears), validated as createToken validates; its type is fixed. The data is sealed
+     * again and its mask and fingerprint recomputed. Inside a transaction the new version is what the transaction
+     * reads, and everyone else reads it from the commit on (a rollback or expiry drops it); a token created in the
+     * same transaction is simply changed. A token another open transaction holds -> CONFLICT. Returns the new version.
+     */
+    async updateToken(
+      principal: Principal,
+      id: string,
+      patch: UpdateTokenPatch,
+      transactionId?: string | null,
+    ): Promise<Token> {
+      const updated = await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
+        const row = await store.lockVisibleToken(trx, principal.tenantId, id, enlistedIn);
+        if (!row) throw new NotFoundError('Token not found.');
+        await refuseIfHeldElsewhere(trx, principal.tenantId, row, enlistedIn);
+        const request = validateTokenRequest(
+          {
+            type: row.type,
+            data: patch.data === undefined ? decryptData(row) : mergePatch(decryptData(row), patch.data),
+            metadata: patch.metadata === undefined ? row.metadata : mergePatch(row.metadata, patch.metadata),
+            containers: patch.containers === undefined ? row.containers : patch.containers,
+            // A kept expiry is not checked again: the token is live, by the database's clock.
+            expiresAt: patch.expiresAt === undefined ? null : patch.expiresAt,
+          },
+          new Date(),
+        );
+        if (patch.expiresAt === undefined) request.expiresAt = row.expires_at;
+        const changes = sealedChanges(principal.tenantId, row.id, request);
+        if (enlistedIn === null || row.transaction_id === enlistedIn) {
+          await store.updateToken(trx, principal.tenantId, row.id, changes);
+        } else {
+          await store.holdUpdate(trx, principal.tenantId, row.id, enlistedIn, changes);
+        }
+        const after = { ...row, ...changes, mask: request.mask ?? null, metadata: request.metadata };
+        return toToken(principal, after, request.data);
+      });
+      // As for deletes: this instance's next react must read the new version; other instances hear it from the
+      // database (migration 0006). A pending update changes nothing yet, and dropping the entry costs one read.
+      cache.invalidate(principal.tenantId, [id]);
+      return updated;
     },
 
     /**

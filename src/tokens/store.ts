@@ -1,4 +1,4 @@
-import { type ExpressionBuilder, type Insertable, type Kysely, sql, type Transaction } from 'kysely';
+import { type Expression, type ExpressionBuilder, type Insertable, type Kysely, sql, type Transaction } from 'kysely';
 import type { Database } from '../db/tables.ts';
 import type { TokenRow, TokensTable } from './tables.ts';
 
@@ -7,27 +7,33 @@ type Executor = Kysely<Database> | Transaction<Database>;
 /** A token row to insert; `mask` and `metadata` as JSON text. */
 export type NewTokenRow = Omit<Insertable<TokensTable>, 'tenant_id'>;
 
+/** Whether `transactionId` is an open transaction of the tenant, by the database clock. */
+function isOpen(eb: ExpressionBuilder<Database, any>, tenantId: string, transactionId: string) {
+  return eb.exists(
+    eb
+      .selectFrom('transactions')
+      .select(sql`1`.as('one'))
+      .where('transactions.id', '=', transactionId)
+      .where('transactions.tenant_id', '=', tenantId)
+      .where('transactions.status', '=', 'OPEN')
+      .where('transactions.expires_at', '>', sql<Date>`now()`),
+  );
+}
+
 /**
  * Which tokens a reader sees: live ones (no expiry, or expiry still ahead by the database clock), committed or
  * created in `transactionId` while it is open, minus those `transactionId` itself holds for deletion while it is open
  * (a transaction reads its own writes; an expired one the sweeper has not reached yet holds nothing, as for
  * deleteToken). Without a transaction: committed tokens only, including those an open transaction is about to
- * delete, since that delete has not happened for anyone else yet.
+ * delete or update, since that has not happened for anyone else yet. `expiresAt` is the expiry the reader sees (a
+ * pending update's, inside its transaction).
  */
-function visibleTo(tenantId: string, transactionId: string | null) {
+function visibleTo(tenantId: string, transactionId: string | null, expiresAt: Expression<Date | null>) {
   return (eb: ExpressionBuilder<Database, 'tokens'>) => {
-    const live = eb.or([eb('tokens.expires_at', 'is', null), eb('tokens.expires_at', '>', sql<Date>`now()`)]);
+    const live = eb.or([eb(expiresAt, 'is', null), eb(expiresAt, '>', sql<Date>`now()`)]);
     const ofTenant = eb('tokens.tenant_id', '=', tenantId);
     if (transactionId === null) return eb.and([ofTenant, live, eb('tokens.transaction_id', 'is', null)]);
-    const openTransaction = eb.exists(
-      eb
-        .selectFrom('transactions')
-        .select(sql`1`.as('one'))
-        .where('transactions.id', '=', transactionId)
-        .where('transactions.tenant_id', '=', tenantId)
-        .where('transactions.status', '=', 'OPEN')
-        .where('transactions.expires_at', '>', sql<Date>`now()`),
-    );
+    const openTransaction = isOpen(eb, tenantId, transactionId);
     return eb.and([
       ofTenant,
       live,
@@ -42,6 +48,45 @@ function visibleTo(tenantId: string, transactionId: string | null) {
       ]),
     ]);
   };
+}
+
+/** Columns an update replaces; inside the updating transaction they are read from its pending version. */
+const UPDATABLE = ['data', 'mask', 'fingerprint', 'metadata', 'containers', 'expires_at'] as const;
+
+/**
+ * The visible tokens as the reader sees them. Inside an open transaction a token it updated reads as its pending
+ * version (token_updates, migration 0011); outside one, the plain rows (the token cache's query, kept as simple).
+ */
+function visibleTokens(db: Executor, tenantId: string, transactionId: string | null) {
+  if (transactionId === null) {
+    return db
+      .selectFrom('tokens')
+      .selectAll('tokens')
+      .where(visibleTo(tenantId, null, sql.ref<Date | null>('tokens.expires_at')));
+  }
+  const pending = sql.ref('pending.token_id');
+  const effective = (column: (typeof UPDATABLE)[number]) =>
+    sql<any>`case when ${pending} is not null then ${sql.ref(`pending.${column}`)} else ${sql.ref(`tokens.${column}`)} end`;
+  return db
+    .selectFrom('tokens')
+    .leftJoin('token_updates as pending', (join) =>
+      join
+        .onRef('pending.token_id', '=', 'tokens.id')
+        .on('pending.transaction_id', '=', transactionId)
+        .on((eb) => isOpen(eb, tenantId, transactionId)),
+    )
+    .select([
+      'tokens.id',
+      'tokens.tenant_id',
+      'tokens.type',
+      'tokens.created_by',
+      'tokens.created_at',
+      'tokens.transaction_id',
+      'tokens.deleting_transaction_id',
+      ...UPDATABLE.map((column) => effective(column).as(column)),
+    ])
+    .where(visibleTo(tenantId, transactionId, effective('expires_at')) as any)
+    .$castTo<TokenRow>();
 }
 
 export async function insertTokens(db: Executor, tenantId: string, tokens: NewTokenRow[]): Promise<TokenRow[]> {
@@ -62,12 +107,7 @@ export async function findVisibleToken(
   id: string,
   transactionId: string | null,
 ): Promise<TokenRow | undefined> {
-  return db
-    .selectFrom('tokens')
-    .selectAll()
-    .where('tokens.id', '=', id)
-    .where(visibleTo(tenantId, transactionId))
-    .executeTakeFirst();
+  return visibleTokens(db, tenantId, transactionId).where('tokens.id', '=', id).executeTakeFirst();
 }
 
 /** Every visible token among `ids`, in one query; absent ids are simply missing from the result. */
@@ -78,11 +118,8 @@ export async function findVisibleTokens(
   transactionId: string | null,
 ): Promise<TokenRow[]> {
   if (ids.length === 0) return [];
-  return db
-    .selectFrom('tokens')
-    .selectAll()
+  return visibleTokens(db, tenantId, transactionId)
     .where('tokens.id', 'in', [...ids])
-    .where(visibleTo(tenantId, transactionId))
     .execute();
 }
 
@@ -93,13 +130,7 @@ export async function lockVisibleToken(
   id: string,
   transactionId: string | null,
 ): Promise<TokenRow | undefined> {
-  return db
-    .selectFrom('tokens')
-    .selectAll()
-    .where('tokens.id', '=', id)
-    .where(visibleTo(tenantId, transactionId))
-    .forUpdate('tokens')
-    .executeTakeFirst();
+  return visibleTokens(db, tenantId, transactionId).where('tokens.id', '=', id).forUpdate('tokens').executeTakeFirst();
 }
 
 export async function deleteToken(db: Executor, tenantId: string, id: string): Promise<void> {
@@ -120,7 +151,42 @@ export async function holdForDeletion(
     .execute();
 }
 
-/** Applies a transaction's writes: its deletes happen, its created tokens become visible to everyone. */
+/** The columns an update writes, sealed and computed as at creation. */
+export type TokenChanges = Pick<NewTokenRow, (typeof UPDATABLE)[number]>;
+
+/** Replaces a token's updatable columns at once (outside a transaction, or a token its own transaction created). */
+export async function updateToken(db: Executor, tenantId: string, id: string, changes: TokenChanges): Promise<void> {
+  await db.updateTable('tokens').set(changes).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+}
+
+/** The transaction that holds a pending update of the token, if any (open or not: the caller checks). */
+export async function findPendingUpdate(db: Executor, tenantId: string, id: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('token_updates')
+    .select('transaction_id')
+    .where('tenant_id', '=', tenantId)
+    .where('token_id', '=', id)
+    .executeTakeFirst();
+  return row?.transaction_id;
+}
+
+/** Holds the token's new version until `transactionId` commits; replaces a version held before (by it, or by a dead one). */
+export async function holdUpdate(
+  db: Executor,
+  tenantId: string,
+  id: string,
+  transactionId: string,
+  changes: TokenChanges,
+): Promise<void> {
+  const row = { token_id: id, tenant_id: tenantId, transaction_id: transactionId, ...changes };
+  await db
+    .insertInto('token_updates')
+    .values(row)
+    .onConflict((conflict) => conflict.column('token_id').doUpdateSet({ transaction_id: transactionId, ...changes }))
+    .execute();
+}
+
+/** Applies a transaction's writes: its deletes happen, its updates land, its created tokens become visible to everyone. */
 export async function commitTransactionTokens(db: Executor, tenantId: string, transactionId: string): Promise<void> {
   await db
     .deleteFrom('tokens')
@@ -129,15 +195,36 @@ export async function commitTransactionTokens(db: Executor, tenantId: string, tr
     .execute();
   await db
     .updateTable('tokens')
+    .from('token_updates')
+    .set((eb) => ({
+      data: eb.ref('token_updates.data'),
+      // jsonb to jsonb: the column types differ only in what Kysely takes on insert (JSON text).
+      mask: sql<string | null>`${eb.ref('token_updates.mask')}`,
+      fingerprint: eb.ref('token_updates.fingerprint'),
+      metadata: sql<string>`${eb.ref('token_updates.metadata')}`,
+      containers: eb.ref('token_updates.containers'),
+      expires_at: eb.ref('token_updates.expires_at'),
+    }))
+    .whereRef('token_updates.token_id', '=', 'tokens.id')
+    .where('token_updates.transaction_id', '=', transactionId)
+    .where('tokens.tenant_id', '=', tenantId)
+    .execute();
+  await db.deleteFrom('token_updates').where('transaction_id', '=', transactionId).execute();
+  await db
+    .updateTable('tokens')
     .set({ transaction_id: null })
     .where('tenant_id', '=', tenantId)
     .where('transaction_id', '=', transactionId)
     .execute();
 }
 
-/** Undoes a transaction's writes: its created tokens are deleted, the tokens it held for deletion are released. */
+/**
+ * Undoes a transaction's writes: its created tokens are deleted, its pending updates dropped, the tokens it held for
+ * deletion released.
+ */
 export async function rollbackTransactionTokens(db: Executor, tenantId: string, transactionId: string): Promise<void> {
   await db.deleteFrom('tokens').where('tenant_id', '=', tenantId).where('transaction_id', '=', transactionId).execute();
+  await db.deleteFrom('token_updates').where('transaction_id', '=', transactionId).execute();
   await db
     .updateTable('tokens')
     .set({ deleting_transaction_id: null })

@@ -21,8 +21,22 @@ export interface TokensTable {
   deleting_transaction_id: string | null;
 }
 
+/** The version of a committed token an open transaction's `updateToken` wrote (migration 0011). */
+export interface TokenUpdatesTable {
+  token_id: string;
+  tenant_id: string;
+  transaction_id: string;
+  data: Buffer;
+  mask: ColumnType<unknown, string | null, string | null>;
+  fingerprint: string;
+  metadata: ColumnType<Record<string, unknown>, string, string>;
+  containers: ColumnType<string[], string[], string[]>;
+  expires_at: Date | null;
+}
+
 export interface TokenTables {
   tokens: TokensTable;
+  token_updates: TokenUpdatesTable;
 }
 
 export type TokenRow = Selectable<TokensTable>;

@@ -78,8 +78,8 @@ export function readableTransactionId(transactionId: string | null | undefined):
 export function createTransactionService(deps: {
   db: Kysely<Database>;
   ttlMs: number;
-  /** Called after a commit deleted tokens, so this instance's token cache forgets them at once. */
-  onTokensDeleted?: (tenantId: string) => void;
+  /** Called after a commit deleted or updated tokens, so this instance's token cache forgets them at once. */
+  onTokensChanged?: (tenantId: string) => void;
 }) {
   const { db } = deps;
 
@@ -95,7 +95,7 @@ export function createTransactionService(deps: {
       else await tokenStore.rollbackTransactionTokens(trx, principal.tenantId, id);
       return toTransaction(await store.finishTransaction(trx, principal.tenantId, id, outcome));
     });
-    if (outcome === 'COMMITTED') deps.onTokensDeleted?.(principal.tenantId);
+    if (outcome === 'COMMITTED') deps.onTokensChanged?.(principal.tenantId);
     return finished;
   }
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { parse, validate } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_PERMISSIONS } from '../../src/auth/permissions.ts';
 import { createFormula, createReactor, createToken } from '../support/fixtures.ts';
 import { fuzzSettings } from '../support/fuzz.ts';
 import { ADMIN_KEY, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
@@ -55,6 +56,13 @@ beforeAll(async () => {
     ownMarkers.push(viewer.data.viewer.application.id);
   }
   ownMarkers.push(tenant.tenantId);
+  // The private key may also update tokens (no default application may), so updateToken is reached too.
+  const granted = await gateway.gql<any>(
+    'mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { __typename } }',
+    { id: ownMarkers[1], input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, 'token:update'] } },
+    tenant.managementKey,
+  );
+  expect(granted.data?.updateApplication.__typename).toBe('Application');
   const tokenId = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: { secret: 'fuzz' } });
   const transaction = await gateway.gql<any>('mutation { createTransaction { id } }', {}, tenant.privateKey);
   knownIds.push(target.reactorId, tokenId, transaction.data.createTransaction.id, target.formulaId);
@@ -81,6 +89,15 @@ beforeAll(async () => {
     updateReactor: management({ id: reactorId, input: { name: 'Reactor', configuration: { label: 'y' } } }),
     patchReactor: management({ id: reactorId, input: { name: 'Reactor', configuration: { label: 'z' } } }),
     createToken: [{ vars: { input: token }, key: tenant.privateKey }],
+    updateToken: [
+      {
+        vars: {
+          id: await createToken(gateway, tenant.privateKey, token),
+          input: { data: { a: 'c' }, metadata: { n: 1 } },
+        },
+        key: tenant.privateKey,
+      },
+    ],
     react: [{ vars: { id: reactorId, args: { note: 'n', k: ['v'] } }, key: tenant.privateKey }],
     reactAsync: [
       { vars: { id: reactorId, args: { note: 'n' }, callbackUrl: 'https://example.com/hook' }, key: tenant.privateKey },

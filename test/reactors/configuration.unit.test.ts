@@ -2,12 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BadRequestError, type FieldErrors } from '../../src/errors.ts';
 import type { ConfigurationOption } from '../../src/formulas/rules.ts';
-import {
-  applyReactorPatch,
-  mergePatch,
-  validateConfiguration,
-  validateReactorName,
-} from '../../src/reactors/configuration.ts';
+import { mergePatch } from '../../src/merge-patch.ts';
+import { applyReactorPatch, validateConfiguration, validateReactorName } from '../../src/reactors/configuration.ts';
 
 function errorsOf(run: () => unknown): FieldErrors {
   try {

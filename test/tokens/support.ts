@@ -13,6 +13,9 @@ export const READ_TOKEN = `query($id: UUID!, $tx: UUID) { token(id: $id, transac
 export const DELETE_TOKEN = `mutation($id: UUID!, $tx: UUID) { deleteToken(id: $id, transactionId: $tx) {
   __typename ... on Token { id } ${ERROR_FIELDS} } }`;
 
+export const UPDATE_TOKEN = `mutation($id: UUID!, $input: UpdateTokenInput!, $tx: UUID) {
+  updateToken(id: $id, input: $input, transactionId: $tx) { __typename ... on Token { ${TOKEN_FIELDS} } ${ERROR_FIELDS} } }`;
+
 const TRANSACTION_FIELDS = 'id createdAt createdBy expiresAt status';
 export const CREATE_TRANSACTION = `mutation { createTransaction { ${TRANSACTION_FIELDS} } }`;
 export const READ_TRANSACTION = `query($id: UUID!) { transaction(id: $id) { ${TRANSACTION_FIELDS} } }`;
@@ -55,6 +58,26 @@ export async function readToken(gateway: TestGateway, key: string, id: string, t
 export async function deleteToken(gateway: TestGateway, key: string, id: string, tx?: string): Promise<any> {
   return data(await gateway.gql(DELETE_TOKEN, { id, tx }, key), 'deleteToken');
 }
+
+export async function updateToken(
+  gateway: TestGateway,
+  key: string,
+  id: string,
+  input: Record<string, unknown>,
+  tx?: string,
+): Promise<any> {
+  return data(await gateway.gql(UPDATE_TOKEN, { id, input, tx }, key), 'updateToken');
+}
+
+/** The token permissions together, which no default application holds (`token:update`), and `react`. */
+export const ALL_TOKEN_PERMISSIONS = [
+  'token:create',
+  'token:read',
+  'token:update',
+  'token:delete',
+  'token:use',
+  'reactor:invoke',
+];
 
 export async function createTransaction(gateway: TestGateway, key: string): Promise<any> {
   return data(await gateway.gql(CREATE_TRANSACTION, {}, key), 'createTransaction');

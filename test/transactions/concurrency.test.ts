@@ -6,6 +6,8 @@ import type { DatabaseTarget } from '../../src/db/database.ts';
 import { createTestDatabase, usingPostgres } from '../support/database.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import {
+  ALL_TOKEN_PERMISSIONS,
+  applicationKey,
   commit,
   createToken,
   createTransaction,
@@ -13,6 +15,7 @@ import {
   expireNow,
   readToken,
   rollback,
+  updateToken,
 } from '../tokens/support.ts';
 
 /**
@@ -93,6 +96,41 @@ describe('racing', () => {
         expect(created).toMatchObject({ __typename: 'ConflictError' });
         expect(created.message).toContain('COMMITTED');
       }
+    }
+  });
+
+  it('two transactions updating one token: one holds it, the other gets CONFLICT; the commit lands the holder’s', async () => {
+    const tenant = await gateway.createTenant();
+    const key = await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS);
+    for (let round = 0; round < ROUNDS; round++) {
+      const token = await createToken(gateway, key, { type: 'TOKEN', data: 'contested' });
+      const [first, second] = [await createTransaction(gateway, key), await createTransaction(gateway, key)];
+      const results = await Promise.all([
+        updateToken(gateway, key, token.id, { data: 'first' }, first.id),
+        updateToken(gateway, key, token.id, { data: 'second' }, second.id),
+      ]);
+      expect(results.map((result) => result.__typename).sort()).toEqual(['ConflictError', 'Token']);
+      const [holder, value] = results[0].__typename === 'Token' ? [first, 'first'] : [second, 'second'];
+      await commit(gateway, key, holder.id);
+      expect((await readToken(gateway, key, token.id)).data).toBe(value);
+    }
+  });
+
+  it('an update and the commit of its transaction: the update lands before the commit or is refused', async () => {
+    const tenant = await gateway.createTenant();
+    const key = await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS);
+    for (let round = 0; round < ROUNDS; round++) {
+      const token = await createToken(gateway, key, { type: 'TOKEN', data: 'before' });
+      const tx = await createTransaction(gateway, key);
+      const [updated, committed] = await Promise.all([
+        updateToken(gateway, key, token.id, { data: `u${round}` }, tx.id),
+        commit(gateway, key, tx.id),
+      ]);
+      expect(committed.status).toBe('COMMITTED');
+      // Never left pending in a finished transaction: it landed with the commit, or it was refused.
+      const expected = updated.__typename === 'Token' ? `u${round}` : 'before';
+      if (updated.__typename !== 'Token') expect(updated.message).toContain('COMMITTED');
+      expect((await readToken(gateway, key, token.id)).data).toBe(expected);
     }
   });
 });

@@ -4,6 +4,8 @@ import { createReactorWithCode, REACT } from '../support/fixtures.ts';
 import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import {
+  ALL_TOKEN_PERMISSIONS,
+  applicationKey,
   COMMIT_TRANSACTION,
   CREATE_TOKEN,
   CREATE_TRANSACTION,
@@ -13,11 +15,12 @@ import {
   READ_TRANSACTION,
   ROLLBACK_TRANSACTION,
   UNKNOWN_ID,
+  UPDATE_TOKEN,
 } from '../tokens/support.ts';
 
 /**
  * Tokens and transactions against a model: generated sequences of token creates (by `createToken` and by a
- * formula's `tokenize`), deletes, reads, detokenizing `react` calls, commits, rollbacks, expiries and sweeps, with
+ * formula's `tokenize`), updates, deletes, reads, detokenizing `react` calls, commits, rollbacks, expiries and sweeps, with
  * and without a transaction (open, finished or unknown). After every step the gateway's answer must be the model's,
  * and at the end every token must read as the model says, with and without each transaction.
  */
@@ -36,6 +39,8 @@ interface ModelToken {
   pendingIn: ModelTransaction | null;
   /** The open transaction holding its delete. */
   heldBy: ModelTransaction | null;
+  /** The open transaction holding an update of it, and the data that update wrote. */
+  update: { tx: ModelTransaction; data: string } | null;
   gone: boolean;
 }
 const UNKNOWN: ModelTransaction = { id: UNKNOWN_ID, status: 'OPEN' };
@@ -47,6 +52,16 @@ function visible(token: ModelToken, tx: ModelTransaction | null): boolean {
   return token.heldBy === null || token.heldBy !== tx;
 }
 
+/** The data a reader sees of a visible token: its transaction's pending update, or the committed data. */
+function seen(token: ModelToken, tx: ModelTransaction | null): string {
+  return token.update !== null && token.update.tx === tx ? token.update.data : token.data;
+}
+
+/** Another open transaction holds the token, for deletion or an update. */
+function heldElsewhere(token: ModelToken, tx: ModelTransaction | null): boolean {
+  return (token.heldBy !== null && token.heldBy !== tx) || (token.update !== null && token.update.tx !== tx);
+}
+
 // A reference picks an item of what exists so far (modulo its length); `tx` may also be none or an unknown id.
 const txRef = fc.oneof(
   { weight: 2, arbitrary: fc.constant<'none'>('none') },
@@ -54,7 +69,7 @@ const txRef = fc.oneof(
   { weight: 1, arbitrary: fc.constant<'unknown'>('unknown') },
 );
 const op = fc.oneof(
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('createTx' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('createTx' as const) }) },
   {
     weight: 3,
     arbitrary: fc.record({ kind: fc.constantFrom('createToken' as const, 'tokenize' as const), tx: txRef }),
@@ -67,7 +82,9 @@ const op = fc.oneof(
       tx: txRef,
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom('commit' as const, 'rollback' as const), tx: txRef }) },
+  // Updates have the most cases (own, pending, held elsewhere, created in the transaction): they come often.
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('update' as const), token: fc.nat(15), tx: txRef }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom('commit' as const, 'rollback' as const), tx: txRef }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('expire' as const, 'sweep' as const), tx: fc.nat(7) }) },
 );
 type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
@@ -75,9 +92,11 @@ type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
 let gateway: TestGateway;
 let tenant: TestTenant;
 let reactorId: string;
+let key: string;
 beforeAll(async () => {
   gateway = await startTestGateway();
   tenant = await gateway.createTenant('Model');
+  key = await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS);
   reactorId = await createReactorWithCode(
     gateway,
     tenant.managementKey,
@@ -88,7 +107,6 @@ afterAll(() => gateway?.close());
 
 /** One generated sequence against a fresh model; returns the first disagreement, or null. */
 async function replay(ops: Op[]): Promise<string | null> {
-  const key = tenant.privateKey;
   const txs: ModelTransaction[] = [];
   const tokens: ModelToken[] = [];
   let counter = 0;
@@ -133,6 +151,7 @@ async function replay(ops: Op[]): Promise<string | null> {
       for (const token of tokens) {
         if (token.pendingIn === tx) token.gone = true;
         if (token.heldBy === tx) token.heldBy = null;
+        if (token.update?.tx === tx) token.update = null;
       }
       continue;
     }
@@ -155,7 +174,8 @@ async function replay(ops: Op[]): Promise<string | null> {
         id = result.tokens?.made?.id ?? result.tokens?.made;
       }
       if (got !== expected) return `${where}: ${got}, the model says ${expected}`;
-      if (expected === 'OK') tokens.push({ id: id!, data: value, pendingIn: tx, heldBy: null, gone: false });
+      if (expected === 'OK')
+        tokens.push({ id: id!, data: value, pendingIn: tx, heldBy: null, update: null, gone: false });
       continue;
     }
     if (current.kind === 'commit' || current.kind === 'rollback') {
@@ -175,6 +195,10 @@ async function replay(ops: Op[]): Promise<string | null> {
           if (current.kind === 'commit') token.gone = true;
           token.heldBy = null;
         }
+        if (token.update?.tx === tx) {
+          if (current.kind === 'commit') token.data = token.update.data;
+          token.update = null;
+        }
       }
       continue;
     }
@@ -184,18 +208,31 @@ async function replay(ops: Op[]): Promise<string | null> {
     if (!token) continue;
     if (current.kind === 'read') {
       const read = (await gql(READ_TOKEN, { id: token.id, tx: txId })).token;
-      const expected = visible(token, tx) ? token.data : null;
+      const expected = visible(token, tx) ? seen(token, tx) : null;
       if ((read?.data ?? null) !== expected) return `${where}: read ${read?.data ?? null}, the model says ${expected}`;
     } else if (current.kind === 'use') {
       const result = (await gql(REACT, { id: reactorId, args: { v: `{{ ${token.id} }}` }, tx: txId })).react;
       const got = result.__typename === 'ReactorResponse' ? result.raw.v : result.code;
-      const expected = visible(token, tx) ? token.data : 'BAD_REQUEST';
+      const expected = visible(token, tx) ? seen(token, tx) : 'BAD_REQUEST';
       if (got !== expected) return `${where}: react saw ${got}, the model says ${expected}`;
+    } else if (current.kind === 'update') {
+      const value = `data-${++counter}`;
+      const result = (await gql(UPDATE_TOKEN, { id: token.id, input: { data: value }, tx: txId })).updateToken;
+      let expected = refusal(tx);
+      if (expected === null && !visible(token, tx)) expected = 'NOT_FOUND';
+      if (expected === null && heldElsewhere(token, tx)) expected = 'CONFLICT';
+      const got = outcome(result);
+      if (got.split(' ')[0] !== (expected ?? 'OK').split(' ')[0] || (expected?.includes(' ') && got !== expected)) {
+        return `${where}: ${got}, the model says ${expected ?? 'OK'}`;
+      }
+      if (expected !== null) continue;
+      if (tx === null || token.pendingIn === tx) token.data = value;
+      else token.update = { tx, data: value };
     } else {
       const result = (await gql(DELETE_TOKEN, { id: token.id, tx: txId })).deleteToken;
       let expected = refusal(tx);
       if (expected === null && !visible(token, tx)) expected = 'NOT_FOUND';
-      if (expected === null && token.heldBy !== null) expected = 'CONFLICT';
+      if (expected === null && heldElsewhere(token, tx)) expected = 'CONFLICT';
       const got = outcome(result);
       if (got.split(' ')[0] !== (expected ?? 'OK').split(' ')[0] || (expected?.includes(' ') && got !== expected)) {
         return `${where}: ${got}, the model says ${expected ?? 'OK'}`;
@@ -211,7 +248,7 @@ async function replay(ops: Op[]): Promise<string | null> {
   for (const token of tokens) {
     for (const tx of [null, UNKNOWN, ...txs]) {
       const read = (await gql(READ_TOKEN, { id: token.id, tx: tx?.id ?? null })).token;
-      const expected = visible(token, tx) ? token.data : null;
+      const expected = visible(token, tx) ? seen(token, tx) : null;
       if ((read?.data ?? null) !== expected) {
         return `at the end, ${token.id} in ${tx?.id ?? 'none'}: read ${read?.data ?? null}, the model says ${expected}`;
       }
@@ -227,7 +264,7 @@ async function replay(ops: Op[]): Promise<string | null> {
 describe('tokens and transactions against a model', () => {
   it('answer every generated sequence of operations as the model does', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 30 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 15, maxLength: 40 }), async (ops) => {
         expect(await replay(ops)).toBeNull();
       }),
       { numRuns: RUNS, seed: SEED },
