@@ -30,7 +30,7 @@ export interface TokenCache {
  * Rows stay sealed here (the vault decrypts on each use), so the cache holds no plaintext. Only rows read without a
  * transaction are cached, and only committed ones (`transaction_id` null): what any reader without a transaction sees.
  *
- * Consistency: a delete through this instance drops the entry before the mutation answers; a delete anywhere else
+ * Consistency: a delete or update through this instance drops the entry before the mutation answers; one anywhere else
  * (another instance, SQL by hand, a transaction commit) reaches every instance through the triggers of migration
  * 0006 and LISTEN/NOTIFY, a few milliseconds after it commits. A read that raced with a change is not cached
  * (generation check), so a stale row cannot be put back after its notification. `max: 0` turns the cache off.

@@ -6,7 +6,14 @@ import { createTokenCache } from '../../src/tokens/token-cache.ts';
 import { usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
-import { commit, createTransaction, deleteToken } from './support.ts';
+import {
+  ALL_TOKEN_PERMISSIONS,
+  applicationKey,
+  commit,
+  createTransaction,
+  deleteToken,
+  updateToken,
+} from './support.ts';
 
 /**
  * The detokenization cache (src/tokens/token-cache.ts): a token used again costs no query, and no change to a token
@@ -148,5 +155,19 @@ describe.runIf(usingPostgres)('token cache: across instances', () => {
     await deleteToken(other, tenant.privateKey, id);
     const refused = await eventually(async () => (await react(gateway, id))?.__typename === 'BadRequestError');
     expect(refused).toBe(true);
+  });
+
+  it("an update through one instance, and one committed in a transaction, reach the other instance's cache", async () => {
+    const key = await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS);
+    const id = await createToken(gateway, key, { type: 'TOKEN', data: 'v1' });
+    expect((await react(gateway, id, key)).raw).toEqual({ secret: 'v1' });
+    await updateToken(other, key, id, { data: 'v2' });
+    expect(await eventually(async () => (await react(gateway, id, key)).raw.secret === 'v2')).toBe(true);
+
+    const tx = await createTransaction(other, key);
+    await updateToken(other, key, id, { data: 'v3' }, tx.id);
+    expect((await react(gateway, id, key)).raw).toEqual({ secret: 'v2' });
+    await commit(other, key, tx.id);
+    expect(await eventually(async () => (await react(gateway, id, key)).raw.secret === 'v3')).toBe(true);
   });
 });
