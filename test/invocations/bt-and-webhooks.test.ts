@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { applicationKey } from '../tokens/support.ts';
 
 let gateway: TestGateway;
 let server: RunningServer;
@@ -53,6 +54,51 @@ describe('req.bt', () => {
       'module.exports = async (req) => ({ raw: req.bt === null });',
     );
     expect((await gateway.gql<any>(REACT, { id: reactorId }, tenant.privateKey)).data?.react.raw).toBe(true);
+  });
+
+  it('updates and deletes tokens when the application may, and says why not when it may not', async () => {
+    const code = `module.exports = async (req) => {
+      const attempt = async (call) => {
+        try { return await call(); } catch (e) { return { code: e.code, status: e.status }; }
+      };
+      return { raw: {
+        updated: await attempt(() => req.bt.tokens.update(req.args.id, { data: { b: 2 }, metadata: { seen: true } })),
+        deleted: await attempt(() => req.bt.tokens.delete(req.args.other)),
+        missing: await attempt(() => req.bt.tokens.update('01a204cc-a83d-77b0-9658-e28eab878300', { data: 'x' })),
+      } };
+    };`;
+    const writer = await applicationKey(gateway, tenant, 'PRIVATE', ['token:update', 'token:delete', 'reactor:invoke']);
+    const mayWrite = await createReactorWithCode(gateway, tenant.managementKey, code, {
+      applicationId: await applicationId(writer),
+    });
+    const reader = await applicationKey(gateway, tenant, 'PRIVATE', ['token:read']);
+    const mayNot = await createReactorWithCode(gateway, tenant.managementKey, code, {
+      applicationId: await applicationId(reader),
+    });
+    const token = () => createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: { a: 1 } });
+    const [id, other] = [await token(), await token()];
+
+    const refused = (await gateway.gql<any>(REACT, { id: mayNot, args: { id, other } }, tenant.privateKey)).data?.react
+      .raw;
+    expect(refused.updated).toEqual({ code: 'FORBIDDEN', status: 403 });
+    expect(refused.deleted).toEqual({ code: 'FORBIDDEN', status: 403 });
+    const read = 'query($id: UUID!) { token(id: $id) { data metadata } }';
+    expect((await gateway.gql<any>(read, { id }, tenant.privateKey)).data?.token).toEqual({
+      data: { a: 1 },
+      metadata: {},
+    });
+    expect((await gateway.gql<any>(read, { id: other }, tenant.privateKey)).data?.token).not.toBeNull();
+
+    const done = (await gateway.gql<any>(REACT, { id: mayWrite, args: { id, other } }, tenant.privateKey)).data?.react
+      .raw;
+    expect(done.updated).toMatchObject({ id, type: 'TOKEN', metadata: { seen: true } });
+    expect(done.deleted).toBeNull();
+    expect(done.missing).toEqual({ code: 'NOT_FOUND', status: 404 });
+    expect((await gateway.gql<any>(read, { id }, tenant.privateKey)).data?.token).toEqual({
+      data: { a: 1, b: 2 },
+      metadata: { seen: true },
+    });
+    expect((await gateway.gql<any>(read, { id: other }, tenant.privateKey)).data?.token).toBeNull();
   });
 });
 

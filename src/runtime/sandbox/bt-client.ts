@@ -6,6 +6,12 @@ const CREATE_TOKEN = `mutation ReactorCreateToken($input: CreateTokenInput!) {
   createToken(input: $input) { __typename ... on Token { ${TOKEN_FIELDS} } ... on Error { code status message errors } }
 }`;
 const RETRIEVE_TOKEN = `query ReactorRetrieveToken($id: UUID!) { token(id: $id) { id type data ${TOKEN_FIELDS.slice(8)} } }`;
+const UPDATE_TOKEN = `mutation ReactorUpdateToken($id: UUID!, $input: UpdateTokenInput!) {
+  updateToken(id: $id, input: $input) { __typename ... on Token { ${TOKEN_FIELDS} } ... on Error { code status message errors } }
+}`;
+const DELETE_TOKEN = `mutation ReactorDeleteToken($id: UUID!) {
+  deleteToken(id: $id) { __typename ... on Token { id } ... on Error { code status message errors } }
+}`;
 
 export class BtCallError extends Error {
   constructor(
@@ -53,31 +59,45 @@ async function post(
   return answer.data;
 }
 
+/** A mutation's union result: the token, or its typed error thrown as the SDK's error would carry it. */
+function tokenOrThrow(result: unknown, operation: string): Record<string, unknown> {
+  if (!result || typeof result !== 'object') throw new BtCallError(`${operation} returned nothing`);
+  const answer = result as Record<string, unknown>;
+  if (answer.__typename === 'Token' || !('code' in answer)) {
+    const { __typename: _, ...token } = answer;
+    return token;
+  }
+  throw new BtCallError(
+    String(answer.message ?? `${operation} failed`),
+    String(answer.code),
+    Number(answer.status) || null,
+    answer.errors ?? null,
+  );
+}
+
 export async function btCall(
   bt: { endpoint: string; apiKey: string },
   op: string,
   payload: { input?: unknown; id?: unknown },
   signal: AbortSignal,
 ): Promise<unknown> {
-  if (op === 'bt.tokens.create') {
-    const data = await post(bt, CREATE_TOKEN, { input: payload.input }, signal);
-    const result = data.createToken as Record<string, unknown> | null;
-    if (!result) throw new BtCallError('createToken returned nothing');
-    if (result.__typename === 'Token' || !('code' in result)) {
-      const { __typename: _, ...token } = result;
-      return token;
+  switch (op) {
+    case 'bt.tokens.create':
+      return tokenOrThrow((await post(bt, CREATE_TOKEN, { input: payload.input }, signal)).createToken, 'createToken');
+    case 'bt.tokens.retrieve': {
+      const data = await post(bt, RETRIEVE_TOKEN, { id: payload.id }, signal);
+      if (!data.token) throw new BtCallError('Token not found', 'NOT_FOUND', 404);
+      return data.token;
     }
-    throw new BtCallError(
-      String(result.message ?? 'createToken failed'),
-      String(result.code),
-      Number(result.status) || null,
-      result.errors ?? null,
-    );
+    case 'bt.tokens.update': {
+      const data = await post(bt, UPDATE_TOKEN, { id: payload.id, input: payload.input }, signal);
+      return tokenOrThrow(data.updateToken, 'updateToken');
+    }
+    case 'bt.tokens.delete':
+      // The SDK's delete resolves to nothing.
+      tokenOrThrow((await post(bt, DELETE_TOKEN, { id: payload.id }, signal)).deleteToken, 'deleteToken');
+      return null;
+    default:
+      throw new BtCallError(`Unknown bt operation ${op}`);
   }
-  if (op === 'bt.tokens.retrieve') {
-    const data = await post(bt, RETRIEVE_TOKEN, { id: payload.id }, signal);
-    if (!data.token) throw new BtCallError('Token not found', 'NOT_FOUND', 404);
-    return data.token;
-  }
-  throw new BtCallError(`Unknown bt operation ${op}`);
 }

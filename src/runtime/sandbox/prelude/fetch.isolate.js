@@ -117,6 +117,8 @@ function createBtClient(invocationId) {
     tokens: Object.freeze({
       create: (input) => callAsync(invocationId, 'bt.tokens.create', { input }),
       retrieve: (id) => callAsync(invocationId, 'bt.tokens.retrieve', { id: NativeString(id) }),
+      update: (id, input) => callAsync(invocationId, 'bt.tokens.update', { id: NativeString(id), input }),
+      delete: (id) => callAsync(invocationId, 'bt.tokens.delete', { id: NativeString(id) }),
     }),
   });
 }
