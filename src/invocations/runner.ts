@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { AuthService } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
@@ -60,6 +61,8 @@ export function createJobRunner(deps: {
   /** Each run in flight, with its tenant. */
   const inFlight = new Map<Promise<void>, string>();
   let stopped = true;
+  /** Aborted by stop(): ends the waits between retries of a write while the database is away. */
+  let stopping = new AbortController();
   let claiming: Promise<void> | null = null;
   let claimAgain = false;
   const timers: NodeJS.Timeout[] = [];
@@ -175,19 +178,22 @@ export function createJobRunner(deps: {
    * A write about a claimed request, tried again while the database is unreachable (a restart, a failover) for as
    * long as the lease's grace lasts: an outcome is kept, or a request requeued, rather than the request failed as
    * interrupted by a sweeper. A late write changes nothing: these writes only touch a RUNNING request of this runner.
+   * A shutdown ends the retries at once (the process is leaving): the request stays RUNNING, and the sweeper of any
+   * instance fails it as interrupted once its lease has passed, as for a runner that died.
    */
   async function whileUnavailable<T>(requestId: string, what: string, write: () => Promise<T>): Promise<T | undefined> {
     const giveUpAt = Date.now() + options.leaseGraceMs;
+    const { signal } = stopping;
     for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 5_000)) {
       try {
         return await write();
       } catch (error) {
-        if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt) {
+        if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt || signal.aborted) {
           log.error({ err: error, requestId }, `${what} failed`);
           return undefined;
         }
         log.warn({ requestId }, `the database is unavailable; ${what} again shortly`);
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        await sleep(waitMs, undefined, { signal }).catch(() => {});
       }
     }
   }
@@ -246,6 +252,7 @@ export function createJobRunner(deps: {
     runnerId,
     start(): void {
       stopped = false;
+      stopping = new AbortController();
       unsubscribe = events.onRequestQueued(wake);
       timers.push(
         setInterval(wake, options.pollIntervalMs),
@@ -260,6 +267,7 @@ export function createJobRunner(deps: {
     /** Stops claiming and waits for the runs in flight (their results are stored). */
     async stop(): Promise<void> {
       stopped = true;
+      stopping.abort();
       unsubscribe?.();
       for (const timer of timers.splice(0)) clearInterval(timer);
       await claiming;

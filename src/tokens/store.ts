@@ -206,10 +206,15 @@ export async function commitTransactionTokens(db: Executor, tenantId: string, tr
       expires_at: eb.ref('token_updates.expires_at'),
     }))
     .whereRef('token_updates.token_id', '=', 'tokens.id')
+    .where('token_updates.tenant_id', '=', tenantId)
     .where('token_updates.transaction_id', '=', transactionId)
     .where('tokens.tenant_id', '=', tenantId)
     .execute();
-  await db.deleteFrom('token_updates').where('transaction_id', '=', transactionId).execute();
+  await db
+    .deleteFrom('token_updates')
+    .where('tenant_id', '=', tenantId)
+    .where('transaction_id', '=', transactionId)
+    .execute();
   await db
     .updateTable('tokens')
     .set({ transaction_id: null })
@@ -224,7 +229,11 @@ export async function commitTransactionTokens(db: Executor, tenantId: string, tr
  */
 export async function rollbackTransactionTokens(db: Executor, tenantId: string, transactionId: string): Promise<void> {
   await db.deleteFrom('tokens').where('tenant_id', '=', tenantId).where('transaction_id', '=', transactionId).execute();
-  await db.deleteFrom('token_updates').where('transaction_id', '=', transactionId).execute();
+  await db
+    .deleteFrom('token_updates')
+    .where('tenant_id', '=', tenantId)
+    .where('transaction_id', '=', transactionId)
+    .execute();
   await db
     .updateTable('tokens')
     .set({ deleting_transaction_id: null })

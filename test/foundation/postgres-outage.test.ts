@@ -154,6 +154,37 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
       }
     });
 
+    it('stops at once when an outcome cannot be stored meanwhile, rather than retrying for the lease’s grace', async () => {
+      const tenant = await gateway.createTenant();
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        'module.exports = async () => { await new Promise((r) => setTimeout(r, 600)); return { raw: { lost: true } }; };',
+      );
+      await other.app.runner.stop();
+      try {
+        const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+        const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+        const status = async () =>
+          (await direct.query('select status from reactor_requests where id = $1', [requestId])).rows[0]?.status;
+        await until('the run to start', async () => ((await status()) === 'RUNNING' ? true : undefined));
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        await outage(gateway.app.database.notifier, async () => {
+          // The formula ends during the cut; storing its outcome fails and is being retried (the lease's grace here
+          // is 30 s). The shutdown of the runner does not wait for that.
+          await new Promise((resolve) => setTimeout(resolve, 800));
+          const started = Date.now();
+          await gateway.app.runner.stop();
+          expect(Date.now() - started).toBeLessThan(2_000);
+        });
+        // Left RUNNING for a sweeper to fail once its lease passes, as if its runner had died.
+        expect(await status()).toBe('RUNNING');
+      } finally {
+        gateway.app.runner.start();
+        other.app.runner.start();
+      }
+    });
+
     it('puts back in the queue a request claimed just before the database went away, not yet started', async () => {
       const tenant = await gateway.createTenant();
       const reactorId = await createReactorWithCode(
