@@ -94,8 +94,30 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
   });
 }
 
-/** maskError logging what it hides: Yoga's `maskedErrors` (./yoga.ts) and graphql-ws subscriptions (src/server.ts). */
-export function loggingMask(log: Logger): (error: unknown) => GraphQLError {
-  return (error) =>
-    maskError(error, (original) => log.error({ err: original }, 'unexpected error while executing GraphQL'));
+/**
+ * maskError logging what it hides: Yoga's `maskedErrors` (./yoga.ts) and graphql-ws subscriptions (src/server.ts).
+ * During a database outage every request that needs the database fails alike; one line per `outageWindowMs` says
+ * so, with the count of those not logged since the last, instead of a line (and a stack) for each of thousands.
+ */
+export function loggingMask(log: Logger, outageWindowMs = 10_000): (error: unknown) => GraphQLError {
+  let quietUntil = 0;
+  let unlogged = 0;
+  const report = (original: unknown) => {
+    if (!isDatabaseUnavailable(original)) {
+      log.error({ err: original }, 'unexpected error while executing GraphQL');
+      return;
+    }
+    const now = Date.now();
+    if (now < quietUntil) {
+      unlogged++;
+      return;
+    }
+    log.error(
+      { err: original, unloggedSinceLastReport: unlogged },
+      `the database is unavailable: requests that need it get SERVICE_UNAVAILABLE (one line per ${outageWindowMs / 1000} s)`,
+    );
+    quietUntil = now + outageWindowMs;
+    unlogged = 0;
+  };
+  return (error) => maskError(error, report);
 }

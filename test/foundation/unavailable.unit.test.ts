@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isDatabaseUnavailable } from '../../src/db/unavailable.ts';
+import { loggingMask } from '../../src/graphql/graphql-errors.ts';
+import type { Logger } from '../../src/logger.ts';
 
 const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
 
@@ -29,6 +31,39 @@ describe('isDatabaseUnavailable', () => {
       null,
     ]) {
       expect(isDatabaseUnavailable(error)).toBe(false);
+    }
+  });
+});
+
+describe('loggingMask during an outage', () => {
+  function capture() {
+    const lines: { fields: Record<string, unknown>; message: string }[] = [];
+    const log = { error: (fields: Record<string, unknown>, message: string) => lines.push({ fields, message }) };
+    return { lines, log: log as unknown as Logger };
+  }
+
+  it('logs one line per window for the database being away, counting the rest, and every other error', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const { lines, log } = capture();
+      const mask = loggingMask(log, 10_000);
+      const away = () => mask(new Error('Connection terminated unexpectedly'));
+      for (let i = 0; i < 50; i++) expect(away().extensions.code).toBe('SERVICE_UNAVAILABLE');
+      expect(mask(new TypeError('a bug')).extensions.code).toBe('INTERNAL_SERVER_ERROR');
+      expect(mask(new TypeError('another bug')).extensions.code).toBe('INTERNAL_SERVER_ERROR');
+      expect(lines.map((line) => line.message.split(':')[0])).toEqual([
+        'the database is unavailable',
+        'unexpected error while executing GraphQL',
+        'unexpected error while executing GraphQL',
+      ]);
+      expect(lines[0]?.fields.unloggedSinceLastReport).toBe(0);
+
+      vi.advanceTimersByTime(10_000);
+      away();
+      expect(lines).toHaveLength(4);
+      expect(lines[3]?.fields.unloggedSinceLastReport).toBe(49);
+    } finally {
+      vi.useRealTimers();
     }
   });
 });
