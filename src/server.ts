@@ -154,6 +154,21 @@ export async function startServer(
     },
     wsServer,
   );
+  // graphql-ws prints each socket's 'error' with console.error, stack and all, outside our logs. Such errors are
+  // mostly a client's broken frames (too large, a bad opcode or UTF-8), which ws has already answered by closing the
+  // socket (1009, 1002, 1007): a client could fill stderr at will. Registered after graphql-ws's own connection
+  // listener, this one takes its place: a pino line (warn for a client's frames) and the same 4500 close otherwise.
+  wsServer.on('connection', (socket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (error.code?.startsWith('WS_ERR_')) {
+        log.warn({ code: error.code, message: error.message }, 'graphql-ws client sent a broken frame; socket closed');
+        return;
+      }
+      log.error({ err: error }, 'graphql-ws socket error');
+      socket.close(4500, 'Internal server error');
+    });
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
