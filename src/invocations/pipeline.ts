@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/service.ts';
-import { BadRequestError, errorFromShape } from '../errors.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
+import { BadRequestError, errorFromShape, ServiceUnavailableError } from '../errors.ts';
 import type { RequestParameter } from '../formulas/rules.ts';
 import type { FormulaRuntime, LogLine } from '../runtime/pool.ts';
 import type { SealedArgs } from '../tokens/sealing.ts';
@@ -84,7 +85,16 @@ export async function runReactor(
   const tokens =
     outcome.tokenize === undefined || outcome.tokenize === null
       ? null
-      : await deps.tokens.tokenizeResult(principal, outcome.tokenize, options.transactionId);
+      : await deps.tokens.tokenizeResult(principal, outcome.tokenize, options.transactionId).catch((error: unknown) => {
+          // Unlike a 503 before the run, this one must not read as "try again" alone: the formula has run (and may
+          // have charged a card), so the caller is told so before deciding to invoke it again.
+          if (!isDatabaseUnavailable(error)) throw error;
+          throw new ServiceUnavailableError(
+            'The reactor ran, but the tokens of its result could not be stored (the database is unavailable), so ' +
+              'its result is lost. Invoking it again runs the formula again.',
+            { errors: { tokenize: ['could not be stored: the database is unavailable'] } },
+          );
+        });
   return { raw: outcome.raw ?? null, tokens, logs: outcome.logs };
 }
 

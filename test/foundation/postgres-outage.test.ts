@@ -154,6 +154,32 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
       }
     });
 
+    it('tells a react whose formula ran but whose tokens could not be stored that it ran', async () => {
+      const tenant = await gateway.createTenant();
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        `module.exports = async (req) => {
+          await new Promise((r) => setTimeout(r, req.args.wait));
+          return { raw: { ran: true }, tokenize: { card: { type: 'TOKEN', data: 'secret' } } };
+        };`,
+      );
+      const react = (wait: number) => gateway.gql<any>(REACT, { id: reactorId, args: { wait } }, tenant.privateKey);
+      // Once with the database, so that the key and the reactor come from the caches during the cut.
+      expect((await react(0)).data?.react.tokens.card).toEqual(expect.any(String));
+      const during = react(700);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await outage(gateway.app.database.notifier, async () => {
+        const answer = (await during).data?.react;
+        expect(answer).toMatchObject({
+          __typename: 'ServiceUnavailableError',
+          code: 'SERVICE_UNAVAILABLE',
+          errors: { tokenize: ['could not be stored: the database is unavailable'] },
+        });
+        expect(answer.message).toContain('The reactor ran');
+      });
+    });
+
     it('stops at once when an outcome cannot be stored meanwhile, rather than retrying for the lease’s grace', async () => {
       const tenant = await gateway.createTenant();
       const reactorId = await createReactorWithCode(
