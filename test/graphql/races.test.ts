@@ -1,12 +1,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_PERMISSIONS } from '../../src/auth/permissions.ts';
 import { createFormula, createReactor, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { type GraphQLResponse, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
 /**
  * Clients race each other on the same objects: one deletes a reactor and then its formula while another patches
- * it, lists it or runs it; one commits a transaction while another creates a token in it; one deletes an
- * application a reactor is being attached to. On Postgres these really interleave (a pool of connections). Every
+ * it, lists it or runs it; one commits a transaction while another creates or updates a token in it; one deletes an
+ * application a reactor is being attached to, or that another updates. On Postgres these really interleave (a pool of connections). Every
  * answer must be a result or a typed error, never "Unexpected error.": a read that loses the race learns that its
  * object is gone (NOT_FOUND), as it would have a moment later.
  */
@@ -20,6 +21,15 @@ let tenant: TestTenant;
 beforeAll(async () => {
   gateway = await startTestGateway();
   tenant = await gateway.createTenant('Races');
+  // The private key may update tokens too (no default application may), to race updateToken as well.
+  const privateApp = (await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey)).data.viewer
+    .application.id;
+  const granted = await gateway.gql<any>(
+    'mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { __typename } }',
+    { id: privateApp, input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, 'token:update'] } },
+    tenant.managementKey,
+  );
+  expect(granted.data?.updateApplication.__typename).toBe('Application');
 });
 afterAll(async () => {
   await gateway?.close();
@@ -77,6 +87,22 @@ async function round(): Promise<(() => Promise<GraphQLResponse>)[]> {
       management,
     ),
     gql(`mutation($id: UUID!) { deleteApplication(id: $id) { ${TYPED} } }`, { id: applicationId }, management),
+    gql(
+      `mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { ${TYPED} } }`,
+      { id: applicationId, input: { name: 'b', permissions: ['token:read'] } },
+      management,
+    ),
+    gql(`mutation($id: UUID!) { regenerateApplicationKey(id: $id) { ${TYPED} } }`, { id: applicationId }, management),
+    gql(
+      `mutation($id: UUID!, $tx: UUID) { updateToken(id: $id, input: { data: "in tx" }, transactionId: $tx) { ${TYPED} } }`,
+      { id: tokenId, tx },
+      client,
+    ),
+    gql(
+      `mutation($id: UUID!) { updateToken(id: $id, input: { data: "plain" }) { ${TYPED} } }`,
+      { id: tokenId },
+      client,
+    ),
     gql(`mutation($id: UUID!) { commitTransaction(id: $id) { ${TYPED} } }`, { id: tx }, client),
     gql(`mutation($id: UUID!) { rollbackTransaction(id: $id) { ${TYPED} } }`, { id: tx }, client),
     gql(
