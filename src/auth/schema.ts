@@ -134,15 +134,22 @@ const CreateApplicationInput = builder.inputType('CreateApplicationInput', {
   }),
 });
 
-const CreateApplicationPayload = builder
-  .objectRef<{ application: ApplicationRow; key: string }>('CreateApplicationPayload')
-  .implement({
-    description: 'A created application and its API key.',
+/** An application with a key shown this once: when it is created, and when its key is replaced. */
+function keyedApplicationPayload(name: string, description: string, keyDescription: string) {
+  return builder.objectRef<{ application: ApplicationRow; key: string }>(name).implement({
+    description,
     fields: (t) => ({
       application: t.field({ type: ApplicationRef, description: 'The application.', resolve: (p) => p.application }),
-      key: t.exposeString('key', { description: 'The API key. Shown this once; only its hash is stored.' }),
+      key: t.exposeString('key', { description: `${keyDescription} Shown this once; only its hash is stored.` }),
     }),
   });
+}
+
+const CreateApplicationPayload = keyedApplicationPayload(
+  'CreateApplicationPayload',
+  'A created application and its API key.',
+  'The API key.',
+);
 
 builder.mutationField('createApplication', (t) =>
   t.field({
@@ -199,15 +206,11 @@ builder.mutationField('updateApplication', (t) =>
   }),
 );
 
-const RegenerateApplicationKeyPayload = builder
-  .objectRef<{ application: ApplicationRow; key: string }>('RegenerateApplicationKeyPayload')
-  .implement({
-    description: 'An application and its new API key; the old key no longer works.',
-    fields: (t) => ({
-      application: t.field({ type: ApplicationRef, description: 'The application.', resolve: (p) => p.application }),
-      key: t.exposeString('key', { description: 'The new API key. Shown this once; only its hash is stored.' }),
-    }),
-  });
+const RegenerateApplicationKeyPayload = keyedApplicationPayload(
+  'RegenerateApplicationKeyPayload',
+  'An application and its new API key; the old key no longer works.',
+  'The new API key.',
+);
 
 builder.mutationField('regenerateApplicationKey', (t) =>
   t.field({

@@ -215,21 +215,13 @@ async function replay(ops: Op[]): Promise<string | null> {
       const got = result.__typename === 'ReactorResponse' ? result.raw.v : result.code;
       const expected = visible(token, tx) ? seen(token, tx) : 'BAD_REQUEST';
       if (got !== expected) return `${where}: react saw ${got}, the model says ${expected}`;
-    } else if (current.kind === 'update') {
-      const value = `data-${++counter}`;
-      const result = (await gql(UPDATE_TOKEN, { id: token.id, input: { data: value }, tx: txId })).updateToken;
-      let expected = refusal(tx);
-      if (expected === null && !visible(token, tx)) expected = 'NOT_FOUND';
-      if (expected === null && heldElsewhere(token, tx)) expected = 'CONFLICT';
-      const got = outcome(result);
-      if (got.split(' ')[0] !== (expected ?? 'OK').split(' ')[0] || (expected?.includes(' ') && got !== expected)) {
-        return `${where}: ${got}, the model says ${expected ?? 'OK'}`;
-      }
-      if (expected !== null) continue;
-      if (tx === null || token.pendingIn === tx) token.data = value;
-      else token.update = { tx, data: value };
     } else {
-      const result = (await gql(DELETE_TOKEN, { id: token.id, tx: txId })).deleteToken;
+      // An update or a delete: refused for the transaction, then for the token, else done.
+      const value = `data-${++counter}`;
+      const result =
+        current.kind === 'update'
+          ? (await gql(UPDATE_TOKEN, { id: token.id, input: { data: value }, tx: txId })).updateToken
+          : (await gql(DELETE_TOKEN, { id: token.id, tx: txId })).deleteToken;
       let expected = refusal(tx);
       if (expected === null && !visible(token, tx)) expected = 'NOT_FOUND';
       if (expected === null && heldElsewhere(token, tx)) expected = 'CONFLICT';
@@ -238,6 +230,11 @@ async function replay(ops: Op[]): Promise<string | null> {
         return `${where}: ${got}, the model says ${expected ?? 'OK'}`;
       }
       if (expected !== null) continue;
+      if (current.kind === 'update') {
+        if (tx === null || token.pendingIn === tx) token.data = value;
+        else token.update = { tx, data: value };
+        continue;
+      }
       if (tx !== null && token.pendingIn === tx) token.gone = true;
       else if (tx !== null) token.heldBy = tx;
       else token.gone = true;
