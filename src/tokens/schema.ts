@@ -1,4 +1,4 @@
-import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
+import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { principalOf } from '../graphql/context.ts';
 import type { Token } from './service.ts';
@@ -185,10 +185,11 @@ builder.mutationField('updateToken', (t) =>
     description:
       'Changes a token (a merge-patch, see `UpdateTokenInput`) and returns its new version; its data is encrypted ' +
       'again and its mask and fingerprint recomputed. In a transaction the change is seen inside it at once and ' +
-      'by everyone on commit; a token held by another open transaction cannot be changed (CONFLICT).',
+      'by everyone on commit; a token held by another open transaction cannot be changed (CONFLICT). An ' +
+      'application whose `tokenContainers` do not cover the token may not change it (FORBIDDEN).',
     authScopes: { permission: 'token:update' },
     errors: {
-      types: [BadRequestError, NotFoundError, ConflictError],
+      types: [BadRequestError, NotFoundError, ConflictError, ForbiddenError],
       union: { description: 'The token as changed, or why it was not changed.' },
     },
     args: {

@@ -237,6 +237,14 @@ export function createTokenService(deps: {
       const updated = await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
         const row = await store.lockVisibleToken(trx, principal.tenantId, id, enlistedIn);
         if (!row) throw new NotFoundError('Token not found.');
+        // An application whose token:use is limited to some containers could otherwise move any token into them,
+        // and then detokenize it: it may change only the tokens it may already use.
+        if (!mayUse(principal, row.containers)) {
+          throw new ForbiddenError(
+            `Updating token "${row.id}" requires the token:use scope of one of its containers ` +
+              `(${row.containers.join(', ')}); this application's covers ${principal.tokenContainers?.join(', ')}.`,
+          );
+        }
         await refuseIfHeldElsewhere(trx, principal.tenantId, row, enlistedIn);
         const request = validateTokenRequest(
           {

@@ -32,6 +32,17 @@ async function setup(): Promise<{ tenant: TestTenant; key: string }> {
   return { tenant, key: await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS) };
 }
 
+/** A PRIVATE application's key with these permissions, its token:use limited to `containers`. */
+async function createApplicationKey(tenant: TestTenant, permissions: string[], containers: string[]): Promise<string> {
+  const created = await gateway.gql<any>(
+    `mutation($input: CreateApplicationInput!) { createApplication(input: $input) {
+      ... on CreateApplicationPayload { key } } }`,
+    { input: { name: 'Scoped', type: 'PRIVATE', permissions, tokenContainers: containers } },
+    tenant.managementKey,
+  );
+  return created.data.createApplication.key;
+}
+
 async function update(key: string, id: string, input: Record<string, unknown>, tx?: string): Promise<any> {
   return updateToken(gateway, key, id, input, tx);
 }
@@ -159,6 +170,28 @@ describe('updateToken', () => {
       errorCode(await gateway.gql(UPDATE_TOKEN, { id: created.id, input: { data: 'y' } }, tenant.privateKey)),
     ).toBe('FORBIDDEN');
     expect((await readToken(gateway, key, created.id)).data).toBe('x');
+  });
+
+  it('refuses an application whose token containers do not cover the token: it cannot move one into reach', async () => {
+    const { tenant, key } = await setup();
+    const reactorId = await echoReactor(tenant);
+    const scoped = await createApplicationKey(tenant, ['token:update', 'token:use', 'reactor:invoke'], ['/general/']);
+    const pci = await createToken(gateway, key, { type: 'TOKEN', data: 'pci secret', containers: ['/pci/high/'] });
+    const general = await createToken(gateway, key, { type: 'TOKEN', data: 'general', containers: ['/general/low/'] });
+
+    const moved = await update(scoped, pci.id, { containers: ['/general/high/'] });
+    expect(moved).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN', httpStatus: 403 });
+    expect(moved.message).toContain('/pci/high/');
+    expect((await readToken(gateway, key, pci.id)).containers).toEqual(['/pci/high/']);
+    const used = await gateway.gql<any>(REACT, { id: reactorId, args: { value: `{{ ${pci.id} }}` } }, scoped);
+    expect(used.data?.react.code).toBe('FORBIDDEN');
+
+    // Within its containers it may.
+    expect(await update(scoped, general.id, { data: 'changed' })).toMatchObject({
+      __typename: 'Token',
+      id: general.id,
+    });
+    expect(await detokenized(scoped, reactorId, general.id)).toBe('changed');
   });
 
   it('reaches the next react at once (the token cache forgets the old version)', async () => {
