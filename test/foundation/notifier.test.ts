@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 
 let gateway: TestGateway;
 beforeAll(async () => {
@@ -14,10 +15,7 @@ it('sends many payloads in one statement and delivers them in order', async () =
   const stop = await notifier.listen('notifier_test', (payload) => received.push(payload));
   try {
     await notifier.notify('notifier_test', payloads);
-    const deadline = Date.now() + 5_000;
-    while (received.length < payloads.length && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until('every notification', () => (received.length >= payloads.length ? true : undefined), 5_000);
     expect(received).toEqual(payloads);
   } finally {
     await stop();

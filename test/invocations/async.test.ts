@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
 
 let gateway: TestGateway;
@@ -26,14 +27,14 @@ async function reactAsync(reactorId: string, args?: unknown, timeoutMs?: number)
 }
 
 async function waitForResult(reactorId: string, requestId: string, key = tenant.privateKey, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key);
-    const row = result.data?.reactorResult;
-    if (row && (row.status === 'COMPLETED' || row.status === 'FAILED')) return row;
-    if (Date.now() > deadline) throw new Error(`request ${requestId} did not finish: ${JSON.stringify(result)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return until(
+    `request ${requestId} to finish`,
+    async () => {
+      const row = (await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key)).data?.reactorResult;
+      return row && (row.status === 'COMPLETED' || row.status === 'FAILED') ? row : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 describe('reactAsync', () => {

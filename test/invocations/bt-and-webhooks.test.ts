@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { applicationKey } from '../tokens/support.ts';
 
 let gateway: TestGateway;
@@ -133,8 +134,7 @@ describe('callbackUrl', () => {
         tenant.privateKey,
       );
       const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
-      const deadline = Date.now() + 10_000;
-      while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      await until('the callback', () => (received.length > 0 ? true : undefined), 10_000);
       expect(received).toHaveLength(1);
       const delivery = received[0]!;
       expect(JSON.parse(delivery.body)).toMatchObject({ id: requestId, status: 'COMPLETED', raw: { paid: true } });

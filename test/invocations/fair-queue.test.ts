@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 
 // One job at a time, so the order the runner claims in is the order the jobs start.
 let gateway: TestGateway;
@@ -23,21 +24,21 @@ async function queue(tenant: TestTenant, reactorId: string, n: number): Promise<
 /** Every request's tenant and `n`, in the order the runner started them (after all have finished). */
 async function startOrder(ids: string[]): Promise<string[]> {
   const db = gateway.app.database.db;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const rows = await db
-      .selectFrom('reactor_requests')
-      .select(['id', 'tenant_id', 'status', 'started_at', 'args'])
-      .where('id', 'in', ids)
-      .execute();
-    if (rows.length === ids.length && rows.every((row) => row.status === 'COMPLETED')) {
+  return until(
+    'every request to finish',
+    async () => {
+      const rows = await db
+        .selectFrom('reactor_requests')
+        .select(['id', 'tenant_id', 'status', 'started_at', 'args'])
+        .where('id', 'in', ids)
+        .execute();
+      if (rows.length !== ids.length || rows.some((row) => row.status !== 'COMPLETED')) return undefined;
       return rows
         .sort((a, b) => (a.started_at as Date).getTime() - (b.started_at as Date).getTime())
         .map((row) => `${row.tenant_id}:${(row.args as { n: number }).n}`);
-    }
-    if (Date.now() > deadline) throw new Error(`not all finished: ${JSON.stringify(rows.map((row) => row.status))}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+    },
+    20_000,
+  );
 }
 
 describe('the async queue across tenants', () => {

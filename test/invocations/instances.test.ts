@@ -49,18 +49,14 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       const result = await via.gql<any>(REACT_ASYNC, { id: reactorId, args: { n } }, tenant.privateKey);
       ids.push(result.data?.reactAsync.asyncReactorRequestId);
     }
-    const deadline = Date.now() + 20_000;
-    let rows: { id: string; status: string; runner_id: string | null; raw: unknown }[] = [];
-    while (Date.now() < deadline) {
-      rows = await a.app.database.db
+    const rows = await until('every request to complete', async () => {
+      const found = await a.app.database.db
         .selectFrom('reactor_requests')
         .select(['id', 'status', 'runner_id', 'raw'])
         .where('id', 'in', ids)
         .execute();
-      if (rows.every((row) => row.status === 'COMPLETED')) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(rows.map((row) => row.status)).toEqual(ids.map(() => 'COMPLETED'));
+      return found.length === ids.length && found.every((row) => row.status === 'COMPLETED') ? found : undefined;
+    });
     const runners = new Set(rows.map((row) => row.runner_id));
     expect(runners.size).toBe(2);
     expect(rows.map((row) => (row.raw as { n: number }).n).sort((x, y) => x - y)).toEqual([...Array(24).keys()]);
@@ -151,16 +147,24 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       await waitForHealth(child);
       const receipt = await a.gql<any>(REACT_ASYNC, { id: reactorId, timeoutMs: 10_000 }, tenant.privateKey);
       const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
-      await waitFor(async () => (await status(a, reactorId, requestId, tenant.privateKey)) === 'RUNNING', 15_000);
+      await until(
+        'the run to start',
+        async () => ((await status(a, reactorId, requestId, tenant.privateKey)) === 'RUNNING' ? true : undefined),
+        15_000,
+      );
       child.kill('SIGKILL');
       await new Promise((resolve) => child!.once('exit', resolve));
 
       // Restart: our instances sweep; the lease (timeout 10 s + 1 s grace) must pass first.
       a.app.runner.start();
-      await waitFor(async () => {
-        await a.app.runner.sweep();
-        return (await status(a, reactorId, requestId, tenant.privateKey)) === 'FAILED';
-      }, 20_000);
+      await until(
+        'the sweeper to fail it',
+        async () => {
+          await a.app.runner.sweep();
+          return (await status(a, reactorId, requestId, tenant.privateKey)) === 'FAILED' ? true : undefined;
+        },
+        20_000,
+      );
       const result = await a.gql<any>(REACTOR_RESULT, { reactorId, requestId }, tenant.privateKey);
       expect(result.data?.reactorResult.error.code).toBe('REACTOR_INTERRUPTED');
       expect(result.data?.reactorResult.raw).toBeNull();
@@ -246,12 +250,4 @@ function waitForHealth(child: ChildProcess): Promise<void> {
 async function status(gateway: TestGateway, reactorId: string, requestId: string, key: string): Promise<string> {
   const result = await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key);
   return result.data?.reactorResult?.status;
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, REACT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
 
 // graphql-ws subscriptions bypass envelop's subscribe (src/graphql/ws-subscribe.ts): these pin what a client sees
@@ -129,12 +130,11 @@ describe('graphql-ws subscriptions', () => {
       const cancel = listen('cancelled', null);
       await new Promise((resolve) => setTimeout(resolve, 300));
       await gateway.gql(REACT, { id: first }, tenant.privateKey);
-      const deadline = Date.now() + 10_000;
-      while (received.cancelled!.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until('two events', () => (received.cancelled!.length >= 2 ? true : undefined), 10_000);
       cancel();
       await new Promise((resolve) => setTimeout(resolve, 100));
       await gateway.gql(REACT, { id: second }, tenant.privateKey);
-      while (received.all!.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until('four events', () => (received.all!.length >= 4 ? true : undefined), 10_000);
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(received).toEqual({
         all: ['reactor.invoked first', 'reactor.completed first', 'reactor.invoked second', 'reactor.completed second'],

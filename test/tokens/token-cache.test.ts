@@ -6,6 +6,7 @@ import { createTokenCache } from '../../src/tokens/token-cache.ts';
 import { usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import {
   ALL_TOKEN_PERMISSIONS,
   applicationKey,
@@ -48,13 +49,9 @@ async function react(via: TestGateway, id: string, key = tenant.privateKey, tx?:
   return result.data?.react;
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return false;
+/** Whether `check` comes true within 5 s (the change reaches the cache through the database's notification). */
+async function eventually(check: () => Promise<boolean>): Promise<boolean> {
+  return until('the change', async () => ((await check()) ? true : undefined), 5_000);
 }
 
 describe('token cache: a token used again', () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseTarget } from '../../src/db/database.ts';
 import { createTestDatabase, usingPostgres } from '../support/database.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import {
   ALL_TOKEN_PERMISSIONS,
   applicationKey,
@@ -190,9 +191,11 @@ describe('the periodic sweeper', () => {
         .select('status')
         .where('id', '=', tx.id)
         .executeTakeFirstOrThrow();
-    const deadline = Date.now() + 5_000;
-    while ((await stored()).status !== 'EXPIRED' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect((await stored()).status).toBe('EXPIRED');
+    await until(
+      'the sweeper to expire it',
+      async () => ((await stored()).status === 'EXPIRED' ? true : undefined),
+      5_000,
+    );
     const rows = await gateway.app.database.db.selectFrom('tokens').select('id').where('id', '=', token.id).execute();
     expect(rows).toHaveLength(0);
   });
