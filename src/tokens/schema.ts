@@ -55,6 +55,16 @@ export const TokenRef = builder.objectRef<Token>('Token').implement({
       nullable: true,
       description: 'When the token expires (it is invisible from then on and purged later); null for never.',
     }),
+    modifiedBy: t.expose('modifiedBy', {
+      type: 'UUID',
+      nullable: true,
+      description: 'The application that last changed the token with `updateToken`; null if never changed.',
+    }),
+    modifiedAt: t.expose('modifiedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the token was last changed (inside a transaction: when the update was made); null if never.',
+    }),
   }),
 });
 

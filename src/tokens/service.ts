@@ -29,6 +29,8 @@ export interface Token {
   createdBy: string;
   createdAt: Date;
   expiresAt: Date | null;
+  modifiedBy: string | null;
+  modifiedAt: Date | null;
 }
 
 export interface CreateTokenInput {
@@ -108,6 +110,8 @@ export function createTokenService(deps: {
       createdBy: row.created_by,
       createdAt: row.created_at,
       expiresAt: row.expires_at,
+      modifiedBy: row.modified_by,
+      modifiedAt: row.modified_at,
     };
   }
 
@@ -132,7 +136,7 @@ export function createTokenService(deps: {
   }
 
   /** The columns a token's content fills: data sealed to (tenant, id), mask and fingerprint computed from it. */
-  function sealedChanges(tenantId: string, id: string, request: ValidTokenRequest): store.TokenChanges {
+  function sealedChanges(tenantId: string, id: string, request: ValidTokenRequest): store.TokenContent {
     return {
       data: vault.encrypt(tenantId, id, JSON.stringify(request.data)),
       mask: request.mask === null || request.mask === undefined ? null : JSON.stringify(request.mask),
@@ -258,7 +262,11 @@ export function createTokenService(deps: {
           new Date(),
         );
         if (patch.expiresAt === undefined) request.expiresAt = row.expires_at;
-        const changes = sealedChanges(principal.tenantId, row.id, request);
+        const changes: store.TokenChanges = {
+          ...sealedChanges(principal.tenantId, row.id, request),
+          modified_by: principal.applicationId,
+          modified_at: new Date(),
+        };
         if (enlistedIn === null || row.transaction_id === enlistedIn) {
           await store.updateToken(trx, principal.tenantId, row.id, changes);
         } else {

@@ -51,7 +51,16 @@ function visibleTo(tenantId: string, transactionId: string | null, expiresAt: Ex
 }
 
 /** Columns an update replaces; inside the updating transaction they are read from its pending version. */
-const UPDATABLE = ['data', 'mask', 'fingerprint', 'metadata', 'containers', 'expires_at'] as const;
+const UPDATABLE = [
+  'data',
+  'mask',
+  'fingerprint',
+  'metadata',
+  'containers',
+  'expires_at',
+  'modified_by',
+  'modified_at',
+] as const;
 
 /**
  * The visible tokens as the reader sees them. Inside an open transaction a token it updated reads as its pending
@@ -151,8 +160,14 @@ export async function holdForDeletion(
     .execute();
 }
 
-/** The columns an update writes, sealed and computed as at creation. */
-export type TokenChanges = Pick<NewTokenRow, (typeof UPDATABLE)[number]>;
+/** The columns a token's content fills, sealed and computed as at creation. */
+export type TokenContent = Pick<
+  NewTokenRow,
+  'data' | 'mask' | 'fingerprint' | 'metadata' | 'containers' | 'expires_at'
+>;
+
+/** The columns an update writes: the new content, and who changed it when. */
+export type TokenChanges = TokenContent & { modified_by: string; modified_at: Date };
 
 /** Replaces a token's updatable columns at once (outside a transaction, or a token its own transaction created). */
 export async function updateToken(db: Executor, tenantId: string, id: string, changes: TokenChanges): Promise<void> {
@@ -204,6 +219,8 @@ export async function commitTransactionTokens(db: Executor, tenantId: string, tr
       metadata: sql<string>`${eb.ref('token_updates.metadata')}`,
       containers: eb.ref('token_updates.containers'),
       expires_at: eb.ref('token_updates.expires_at'),
+      modified_by: eb.ref('token_updates.modified_by'),
+      modified_at: eb.ref('token_updates.modified_at'),
     }))
     .whereRef('token_updates.token_id', '=', 'tokens.id')
     .where('token_updates.tenant_id', '=', tenantId)

@@ -19,6 +19,9 @@ export interface TokensTable {
   transaction_id: string | null;
   /** Set while an open transaction holds the token for deletion: deleted on commit, released on rollback. */
   deleting_transaction_id: string | null;
+  /** The application that last updated the token, and when (migration 0011); null until its first update. */
+  modified_by: ColumnType<string | null, string | null | undefined, string | null>;
+  modified_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /** The version of a committed token an open transaction's `updateToken` wrote (migration 0011). */
@@ -32,6 +35,8 @@ export interface TokenUpdatesTable {
   metadata: ColumnType<Record<string, unknown>, string, string>;
   containers: ColumnType<string[], string[], string[]>;
   expires_at: Date | null;
+  modified_by: string;
+  modified_at: Date;
 }
 
 export interface TokenTables {

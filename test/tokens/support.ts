@@ -3,7 +3,8 @@ import type { GraphQLResponse, TestGateway, TestTenant } from '../support/gatewa
 
 /** GraphQL documents and helpers shared by the token and transaction tests. */
 
-export const TOKEN_FIELDS = 'id type data mask fingerprint metadata containers createdBy createdAt expiresAt';
+export const TOKEN_FIELDS =
+  'id type data mask fingerprint metadata containers createdBy createdAt expiresAt modifiedBy modifiedAt';
 // Aliased: `Error.status` (Int) and `Transaction.status` (enum) cannot share a response name in one selection.
 const ERROR_FIELDS = '... on Error { code httpStatus: status message errors }';
 

@@ -89,6 +89,11 @@ describe('updateToken', () => {
       createdBy: created.createdBy,
     });
     expect(updated.mask).toMatchObject({ last4: '4444', expiration_year: year });
+    // Who changed it and when; a token never changed has neither.
+    expect([created.modifiedBy, created.modifiedAt]).toEqual([null, null]);
+    const self = (await gateway.gql<any>('{ viewer { application { id } } }', {}, key)).data.viewer.application.id;
+    expect(updated.modifiedBy).toBe(self);
+    expect(Date.parse(updated.modifiedAt)).toBeGreaterThanOrEqual(Date.parse(created.createdAt));
     expect(updated.fingerprint).not.toBe(created.fingerprint);
     // What was stored is what came back.
     const { __typename, ...fields } = updated;
@@ -213,7 +218,9 @@ describe('updateToken in a transaction', () => {
     const tx = await createTransaction(gateway, key);
 
     const pending = await update(key, created.id, { data: 'pending', metadata: { v: 2 } }, tx.id);
-    expect(pending).toMatchObject({ data: 'pending', metadata: { v: 2 } });
+    expect(pending).toMatchObject({ data: 'pending', metadata: { v: 2 }, modifiedAt: expect.any(String) });
+    expect((await readToken(gateway, key, created.id, tx.id)).modifiedAt).toBe(pending.modifiedAt);
+    expect((await readToken(gateway, key, created.id)).modifiedAt).toBeNull();
     expect(await readToken(gateway, key, created.id, tx.id)).toMatchObject({ data: 'pending', metadata: { v: 2 } });
     expect(await detokenized(key, reactorId, created.id, tx.id)).toBe('pending');
     expect(await readToken(gateway, key, created.id)).toMatchObject({ data: 'committed', metadata: { v: 1 } });
@@ -225,7 +232,9 @@ describe('updateToken in a transaction', () => {
       metadata: { v: 2, w: 3 },
     });
     await commit(gateway, key, tx.id);
-    expect(await readToken(gateway, key, created.id)).toMatchObject({ data: 'pending', metadata: { v: 2, w: 3 } });
+    const committed = await readToken(gateway, key, created.id);
+    expect(committed).toMatchObject({ data: 'pending', metadata: { v: 2, w: 3 }, modifiedBy: pending.modifiedBy });
+    expect(Date.parse(committed.modifiedAt)).toBeGreaterThanOrEqual(Date.parse(pending.modifiedAt));
     expect(await detokenized(key, reactorId, created.id)).toBe('pending');
   });
 

@@ -1,7 +1,7 @@
 // req.bt calls: the worker talks GraphQL to our own gateway with the reactor's application key, which never
 // enters the isolate. The endpoint is operator-configured, so it is exempt from the egress policy.
 
-const TOKEN_FIELDS = 'id type fingerprint mask metadata containers createdAt expiresAt';
+const TOKEN_FIELDS = 'id type fingerprint mask metadata containers createdAt expiresAt modifiedAt';
 const CREATE_TOKEN = `mutation ReactorCreateToken($input: CreateTokenInput!) {
   createToken(input: $input) { __typename ... on Token { ${TOKEN_FIELDS} } ... on Error { code status message errors } }
 }`;
