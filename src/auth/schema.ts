@@ -49,6 +49,16 @@ export const ApplicationRef = builder.objectRef<ApplicationRow>('Application').i
       description: 'The application that created this one (null for bootstrap and operator-created ones).',
     }),
     createdAt: t.expose('created_at', { type: 'DateTime', description: 'When the application was created.' }),
+    modifiedBy: t.expose('modified_by', {
+      type: 'UUID',
+      nullable: true,
+      description: 'The application that last updated this one or regenerated its key; null if never.',
+    }),
+    modifiedAt: t.expose('modified_at', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the application was last updated or had its key regenerated; null if never.',
+    }),
   }),
 });
 

@@ -282,6 +282,7 @@ export function createAuthService(deps: {
           name,
           permissions,
           token_containers: tokenContainers,
+          ...modifiedBy(principal),
         });
       });
       forgetKeys(updated);
@@ -304,6 +305,7 @@ export function createAuthService(deps: {
         const application = await store.updateApplication(trx, principal.tenantId, id, {
           key_hash: hashApiKey(key),
           key_prefix: keyPrefix(key),
+          ...modifiedBy(principal),
         });
         return { previous: current, application };
       });
@@ -337,4 +339,9 @@ function validatePermissions(type: ApplicationType, requested: readonly string[]
     });
   }
   return [...new Set(requested as Permission[])];
+}
+
+/** The audit columns of a change made by `principal`, now. */
+function modifiedBy(principal: Principal): { modified_by: string; modified_at: Date } {
+  return { modified_by: principal.applicationId, modified_at: new Date() };
 }

@@ -20,6 +20,9 @@ export interface ApplicationsTable {
   key_prefix: string;
   created_by: string | null;
   created_at: Generated<Date>;
+  /** The application that last changed this one, and when (migration 0012); null until then. */
+  modified_by: ColumnType<string | null, string | null | undefined, string | null>;
+  modified_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface AuthTables {

@@ -16,7 +16,7 @@ afterAll(async () => {
   await gateway?.close();
 });
 
-const APPLICATION_FIELDS = 'id name type permissions tokenContainers keyPrefix createdAt';
+const APPLICATION_FIELDS = 'id name type permissions tokenContainers keyPrefix createdAt modifiedBy modifiedAt';
 const ERROR_FIELDS = '... on Error { code status message } ... on BadRequestError { errors }';
 const CREATE = `mutation($input: CreateApplicationInput!) { createApplication(input: $input) {
   __typename ... on CreateApplicationPayload { key application { ${APPLICATION_FIELDS} } } ${ERROR_FIELDS} } }`;
@@ -51,13 +51,18 @@ describe('updateApplication', () => {
       tenant.managementKey,
     );
     const updated = result.data?.updateApplication;
+    const manager = (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id;
+    expect([application.modifiedBy, application.modifiedAt]).toEqual([null, null]);
     expect(updated).toEqual({
       ...application,
       __typename: 'Application',
       name: 'Card reader',
       permissions: ['token:use', 'reactor:invoke'],
       tokenContainers: ['/pci/'],
+      modifiedBy: manager,
+      modifiedAt: expect.any(String),
     });
+    expect(Date.parse(updated.modifiedAt)).toBeGreaterThanOrEqual(Date.parse(application.createdAt));
     expect((await gateway.gql<any>(READ, { id: application.id }, tenant.managementKey)).data?.application).toEqual(
       (({ __typename, ...fields }) => fields)(updated),
     );
@@ -154,7 +159,12 @@ describe('regenerateApplicationKey', () => {
     const { key: newKey, application: after } = result.data!.regenerateApplicationKey;
     expect(newKey).toMatch(/^key_[A-Za-z0-9_-]{43}$/);
     expect(newKey).not.toBe(oldKey);
-    expect(after).toEqual({ ...application, keyPrefix: newKey.slice(0, 10) });
+    expect(after).toEqual({
+      ...application,
+      keyPrefix: newKey.slice(0, 10),
+      modifiedBy: (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id,
+      modifiedAt: expect.any(String),
+    });
 
     expect(errorCode(await gateway.gql(VIEWER, {}, oldKey))).toBe('UNAUTHENTICATED');
     expect((await gateway.gql<any>(VIEWER, {}, newKey)).data?.viewer.application.id).toBe(application.id);
