@@ -1,12 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { ADMIN_KEY, TEST_ENCRYPTION_KEY } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -129,7 +130,69 @@ describe('the compiled service (npm start)', () => {
       });
     });
   });
+
+  // A container runtime or a process manager stops `npm start` by signalling npm. npm passes the signal to the
+  // shell running the start script; a shell that keeps running the gateway as its own child would die without
+  // passing it on, and leave the gateway running without a parent. The start script execs Node, so the gateway
+  // itself gets the signal and shuts down.
+  it('npm start: a SIGTERM sent to npm reaches the gateway, which shuts down and exits', async () => {
+    const launcher = await mkdtemp(path.join(ROOT, '.npm-start-test-'));
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-npm-start-'));
+    const { scripts } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+    // The start script as package.json has it, without its prestart (the build is `out`, reached as dist/).
+    await writeFile(
+      path.join(launcher, 'package.json'),
+      JSON.stringify({ name: 'npm-start-test', private: true, scripts: { start: scripts.start } }),
+    );
+    await symlink(out, path.join(launcher, 'dist'));
+    const output: string[] = [];
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: launcher,
+      env: {
+        ...process.env,
+        DATA_DIR: dataDir,
+        DATABASE_URL: '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+        RUNTIME_THREADS: '1',
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let descendants: number[] = [];
+    try {
+      await listeningUrl(npm, output);
+      descendants = await descendantsOf(npm.pid!);
+      expect(descendants.length).toBeGreaterThan(0);
+      npm.kill('SIGTERM');
+      await new Promise((resolve) => npm.once('exit', resolve));
+      await until('the gateway to exit', () => (descendants.some(isAlive) ? undefined : true), 10_000);
+      expect(output.join('')).toContain('"msg":"stopped"');
+    } finally {
+      for (const pid of descendants.filter(isAlive)) process.kill(pid, 'SIGKILL');
+      if (npm.exitCode === null) npm.kill('SIGKILL');
+      await rm(launcher, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
+
+/** Every process below `pid` (Linux: from /proc), children first. */
+async function descendantsOf(pid: number): Promise<number[]> {
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(' ').filter(Boolean).map(Number);
+  const below = await Promise.all(children.map(descendantsOf));
+  return [...children, ...below.flat()];
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function build(out: string) {
   return run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), out], { cwd: ROOT });
