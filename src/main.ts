@@ -45,10 +45,16 @@ async function serve(): Promise<void> {
   const server = await startServer(app, { port: config.port, host: config.host });
   if (created) printBootstrapKeys(created, server.url);
 
-  let stopping = false;
+  let stoppingSince = 0;
   const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+    if (stoppingSince > 0) {
+      // Ctrl-C reaches npm and the gateway at once, and npm passes it on: the same keypress arrives twice. A signal
+      // a second or more after the first is someone insisting: exit now.
+      if (Date.now() - stoppingSince < 1_000) return;
+      log.warn({ signal }, 'signalled again while shutting down; exiting now');
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
     log.info({ signal }, 'shutting down: finishing in-flight requests');
     const forced = setTimeout(() => {
       log.error('shutdown took over 15 s; exiting');
@@ -59,8 +65,8 @@ async function serve(): Promise<void> {
     await app.close();
     log.info('stopped');
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 /** Printed once, on the first start of an empty database: the only time these keys can be seen. */

@@ -135,47 +135,57 @@ describe('the compiled service (npm start)', () => {
   // shell running the start script; a shell that keeps running the gateway as its own child would die without
   // passing it on, and leave the gateway running without a parent. The start script execs Node, so the gateway
   // itself gets the signal and shuts down.
-  it('npm start: a SIGTERM sent to npm reaches the gateway, which shuts down and exits', async () => {
-    const launcher = await mkdtemp(path.join(ROOT, '.npm-start-test-'));
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-npm-start-'));
-    const { scripts } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
-    // The start script as package.json has it, without its prestart (the build is `out`, reached as dist/).
-    await writeFile(
-      path.join(launcher, 'package.json'),
-      JSON.stringify({ name: 'npm-start-test', private: true, scripts: { start: scripts.start } }),
-    );
-    await symlink(out, path.join(launcher, 'dist'));
-    const output: string[] = [];
-    const npm = spawn('npm', ['start', '--silent'], {
-      cwd: launcher,
-      env: {
-        ...process.env,
-        DATA_DIR: dataDir,
-        DATABASE_URL: '',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-        RUNTIME_THREADS: '1',
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let descendants: number[] = [];
-    try {
-      await listeningUrl(npm, output);
-      descendants = await descendantsOf(npm.pid!);
-      expect(descendants.length).toBeGreaterThan(0);
-      npm.kill('SIGTERM');
-      await new Promise((resolve) => npm.once('exit', resolve));
-      await until('the gateway to exit', () => (descendants.some(isAlive) ? undefined : true), 10_000);
-      expect(output.join('')).toContain('"msg":"stopped"');
-    } finally {
-      for (const pid of descendants.filter(isAlive)) process.kill(pid, 'SIGKILL');
-      if (npm.exitCode === null) npm.kill('SIGKILL');
-      await rm(launcher, { recursive: true, force: true });
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  it.each([
+    ['a SIGTERM sent to npm', 'npm'],
+    ['Ctrl-C (a SIGINT to npm and the gateway, which npm passes on: twice)', 'group'],
+  ] as const)(
+    'npm start: %s reaches the gateway, which shuts down and exits',
+    async (_name, target) => {
+      const launcher = await mkdtemp(path.join(ROOT, '.npm-start-test-'));
+      const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-npm-start-'));
+      const { scripts } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+      // The start script as package.json has it, without its prestart (the build is `out`, reached as dist/).
+      await writeFile(
+        path.join(launcher, 'package.json'),
+        JSON.stringify({ name: 'npm-start-test', private: true, scripts: { start: scripts.start } }),
+      );
+      await symlink(out, path.join(launcher, 'dist'));
+      const output: string[] = [];
+      const npm = spawn('npm', ['start', '--silent'], {
+        cwd: launcher,
+        env: {
+          ...process.env,
+          DATA_DIR: dataDir,
+          DATABASE_URL: '',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+          RUNTIME_THREADS: '1',
+          LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group, as a terminal's foreground job has, for the Ctrl-C case.
+        detached: true,
+      });
+      let descendants: number[] = [];
+      try {
+        await listeningUrl(npm, output);
+        descendants = await descendantsOf(npm.pid!);
+        expect(descendants.length).toBeGreaterThan(0);
+        if (target === 'npm') npm.kill('SIGTERM');
+        else process.kill(-npm.pid!, 'SIGINT');
+        await new Promise((resolve) => npm.once('exit', resolve));
+        await until('the gateway to exit', () => (descendants.some(isAlive) ? undefined : true), 10_000);
+        expect(output.join('')).toContain('"msg":"stopped"');
+      } finally {
+        for (const pid of descendants.filter(isAlive)) process.kill(pid, 'SIGKILL');
+        if (npm.exitCode === null) npm.kill('SIGKILL');
+        await rm(launcher, { recursive: true, force: true });
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });
 
 /** Every process below `pid` (Linux: from /proc), children first. */
