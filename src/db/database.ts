@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
+import { lockDataDir } from './data-dir-lock.ts';
 import { createPgListener } from './pg-listener.ts';
 import type { Database } from './tables.ts';
 
@@ -55,7 +56,15 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
 }
 
 async function openPglite(dataDir: string | undefined, template: Blob | undefined): Promise<DatabaseHandle> {
-  const pglite = await PGlite.create({ dataDir, loadDataDir: template });
+  // One process per data directory (./data-dir-lock.ts); an in-memory database (no directory) is this process's own.
+  const unlock = dataDir ? await lockDataDir(dataDir) : async () => {};
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({ dataDir, loadDataDir: template });
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   const notifier: Notifier = {
     async listen(channel, onPayload) {
@@ -73,8 +82,11 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
     kind: 'pglite',
     ping: async () => void (await pglite.query('select 1')),
     dump: async () => (await pglite.dumpDataDir('none')) as Blob,
-    // db.destroy() closes the PGlite instance too (kysely-pglite-dialect >= 1.3.1).
-    close: () => db.destroy(),
+    // db.destroy() closes the PGlite instance too (kysely-pglite-dialect >= 1.3.1); then the directory is free.
+    close: async () => {
+      await db.destroy();
+      await unlock();
+    },
   };
 }
 

@@ -1,0 +1,47 @@
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * PGlite runs Postgres inside this process, so two processes on one data directory would each hold their own copy of
+ * the database in memory, never see each other's writes, and overwrite each other's files: a second `npm start` on
+ * the same DATA_DIR would corrupt it. Postgres guards its directory with postmaster.pid; PGlite does not (0.4,
+ * checked: a second process opened the directory and served). So the gateway does, with `<dataDir>.lock` next to
+ * the directory, holding the pid of the process that has it open.
+ *
+ * A lock whose process is gone (a crash, a kill -9) is stale and taken over. Returns the release.
+ */
+export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const lockPath = `${path.resolve(dataDir)}.lock`;
+  await mkdir(path.dirname(lockPath), { recursive: true });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx');
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      return () => rm(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+      throw new Error(
+        `The embedded database in ${dataDir} is in use by process ${holder} (another reactor-gateway, or this one ` +
+          'opened it twice). PGlite serves one process: run one gateway per DATA_DIR, or point several at Postgres ' +
+          `with DATABASE_URL. If no such process is running, delete ${lockPath}.`,
+      );
+    }
+    // Stale (or being written this instant, which the next attempt sees): its process is gone.
+    await rm(lockPath, { force: true });
+  }
+  throw new Error(`Could not lock the embedded database in ${dataDir} (${lockPath} keeps changing).`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
