@@ -18,12 +18,19 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
       const handle = await open(lockPath, 'wx');
       await handle.writeFile(`${process.pid}\n`);
       await handle.close();
-      return () => rm(lockPath, { force: true });
+      heldHere.add(lockPath);
+      return async () => {
+        heldHere.delete(lockPath);
+        await rm(lockPath, { force: true });
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+    // Our own pid is ours only if this process took the lock: a container restarted after a crash often gets the
+    // pid its previous incarnation had, and must not find itself locked out.
+    const held = holder === process.pid ? heldHere.has(lockPath) : holder > 0 && isAlive(holder);
+    if (held) {
       throw new Error(
         `The embedded database in ${dataDir} is in use by process ${holder} (another reactor-gateway, or this one ` +
           'opened it twice). PGlite serves one process: run one gateway per DATA_DIR, or point several at Postgres ' +
@@ -35,6 +42,9 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
   }
   throw new Error(`Could not lock the embedded database in ${dataDir} (${lockPath} keeps changing).`);
 }
+
+/** The lock files this process holds. */
+const heldHere = new Set<string>();
 
 function isAlive(pid: number): boolean {
   try {
