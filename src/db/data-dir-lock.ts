@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -13,7 +13,7 @@ import path from 'node:path';
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const lockPath = `${path.resolve(dataDir)}.lock`;
   await mkdir(path.dirname(lockPath), { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 20; attempt++) {
     try {
       const handle = await open(lockPath, 'wx');
       await handle.writeFile(`${process.pid}\n`);
@@ -27,6 +27,11 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+    if (Number.isNaN(holder) && (await ageMs(lockPath)) < 1_000) {
+      // Created this instant by another process that has not written its pid yet.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
     // Our own pid is ours only if this process took the lock: a container restarted after a crash often gets the
     // pid its previous incarnation had, and must not find itself locked out.
     const held = holder === process.pid ? heldHere.has(lockPath) : holder > 0 && isAlive(holder);
@@ -37,10 +42,15 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
           `with DATABASE_URL. If no such process is running, delete ${lockPath}.`,
       );
     }
-    // Stale (or being written this instant, which the next attempt sees): its process is gone.
+    // Stale: its process is gone (or died before it wrote its pid).
     await rm(lockPath, { force: true });
   }
   throw new Error(`Could not lock the embedded database in ${dataDir} (${lockPath} keeps changing).`);
+}
+
+async function ageMs(file: string): Promise<number> {
+  const info = await stat(file).catch(() => null);
+  return info ? Date.now() - info.mtimeMs : Number.POSITIVE_INFINITY;
 }
 
 /** The lock files this process holds. */

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -58,8 +58,10 @@ describe('an embedded database directory', () => {
   it('takes over the lock of a process that is gone (a crash, a kill -9), or of an earlier self with its pid', async () => {
     const { stdout } = await run(process.execPath, ['-e', 'console.log(process.pid)']);
     // A process that has exited; and this process's own pid, as a container restarted after a crash would find it.
-    for (const stale of [Number(stdout.trim()), process.pid]) {
-      await writeFile(`${dataDir}.lock`, `${stale}\n`);
+    // And an empty lock a while old: its process died before writing its pid.
+    for (const stale of [Number(stdout.trim()), process.pid, null]) {
+      await writeFile(`${dataDir}.lock`, stale === null ? '' : `${stale}\n`);
+      if (stale === null) await utimes(`${dataDir}.lock`, new Date(Date.now() - 5_000), new Date(Date.now() - 5_000));
       const database = await openDatabase({ kind: 'pglite', dataDir });
       try {
         expect((await readFile(`${dataDir}.lock`, 'utf8')).trim()).toBe(String(process.pid));
