@@ -170,10 +170,28 @@ export async function startServer(
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
+  // ws passes the HTTP server's errors (a port in use) on to the WebSocket server, where graphql-ws would print them
+  // with console.error before failing every socket: the listen error below says it once, plainly.
+  wsServer.removeAllListeners('error');
+  wsServer.on('error', (error) => log.error({ err: error }, 'graphql-ws server error'));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EADDRINUSE') return reject(error);
+        reject(
+          new Error(
+            `Port ${options.port} on ${options.host} is already in use (another reactor-gateway, or another service): ` +
+              'set PORT, or HOST, to a free one.',
+          ),
+        );
+      });
+      server.listen(options.port, options.host, () => resolve());
+    });
+  } catch (error) {
+    socketKeys.close();
+    await graphqlWs.dispose();
+    throw error;
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host}:${port}/graphql`;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { startServer } from '../../src/server.ts';
 import { createTestDatabase, usingPostgres } from '../support/database.ts';
 import { startTestGateway } from '../support/gateway.ts';
@@ -26,6 +26,23 @@ describe('the HTTP server', () => {
       expect(await response.json()).toEqual({ data: { viewer: { tenant: { name: 'Over HTTP' } } } });
     } finally {
       await server.close();
+      await gateway.close();
+    }
+  });
+
+  it('says plainly that its port is in use, without graphql-ws printing the error first', async () => {
+    const gateway = await startTestGateway();
+    const first = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+    const port = Number(new URL(first.url).port);
+    const printed = vi.spyOn(console, 'error');
+    try {
+      await expect(startServer(gateway.app, { port, host: '127.0.0.1' })).rejects.toThrow(
+        `Port ${port} on 127.0.0.1 is already in use (another reactor-gateway, or another service): set PORT, or HOST, to a free one.`,
+      );
+      expect(printed).not.toHaveBeenCalled();
+    } finally {
+      printed.mockRestore();
+      await first.close();
       await gateway.close();
     }
   });
