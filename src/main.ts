@@ -42,7 +42,11 @@ async function serve(): Promise<void> {
   const log = createLogger(config.logLevel);
   const app = await createApp(config, log);
   const created = await app.services.auth.bootstrapIfEmpty(config.bootstrap);
-  const server = await startServer(app, { port: config.port, host: config.host });
+  // A port in use: the database and the worker threads are closed (and the data directory unlocked) before exiting.
+  const server = await startServer(app, { port: config.port, host: config.host }).catch(async (error: unknown) => {
+    await app.close().catch(() => {});
+    throw error;
+  });
   if (created) printBootstrapKeys(created, server.url);
 
   let stoppingSince = 0;

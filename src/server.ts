@@ -173,7 +173,9 @@ export async function startServer(
   // ws passes the HTTP server's errors (a port in use) on to the WebSocket server, where graphql-ws would print them
   // with console.error before failing every socket: the listen error below says it once, plainly.
   wsServer.removeAllListeners('error');
-  wsServer.on('error', (error) => log.error({ err: error }, 'graphql-ws server error'));
+  wsServer.on('error', () => {
+    // Only the HTTP server's own errors reach here (ws passes them on): reported by the listen below, or logged after.
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
@@ -192,6 +194,7 @@ export async function startServer(
     await graphqlWs.dispose();
     throw error;
   }
+  server.on('error', (error) => log.error({ err: error }, 'HTTP server error'));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host}:${port}/graphql`;
