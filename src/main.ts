@@ -40,14 +40,18 @@ async function migrate(): Promise<void> {
 async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const app = await createApp(config, log);
-  const created = await app.services.auth.bootstrapIfEmpty(config.bootstrap);
-  // A port in use: the database and the worker threads are closed (and the data directory unlocked) before exiting.
-  const server = await startServer(app, { port: config.port, host: config.host }).catch(async (error: unknown) => {
-    await app.close().catch(() => {});
-    throw error;
-  });
-  if (created) printBootstrapKeys(created, server.url);
+  // Started here and awaited below and by `stop`, so that a signal at any point of the start closes what has started.
+  const starting = createApp(config, log);
+  const listening = starting.then((app) =>
+    // A port in use: the database and the worker threads are closed (and the data directory unlocked) before exiting.
+    startServer(app, { port: config.port, host: config.host }).catch(async (error: unknown) => {
+      await app.close().catch(() => {});
+      throw error;
+    }),
+  );
+
+  // Awaited below; a failed app start is reported from `starting`, so this one is not also an unhandled rejection.
+  listening.catch(() => {});
 
   let stoppingSince = 0;
   const stop = async (signal: string) => {
@@ -65,12 +69,24 @@ async function serve(): Promise<void> {
       process.exit(1);
     }, 15_000);
     forced.unref();
-    await server.close();
-    await app.close();
+    await (await listening.catch(() => undefined))?.close();
+    await (await starting.catch(() => undefined))?.close().catch(() => {});
     log.info('stopped');
   };
+  // Before anything is awaited: a signal during the start must not find Node's default handler, which ends the
+  // process on the spot (with the embedded database open).
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+
+  const app = await starting;
+  const server = await listening;
+  // Only once listening: the first tenant's keys are shown once, and a start that fails before could not show them.
+  // A shutdown that began meanwhile closes the database under it: then there is nothing to report.
+  const created = await app.services.auth.bootstrapIfEmpty(config.bootstrap).catch((error: unknown) => {
+    if (stoppingSince > 0) return null;
+    throw error;
+  });
+  if (created) printBootstrapKeys(created, server.url);
 }
 
 /** Printed once, on the first start of an empty database: the only time these keys can be seen. */

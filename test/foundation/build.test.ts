@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -130,6 +131,87 @@ describe('the compiled service (npm start)', () => {
       });
     });
   });
+
+  it('a SIGTERM during the start (creating the database) shuts down gracefully and unlocks the directory', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-early-stop-'));
+    const child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+      env: {
+        ...process.env,
+        DATA_DIR: dataDir,
+        DATABASE_URL: '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+        RUNTIME_THREADS: '1',
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: string[] = [];
+    child.stdout!.on('data', (chunk) => output.push(String(chunk)));
+    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
+    try {
+      // A new embedded database takes seconds to create; the signal comes in the middle of it (its lock is taken).
+      await until('the database to be opening', () =>
+        existsSync(path.join(dataDir, 'pgdata.lock')) ? true : undefined,
+      );
+      expect(output.join('')).not.toContain('listening');
+      child.kill('SIGTERM');
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+        child.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
+      );
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(output.join('')).toContain('"msg":"stopped"');
+      expect(existsSync(path.join(dataDir, 'pgdata.lock'))).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('a first start that cannot listen creates no tenant: the next start prints the keys', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-first-start-'));
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const busyPort = (taken.address() as net.AddressInfo).port;
+    const serve = (port: number) =>
+      spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+        env: {
+          ...process.env,
+          DATA_DIR: dataDir,
+          DATABASE_URL: '',
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+          RUNTIME_THREADS: '1',
+          LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    try {
+      const failed = serve(busyPort);
+      const failedOutput: string[] = [];
+      failed.stdout!.on('data', (chunk) => failedOutput.push(String(chunk)));
+      failed.stderr!.on('data', (chunk) => failedOutput.push(String(chunk)));
+      expect(await new Promise((resolve) => failed.once('exit', resolve))).toBe(1);
+      expect(failedOutput.join('')).toContain(`Port ${busyPort} on 127.0.0.1 is already in use`);
+      expect(failedOutput.join('')).not.toContain('API key');
+
+      const started = serve(0);
+      const output: string[] = [];
+      try {
+        await listeningUrl(started, output);
+        await until('the keys', () => (output.join('').includes('PRIVATE API key:') ? true : undefined), 10_000);
+        expect(output.join('')).toContain('MANAGEMENT API key:');
+      } finally {
+        started.kill('SIGTERM');
+        await new Promise((resolve) => started.once('exit', resolve));
+      }
+    } finally {
+      taken.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   // A container runtime or a process manager stops `npm start` by signalling npm. npm passes the signal to the
   // shell running the start script; a shell that keeps running the gateway as its own child would die without
