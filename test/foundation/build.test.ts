@@ -135,16 +135,7 @@ describe('the compiled service (npm start)', () => {
   it('a SIGTERM during the start (creating the database) shuts down gracefully and unlocks the directory', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-early-stop-'));
     const child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-      env: {
-        ...process.env,
-        DATA_DIR: dataDir,
-        DATABASE_URL: '',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-        RUNTIME_THREADS: '1',
-        LOG_LEVEL: 'info',
-      },
+      env: gatewayEnv(dataDir),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];
@@ -176,16 +167,7 @@ describe('the compiled service (npm start)', () => {
     const busyPort = (taken.address() as net.AddressInfo).port;
     const serve = (port: number) =>
       spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-        env: {
-          ...process.env,
-          DATA_DIR: dataDir,
-          DATABASE_URL: '',
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-          RUNTIME_THREADS: '1',
-          LOG_LEVEL: 'info',
-        },
+        env: gatewayEnv(dataDir, port),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     try {
@@ -235,16 +217,7 @@ describe('the compiled service (npm start)', () => {
       const output: string[] = [];
       const npm = spawn('npm', ['start', '--silent'], {
         cwd: launcher,
-        env: {
-          ...process.env,
-          DATA_DIR: dataDir,
-          DATABASE_URL: '',
-          PORT: '0',
-          HOST: '127.0.0.1',
-          ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-          RUNTIME_THREADS: '1',
-          LOG_LEVEL: 'info',
-        },
+        env: gatewayEnv(dataDir),
         stdio: ['ignore', 'pipe', 'pipe'],
         // Its own process group, as a terminal's foreground job has, for the Ctrl-C case.
         detached: true,
@@ -269,6 +242,20 @@ describe('the compiled service (npm start)', () => {
     60_000,
   );
 });
+
+/** A compiled gateway's environment: an embedded database in `dataDir` (none inherited), on 127.0.0.1. */
+function gatewayEnv(dataDir: string, port = 0): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATA_DIR: dataDir,
+    DATABASE_URL: '',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    RUNTIME_THREADS: '1',
+    LOG_LEVEL: 'info',
+  };
+}
 
 /** Every process below `pid` (Linux: from /proc), children first. */
 async function descendantsOf(pid: number): Promise<number[]> {
