@@ -124,21 +124,29 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
       expect(await response.json()).toEqual({ data: { reactors: { totalCount: 0 } } });
     });
 
-    it('keeps the outcome of an async run that ended while the database was away', async () => {
+    /**
+     * An async request of a formula that waits `ms` and returns `raw`, run by this instance alone (the caller starts
+     * `other`'s runner again), once it is RUNNING. Returns a read of its row, straight from the database.
+     */
+    async function runningAsyncRequest(ms: number, raw: Record<string, unknown>) {
       const tenant = await gateway.createTenant();
       const reactorId = await createReactorWithCode(
         gateway,
         tenant.managementKey,
-        'module.exports = async () => { await new Promise((r) => setTimeout(r, 1000)); return { raw: { kept: true } }; };',
+        `module.exports = async () => { await new Promise((r) => setTimeout(r, ${ms})); return { raw: ${JSON.stringify(raw)} }; };`,
       );
-      // Only this instance runs jobs here.
       await other.app.runner.stop();
+      const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+      const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
+      const row = async (): Promise<{ status: string; raw: unknown } | undefined> =>
+        (await direct.query('select status, raw from reactor_requests where id = $1', [requestId])).rows[0];
+      await until('the run to start', async () => ((await row())?.status === 'RUNNING' ? true : undefined));
+      return row;
+    }
+
+    it('keeps the outcome of an async run that ended while the database was away', async () => {
       try {
-        const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
-        const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
-        const status = async () =>
-          (await direct.query('select status, raw from reactor_requests where id = $1', [requestId])).rows[0];
-        await until('the run to start', async () => ((await status())?.status === 'RUNNING' ? true : undefined));
+        const status = await runningAsyncRequest(1000, { kept: true });
         // Past the run's own reads (its key, its reactor), into the formula's second: the run ends during the
         // outage, and storing its outcome fails until the database is back. (Were the cut to come before those reads
         // on a slow machine, the request would be requeued and run again instead: the outcome below is the same.)
@@ -146,7 +154,7 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
         await outage(gateway.app.database.notifier);
         const row = await until('the outcome', async () => {
           const current = await status();
-          return ['COMPLETED', 'FAILED'].includes(current?.status) ? current : undefined;
+          return current && ['COMPLETED', 'FAILED'].includes(current.status) ? current : undefined;
         });
         expect(row).toEqual({ status: 'COMPLETED', raw: { kept: true } });
       } finally {
@@ -181,19 +189,8 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
     });
 
     it('stops at once when an outcome cannot be stored meanwhile, rather than retrying for the lease’s grace', async () => {
-      const tenant = await gateway.createTenant();
-      const reactorId = await createReactorWithCode(
-        gateway,
-        tenant.managementKey,
-        'module.exports = async () => { await new Promise((r) => setTimeout(r, 600)); return { raw: { lost: true } }; };',
-      );
-      await other.app.runner.stop();
       try {
-        const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
-        const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
-        const status = async () =>
-          (await direct.query('select status from reactor_requests where id = $1', [requestId])).rows[0]?.status;
-        await until('the run to start', async () => ((await status()) === 'RUNNING' ? true : undefined));
+        const row = await runningAsyncRequest(600, { lost: true });
         await new Promise((resolve) => setTimeout(resolve, 250));
         await outage(gateway.app.database.notifier, async () => {
           // The formula ends during the cut; storing its outcome fails and is being retried (the lease's grace here
@@ -204,7 +201,7 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
           expect(Date.now() - started).toBeLessThan(2_000);
         });
         // Left RUNNING for a sweeper to fail once its lease passes, as if its runner had died.
-        expect(await status()).toBe('RUNNING');
+        expect((await row())?.status).toBe('RUNNING');
       } finally {
         gateway.app.runner.start();
         other.app.runner.start();

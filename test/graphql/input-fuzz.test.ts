@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { parse, validate } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PERMISSIONS } from '../../src/auth/permissions.ts';
 import { createFormula, createReactor, createToken } from '../support/fixtures.ts';
 import { fuzzSettings } from '../support/fuzz.ts';
 import { ADMIN_KEY, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { argumentsArb, errorResults, operationFor, rootFields, schema, textVariants } from '../support/schema-fuzz.ts';
+import { allowTokenUpdates } from '../tokens/support.ts';
 
 /**
  * Every query and mutation of the committed schema, called with generated arguments that are well-typed GraphQL
@@ -57,12 +57,7 @@ beforeAll(async () => {
   }
   ownMarkers.push(tenant.tenantId);
   // The private key may also update tokens (no default application may), so updateToken is reached too.
-  const granted = await gateway.gql<any>(
-    'mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { __typename } }',
-    { id: ownMarkers[1], input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, 'token:update'] } },
-    tenant.managementKey,
-  );
-  expect(granted.data?.updateApplication.__typename).toBe('Application');
+  await allowTokenUpdates(gateway, tenant);
   const tokenId = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: { secret: 'fuzz' } });
   const transaction = await gateway.gql<any>('mutation { createTransaction { id } }', {}, tenant.privateKey);
   knownIds.push(target.reactorId, tokenId, transaction.data.createTransaction.id, target.formulaId);

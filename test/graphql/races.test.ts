@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PERMISSIONS } from '../../src/auth/permissions.ts';
 import { createFormula, createReactor, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { type GraphQLResponse, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { allowTokenUpdates } from '../tokens/support.ts';
 
 /**
  * Clients race each other on the same objects: one deletes a reactor and then its formula while another patches
@@ -22,14 +22,7 @@ beforeAll(async () => {
   gateway = await startTestGateway();
   tenant = await gateway.createTenant('Races');
   // The private key may update tokens too (no default application may), to race updateToken as well.
-  const privateApp = (await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey)).data.viewer
-    .application.id;
-  const granted = await gateway.gql<any>(
-    'mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { __typename } }',
-    { id: privateApp, input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, 'token:update'] } },
-    tenant.managementKey,
-  );
-  expect(granted.data?.updateApplication.__typename).toBe('Application');
+  await allowTokenUpdates(gateway, tenant);
 });
 afterAll(async () => {
   await gateway?.close();

@@ -1,3 +1,4 @@
+import { DEFAULT_PERMISSIONS } from '../../src/auth/permissions.ts';
 import type { Principal } from '../../src/auth/service.ts';
 import type { GraphQLResponse, TestGateway, TestTenant } from '../support/gateway.ts';
 
@@ -92,22 +93,39 @@ export async function rollback(gateway: TestGateway, key: string, id: string): P
   return data(await gateway.gql(ROLLBACK_TRANSACTION, { id }, key), 'rollbackTransaction');
 }
 
-/** A new application of the tenant with exactly these permissions; returns its key. */
+/** A new application of the tenant with exactly these permissions (and token containers, if given); returns its key. */
 export async function applicationKey(
   gateway: TestGateway,
   tenant: TestTenant,
   type: 'PRIVATE' | 'PUBLIC',
   permissions: string[],
+  tokenContainers?: string[],
 ): Promise<string> {
   const result = await gateway.gql(
     `mutation($input: CreateApplicationInput!) { createApplication(input: $input) {
       __typename ... on CreateApplicationPayload { key } } }`,
-    { input: { name: `${type} ${permissions.join(' ')}`, type, permissions } },
+    { input: { name: `${type} ${permissions.join(' ')}`, type, permissions, tokenContainers } },
     tenant.managementKey,
   );
   const key = data(result, 'createApplication')?.key;
   if (!key) throw new Error(`createApplication failed: ${JSON.stringify(result)}`);
   return key;
+}
+
+/** Grants the tenant's own private application `token:update` too (no default application holds it). */
+export async function allowTokenUpdates(gateway: TestGateway, tenant: TestTenant): Promise<void> {
+  const viewer = await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey);
+  const granted = await gateway.gql<any>(
+    'mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { __typename } }',
+    {
+      id: viewer.data?.viewer.application.id,
+      input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, 'token:update'] },
+    },
+    tenant.managementKey,
+  );
+  if (granted.data?.updateApplication.__typename !== 'Application') {
+    throw new Error(`updateApplication failed: ${JSON.stringify(granted)}`);
+  }
 }
 
 export async function principalFor(gateway: TestGateway, key: string): Promise<Principal> {

@@ -32,17 +32,6 @@ async function setup(): Promise<{ tenant: TestTenant; key: string }> {
   return { tenant, key: await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS) };
 }
 
-/** A PRIVATE application's key with these permissions, its token:use limited to `containers`. */
-async function createApplicationKey(tenant: TestTenant, permissions: string[], containers: string[]): Promise<string> {
-  const created = await gateway.gql<any>(
-    `mutation($input: CreateApplicationInput!) { createApplication(input: $input) {
-      ... on CreateApplicationPayload { key } } }`,
-    { input: { name: 'Scoped', type: 'PRIVATE', permissions, tokenContainers: containers } },
-    tenant.managementKey,
-  );
-  return created.data.createApplication.key;
-}
-
 async function update(key: string, id: string, input: Record<string, unknown>, tx?: string): Promise<any> {
   return updateToken(gateway, key, id, input, tx);
 }
@@ -180,7 +169,13 @@ describe('updateToken', () => {
   it('refuses an application whose token containers do not cover the token: it cannot move one into reach', async () => {
     const { tenant, key } = await setup();
     const reactorId = await echoReactor(tenant);
-    const scoped = await createApplicationKey(tenant, ['token:update', 'token:use', 'reactor:invoke'], ['/general/']);
+    const scoped = await applicationKey(
+      gateway,
+      tenant,
+      'PRIVATE',
+      ['token:update', 'token:use', 'reactor:invoke'],
+      ['/general/'],
+    );
     const pci = await createToken(gateway, key, { type: 'TOKEN', data: 'pci secret', containers: ['/pci/high/'] });
     const general = await createToken(gateway, key, { type: 'TOKEN', data: 'general', containers: ['/general/low/'] });
 
