@@ -24,17 +24,14 @@ export interface TokensTable {
   modified_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
-/** The version of a committed token an open transaction's `updateToken` wrote (migration 0011). */
-export interface TokenUpdatesTable {
+/**
+ * The version of a committed token an open transaction's `updateToken` wrote (migration 0011): the token's own content
+ * columns, and who wrote it when (always set here).
+ */
+export interface TokenUpdatesTable
+  extends Pick<TokensTable, 'tenant_id' | 'data' | 'mask' | 'fingerprint' | 'metadata' | 'containers' | 'expires_at'> {
   token_id: string;
-  tenant_id: string;
   transaction_id: string;
-  data: Buffer;
-  mask: ColumnType<unknown, string | null, string | null>;
-  fingerprint: string;
-  metadata: ColumnType<Record<string, unknown>, string, string>;
-  containers: ColumnType<string[], string[], string[]>;
-  expires_at: Date | null;
   modified_by: string;
   modified_at: Date;
 }
