@@ -1,5 +1,7 @@
+import { pageRequest } from '../db/pagination.ts';
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
+import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { principalOf } from '../graphql/context.ts';
 import type { Token } from './service.ts';
 import { DEFAULT_CONTAINERS } from './token-input.ts';
@@ -142,6 +144,65 @@ builder.queryField('token', (t) =>
       (await context.services.tokens.token(principalOf(context), id, transactionId ?? context.transactionIdHeader)) ??
       null,
   }),
+);
+
+builder.queryField('tokens', (t) =>
+  t.connection(
+    {
+      type: TokenRef,
+      description:
+        "The tenant's tokens, oldest first, narrowed by every filter given: all of them a `token(id)` read would " +
+        'return (live, committed or pending in the transaction, with its pending changes). Find the tokens of one ' +
+        'card by its `fingerprint`, or those tagged with some `metadata`.',
+      authScopes: { permission: 'token:read' },
+      args: {
+        type: t.arg({ type: TokenTypeEnum, description: 'Only tokens of this type.' }),
+        fingerprint: t.arg.string({
+          description: 'Only tokens with this fingerprint: equal data of the same type (see `Token.fingerprint`).',
+        }),
+        metadata: t.arg({
+          type: 'JSONObject',
+          description:
+            'Only tokens whose metadata has every one of these keys with exactly this value (string, number, ' +
+            'boolean or null).',
+        }),
+        container: t.arg.string({
+          description: 'Only tokens with this container or one below it: `/pci/` matches `/pci/high/`.',
+        }),
+        transactionId: t.arg(
+          transactionIdArg(
+            'List inside this open transaction (sees its pending writes); defaults to the BT-TRANSACTION-ID header.',
+          ),
+        ),
+      },
+      resolve: async (_root, args, context) => {
+        const principal = principalOf(context);
+        const page = pageRequest(args, context.services.config.limits.pageSize);
+        const filter = {
+          type: args.type,
+          fingerprint: args.fingerprint,
+          metadata: args.metadata,
+          container: args.container,
+        };
+        const transactionId = args.transactionId ?? context.transactionIdHeader;
+        const result = await context.services.tokens.listTokens(principal, filter, page, transactionId);
+        return toConnection(result, page.afterId !== null, () =>
+          context.services.tokens.countTokens(principal, filter, transactionId),
+        );
+      },
+    },
+    {
+      name: 'TokenConnection',
+      description: 'A page of tokens.',
+      edgesField: { description: 'The tokens of this page, each with its cursor.' },
+      fields: totalCountFields('Number of tokens matching the filters (computed only when selected).'),
+    },
+    {
+      name: 'TokenEdge',
+      description: 'A token in a page of tokens.',
+      nodeField: { description: 'The token.' },
+    },
+  ),
 );
 
 builder.mutationField('createToken', (t) =>

@@ -1,17 +1,20 @@
 import type { Transaction as DbTransaction, Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import { newId } from '../db/ids.ts';
+import { type Page, type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { mergePatch } from '../merge-patch.ts';
 import { enlistInTransaction, readableTransactionId } from '../transactions/service.ts';
 import * as transactionStore from '../transactions/store.ts';
+import { DetokenizableRow } from './detokenizable-row.ts';
 import { type DetokenizableToken, detokenize, planDataSites } from './expressions/index.ts';
 import type { SealedArgs } from './sealing.ts';
 import * as store from './store.ts';
 import type { TokenRow } from './tables.ts';
 import type { TokenCache } from './token-cache.ts';
 import type { TokenType } from './token-data.ts';
+import { type TokenFilter, validateTokenFilter } from './token-filter.ts';
 import { type ValidTokenRequest, validateTokenRequest } from './token-input.ts';
 import { planTokenization } from './tokenize.ts';
 import type { Vault } from './vault.ts';
@@ -202,6 +205,32 @@ export function createTokenService(deps: {
     },
 
     /**
+     * A page of the tenant's visible tokens (as `token` sees them: committed, or pending in `transactionId`, with its
+     * pending updates) matching `filter`, oldest first. A bad filter -> BAD_REQUEST.
+     */
+    async listTokens(
+      principal: Principal,
+      filter: TokenFilter,
+      page: PageRequest,
+      transactionId?: string | null,
+    ): Promise<Page<Token>> {
+      const valid = validateTokenFilter(filter);
+      const readable = readableTransactionId(transactionId);
+      const { rows, hasNextPage } = toPage(
+        await store.listVisibleTokens(db, principal.tenantId, valid, readable, page),
+        page,
+      );
+      // Mapped after the page is cut: the extra row is never decrypted.
+      return { rows: rows.map((row) => toToken(principal, row)), hasNextPage };
+    },
+
+    /** How many tokens `listTokens` would page through. */
+    async countTokens(principal: Principal, filter: TokenFilter, transactionId?: string | null): Promise<number> {
+      const valid = validateTokenFilter(filter);
+      return store.countVisibleTokens(db, principal.tenantId, valid, readableTransactionId(transactionId));
+    },
+
+    /**
      * Deletes a token. Inside a transaction the delete is held until commit (the token stays visible to others until
      * then, and hidden inside the transaction at once); a token already held by another open transaction -> CONFLICT.
      * A token created in the same transaction is simply removed. Returns the token as it was.
@@ -348,39 +377,6 @@ function mayUse(principal: Principal, containers: readonly string[]): boolean {
   const allowed = principal.tokenContainers;
   if (allowed === null) return true;
   return containers.some((container) => allowed.some((prefix) => container.startsWith(prefix)));
-}
-
-/**
- * A token as expressions see it. The dates are formatted only when an expression reads them: the common
- * `{{ <id> }}` reads only `data`, and two toISOString calls were a tenth of detokenizing one token.
- */
-class DetokenizableRow implements DetokenizableToken {
-  readonly id: string;
-  readonly type: string;
-  readonly metadata: Record<string, unknown> | null;
-  readonly containers: string[];
-  readonly fingerprint: string | null;
-  readonly mask: unknown;
-
-  constructor(
-    private readonly row: TokenRow,
-    readonly data: unknown,
-  ) {
-    this.id = row.id;
-    this.type = row.type;
-    this.metadata = row.metadata;
-    this.containers = row.containers;
-    this.fingerprint = row.fingerprint;
-    this.mask = row.mask ?? null;
-  }
-
-  get createdAt(): string {
-    return this.row.created_at.toISOString();
-  }
-
-  get expiresAt(): string | null {
-    return this.row.expires_at?.toISOString() ?? null;
-  }
 }
 
 /** The bytes as a latin1 string, one character per byte (SealedArgs); PGlite gives bytea as a Uint8Array, pg a Buffer. */

@@ -1,6 +1,16 @@
-import { type Expression, type ExpressionBuilder, type Insertable, type Kysely, sql, type Transaction } from 'kysely';
+import {
+  type Expression,
+  type ExpressionBuilder,
+  type Insertable,
+  type Kysely,
+  type SelectQueryBuilder,
+  sql,
+  type Transaction,
+} from 'kysely';
+import type { PageRequest } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import type { TokenRow, TokensTable } from './tables.ts';
+import type { ValidTokenFilter } from './token-filter.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -96,6 +106,55 @@ function visibleTokens(db: Executor, tenantId: string, transactionId: string | n
     ])
     .where(visibleTo(tenantId, transactionId, effective('expires_at')) as any)
     .$castTo<TokenRow>();
+}
+
+/**
+ * The visible tokens (as `visibleTokens` reads them, pending versions included) that match `filter`. The filter
+ * applies to what the reader sees, so inside a transaction a pending update's metadata or containers are matched.
+ */
+function filteredTokens(db: Executor, tenantId: string, filter: ValidTokenFilter, transactionId: string | null) {
+  // One shape for both branches of visibleTokens: the columns of a token row.
+  const visible = visibleTokens(db, tenantId, transactionId) as SelectQueryBuilder<Database, 'tokens', TokenRow>;
+  let query = db.selectFrom(visible.as('token'));
+  if (filter.type !== null) query = query.where('token.type', '=', filter.type);
+  if (filter.fingerprint !== null) query = query.where('token.fingerprint', '=', filter.fingerprint);
+  if (filter.metadata !== null) {
+    query = query.where(sql<boolean>`${sql.ref('token.metadata')} @> ${JSON.stringify(filter.metadata)}::jsonb`);
+  }
+  if (filter.container !== null) {
+    query = query.where(
+      sql<boolean>`exists (select 1 from unnest(${sql.ref('token.containers')}) as container(path) where starts_with(container.path, ${filter.container}))`,
+    );
+  }
+  return query;
+}
+
+/** A page of the visible tokens matching `filter`, oldest first (ids are UUIDv7); `size + 1` rows (see toPage). */
+export async function listVisibleTokens(
+  db: Executor,
+  tenantId: string,
+  filter: ValidTokenFilter,
+  transactionId: string | null,
+  page: PageRequest,
+): Promise<TokenRow[]> {
+  let query = filteredTokens(db, tenantId, filter, transactionId).selectAll('token');
+  if (page.afterId !== null) query = query.where('token.id', '>', page.afterId);
+  return query
+    .orderBy('token.id')
+    .limit(page.size + 1)
+    .execute();
+}
+
+export async function countVisibleTokens(
+  db: Executor,
+  tenantId: string,
+  filter: ValidTokenFilter,
+  transactionId: string | null,
+): Promise<number> {
+  const row = await filteredTokens(db, tenantId, filter, transactionId)
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
 }
 
 export async function insertTokens(db: Executor, tenantId: string, tokens: NewTokenRow[]): Promise<TokenRow[]> {

@@ -83,9 +83,10 @@ export function validateTokenRequest(request: TokenRequest, now: Date, path = ''
   };
 }
 
-type Fail = (field: string, message: string) => void;
+/** Records a problem with a field; validation goes on, so one error names every bad field. */
+export type Fail = (field: string, message: string) => void;
 
-function validateMetadata(metadata: unknown, fail: Fail): Record<string, unknown> {
+export function validateMetadata(metadata: unknown, fail: Fail): Record<string, unknown> {
   if (metadata === undefined || metadata === null) return {};
   if (!isPlainObject(metadata)) {
     fail('metadata', 'must be an object');

@@ -18,6 +18,30 @@ export const DELETE_TOKEN = `mutation($id: UUID!, $tx: UUID) { deleteToken(id: $
 export const UPDATE_TOKEN = `mutation($id: UUID!, $input: UpdateTokenInput!, $tx: UUID) {
   updateToken(id: $id, input: $input, transactionId: $tx) { __typename ... on Token { ${TOKEN_FIELDS} } ${ERROR_FIELDS} } }`;
 
+export const LIST_TOKENS = `query($first: Int, $after: String, $type: TokenType, $fingerprint: String,
+  $metadata: JSONObject, $container: String, $tx: UUID) {
+  tokens(first: $first, after: $after, type: $type, fingerprint: $fingerprint, metadata: $metadata,
+    container: $container, transactionId: $tx) {
+    totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { ${TOKEN_FIELDS} } } } }`;
+
+/** Every token of the `tokens` list with these filters, page after page (100 a page), and its totalCount. */
+export async function listAllTokens(
+  gateway: TestGateway,
+  key: string,
+  filters: Record<string, unknown> = {},
+): Promise<{ tokens: any[]; totalCount: number }> {
+  const tokens: any[] = [];
+  let after: string | null = null;
+  let totalCount = -1;
+  for (;;) {
+    const page: any = data(await gateway.gql(LIST_TOKENS, { ...filters, first: 100, after }, key), 'tokens');
+    tokens.push(...page.edges.map((edge: any) => edge.node));
+    totalCount = page.totalCount;
+    if (!page.pageInfo.hasNextPage) return { tokens, totalCount };
+    after = page.pageInfo.endCursor;
+  }
+}
+
 const TRANSACTION_FIELDS = 'id createdAt createdBy expiresAt status';
 export const CREATE_TRANSACTION = `mutation { createTransaction { ${TRANSACTION_FIELDS} } }`;
 export const READ_TRANSACTION = `query($id: UUID!) { transaction(id: $id) { ${TRANSACTION_FIELDS} } }`;

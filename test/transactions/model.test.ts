@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT } from '../support/fixtures.ts';
@@ -11,6 +12,7 @@ import {
   CREATE_TRANSACTION,
   DELETE_TOKEN,
   expireNow,
+  listAllTokens,
   READ_TOKEN,
   READ_TRANSACTION,
   ROLLBACK_TRANSACTION,
@@ -22,7 +24,8 @@ import {
  * Tokens and transactions against a model: generated sequences of token creates (by `createToken` and by a
  * formula's `tokenize`), updates, deletes, reads, detokenizing `react` calls, commits, rollbacks, expiries and sweeps, with
  * and without a transaction (open, finished or unknown). After every step the gateway's answer must be the model's,
- * and at the end every token must read as the model says, with and without each transaction.
+ * and at the end every token must read as the model says, with and without each transaction, and the `tokens` list
+ * must hold exactly those.
  */
 
 const { seed: SEED, runs: RUNS } = fuzzSettings(60);
@@ -110,6 +113,8 @@ async function replay(ops: Op[]): Promise<string | null> {
   const txs: ModelTransaction[] = [];
   const tokens: ModelToken[] = [];
   let counter = 0;
+  // This sequence's tokens carry it in their metadata, so the `tokens` list can be asked for them alone.
+  const run = { run: randomUUID() };
   const gql = async (query: string, variables: Record<string, unknown>) => {
     const response = await gateway.gql(query, variables, key);
     if (response.errors) throw new Error(`${query}: ${JSON.stringify(response.errors)}`);
@@ -165,11 +170,13 @@ async function replay(ops: Op[]): Promise<string | null> {
       let id: string | undefined;
       let got: string;
       if (current.kind === 'createToken') {
-        const result = (await gql(CREATE_TOKEN, { input: { type: 'TOKEN', data: value }, tx: txId })).createToken;
+        const input = { type: 'TOKEN', data: value, metadata: run };
+        const result = (await gql(CREATE_TOKEN, { input, tx: txId })).createToken;
         got = outcome(result);
         id = result.id;
       } else {
-        const result = (await gql(REACT, { id: reactorId, args: { make: value }, tx: txId })).react;
+        const make = { type: 'TOKEN', data: value, metadata: run };
+        const result = (await gql(REACT, { id: reactorId, args: { make }, tx: txId })).react;
         got = outcome(result);
         id = result.tokens?.made?.id ?? result.tokens?.made;
       }
@@ -249,6 +256,15 @@ async function replay(ops: Op[]): Promise<string | null> {
       if ((read?.data ?? null) !== expected) {
         return `at the end, ${token.id} in ${tx?.id ?? 'none'}: read ${read?.data ?? null}, the model says ${expected}`;
       }
+    }
+  }
+  // And the `tokens` list, without a transaction and within each one: exactly the tokens a read sees, as it sees them.
+  for (const tx of [null, UNKNOWN, ...txs]) {
+    const listed = await listAllTokens(gateway, key, { metadata: run, tx: tx?.id ?? null });
+    const got = listed.tokens.map((token) => `${token.id}=${token.data}`);
+    const expected = tokens.filter((token) => visible(token, tx)).map((token) => `${token.id}=${seen(token, tx)}`);
+    if (JSON.stringify(got.sort()) !== JSON.stringify(expected.sort()) || listed.totalCount !== expected.length) {
+      return `at the end, tokens in ${tx?.id ?? 'none'}: listed ${got} (${listed.totalCount}), the model says ${expected}`;
     }
   }
   for (const tx of txs) {

@@ -1,0 +1,54 @@
+import { BadRequestError, type FieldErrors } from '../errors.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
+import type { TokenType } from './token-data.ts';
+import { isContainerPath, validateMetadata } from './token-input.ts';
+
+/** What the `tokens` list is narrowed to, as a client gives it; every part given must match. */
+export interface TokenFilter {
+  type?: TokenType | null;
+  fingerprint?: string | null;
+  metadata?: Record<string, unknown> | null;
+  container?: string | null;
+}
+
+/** A checked filter; null parts match every token. */
+export interface ValidTokenFilter {
+  type: TokenType | null;
+  fingerprint: string | null;
+  /** Every key must be in the token's metadata with this value; null or empty: any metadata. */
+  metadata: Record<string, unknown> | null;
+  /** A container path: the token must have this container or one below it (`/pci/` matches `/pci/high/`). */
+  container: string | null;
+}
+
+// Fingerprints are 43 characters (base64url of an HMAC-SHA-256); a longer one cannot match anything.
+const MAX_FINGERPRINT_LENGTH = 200;
+
+/**
+ * Checks a filter as createToken checks the same fields: metadata values are flat (string, number, boolean, null),
+ * the container is a path like `/pci/`, and no text holds what a Postgres text column cannot (a failed query
+ * otherwise). Every bad field is named at once (BAD_REQUEST).
+ */
+export function validateTokenFilter(filter: TokenFilter): ValidTokenFilter {
+  const errors: FieldErrors = {};
+  const fail = (field: string, message: string) => {
+    errors[field] = [...(errors[field] ?? []), message];
+  };
+  const { fingerprint, container } = filter;
+  if (fingerprint != null) {
+    if (fingerprint.length > MAX_FINGERPRINT_LENGTH) {
+      fail('fingerprint', `must be at most ${MAX_FINGERPRINT_LENGTH} characters`);
+    } else if (!isStorableText(fingerprint)) fail('fingerprint', UNSTORABLE_TEXT);
+  }
+  const metadata = filter.metadata == null ? null : validateMetadata(filter.metadata, fail);
+  if (container != null && !isContainerPath(container)) {
+    fail('container', `${JSON.stringify(container)} is not a container path like "/pci/" (lowercase segments)`);
+  }
+  if (Object.keys(errors).length > 0) throw BadRequestError.forFields(errors, 'The token filter is invalid.');
+  return {
+    type: filter.type ?? null,
+    fingerprint: fingerprint ?? null,
+    metadata: metadata && Object.keys(metadata).length > 0 ? metadata : null,
+    container: container ?? null,
+  };
+}
