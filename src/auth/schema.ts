@@ -37,8 +37,9 @@ export const ApplicationRef = builder.objectRef<ApplicationRow>('Application').i
     tokenContainers: t.exposeStringList('token_containers', {
       nullable: true,
       description:
-        'The containers its `token:use` and `token:update` cover: a token may be detokenized or updated when one ' +
-        'of its containers is one of these or lies below one (`/pci/` covers `/pci/high/`). Null: every container.',
+        'The containers its token permissions cover: a token may be created, read, listed, updated, deleted or ' +
+        'detokenized only when one of its containers is one of these or lies below one (`/pci/` covers ' +
+        '`/pci/high/`). Null: every container.',
     }),
     keyPrefix: t.exposeString('key_prefix', {
       description: 'The first characters of the API key, to recognise it; the key itself is shown only once.',
@@ -137,7 +138,7 @@ const CreateApplicationInput = builder.inputType('CreateApplicationInput', {
     tokenContainers: t.stringList({
       required: false,
       description:
-        'Limits `token:use` (and `token:update`) to tokens in these containers or below them (`/pci/` covers ' +
+        'Limits every token permission to tokens in these containers or below them (`/pci/` covers ' +
         '`/pci/high/`), as in the seeds: token:use is required for each container of tokens a reactor ' +
         'detokenizes. Omitted or null: every container.',
     }),
@@ -194,8 +195,8 @@ const UpdateApplicationInput = builder.inputType('UpdateApplicationInput', {
     tokenContainers: t.stringList({
       required: false,
       description:
-        'Limits `token:use` (and `token:update`) to tokens in these containers or below them. Omitted or null: ' +
-        'every container.',
+        'Limits every token permission to tokens in these containers or below them. Omitted or null: every ' +
+        'container.',
     }),
   }),
 });

@@ -130,7 +130,8 @@ builder.queryField('token', (t) =>
     nullable: true,
     description:
       'A token of the tenant by id; null when there is none, it expired, it was created in a transaction not yet ' +
-      "committed (unless read in that transaction), or it is another tenant's.",
+      "committed (unless read in that transaction), or it is another tenant's. FORBIDDEN for a token the " +
+      "application's `tokenContainers` do not cover.",
     authScopes: { permission: 'token:read' },
     args: {
       id: t.arg({ type: 'UUID', required: true, description: 'The token id.' }),
@@ -153,7 +154,8 @@ builder.queryField('tokens', (t) =>
       description:
         "The tenant's tokens, oldest first, narrowed by every filter given: all of them a `token(id)` read would " +
         'return (live, committed or pending in the transaction, with its pending changes). Find the tokens of one ' +
-        'card by its `fingerprint`, or those tagged with some `metadata`.',
+        'card by its `fingerprint`, or those tagged with some `metadata`. An application with `tokenContainers` ' +
+        'lists only the tokens they cover.',
       authScopes: { permission: 'token:read' },
       args: {
         type: t.arg({ type: TokenTypeEnum, description: 'Only tokens of this type.' }),
@@ -208,10 +210,12 @@ builder.queryField('tokens', (t) =>
 builder.mutationField('createToken', (t) =>
   t.field({
     type: TokenRef,
-    description: 'Validates, encrypts and stores a token. Public applications may call this (`token:create`).',
+    description:
+      'Validates, encrypts and stores a token. Public applications may call this (`token:create`). An application ' +
+      'with `tokenContainers` may create only tokens they cover (FORBIDDEN otherwise).',
     authScopes: { permission: 'token:create' },
     errors: {
-      types: [BadRequestError, NotFoundError, ConflictError],
+      types: [BadRequestError, NotFoundError, ConflictError, ForbiddenError],
       union: { description: 'The created token, or why it was not created.' },
     },
     args: {
@@ -233,10 +237,11 @@ builder.mutationField('deleteToken', (t) =>
     type: TokenRef,
     description:
       'Deletes a token and returns it as it was. In a transaction the delete happens on commit; a token held by ' +
-      'another open transaction cannot be deleted (CONFLICT).',
+      'another open transaction cannot be deleted (CONFLICT). An application whose `tokenContainers` do not cover ' +
+      'the token may not delete it (FORBIDDEN).',
     authScopes: { permission: 'token:delete' },
     errors: {
-      types: [NotFoundError, ConflictError],
+      types: [NotFoundError, ConflictError, ForbiddenError],
       union: { description: 'The deleted token as it was, or why it was not deleted.' },
     },
     args: {

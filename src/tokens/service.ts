@@ -90,7 +90,7 @@ export function createTokenService(deps: {
       throw new ForbiddenError('Detokenizing args requires the token:use permission.');
     }
     const rows = await visibleTokens(principal.tenantId, ids, transactionId);
-    const outside = rows.find((row) => !mayUse(principal, row.containers));
+    const outside = rows.find((row) => !covers(principal, row.containers));
     if (outside) {
       throw new ForbiddenError(
         `Detokenizing token "${outside.id}" requires the token:use permission on one of its containers ` +
@@ -191,6 +191,7 @@ export function createTokenService(deps: {
      */
     async createToken(principal: Principal, input: CreateTokenInput, transactionId?: string | null): Promise<Token> {
       const request = validateTokenRequest(input, new Date());
+      if (!covers(principal, request.containers)) throw outOfReach(principal, 'Creating', request);
       return inTransaction(principal, transactionId, async (trx, enlistedIn) => {
         const row = sealed(principal.tenantId, newId(), request, principal.applicationId, enlistedIn);
         const [stored] = await store.insertTokens(trx, principal.tenantId, [row]);
@@ -201,6 +202,7 @@ export function createTokenService(deps: {
     /** A live, visible token of the caller's tenant (committed, or pending in `transactionId`), or undefined. */
     async token(principal: Principal, id: string, transactionId?: string | null): Promise<Token | undefined> {
       const row = await store.findVisibleToken(db, principal.tenantId, id, readableTransactionId(transactionId));
+      if (row && !covers(principal, row.containers)) throw outOfReach(principal, 'Reading', row);
       return row ? toToken(principal, row) : undefined;
     },
 
@@ -214,7 +216,7 @@ export function createTokenService(deps: {
       page: PageRequest,
       transactionId?: string | null,
     ): Promise<Page<Token>> {
-      const valid = validateTokenFilter(filter);
+      const valid = validateTokenFilter(filter, principal.tokenContainers);
       const readable = readableTransactionId(transactionId);
       const { rows, hasNextPage } = toPage(
         await store.listVisibleTokens(db, principal.tenantId, valid, readable, page),
@@ -226,7 +228,7 @@ export function createTokenService(deps: {
 
     /** How many tokens `listTokens` would page through. */
     async countTokens(principal: Principal, filter: TokenFilter, transactionId?: string | null): Promise<number> {
-      const valid = validateTokenFilter(filter);
+      const valid = validateTokenFilter(filter, principal.tokenContainers);
       return store.countVisibleTokens(db, principal.tenantId, valid, readableTransactionId(transactionId));
     },
 
@@ -239,6 +241,7 @@ export function createTokenService(deps: {
       const deleted = await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
         const row = await store.lockVisibleToken(trx, principal.tenantId, id, enlistedIn);
         if (!row) throw new NotFoundError('Token not found.');
+        if (!covers(principal, row.containers)) throw outOfReach(principal, 'Deleting', row);
         const deleted = toToken(principal, row);
         if (enlistedIn !== null && row.transaction_id === enlistedIn) {
           await store.deleteToken(trx, principal.tenantId, id);
@@ -270,14 +273,9 @@ export function createTokenService(deps: {
       const updated = await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
         const row = await store.lockVisibleToken(trx, principal.tenantId, id, enlistedIn);
         if (!row) throw new NotFoundError('Token not found.');
-        // An application whose token:use is limited to some containers could otherwise move any token into them,
-        // and then detokenize it: it may change only the tokens it may already use.
-        if (!mayUse(principal, row.containers)) {
-          throw new ForbiddenError(
-            `Updating token "${row.id}" requires the token:use scope of one of its containers ` +
-              `(${row.containers.join(', ')}); this application's covers ${principal.tokenContainers?.join(', ')}.`,
-          );
-        }
+        // Also the guard against moving a token into reach: an application could otherwise change the containers
+        // of any token to its own, and then detokenize it.
+        if (!covers(principal, row.containers)) throw outOfReach(principal, 'Updating', row);
         await refuseIfHeldElsewhere(trx, principal.tenantId, row, enlistedIn);
         const request = validateTokenRequest(
           {
@@ -370,13 +368,23 @@ export function createTokenService(deps: {
 }
 
 /**
- * Whether the application's `token:use` covers a token: one of the token's containers is one of the application's
- * token containers or lies below one. Paths end with "/", so `/pci/` covers `/pci/high/` but not `/pcix/`.
+ * Whether the application's token containers cover a token: one of the token's containers is one of them or lies
+ * below one. Paths end with "/", so `/pci/` covers `/pci/high/` but not `/pcix/`. Every token permission acts only
+ * on covered tokens; an application without token containers covers them all.
  */
-function mayUse(principal: Principal, containers: readonly string[]): boolean {
+function covers(principal: Principal, containers: readonly string[]): boolean {
   const allowed = principal.tokenContainers;
   if (allowed === null) return true;
   return containers.some((container) => allowed.some((prefix) => container.startsWith(prefix)));
+}
+
+/** FORBIDDEN for a token (or new token) the application's token containers do not cover. */
+function outOfReach(principal: Principal, doing: string, token: { id?: string; containers: readonly string[] }) {
+  const what = token.id === undefined ? 'a token' : `token "${token.id}"`;
+  return new ForbiddenError(
+    `${doing} ${what} requires one of its containers (${token.containers.join(', ')}) to lie in this ` +
+      `application's token containers (${principal.tokenContainers?.join(', ')}).`,
+  );
 }
 
 /** The bytes as a latin1 string, one character per byte (SealedArgs); PGlite gives bytea as a Uint8Array, pg a Buffer. */

@@ -108,6 +108,12 @@ function visibleTokens(db: Executor, tenantId: string, transactionId: string | n
     .$castTo<TokenRow>();
 }
 
+/** One of the token's containers is one of `paths` or lies below one (`/pci/` holds `/pci/high/`). */
+function inContainers(paths: readonly string[]) {
+  return sql<boolean>`exists (select 1 from unnest(${sql.ref('token.containers')}) as container(path),
+    unnest(${[...paths]}::text[]) as prefix(path) where starts_with(container.path, prefix.path))`;
+}
+
 /**
  * The visible tokens (as `visibleTokens` reads them, pending versions included) that match `filter`. The filter
  * applies to what the reader sees, so inside a transaction a pending update's metadata or containers are matched.
@@ -121,11 +127,8 @@ function filteredTokens(db: Executor, tenantId: string, filter: ValidTokenFilter
   if (filter.metadata !== null) {
     query = query.where(sql<boolean>`${sql.ref('token.metadata')} @> ${JSON.stringify(filter.metadata)}::jsonb`);
   }
-  if (filter.container !== null) {
-    query = query.where(
-      sql<boolean>`exists (select 1 from unnest(${sql.ref('token.containers')}) as container(path) where starts_with(container.path, ${filter.container}))`,
-    );
-  }
+  if (filter.container !== null) query = query.where(inContainers([filter.container]));
+  if (filter.reach !== null) query = query.where(inContainers(filter.reach));
   return query;
 }
 

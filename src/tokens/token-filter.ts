@@ -19,6 +19,8 @@ export interface ValidTokenFilter {
   metadata: Record<string, unknown> | null;
   /** A container path: the token must have this container or one below it (`/pci/` matches `/pci/high/`). */
   container: string | null;
+  /** The application's token containers: only tokens one of these covers are listed; null: every token. */
+  reach: readonly string[] | null;
 }
 
 // Fingerprints are 43 characters (base64url of an HMAC-SHA-256); a longer one cannot match anything.
@@ -29,7 +31,7 @@ const MAX_FINGERPRINT_LENGTH = 200;
  * the container is a path like `/pci/`, and no text holds what a Postgres text column cannot (a failed query
  * otherwise). Every bad field is named at once (BAD_REQUEST).
  */
-export function validateTokenFilter(filter: TokenFilter): ValidTokenFilter {
+export function validateTokenFilter(filter: TokenFilter, reach: readonly string[] | null): ValidTokenFilter {
   const errors: FieldErrors = {};
   const fail = (field: string, message: string) => {
     errors[field] = [...(errors[field] ?? []), message];
@@ -50,5 +52,6 @@ export function validateTokenFilter(filter: TokenFilter): ValidTokenFilter {
     fingerprint: fingerprint ?? null,
     metadata: metadata && Object.keys(metadata).length > 0 ? metadata : null,
     container: container ?? null,
+    reach,
   };
 }

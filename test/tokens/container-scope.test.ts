@@ -1,8 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import {
+  ALL_TOKEN_PERMISSIONS,
+  applicationKey,
+  CREATE_TOKEN,
+  card,
+  DELETE_TOKEN,
+  data,
+  deleteToken,
+  listAllTokens,
+  READ_TOKEN,
+  readToken,
+} from './support.ts';
 
 // Seeds: "The token:use permission ... is required for each Container of Tokens you wish to detokenize in a Reactor."
+// The other token permissions are scoped the same way: an application reaches only the tokens its containers cover.
 let gateway: TestGateway;
 let tenant: TestTenant;
 let reactorId: string;
@@ -44,6 +57,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close();
 });
+
+async function createTokenWith(key: string, input: Record<string, unknown>): Promise<any> {
+  return data(await gateway.gql(CREATE_TOKEN, { input }, key), 'createToken');
+}
 
 describe('token:use scoped to containers', () => {
   it('detokenizes tokens in or below the application token containers', async () => {
@@ -95,5 +112,66 @@ describe('token:use scoped to containers', () => {
       'must not be empty (omit it to cover every container)',
     ]);
     expect(await count()).toBe(before);
+  });
+});
+
+describe('every token permission scoped to containers', () => {
+  let scoped: string;
+  beforeAll(async () => {
+    scoped = await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS, ['/pci/']);
+  });
+  const forbidden = (doing: string, id: string | null, containers: string) =>
+    `${doing} ${id === null ? 'a token' : `token "${id}"`} requires one of its containers (${containers}) to lie in ` +
+    "this application's token containers (/pci/).";
+
+  it('reads and lists only covered tokens', async () => {
+    expect((await readToken(gateway, scoped, tokens.pci)).data).toBe('pci secret');
+    expect((await readToken(gateway, scoped, tokens.both)).data).toBe('both secret');
+    for (const [id, containers] of [
+      [tokens.general, '/general/high/'],
+      [tokens.lookalike, '/pcix/high/'],
+    ] as const) {
+      const refused = await gateway.gql(READ_TOKEN, { id }, scoped);
+      expect(refused.errors?.[0]).toMatchObject({
+        message: forbidden('Reading', id, containers),
+        extensions: { code: 'FORBIDDEN' },
+      });
+    }
+    const listed = await listAllTokens(gateway, scoped);
+    expect(listed.tokens.map((token) => token.id)).toEqual([tokens.pci, tokens.both]);
+    expect(listed.totalCount).toBe(2);
+    // The container filter narrows within the reach; it never widens it (`both` is in /general/ and in /pci/).
+    const general = await listAllTokens(gateway, scoped, { container: '/general/' });
+    expect(general.tokens.map((token) => token.id)).toEqual([tokens.both]);
+    // Without token containers, the same tenant's list holds them all.
+    const everywhere = await listAllTokens(gateway, tenant.privateKey);
+    expect(everywhere.tokens.map((token) => token.id)).toEqual(expect.arrayContaining(Object.values(tokens)));
+  });
+
+  it('creates only covered tokens, and creates nothing when refused', async () => {
+    const refused = await gateway.gql<any>(CREATE_TOKEN, { input: { type: 'TOKEN', data: 'x' } }, scoped);
+    expect(refused.data?.createToken).toMatchObject({
+      __typename: 'ForbiddenError',
+      code: 'FORBIDDEN',
+      message: forbidden('Creating', null, '/general/high/'),
+    });
+    const before = (await listAllTokens(gateway, tenant.privateKey)).totalCount;
+    const created = await createTokenWith(scoped, { type: 'CARD', data: card() });
+    expect(created.containers).toEqual(['/pci/high/']);
+    expect((await listAllTokens(gateway, tenant.privateKey)).totalCount).toBe(before + 1);
+    expect((await deleteToken(gateway, scoped, created.id)).__typename).toBe('Token');
+  });
+
+  it('deletes only covered tokens', async () => {
+    const refused = await gateway.gql<any>(DELETE_TOKEN, { id: tokens.general }, scoped);
+    expect(refused.data?.deleteToken).toMatchObject({
+      __typename: 'ForbiddenError',
+      code: 'FORBIDDEN',
+      message: forbidden('Deleting', tokens.general, '/general/high/'),
+    });
+    expect((await readToken(gateway, tenant.privateKey, tokens.general)).data).toBe('general secret');
+    const covered = await createTokenWith(scoped, { type: 'TOKEN', data: 'short-lived', containers: ['/pci/low/'] });
+    expect((await deleteToken(gateway, scoped, covered.id)).__typename).toBe('Token');
+    expect(await readToken(gateway, tenant.privateKey, covered.id)).toBeNull();
   });
 });
