@@ -18,6 +18,7 @@ import type { Logger } from './logger.ts';
 import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import type { Services } from './services.ts';
+import { verifyMasterKey } from './tokens/key-check.ts';
 import { createTokenService } from './tokens/service.ts';
 import { createTokenCache } from './tokens/token-cache.ts';
 import { createVault, loadMasterKey } from './tokens/vault.ts';
@@ -58,6 +59,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       dataDir: config.dataDir,
       embedded: config.embedded,
     });
+    const vault = createVault(masterKey);
+    await verifyMasterKey(database.db, masterKey, vault);
     const runtime = createFormulaRuntime({
       threads: config.runtime.threads,
       memoryLimitMb: config.runtime.memoryLimitMb,
@@ -69,7 +72,6 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     let onReactorChange: (change: { reactor?: string; formula?: string }) => void = () => {};
     const tokenCache = await createTokenCache(database.notifier, log, { max: config.tokens.cacheSize });
     closers.push(() => tokenCache.close());
-    const vault = createVault(masterKey);
     const resultLogs = createResultLogs(vault, config.exposeFormulaLogs);
     const core = {
       config,

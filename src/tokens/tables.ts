@@ -36,9 +36,17 @@ export interface TokenUpdatesTable
   modified_at: Date;
 }
 
+/** The master key's check value (migration 0014, src/tokens/key-check.ts): one row, id 1. */
+export interface EncryptionKeyCheckTable {
+  id: Generated<number>;
+  check_value: string;
+  created_at: Generated<Date>;
+}
+
 export interface TokenTables {
   tokens: TokensTable;
   token_updates: TokenUpdatesTable;
+  encryption_key_check: EncryptionKeyCheckTable;
 }
 
 export type TokenRow = Selectable<TokensTable>;
