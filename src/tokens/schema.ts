@@ -232,6 +232,52 @@ builder.mutationField('createToken', (t) =>
   }),
 );
 
+const TokenizePayload = builder.objectRef<{ tokens: unknown }>('TokenizePayload').implement({
+  description: 'What `tokenize` created.',
+  fields: (t) => ({
+    tokens: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'The request in the same shape, each tokenized value replaced by the id of its new token.',
+      resolve: (payload) => payload.tokens,
+    }),
+  }),
+});
+
+builder.mutationField('tokenize', (t) =>
+  t.field({
+    type: TokenizePayload,
+    description:
+      "Creates the tokens a nested request describes, as a formula's `tokenize` block does (BT's Tokenize): a " +
+      'member `{ type, data, metadata?, containers?, expiresAt? }` becomes a token of that type, any other object ' +
+      'is walked, and any other value (string, number, boolean, array) becomes a TOKEN holding it. All or nothing: ' +
+      `every token is validated as \`createToken\` validates (errors keyed by path, \`request.card.data.number\`) ` +
+      'before any is stored, at most MAX_TOKENS_PER_REQUEST (100 by default) per request. Needs `token:create`; an application with `tokenContainers` ' +
+      'may create only tokens they cover (FORBIDDEN).',
+    authScopes: { permission: 'token:create' },
+    errors: {
+      types: [BadRequestError, NotFoundError, ConflictError, ForbiddenError],
+      union: { description: 'The created tokens, or why none was created.' },
+    },
+    args: {
+      request: t.arg({ type: 'JSON', required: true, description: 'The values to tokenize, at any depth.' }),
+      transactionId: t.arg(
+        transactionIdArg(
+          'Create inside this open transaction: invisible to others until commit, removed on rollback. Defaults to ' +
+            'the BT-TRANSACTION-ID header.',
+        ),
+      ),
+    },
+    resolve: async (_root, { request, transactionId }, context) => ({
+      tokens: await context.services.tokens.tokenize(
+        principalOf(context),
+        request,
+        transactionId ?? context.transactionIdHeader,
+      ),
+    }),
+  }),
+);
+
 builder.mutationField('deleteToken', (t) =>
   t.field({
     type: TokenRef,

@@ -9,6 +9,7 @@ import { enlistInTransaction, readableTransactionId } from '../transactions/serv
 import * as transactionStore from '../transactions/store.ts';
 import { DetokenizableRow } from './detokenizable-row.ts';
 import { type DetokenizableToken, detokenize, planDataSites } from './expressions/index.ts';
+import { covers, outOfReach } from './reach.ts';
 import type { SealedArgs } from './sealing.ts';
 import * as store from './store.ts';
 import type { TokenRow } from './tables.ts';
@@ -16,7 +17,7 @@ import type { TokenCache } from './token-cache.ts';
 import type { TokenType } from './token-data.ts';
 import { type TokenFilter, validateTokenFilter } from './token-filter.ts';
 import { type ValidTokenRequest, validateTokenRequest } from './token-input.ts';
-import { planTokenization } from './tokenize.ts';
+import { planTokenization, type TokenizationPlan } from './tokenize.ts';
 import type { Vault } from './vault.ts';
 
 /** A token as a caller sees it. */
@@ -170,6 +171,22 @@ export function createTokenService(deps: {
         });
       }
     }
+  }
+
+  /** Stores a tokenization plan's tokens in one database transaction (all or nothing); returns its result. */
+  async function storePlan(
+    principal: Principal,
+    plan: TokenizationPlan,
+    transactionId: string | null | undefined,
+  ): Promise<unknown> {
+    if (plan.tokens.length === 0) return plan.result;
+    await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
+      const rows = plan.tokens.map(({ id, request }) =>
+        sealed(principal.tenantId, id, request, principal.applicationId, enlistedIn),
+      );
+      await store.insertTokens(trx, principal.tenantId, rows);
+    });
+    return plan.result;
   }
 
   /** Runs `write` in one database transaction, enlisted in `transactionId` when one is given. */
@@ -355,36 +372,26 @@ export function createTokenService(deps: {
      */
     async tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown> {
       const plan = planTokenization(tokenize, { now: new Date(), maxTokens: deps.maxTokensPerRequest, newId });
-      if (plan.tokens.length === 0) return plan.result;
-      await inTransaction(principal, transactionId, async (trx, enlistedIn) => {
-        const rows = plan.tokens.map(({ id, request }) =>
-          sealed(principal.tenantId, id, request, principal.applicationId, enlistedIn),
-        );
-        await store.insertTokens(trx, principal.tenantId, rows);
+      return storePlan(principal, plan, transactionId);
+    },
+
+    /**
+     * The `tokenize` mutation (BT's Tokenize endpoint): the same rule as a formula's tokenize block, errors keyed
+     * under `request`. The caller holds token:create; an application with token containers may create only tokens
+     * they cover (FORBIDDEN, and nothing is stored).
+     */
+    async tokenize(principal: Principal, request: unknown, transactionId?: string | null): Promise<unknown> {
+      const plan = planTokenization(request, {
+        now: new Date(),
+        maxTokens: deps.maxTokensPerRequest,
+        newId,
+        root: 'request',
       });
-      return plan.result;
+      const outside = plan.tokens.find((token) => !covers(principal, token.request.containers));
+      if (outside) throw outOfReach(principal, 'Creating', outside.request);
+      return storePlan(principal, plan, transactionId);
     },
   };
-}
-
-/**
- * Whether the application's token containers cover a token: one of the token's containers is one of them or lies
- * below one. Paths end with "/", so `/pci/` covers `/pci/high/` but not `/pcix/`. Every token permission acts only
- * on covered tokens; an application without token containers covers them all.
- */
-function covers(principal: Principal, containers: readonly string[]): boolean {
-  const allowed = principal.tokenContainers;
-  if (allowed === null) return true;
-  return containers.some((container) => allowed.some((prefix) => container.startsWith(prefix)));
-}
-
-/** FORBIDDEN for a token (or new token) the application's token containers do not cover. */
-function outOfReach(principal: Principal, doing: string, token: { id?: string; containers: readonly string[] }) {
-  const what = token.id === undefined ? 'a token' : `token "${token.id}"`;
-  return new ForbiddenError(
-    `${doing} ${what} requires one of its containers (${token.containers.join(', ')}) to lie in this ` +
-      `application's token containers (${principal.tokenContainers?.join(', ')}).`,
-  );
 }
 
 /** The bytes as a latin1 string, one character per byte (SealedArgs); PGlite gives bytea as a Uint8Array, pg a Buffer. */

@@ -41,14 +41,22 @@ export function isTokenRequest(value: unknown): value is TokenRequest & { expire
  */
 export function planTokenization(
   tokenize: unknown,
-  options: { now: Date; maxTokens: number; newId: () => string },
+  options: {
+    now: Date;
+    maxTokens: number;
+    newId: () => string;
+    /** The name errors are keyed under: `tokenize` (a formula's block, the default) or `request` (the mutation). */
+    root?: string;
+  },
 ): TokenizationPlan {
   const tokens: PlannedToken[] = [];
+  const root = options.root ?? 'tokenize';
 
   const plan = (request: TokenRequest, path: string): string => {
     if (tokens.length >= options.maxTokens) {
-      const message = `A tokenize block may create at most ${options.maxTokens} tokens.`;
-      throw BadRequestError.forFields({ tokenize: [message] }, message);
+      const what = root === 'tokenize' ? 'A tokenize block' : 'A tokenize request';
+      const message = `${what} may create at most ${options.maxTokens} tokens.`;
+      throw BadRequestError.forFields({ [root]: [message] }, message);
     }
     const id = options.newId();
     tokens.push({ id, request: validateTokenRequest(request, options.now, path) });
@@ -74,5 +82,5 @@ export function planTokenization(
     return plan({ type: 'TOKEN', data: value }, path);
   };
 
-  return { result: walk(tokenize, 'tokenize', 0), tokens };
+  return { result: walk(tokenize, root, 0), tokens };
 }

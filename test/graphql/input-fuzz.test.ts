@@ -93,6 +93,13 @@ beforeAll(async () => {
         key: tenant.privateKey,
       },
     ],
+    tokenize: [
+      {
+        vars: { request: { name: 'n', card: { type: 'TOKEN', data: 'd', metadata: { m: 'x' } } } },
+        key: tenant.privateKey,
+      },
+    ],
+    tokens: [{ vars: { metadata: { note: 'n' }, container: '/general/' }, key: tenant.privateKey }],
     react: [{ vars: { id: reactorId, args: { note: 'n', k: ['v'] } }, key: tenant.privateKey }],
     reactAsync: [
       { vars: { id: reactorId, args: { note: 'n' }, callbackUrl: 'https://example.com/hook' }, key: tenant.privateKey },

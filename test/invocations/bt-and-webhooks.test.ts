@@ -48,6 +48,34 @@ describe('req.bt', () => {
     expect(made.data?.token.data).toBe('made-by-formula');
   });
 
+  it('tokenizes a nested request, all or nothing, as the tokenize mutation does', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      `module.exports = async (req) => {
+        const made = await req.bt.tokenize({ email: req.args.email, card: { type: 'token', data: 'x', metadata: { k: 'v' } } });
+        let refused;
+        try { await req.bt.tokenize({ card: { type: 'card', data: { number: '1' } } }); }
+        catch (e) { refused = { code: e.code, status: e.status, errors: Object.keys(e.errors ?? {}) }; }
+        return { raw: { made, refused } };
+      };`,
+      { applicationId: await applicationId(tenant.privateKey) },
+    );
+    const raw = (await gateway.gql<any>(REACT, { id: reactorId, args: { email: 'a@b.c' } }, tenant.privateKey)).data
+      ?.react.raw;
+    expect(raw.refused).toEqual({
+      code: 'BAD_REQUEST',
+      status: 400,
+      errors: ['request.card.data.number', 'request.card.data.expiration_month', 'request.card.data.expiration_year'],
+    });
+    const read = 'query($id: UUID!) { token(id: $id) { data metadata } }';
+    expect((await gateway.gql<any>(read, { id: raw.made.email }, tenant.privateKey)).data?.token.data).toBe('a@b.c');
+    expect((await gateway.gql<any>(read, { id: raw.made.card }, tenant.privateKey)).data?.token).toEqual({
+      data: 'x',
+      metadata: { k: 'v' },
+    });
+  });
+
   it('is null for a reactor without an application', async () => {
     const reactorId = await createReactorWithCode(
       gateway,

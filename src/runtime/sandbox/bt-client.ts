@@ -12,6 +12,9 @@ const UPDATE_TOKEN = `mutation ReactorUpdateToken($id: UUID!, $input: UpdateToke
 const DELETE_TOKEN = `mutation ReactorDeleteToken($id: UUID!) {
   deleteToken(id: $id) { __typename ... on Token { id } ... on Error { code status message errors } }
 }`;
+const TOKENIZE = `mutation ReactorTokenize($request: JSON!) {
+  tokenize(request: $request) { __typename ... on TokenizePayload { tokens } ... on Error { code status message errors } }
+}`;
 
 export class BtCallError extends Error {
   constructor(
@@ -59,8 +62,8 @@ async function post(
   return answer.data;
 }
 
-/** A mutation's union result: the token, or its typed error thrown as the SDK's error would carry it. */
-function tokenOrThrow(result: unknown, operation: string): Record<string, unknown> {
+/** A mutation's union result: the token (or payload), or its typed error thrown as the SDK's error would carry it. */
+function resultOrThrow(result: unknown, operation: string): Record<string, unknown> {
   if (!result || typeof result !== 'object') throw new BtCallError(`${operation} returned nothing`);
   const answer = result as Record<string, unknown>;
   if (answer.__typename === 'Token' || !('code' in answer)) {
@@ -83,7 +86,7 @@ export async function btCall(
 ): Promise<unknown> {
   switch (op) {
     case 'bt.tokens.create':
-      return tokenOrThrow((await post(bt, CREATE_TOKEN, { input: payload.input }, signal)).createToken, 'createToken');
+      return resultOrThrow((await post(bt, CREATE_TOKEN, { input: payload.input }, signal)).createToken, 'createToken');
     case 'bt.tokens.retrieve': {
       const data = await post(bt, RETRIEVE_TOKEN, { id: payload.id }, signal);
       if (!data.token) throw new BtCallError('Token not found', 'NOT_FOUND', 404);
@@ -91,12 +94,16 @@ export async function btCall(
     }
     case 'bt.tokens.update': {
       const data = await post(bt, UPDATE_TOKEN, { id: payload.id, input: payload.input }, signal);
-      return tokenOrThrow(data.updateToken, 'updateToken');
+      return resultOrThrow(data.updateToken, 'updateToken');
     }
     case 'bt.tokens.delete':
       // The SDK's delete resolves to nothing.
-      tokenOrThrow((await post(bt, DELETE_TOKEN, { id: payload.id }, signal)).deleteToken, 'deleteToken');
+      resultOrThrow((await post(bt, DELETE_TOKEN, { id: payload.id }, signal)).deleteToken, 'deleteToken');
       return null;
+    case 'bt.tokenize': {
+      const data = await post(bt, TOKENIZE, { request: payload.input }, signal);
+      return resultOrThrow(data.tokenize, 'tokenize').tokens ?? null;
+    }
     default:
       throw new BtCallError(`Unknown bt operation ${op}`);
   }

@@ -120,5 +120,6 @@ function createBtClient(invocationId) {
       update: (id, input) => callAsync(invocationId, 'bt.tokens.update', { id: NativeString(id), input }),
       delete: (id) => callAsync(invocationId, 'bt.tokens.delete', { id: NativeString(id) }),
     }),
+    tokenize: (request) => callAsync(invocationId, 'bt.tokenize', { input: request }),
   });
 }
