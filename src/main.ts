@@ -7,7 +7,7 @@ import { migrateToLatest } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
 import { startServer } from './server.ts';
 
-const USAGE = 'usage: main.ts [serve | migrate | print-schema]';
+const USAGE = 'usage: main.ts [serve | migrate | print-schema | rotate-encryption-key]';
 
 async function main(command = 'serve'): Promise<void> {
   switch (command) {
@@ -15,6 +15,11 @@ async function main(command = 'serve'): Promise<void> {
       return serve();
     case 'migrate':
       return migrate();
+    case 'rotate-encryption-key': {
+      const { runKeyRotation } = await import('./tokens/key-rotation.ts');
+      console.log(await runKeyRotation(loadConfig(), process.env.NEW_ENCRYPTION_KEY));
+      return;
+    }
     case 'print-schema': {
       const { schema } = await import('./graphql/schema.ts');
       process.stdout.write(`${printSchema(schema)}\n`);

@@ -14,7 +14,13 @@ export type DatabaseTarget =
       /** A dumped data directory to start from (tests start from a migrated template: seconds faster than initdb). */
       template?: Blob;
     }
-  | { kind: 'postgres'; url: string; poolSize: number };
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize: number;
+      /** How the pool's sessions name themselves in pg_stat_activity; `reactor-gateway` unless given. */
+      applicationName?: string;
+    };
 
 /** The notification side of Postgres, the same for PGlite and `pg`: LISTEN/NOTIFY carries event ids between instances. */
 export interface Notifier {
@@ -52,7 +58,7 @@ pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
   return target.kind === 'pglite'
     ? openPglite(target.dataDir, target.template)
-    : openPostgres(target.url, target.poolSize);
+    : openPostgres(target.url, target.poolSize, target.applicationName ?? GATEWAY_APPLICATION_NAME);
 }
 
 async function openPglite(dataDir: string | undefined, template: Blob | undefined): Promise<DatabaseHandle> {
@@ -90,8 +96,14 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
   };
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<DatabaseHandle> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+/**
+ * The application_name of a serving gateway's sessions (its pool, and its listener with " listener" after it): the
+ * key rotation (src/tokens/key-rotation.ts) looks for them in pg_stat_activity and refuses to run beside one.
+ */
+export const GATEWAY_APPLICATION_NAME = 'reactor-gateway';
+
+async function openPostgres(url: string, poolSize: number, applicationName: string): Promise<DatabaseHandle> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: applicationName });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it. Without a listener this would crash the process.
   });
@@ -102,7 +114,7 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     client.on('error', () => {});
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const listener = createPgListener(url, { applicationName: 'reactor-gateway listener' });
+  const listener = createPgListener(url, { applicationName: `${applicationName} listener` });
   return {
     db,
     notifier: {

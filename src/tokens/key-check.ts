@@ -41,7 +41,7 @@ export class MasterKeyMismatchError extends Error {
   }
 }
 
-function keyCheckValue(masterKey: Buffer): string {
+export function keyCheckValue(masterKey: Buffer): string {
   return createHmac('sha256', masterKey).update('reactor-gateway/encryption-key-check/v1').digest('base64url');
 }
 

@@ -1,5 +1,15 @@
 import { createHmac, createSecretKey, hkdfSync, type KeyObject, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { SEALED_VERSION, seal, unseal } from './sealing.ts';
@@ -116,7 +126,8 @@ export function loadMasterKey(options: { encryptionKey?: string; dataDir: string
   return readOrCreateKeyFile(options.dataDir);
 }
 
-function parseKey(text: string, source: string): Buffer {
+/** A key as ENCRYPTION_KEY and the key file hold it (64 hex characters or base64); errors name `source`, never the value. */
+export function parseKey(text: string, source: string): Buffer {
   if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
   if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(text)) {
     const key = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
@@ -133,14 +144,7 @@ function readOrCreateKeyFile(dataDir: string): Buffer {
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(KEY_BYTES);
-  const temp = join(dataDir, `.${KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${key.toString('hex')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const temp = writeTempKeyFile(dataDir, key);
   try {
     // link(), unlike rename(), fails when the target exists: two processes starting together cannot each install
     // their own key and leave half the tokens unreadable. Readers never see a partly written file either.
@@ -165,4 +169,27 @@ function readKeyFile(path: string): Buffer | null {
     throw error;
   }
   return parseKey(text.trim(), path);
+}
+
+/**
+ * Replaces the embedded mode's key file (after a key rotation): written to a temporary file, flushed, then renamed
+ * over the old one, so a crash leaves the old key or the new one, never half of either.
+ */
+export function replaceKeyFile(dataDir: string, key: Buffer): string {
+  const path = join(dataDir, KEY_FILE);
+  renameSync(writeTempKeyFile(dataDir, key), path);
+  return path;
+}
+
+/** The key in a new file of its own next to the key file, flushed to disk (owner-only); returns its path. */
+function writeTempKeyFile(dataDir: string, key: Buffer): string {
+  const temp = join(dataDir, `.${KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeSync(fd, `${key.toString('hex')}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return temp;
 }

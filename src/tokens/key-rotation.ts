@@ -1,0 +1,192 @@
+import { sql, type Transaction } from 'kysely';
+import type { Config } from '../config.ts';
+import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, openDatabase } from '../db/database.ts';
+import { migrateToLatest } from '../db/migrator.ts';
+import type { Database } from '../db/tables.ts';
+import { keyCheckValue, verifyMasterKey } from './key-check.ts';
+import { createVault, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
+
+/** What a rotation sealed again under the new key. */
+export interface RotationCounts {
+  tokens: number;
+  pendingUpdates: number;
+  resultLogs: number;
+}
+
+const BATCH = 500;
+
+/**
+ * Seals everything the master key `from` sealed under `to` instead, in one database transaction: a failure leaves
+ * the database under the old key, whole. Token data and the pending versions of open transactions' updates are
+ * sealed again and their fingerprints recomputed (they are keyed by the master key too, so equal data keeps equal
+ * fingerprints under the new key); kept async logs are sealed again; the key check then names the new key.
+ *
+ * No gateway may run meanwhile: one still holding the old key would seal new tokens under it. The embedded database
+ * admits one process at a time (src/db/data-dir-lock.ts); on Postgres the rotation refuses while pg_stat_activity
+ * shows a gateway's session, and holds the key check locked, so a gateway starting meanwhile waits for the commit and
+ * then refuses the old key.
+ */
+export async function rotateMasterKey(database: DatabaseHandle, from: Buffer, to: Buffer): Promise<RotationCounts> {
+  if (from.equals(to)) throw new Error('The new encryption key is the current one: there is nothing to rotate.');
+  const [old, next] = [createVault(from), createVault(to)];
+  return database.db.transaction().execute(async (trx) => {
+    await sql`lock table encryption_key_check in access exclusive mode`.execute(trx);
+    if (database.kind === 'postgres') await refuseBesideRunningGateways(trx);
+    await verifyMasterKey(trx, from, old);
+    const counts = {
+      tokens: await resealTokens(trx, old, next),
+      pendingUpdates: await resealPendingUpdates(trx, old, next),
+      resultLogs: await resealResultLogs(trx, old, next),
+    };
+    await trx
+      .updateTable('encryption_key_check')
+      .set({ check_value: keyCheckValue(to) })
+      .execute();
+    return counts;
+  });
+}
+
+/** The plaintext, or an error naming what would not open (the rotation then changes nothing). */
+function opened(decrypt: () => string, what: string): string {
+  try {
+    return decrypt();
+  } catch (error) {
+    throw new Error(`${what} does not open under the current key (${(error as Error).message}); nothing was changed.`);
+  }
+}
+
+async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<void> {
+  const { rows } = await sql<{ sessions: number }>`select count(*)::int as sessions from pg_stat_activity
+    where datname = current_database()
+      and application_name in (${GATEWAY_APPLICATION_NAME}, ${`${GATEWAY_APPLICATION_NAME} listener`})`.execute(trx);
+  const sessions = rows[0]?.sessions ?? 0;
+  if (sessions > 0) {
+    throw new Error(
+      `A gateway is still running on this database (${sessions} of its sessions are open): stop every gateway ` +
+        'instance first. One left running would keep encrypting new tokens under the old key.',
+    );
+  }
+}
+
+/** Every token, in id order, a batch at a time (all inside the one transaction). */
+async function resealTokens(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
+  let count = 0;
+  let after = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const rows = await trx
+      .selectFrom('tokens')
+      .select(['id', 'tenant_id', 'type', 'data'])
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    for (const row of rows) {
+      const plaintext = opened(() => old.decrypt(row.tenant_id, row.id, row.data), `token ${row.id}`);
+      await trx
+        .updateTable('tokens')
+        .set({
+          data: next.encrypt(row.tenant_id, row.id, plaintext),
+          fingerprint: next.fingerprint(row.tenant_id, row.type, JSON.parse(plaintext)),
+        })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    count += rows.length;
+    if (rows.length < BATCH) return count;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/** The versions open transactions' updates hold (sealed under their token's id, like the token itself). */
+async function resealPendingUpdates(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
+  const rows = await trx
+    .selectFrom('token_updates')
+    .innerJoin('tokens', 'tokens.id', 'token_updates.token_id')
+    .select(['token_updates.token_id', 'token_updates.tenant_id', 'tokens.type', 'token_updates.data'])
+    .execute();
+  for (const row of rows) {
+    const plaintext = opened(
+      () => old.decrypt(row.tenant_id, row.token_id, row.data),
+      `the pending update of token ${row.token_id}`,
+    );
+    await trx
+      .updateTable('token_updates')
+      .set({
+        data: next.encrypt(row.tenant_id, row.token_id, plaintext),
+        fingerprint: next.fingerprint(row.tenant_id, row.type, JSON.parse(plaintext)),
+      })
+      .where('token_id', '=', row.token_id)
+      .execute();
+  }
+  return rows.length;
+}
+
+/** Async runs' kept console output (src/invocations/result-logs.ts seals it under `reactor-request-logs/<id>`). */
+async function resealResultLogs(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
+  const rows = await trx
+    .selectFrom('reactor_requests')
+    .select(['id', 'tenant_id', 'logs'])
+    .where('logs', 'is not', null)
+    .execute();
+  for (const row of rows) {
+    const boundId = `reactor-request-logs/${row.id}`;
+    const plaintext = opened(
+      () => old.decrypt(row.tenant_id, boundId, row.logs as Uint8Array),
+      `the logs of request ${row.id}`,
+    );
+    await trx
+      .updateTable('reactor_requests')
+      .set({ logs: next.encrypt(row.tenant_id, boundId, plaintext) })
+      .where('id', '=', row.id)
+      .execute();
+  }
+  return rows.length;
+}
+
+function replaceAfterCommit(dataDir: string, key: Buffer): string {
+  try {
+    return replaceKeyFile(dataDir, key);
+  } catch (error) {
+    throw new Error(
+      `The database is now under the new key, but the key file in ${dataDir} could not be replaced ` +
+        `(${(error as Error).message}): write NEW_ENCRYPTION_KEY into it, or start with ENCRYPTION_KEY set to it.`,
+    );
+  }
+}
+
+/**
+ * The `rotate-encryption-key` command: the current key as the gateway would load it (ENCRYPTION_KEY, or the
+ * embedded key file), the new one from NEW_ENCRYPTION_KEY. In embedded mode without ENCRYPTION_KEY the key file is
+ * replaced after the commit; otherwise the operator sets ENCRYPTION_KEY to the new key for every instance.
+ */
+export async function runKeyRotation(config: Config, newKeyText: string | undefined): Promise<string> {
+  if (!newKeyText?.trim()) {
+    throw new Error(
+      'Set NEW_ENCRYPTION_KEY to the new key (32 random bytes as 64 hex characters or base64, e.g. `openssl rand ' +
+        '-hex 32`); ENCRYPTION_KEY (or the embedded key file) is the current one.',
+    );
+  }
+  const to = parseKey(newKeyText.trim(), 'NEW_ENCRYPTION_KEY');
+  const target =
+    config.database.kind === 'postgres'
+      ? { ...config.database, applicationName: 'reactor-gateway key rotation' }
+      : config.database;
+  const database = await openDatabase(target);
+  try {
+    await migrateToLatest(database.db);
+    const from = loadMasterKey({
+      encryptionKey: config.encryptionKey,
+      dataDir: config.dataDir,
+      embedded: config.embedded,
+    });
+    const counts = await rotateMasterKey(database, from, to);
+    const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.resultLogs} async result logs.`;
+    const keyFileInUse = config.embedded && !config.encryptionKey?.trim();
+    const next = keyFileInUse
+      ? `The key file ${replaceAfterCommit(config.dataDir, to)} now holds the new key.`
+      : 'Start every gateway with ENCRYPTION_KEY set to the new key; the old one is refused from now on.';
+    return `${sealed}\n${next}\nWebhook signing secrets derive from the key: read the new one with \`webhookSigningSecret\`.`;
+  } finally {
+    await database.close();
+  }
+}

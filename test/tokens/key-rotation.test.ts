@@ -1,0 +1,172 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { type DatabaseTarget, openDatabase } from '../../src/db/database.ts';
+import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
+import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
+import { startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway, testEnvironment } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
+import {
+  allowTokenUpdates,
+  card,
+  commit,
+  createToken,
+  createTransaction,
+  LIST_TOKENS,
+  readToken,
+  updateToken,
+} from './support.ts';
+
+// Rotating the master key: everything sealed under the old key is sealed again under the new one, in one transaction.
+const NEW_KEY = '7c'.repeat(32);
+const [OLD, NEW] = [Buffer.from(TEST_ENCRYPTION_KEY, 'hex'), Buffer.from(NEW_KEY, 'hex')];
+const REFUSED = /encryption key is not the one this database's tokens are encrypted with/;
+const RESULT_LOGS = `query($reactorId: UUID!, $requestId: UUID!) { reactorResult(reactorId: $reactorId, requestId: $requestId) {
+  status logs { level message } } }`;
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A database that outlives its gateways (a Postgres database, or a PGlite directory), and a way to start them. */
+async function lastingDatabase() {
+  let db: TestDatabase;
+  let dataDir: string | null = null;
+  if (usingPostgres) db = await createTestDatabase();
+  else {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-key-rotation-'));
+    const template = new Blob([await readFile(inject('pgliteTemplate'))]);
+    const target: DatabaseTarget = { kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), template };
+    db = { target, url: null, drop: async () => rm(dataDir as string, { recursive: true, force: true }) };
+  }
+  cleanups.push(() => db.drop());
+  let started = false;
+  const target = (): DatabaseTarget => {
+    const reopen = started;
+    started = true;
+    return reopen && db.target.kind === 'pglite' ? { ...db.target, template: undefined } : db.target;
+  };
+  return {
+    db,
+    dataDir,
+    target,
+    async start(key: string, env: Record<string, string> = {}): Promise<TestGateway> {
+      const gateway = await startTestGateway({ database: db, target: target(), env: { ENCRYPTION_KEY: key, ...env } });
+      cleanups.push(() => gateway.close());
+      return gateway;
+    },
+    async rotate(from: Buffer, to: Buffer) {
+      const handle = await openDatabase(
+        db.target.kind === 'postgres' ? { ...db.target, applicationName: 'rotation test' } : target(),
+      );
+      try {
+        return await rotateMasterKey(handle, from, to);
+      } finally {
+        await handle.close();
+      }
+    },
+  };
+}
+
+async function stop(gateway: TestGateway) {
+  await gateway.close();
+}
+
+describe('rotating the encryption key', () => {
+  it('seals tokens, pending updates and async logs again under the new key, and refuses the old one after', async () => {
+    const lasting = await lastingDatabase();
+    const before = await lasting.start(TEST_ENCRYPTION_KEY, { EXPOSE_FORMULA_LOGS: 'true' });
+    const tenant = await before.createTenant();
+    const visa = await createToken(before, tenant.privateKey, { type: 'CARD', data: card(), metadata: { m: 1 } });
+    const secret = await createToken(before, tenant.privateKey, { type: 'TOKEN', data: { pin: '1234' } });
+    await allowTokenUpdates(before, tenant);
+    const tx = (await createTransaction(before, tenant.privateKey)).id;
+    await updateToken(before, tenant.privateKey, secret.id, { data: { pin: '9999' } }, tx);
+    const reactorId = await createReactorWithCode(
+      before,
+      tenant.managementKey,
+      "module.exports = async () => { console.log('hello from the formula'); return { raw: 1 }; };",
+    );
+    const queued = await before.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+    const requestId = queued.data?.reactAsync.asyncReactorRequestId;
+    const logs = async (gateway: TestGateway) =>
+      until('the async run done', async () => {
+        const result = (await gateway.gql<any>(RESULT_LOGS, { reactorId, requestId }, tenant.privateKey)).data
+          ?.reactorResult;
+        return result?.status === 'COMPLETED' ? result.logs : undefined;
+      });
+    expect(await logs(before)).toEqual([{ level: 'log', message: 'hello from the formula' }]);
+    await stop(before);
+
+    expect(await lasting.rotate(OLD, NEW)).toEqual({ tokens: 2, pendingUpdates: 1, resultLogs: 1 });
+    await expect(lasting.start(TEST_ENCRYPTION_KEY)).rejects.toThrow(REFUSED);
+    const after = await lasting.start(NEW_KEY, { EXPOSE_FORMULA_LOGS: 'true' });
+    const readVisa = await readToken(after, tenant.privateKey, visa.id);
+    expect(readVisa).toMatchObject({ data: card(), mask: visa.mask, metadata: { m: 1 } });
+    // Fingerprints are keyed by the master key: new ones, and the same card tokenized now matches the rotated one.
+    expect(readVisa.fingerprint).not.toBe(visa.fingerprint);
+    const again = await createToken(after, tenant.privateKey, { type: 'CARD', data: card() });
+    expect(again.fingerprint).toBe(readVisa.fingerprint);
+    const listed = await after.gql<any>(LIST_TOKENS, { fingerprint: again.fingerprint }, tenant.privateKey);
+    expect(listed.data?.tokens.totalCount).toBe(2);
+    // The pending update opens inside its transaction, and lands on commit.
+    expect((await readToken(after, tenant.privateKey, secret.id, tx)).data).toEqual({ pin: '9999' });
+    expect((await readToken(after, tenant.privateKey, secret.id)).data).toEqual({ pin: '1234' });
+    await commit(after, tenant.privateKey, tx);
+    expect((await readToken(after, tenant.privateKey, secret.id)).data).toEqual({ pin: '9999' });
+    expect(await logs(after)).toEqual([{ level: 'log', message: 'hello from the formula' }]);
+  });
+
+  it('refuses a current key that is not the database key, or the same key again, changing nothing', async () => {
+    const lasting = await lastingDatabase();
+    const gateway = await lasting.start(TEST_ENCRYPTION_KEY);
+    const tenant = await gateway.createTenant();
+    const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
+    await stop(gateway);
+
+    await expect(lasting.rotate(Buffer.from('a5'.repeat(32), 'hex'), NEW)).rejects.toThrow(REFUSED);
+    await expect(lasting.rotate(OLD, OLD)).rejects.toThrow(/is the current one/);
+    const again = await lasting.start(TEST_ENCRYPTION_KEY);
+    expect((await readToken(again, tenant.privateKey, token.id)).data).toBe('kept');
+  });
+
+  it.runIf(usingPostgres)('refuses to run while a gateway runs on the database', async () => {
+    const lasting = await lastingDatabase();
+    const gateway = await lasting.start(TEST_ENCRYPTION_KEY);
+    const tenant = await gateway.createTenant();
+    const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
+    await expect(lasting.rotate(OLD, NEW)).rejects.toThrow(/A gateway is still running on this database/);
+    expect((await readToken(gateway, tenant.privateKey, token.id)).data).toBe('kept');
+  });
+
+  it.runIf(!usingPostgres)('replaces the embedded key file, so the next start needs no setting', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-key-file-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const env = testEnvironment({ DATA_DIR: dataDir, ENCRYPTION_KEY: '' });
+    const config = loadConfig(env);
+    const start = async () => {
+      const gateway = await startTestGateway({
+        target: config.database,
+        env: { DATA_DIR: dataDir, ENCRYPTION_KEY: '' },
+      });
+      cleanups.push(() => gateway.close());
+      return gateway;
+    };
+    const first = await start();
+    const tenant = await first.createTenant();
+    const token = await createToken(first, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
+    const oldFile = await readFile(path.join(dataDir, 'encryption.key'), 'utf8');
+    await first.close();
+
+    const report = await runKeyRotation(config, NEW_KEY);
+    expect(report).toContain('1 tokens');
+    expect((await readFile(path.join(dataDir, 'encryption.key'), 'utf8')).trim()).toBe(NEW_KEY);
+    expect(oldFile.trim()).not.toBe(NEW_KEY);
+    const second = await start();
+    expect((await readToken(second, tenant.privateKey, token.id)).data).toBe('kept');
+  });
+});
