@@ -16,17 +16,17 @@ export interface ResultLogs {
 }
 
 /** Sealed under this id, so the bytes cannot pass for a token's (or another request's) data. */
-const boundId = (requestId: string) => `reactor-request-logs/${requestId}`;
+export const logsBoundId = (requestId: string) => `reactor-request-logs/${requestId}`;
 
 export function createResultLogs(vault: Vault, expose: boolean): ResultLogs {
   return {
     seal(tenantId, requestId, logs) {
       if (!expose || !logs || logs.length === 0) return null;
-      return vault.encrypt(tenantId, boundId(requestId), JSON.stringify(logs));
+      return vault.encrypt(tenantId, logsBoundId(requestId), JSON.stringify(logs));
     },
     open(row) {
       if (!expose || !row.logs) return null;
-      return JSON.parse(vault.decrypt(row.tenant_id, boundId(row.id), row.logs)) as LogLine[];
+      return JSON.parse(vault.decrypt(row.tenant_id, logsBoundId(row.id), row.logs)) as LogLine[];
     },
   };
 }

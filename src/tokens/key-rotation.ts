@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrator.ts';
 import type { Database } from '../db/tables.ts';
+import { logsBoundId } from '../invocations/result-logs.ts';
 import { keyCheckValue, verifyMasterKey } from './key-check.ts';
 import { createVault, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
 
@@ -121,7 +122,7 @@ async function resealPendingUpdates(trx: Transaction<Database>, old: Vault, next
   return rows.length;
 }
 
-/** Async runs' kept console output (src/invocations/result-logs.ts seals it under `reactor-request-logs/<id>`). */
+/** Async runs' kept console output (sealed by src/invocations/result-logs.ts, under its request's bound id). */
 async function resealResultLogs(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
   const rows = await trx
     .selectFrom('reactor_requests')
@@ -129,7 +130,7 @@ async function resealResultLogs(trx: Transaction<Database>, old: Vault, next: Va
     .where('logs', 'is not', null)
     .execute();
   for (const row of rows) {
-    const boundId = `reactor-request-logs/${row.id}`;
+    const boundId = logsBoundId(row.id);
     const plaintext = opened(
       () => old.decrypt(row.tenant_id, boundId, row.logs as Uint8Array),
       `the logs of request ${row.id}`,

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
 import {
-  ALL_TOKEN_PERMISSIONS,
   applicationKey,
   CARD_NUMBER,
   card,
@@ -14,6 +13,7 @@ import {
   LIST_TOKENS,
   listAllTokens,
   rollback,
+  tenantWithTokenKey,
   updateToken,
 } from './support.ts';
 
@@ -23,11 +23,6 @@ beforeAll(async () => {
   gateway = await startTestGateway();
 });
 afterAll(() => gateway?.close());
-
-async function setup(): Promise<{ tenant: TestTenant; key: string }> {
-  const tenant = await gateway.createTenant();
-  return { tenant, key: await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS) };
-}
 
 async function tokenId(key: string, input: Record<string, unknown>, tx?: string): Promise<string> {
   return (await createToken(gateway, key, input, tx)).id;
@@ -43,8 +38,8 @@ async function page(key: string, variables: Record<string, unknown>): Promise<an
 
 describe('tokens', () => {
   it("pages through the tenant's tokens oldest first, with their data, and never another tenant's", async () => {
-    const { key } = await setup();
-    const other = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
+    const other = await tenantWithTokenKey(gateway);
     const created: string[] = [];
     for (let i = 0; i < 5; i++) created.push(await tokenId(key, { type: 'TOKEN', data: `secret-${i}` }));
     await tokenId(other.key, { type: 'TOKEN', data: 'bystander' });
@@ -66,7 +61,7 @@ describe('tokens', () => {
   });
 
   it('narrows by type, fingerprint, metadata and container, all together, and counts what matches', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const visa = await tokenId(key, {
       type: 'CARD',
       data: card(),
@@ -112,7 +107,7 @@ describe('tokens', () => {
   });
 
   it('lists inside a transaction what that transaction sees, and outside it what everyone sees', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const kept = await tokenId(key, { type: 'TOKEN', data: 'kept', metadata: { tag: 'old' } });
     const doomed = await tokenId(key, { type: 'TOKEN', data: 'doomed' });
     const tx = (await createTransaction(gateway, key)).id;
@@ -146,7 +141,7 @@ describe('tokens', () => {
   });
 
   it('leaves out expired tokens', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const live = await tokenId(key, { type: 'TOKEN', data: 'live' });
     const expiring = await tokenId(key, { type: 'TOKEN', data: 'expiring' });
     await expireNow(gateway, 'tokens', expiring);
@@ -154,7 +149,7 @@ describe('tokens', () => {
   });
 
   it('needs token:read', async () => {
-    const { tenant } = await setup();
+    const { tenant } = await tenantWithTokenKey(gateway);
     const writer = await applicationKey(gateway, tenant, 'PRIVATE', ['token:create', 'token:use']);
     const browser = await applicationKey(gateway, tenant, 'PUBLIC', ['token:create']);
     for (const key of [writer, browser]) {
@@ -166,7 +161,7 @@ describe('tokens', () => {
   });
 
   it('refuses a bad filter or page as BAD_REQUEST naming the field', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const cases: [Record<string, unknown>, string][] = [
       [{ container: 'pci' }, 'container'],
       [{ container: '/PCI/' }, 'container'],

@@ -136,6 +136,12 @@ export async function applicationKey(
   return key;
 }
 
+/** A new tenant and a key of it that may create, read, update, delete and detokenize its tokens. */
+export async function tenantWithTokenKey(gateway: TestGateway): Promise<{ tenant: TestTenant; key: string }> {
+  const tenant = await gateway.createTenant();
+  return { tenant, key: await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS) };
+}
+
 /** Grants the tenant's own private application `token:update` too (no default application holds it). */
 export async function allowTokenUpdates(gateway: TestGateway, tenant: TestTenant): Promise<void> {
   const viewer = await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey);

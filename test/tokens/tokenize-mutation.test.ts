@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import {
-  ALL_TOKEN_PERMISSIONS,
   applicationKey,
   CARD_NUMBER,
   card,
@@ -10,6 +9,7 @@ import {
   listAllTokens,
   readToken,
   rollback,
+  tenantWithTokenKey,
 } from './support.ts';
 
 // The `tokenize` mutation: BT's Tokenize endpoint, the rule of a formula's tokenize block, all or nothing.
@@ -21,11 +21,6 @@ beforeAll(async () => {
   gateway = await startTestGateway();
 });
 afterAll(() => gateway?.close());
-
-async function setup(): Promise<{ tenant: TestTenant; key: string }> {
-  const tenant = await gateway.createTenant();
-  return { tenant, key: await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS) };
-}
 
 async function tokenize(key: string, request: unknown, tx?: string): Promise<any> {
   const response = await gateway.gql<any>(TOKENIZE, { request, tx }, key);
@@ -39,7 +34,7 @@ async function count(key: string): Promise<number> {
 
 describe('tokenize', () => {
   it('turns a nested request into tokens and answers its shape with their ids', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const result = await tokenize(key, {
       name: 'Ada',
       tags: ['vip', 'early'],
@@ -67,7 +62,7 @@ describe('tokenize', () => {
   });
 
   it('stores nothing when one token is invalid, and names it by its path', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const result = await tokenize(key, {
       good: 'fine',
       payment: { card: { type: 'card', data: card({ number: '4242424242424241' }) } },
@@ -78,7 +73,7 @@ describe('tokenize', () => {
   });
 
   it('refuses more than 100 tokens in one request, storing none', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const request = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`v${i}`, `value ${i}`]));
     const result = await tokenize(key, request);
     expect(result).toMatchObject({ code: 'BAD_REQUEST', message: 'A tokenize request may create at most 100 tokens.' });
@@ -87,7 +82,7 @@ describe('tokenize', () => {
   });
 
   it('creates inside a transaction: seen there, by everyone on commit, gone on rollback', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const tx = (await createTransaction(gateway, key)).id;
     const kept = (await tokenize(key, { secret: 'kept' }, tx)).tokens.secret;
     expect(await readToken(gateway, key, kept)).toBeNull();
@@ -103,7 +98,7 @@ describe('tokenize', () => {
   });
 
   it('needs token:create, and keeps a scoped application to its containers', async () => {
-    const { tenant, key } = await setup();
+    const { tenant, key } = await tenantWithTokenKey(gateway);
     // A browser key may tokenize, as it may createToken.
     const browser = await applicationKey(gateway, tenant, 'PUBLIC', ['token:create']);
     expect((await tokenize(browser, { email: 'a@b.c' })).__typename).toBe('TokenizePayload');

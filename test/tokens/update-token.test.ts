@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT } from '../support/fixtures.ts';
 import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import {
-  ALL_TOKEN_PERMISSIONS,
   applicationKey,
   CARD_NUMBER,
   card,
@@ -14,6 +13,7 @@ import {
   expireNow,
   readToken,
   rollback,
+  tenantWithTokenKey,
   UNKNOWN_ID,
   UPDATE_TOKEN,
   updateToken,
@@ -25,12 +25,6 @@ beforeAll(async () => {
   gateway = await startTestGateway();
 });
 afterAll(() => gateway?.close());
-
-/** A tenant and a key that may create, read, update, delete and detokenize its tokens. */
-async function setup(): Promise<{ tenant: TestTenant; key: string }> {
-  const tenant = await gateway.createTenant();
-  return { tenant, key: await applicationKey(gateway, tenant, 'PRIVATE', ALL_TOKEN_PERMISSIONS) };
-}
 
 async function update(key: string, id: string, input: Record<string, unknown>, tx?: string): Promise<any> {
   return updateToken(gateway, key, id, input, tx);
@@ -52,7 +46,7 @@ async function detokenized(key: string, reactorId: string, tokenId: string, tx?:
 
 describe('updateToken', () => {
   it('merges data and metadata, replaces containers and expiry, and recomputes mask and fingerprint', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, {
       type: 'CARD',
       data: card(),
@@ -93,7 +87,7 @@ describe('updateToken', () => {
   });
 
   it('keeps what the patch leaves out, clears with null, and replaces non-object data whole', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
     const created = await createToken(gateway, key, {
       type: 'TOKEN',
@@ -119,7 +113,7 @@ describe('updateToken', () => {
   });
 
   it('refuses an invalid result naming the fields, and changes nothing', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'CARD', data: card(), metadata: { k: 'v' } });
     const cases: [Record<string, unknown>, string][] = [
       [{ data: { number: '4242' } }, 'data.number'],
@@ -144,8 +138,8 @@ describe('updateToken', () => {
   });
 
   it('is NOT_FOUND for unknown, expired and other tenants’ tokens, which it leaves alone', async () => {
-    const mine = await setup();
-    const theirs = await setup();
+    const mine = await tenantWithTokenKey(gateway);
+    const theirs = await tenantWithTokenKey(gateway);
     const their = await createToken(gateway, theirs.key, { type: 'TOKEN', data: 'theirs' });
     const expired = await createToken(gateway, mine.key, { type: 'TOKEN', data: 'gone' });
     await expireNow(gateway, 'tokens', expired.id);
@@ -158,7 +152,7 @@ describe('updateToken', () => {
   });
 
   it('needs token:update (the default PRIVATE application does not hold it)', async () => {
-    const { tenant, key } = await setup();
+    const { tenant, key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'x' });
     expect(
       errorCode(await gateway.gql(UPDATE_TOKEN, { id: created.id, input: { data: 'y' } }, tenant.privateKey)),
@@ -167,7 +161,7 @@ describe('updateToken', () => {
   });
 
   it('refuses an application whose token containers do not cover the token: it cannot move one into reach', async () => {
-    const { tenant, key } = await setup();
+    const { tenant, key } = await tenantWithTokenKey(gateway);
     const reactorId = await echoReactor(tenant);
     const scoped = await applicationKey(
       gateway,
@@ -195,7 +189,7 @@ describe('updateToken', () => {
   });
 
   it('reaches the next react at once (the token cache forgets the old version)', async () => {
-    const { tenant, key } = await setup();
+    const { tenant, key } = await tenantWithTokenKey(gateway);
     const reactorId = await echoReactor(tenant);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'before' });
     expect(await detokenized(key, reactorId, created.id)).toBe('before');
@@ -206,7 +200,7 @@ describe('updateToken', () => {
 
 describe('updateToken in a transaction', () => {
   it('is seen inside the transaction at once, by everyone else from the commit on', async () => {
-    const { tenant, key } = await setup();
+    const { tenant, key } = await tenantWithTokenKey(gateway);
     const reactorId = await echoReactor(tenant);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'committed', metadata: { v: 1 } });
     expect(await detokenized(key, reactorId, created.id)).toBe('committed');
@@ -234,7 +228,7 @@ describe('updateToken in a transaction', () => {
   });
 
   it('is dropped on rollback and on expiry', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'kept' });
     const rolledBack = await createTransaction(gateway, key);
     await update(key, created.id, { data: 'discarded' }, rolledBack.id);
@@ -252,7 +246,7 @@ describe('updateToken in a transaction', () => {
   });
 
   it('holds the token: another transaction, a plain update and a plain delete get CONFLICT until it ends', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'held' });
     const holder = await createTransaction(gateway, key);
     const other = await createTransaction(gateway, key);
@@ -271,7 +265,7 @@ describe('updateToken in a transaction', () => {
   });
 
   it('cannot change a token held for deletion by another open transaction, nor one it deletes itself', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'doomed' });
     const deleting = await createTransaction(gateway, key);
     await deleteToken(gateway, key, created.id, deleting.id);
@@ -282,7 +276,7 @@ describe('updateToken in a transaction', () => {
   });
 
   it('deletes on commit a token it both updated and deleted', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'v1' });
     const tx = await createTransaction(gateway, key);
     await update(key, created.id, { data: 'v2' }, tx.id);
@@ -293,7 +287,7 @@ describe('updateToken in a transaction', () => {
   });
 
   it('changes in place a token created in the same transaction, which stays pending until commit', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const tx = await createTransaction(gateway, key);
     const created = await createToken(gateway, key, { type: 'CARD', data: card() }, tx.id);
     const updated = await update(key, created.id, { data: { cvc: '999' } }, tx.id);
@@ -306,7 +300,7 @@ describe('updateToken in a transaction', () => {
   });
 
   it('is refused in a finished transaction, leaving the token as it was', async () => {
-    const { key } = await setup();
+    const { key } = await tenantWithTokenKey(gateway);
     const created = await createToken(gateway, key, { type: 'TOKEN', data: 'same' });
     const tx = await createTransaction(gateway, key);
     await commit(gateway, key, tx.id);
