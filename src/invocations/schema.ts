@@ -295,7 +295,8 @@ builder.queryField('webhookSigningSecret', (t) =>
   t.string({
     description:
       'The secret that signs `reactAsync` callbacks of your tenant: verify `BT-SIGNATURE` = hex HMAC-SHA256 of ' +
-      '`<BT-TIMESTAMP header>.<raw body>` with this (hex-decoded) key.',
+      '`<BT-TIMESTAMP header>.<raw body>` with this (hex-decoded) key. It is derived from the encryption key, so ' +
+      'it changes when the operator rotates that (`rotate-encryption-key`).',
     authScopes: { permission: 'application:read' },
     resolve: (_root, _args, context) => context.services.invocations.webhookSigningSecret(principalOf(context)),
   }),

@@ -27,7 +27,12 @@ const BATCH = 500;
  * shows a gateway's session, and holds the key check locked, so a gateway starting meanwhile waits for the commit and
  * then refuses the old key.
  */
-export async function rotateMasterKey(database: DatabaseHandle, from: Buffer, to: Buffer): Promise<RotationCounts> {
+export async function rotateMasterKey(
+  database: DatabaseHandle,
+  from: Buffer,
+  to: Buffer,
+  options: { batchSize?: number } = {},
+): Promise<RotationCounts> {
   if (from.equals(to)) throw new Error('The new encryption key is the current one: there is nothing to rotate.');
   const [old, next] = [createVault(from), createVault(to)];
   return database.db.transaction().execute(async (trx) => {
@@ -35,7 +40,7 @@ export async function rotateMasterKey(database: DatabaseHandle, from: Buffer, to
     if (database.kind === 'postgres') await refuseBesideRunningGateways(trx);
     await verifyMasterKey(trx, from, old);
     const counts = {
-      tokens: await resealTokens(trx, old, next),
+      tokens: await resealTokens(trx, old, next, options.batchSize ?? BATCH),
       pendingUpdates: await resealPendingUpdates(trx, old, next),
       resultLogs: await resealResultLogs(trx, old, next),
     };
@@ -70,7 +75,7 @@ async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<
 }
 
 /** Every token, in id order, a batch at a time (all inside the one transaction). */
-async function resealTokens(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
+async function resealTokens(trx: Transaction<Database>, old: Vault, next: Vault, batch: number): Promise<number> {
   let count = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
@@ -79,21 +84,21 @@ async function resealTokens(trx: Transaction<Database>, old: Vault, next: Vault)
       .select(['id', 'tenant_id', 'type', 'data'])
       .where('id', '>', after)
       .orderBy('id')
-      .limit(BATCH)
+      .limit(batch)
       .execute();
-    for (const row of rows) {
+    if (rows.length === 0) return count;
+    // One statement per batch: a round trip per token measured about 2,200 tokens/s on Postgres.
+    const resealed = rows.map((row) => {
       const plaintext = opened(() => old.decrypt(row.tenant_id, row.id, row.data), `token ${row.id}`);
-      await trx
-        .updateTable('tokens')
-        .set({
-          data: next.encrypt(row.tenant_id, row.id, plaintext),
-          fingerprint: next.fingerprint(row.tenant_id, row.type, JSON.parse(plaintext)),
-        })
-        .where('id', '=', row.id)
-        .execute();
-    }
+      const data = next.encrypt(row.tenant_id, row.id, plaintext);
+      const fingerprint = next.fingerprint(row.tenant_id, row.type, JSON.parse(plaintext));
+      return sql`(${row.id}::uuid, ${data}::bytea, ${fingerprint}::text)`;
+    });
+    await sql`update tokens set data = resealed.data, fingerprint = resealed.fingerprint
+      from (values ${sql.join(resealed)}) as resealed(id, data, fingerprint)
+      where tokens.id = resealed.id`.execute(trx);
     count += rows.length;
-    if (rows.length < BATCH) return count;
+    if (rows.length < batch) return count;
     after = rows[rows.length - 1]!.id;
   }
 }

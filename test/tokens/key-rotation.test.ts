@@ -59,12 +59,12 @@ async function lastingDatabase() {
       cleanups.push(() => gateway.close());
       return gateway;
     },
-    async rotate(from: Buffer, to: Buffer) {
+    async rotate(from: Buffer, to: Buffer, batchSize?: number) {
       const handle = await openDatabase(
         db.target.kind === 'postgres' ? { ...db.target, applicationName: 'rotation test' } : target(),
       );
       try {
-        return await rotateMasterKey(handle, from, to);
+        return await rotateMasterKey(handle, from, to, { batchSize });
       } finally {
         await handle.close();
       }
@@ -102,7 +102,8 @@ describe('rotating the encryption key', () => {
     expect(await logs(before)).toEqual([{ level: 'log', message: 'hello from the formula' }]);
     await stop(before);
 
-    expect(await lasting.rotate(OLD, NEW)).toEqual({ tokens: 2, pendingUpdates: 1, resultLogs: 1 });
+    // Batches of one: the walk from batch to batch is exercised too.
+    expect(await lasting.rotate(OLD, NEW, 1)).toEqual({ tokens: 2, pendingUpdates: 1, resultLogs: 1 });
     await expect(lasting.start(TEST_ENCRYPTION_KEY)).rejects.toThrow(REFUSED);
     const after = await lasting.start(NEW_KEY, { EXPOSE_FORMULA_LOGS: 'true' });
     const readVisa = await readToken(after, tenant.privateKey, visa.id);
