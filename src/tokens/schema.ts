@@ -158,6 +158,7 @@ builder.queryField('tokens', (t) =>
         'lists only the tokens they cover.',
       authScopes: { permission: 'token:read' },
       args: {
+        ids: t.arg({ type: ['UUID'], description: 'Only these tokens (at most 100 ids).' }),
         type: t.arg({ type: TokenTypeEnum, description: 'Only tokens of this type.' }),
         fingerprint: t.arg.string({
           description: 'Only tokens with this fingerprint: equal data of the same type (see `Token.fingerprint`).',
@@ -181,6 +182,7 @@ builder.queryField('tokens', (t) =>
         const principal = principalOf(context);
         const page = pageRequest(args, context.services.config.limits.pageSize);
         const filter = {
+          ids: args.ids,
           type: args.type,
           fingerprint: args.fingerprint,
           metadata: args.metadata,

@@ -122,6 +122,10 @@ function filteredTokens(db: Executor, tenantId: string, filter: ValidTokenFilter
   // One shape for both branches of visibleTokens: the columns of a token row.
   const visible = visibleTokens(db, tenantId, transactionId) as SelectQueryBuilder<Database, 'tokens', TokenRow>;
   let query = db.selectFrom(visible.as('token'));
+  if (filter.ids !== null) {
+    // `ids: []` asks for none of them, not for every token.
+    query = filter.ids.length > 0 ? query.where('token.id', 'in', [...filter.ids]) : query.where(sql<boolean>`false`);
+  }
   if (filter.type !== null) query = query.where('token.type', '=', filter.type);
   if (filter.fingerprint !== null) query = query.where('token.fingerprint', '=', filter.fingerprint);
   if (filter.metadata !== null) {

@@ -5,6 +5,7 @@ import { isContainerPath, validateMetadata } from './token-input.ts';
 
 /** What the `tokens` list is narrowed to, as a client gives it; every part given must match. */
 export interface TokenFilter {
+  ids?: readonly string[] | null;
   type?: TokenType | null;
   fingerprint?: string | null;
   metadata?: Record<string, unknown> | null;
@@ -13,6 +14,8 @@ export interface TokenFilter {
 
 /** A checked filter; null parts match every token. */
 export interface ValidTokenFilter {
+  /** Only these tokens; an empty list matches none. */
+  ids: readonly string[] | null;
   type: TokenType | null;
   fingerprint: string | null;
   /** Every key must be in the token's metadata with this value; null or empty: any metadata. */
@@ -23,6 +26,7 @@ export interface ValidTokenFilter {
   reach: readonly string[] | null;
 }
 
+const MAX_IDS = 100;
 // Fingerprints are 43 characters (base64url of an HMAC-SHA-256); a longer one cannot match anything.
 const MAX_FINGERPRINT_LENGTH = 200;
 
@@ -36,7 +40,8 @@ export function validateTokenFilter(filter: TokenFilter, reach: readonly string[
   const fail = (field: string, message: string) => {
     errors[field] = [...(errors[field] ?? []), message];
   };
-  const { fingerprint, container } = filter;
+  const { ids, fingerprint, container } = filter;
+  if (ids != null && ids.length > MAX_IDS) fail('ids', `must list at most ${MAX_IDS} ids`);
   if (fingerprint != null) {
     if (fingerprint.length > MAX_FINGERPRINT_LENGTH) {
       fail('fingerprint', `must be at most ${MAX_FINGERPRINT_LENGTH} characters`);
@@ -48,6 +53,7 @@ export function validateTokenFilter(filter: TokenFilter, reach: readonly string[
   }
   if (Object.keys(errors).length > 0) throw BadRequestError.forFields(errors, 'The token filter is invalid.');
   return {
+    ids: ids ?? null,
     type: filter.type ?? null,
     fingerprint: fingerprint ?? null,
     metadata: metadata && Object.keys(metadata).length > 0 ? metadata : null,

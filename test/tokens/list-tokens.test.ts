@@ -60,7 +60,7 @@ describe('tokens', () => {
     expect(first.edges[0].node).toMatchObject({ type: 'TOKEN', containers: ['/general/high/'], metadata: {} });
   });
 
-  it('narrows by type, fingerprint, metadata and container, all together, and counts what matches', async () => {
+  it('narrows by ids, type, fingerprint, metadata and container, all together, and counts what matches', async () => {
     const { key } = await tenantWithTokenKey(gateway);
     const visa = await tokenId(key, {
       type: 'CARD',
@@ -102,6 +102,8 @@ describe('tokens', () => {
     expect(await ids(key, { container: '/pci/' })).toEqual([visa, visaAgain, otherCard]);
     expect(await ids(key, { container: '/pci/low/' })).toEqual([visaAgain]);
     expect(await ids(key, { container: '/pcix/' })).toEqual([generic]);
+    expect(await ids(key, { ids: [generic, visa, generic.toUpperCase()] })).toEqual([visa, generic]);
+    expect(await ids(key, { ids: [] })).toEqual([]);
     const together = { type: 'CARD', fingerprint, metadata: { customer: 'c2' }, container: '/pci/' };
     expect(await listAllTokens(gateway, key, together)).toMatchObject({ totalCount: 1, tokens: [{ id: visaAgain }] });
   });
@@ -170,6 +172,7 @@ describe('tokens', () => {
       [{ fingerprint: 'x'.repeat(201) }, 'fingerprint'],
       [{ first: 0 }, 'first'],
       [{ first: 101 }, 'first'],
+      [{ ids: Array.from({ length: 101 }, (_, i) => `01a204cc-a83d-77b0-9658-${String(i).padStart(12, '0')}`) }, 'ids'],
       [{ after: 'not-a-cursor' }, 'after'],
     ];
     for (const [variables, field] of cases) {

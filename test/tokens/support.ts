@@ -18,9 +18,9 @@ export const DELETE_TOKEN = `mutation($id: UUID!, $tx: UUID) { deleteToken(id: $
 export const UPDATE_TOKEN = `mutation($id: UUID!, $input: UpdateTokenInput!, $tx: UUID) {
   updateToken(id: $id, input: $input, transactionId: $tx) { __typename ... on Token { ${TOKEN_FIELDS} } ${ERROR_FIELDS} } }`;
 
-export const LIST_TOKENS = `query($first: Int, $after: String, $type: TokenType, $fingerprint: String,
+export const LIST_TOKENS = `query($first: Int, $after: String, $ids: [UUID!], $type: TokenType, $fingerprint: String,
   $metadata: JSONObject, $container: String, $tx: UUID) {
-  tokens(first: $first, after: $after, type: $type, fingerprint: $fingerprint, metadata: $metadata,
+  tokens(first: $first, after: $after, ids: $ids, type: $type, fingerprint: $fingerprint, metadata: $metadata,
     container: $container, transactionId: $tx) {
     totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { ${TOKEN_FIELDS} } } } }`;
 
