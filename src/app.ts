@@ -13,8 +13,10 @@ import { createReactorCache } from './invocations/reactor-cache.ts';
 import { createResultLogs } from './invocations/result-logs.ts';
 import { createJobRunner, type JobRunner } from './invocations/runner.ts';
 import { createInvocationService } from './invocations/service.ts';
+import { countUnfinished } from './invocations/store.ts';
 import { createWebhookSender } from './invocations/webhooks.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics, type Metrics, NO_METRICS } from './metrics.ts';
 import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import type { Services } from './services.ts';
@@ -34,6 +36,8 @@ export interface App {
   yoga: GraphQLHandler;
   /** This process's async job runner (tests stop and start it to pick which instance runs jobs). */
   runner: JobRunner;
+  /** Prometheus metrics, served by startMetricsServer; null unless METRICS_PORT is set. */
+  metrics: Metrics | null;
   /** Tells the app where it is reachable, for `req.bt` (set by startServer unless PUBLIC_URL is configured). */
   setSelfUrl(url: string): void;
   close(): Promise<void>;
@@ -120,6 +124,11 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     const reactorCache = await createReactorCache(core.reactors, database.notifier, log);
     onReactorChange = reactorCache.invalidate;
     closers.push(() => reactorCache.close());
+    // Only with METRICS_PORT: off, the invocation paths call a function that does nothing.
+    const metrics =
+      config.metricsPort === undefined
+        ? null
+        : createMetrics({ countUnfinished: () => countUnfinished(database.db), log });
     const services: Services = {
       ...core,
       invocations: createInvocationService({
@@ -130,6 +139,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         events,
         webhookSecret: webhookSecretFor,
         resultLogs,
+        metrics: metrics ?? NO_METRICS,
       }),
     };
     const webhooks = createWebhookSender({
@@ -145,6 +155,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       events,
       webhooks,
       resultLogs,
+      metrics: metrics ?? NO_METRICS,
       log,
       options: {
         concurrency: config.jobs.concurrency,
@@ -171,6 +182,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       services,
       yoga,
       runner,
+      metrics,
       setSelfUrl(url) {
         selfEndpoint.url ??= url;
       },

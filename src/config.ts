@@ -24,6 +24,8 @@ const listOf = z
 const environmentSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('0.0.0.0'),
+  // Unset or empty: no metrics endpoint. Its own port, so the public listener never serves it.
+  METRICS_PORT: optionalString.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
   DATABASE_URL: optionalString,
   DATA_DIR: z.string().default('./.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -92,6 +94,8 @@ export function loadConfig(env: Environment = process.env) {
   return {
     port: e.PORT,
     host: e.HOST,
+    /** Where GET /metrics (Prometheus) listens, on HOST; undefined: nowhere (src/metrics.ts). */
+    metricsPort: e.METRICS_PORT,
     /** Where `req.bt` and other self-calls reach this gateway's own GraphQL endpoint. */
     publicUrl: e.PUBLIC_URL,
     database: embedded

@@ -1,11 +1,12 @@
 import './young-generation.ts';
 import { printSchema } from 'graphql';
-import { createApp } from './app.ts';
-import { loadConfig } from './config.ts';
+import { type App, createApp } from './app.ts';
+import { type Config, loadConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
-import { startServer } from './server.ts';
+import { startMetricsServer } from './metrics.ts';
+import { type RunningServer, startServer } from './server.ts';
 
 const USAGE = 'usage: main.ts [serve | migrate | print-schema | rotate-encryption-key]';
 
@@ -49,7 +50,7 @@ async function serve(): Promise<void> {
   const starting = createApp(config, log);
   const listening = starting.then((app) =>
     // A port in use: the database and the worker threads are closed (and the data directory unlocked) before exiting.
-    startServer(app, { port: config.port, host: config.host }).catch(async (error: unknown) => {
+    listen(app, config).catch(async (error: unknown) => {
       await app.close().catch(() => {});
       throw error;
     }),
@@ -92,6 +93,27 @@ async function serve(): Promise<void> {
     throw error;
   });
   if (created) printBootstrapKeys(created, server.url);
+}
+
+/** The GraphQL server, and the metrics endpoint beside it when METRICS_PORT is set; closing one closes both. */
+async function listen(app: App, config: Config): Promise<RunningServer> {
+  const server = await startServer(app, { port: config.port, host: config.host });
+  if (!app.metrics || config.metricsPort === undefined) return server;
+  const metrics = await startMetricsServer(app.metrics, {
+    port: config.metricsPort,
+    host: config.host,
+    log: app.log,
+  }).catch(async (error: unknown) => {
+    await server.close();
+    throw error;
+  });
+  return {
+    ...server,
+    async close() {
+      await metrics.close();
+      await server.close();
+    },
+  };
 }
 
 /** Printed once, on the first start of an empty database: the only time these keys can be seen. */

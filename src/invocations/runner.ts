@@ -12,6 +12,7 @@ import {
   UnauthenticatedError,
 } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { InvocationMetrics } from '../metrics.ts';
 import type { LogLine } from '../runtime/types.ts';
 import type { EventHub } from './events.ts';
 import { type PipelineDeps, runReactor } from './pipeline.ts';
@@ -53,10 +54,11 @@ export function createJobRunner(deps: {
   events: EventHub;
   webhooks: WebhookSender;
   resultLogs: ResultLogs;
+  metrics: InvocationMetrics;
   log: Logger;
   options: RunnerOptions;
 }) {
-  const { db, events, log, options } = deps;
+  const { db, events, log, options, metrics } = deps;
   const runnerId = `${process.pid}-${randomUUID()}`;
   /** Each run in flight, with its tenant. */
   const inFlight = new Map<Promise<void>, string>();
@@ -161,6 +163,7 @@ export function createJobRunner(deps: {
     );
     if (!finished) return;
     const elapsedMs = Math.round(performance.now() - started);
+    metrics.ended('ASYNC', outcomeOf(finished), elapsedMs);
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: finished.status });
     events.publishEvent({
       type: finished.status === 'COMPLETED' ? 'reactor.completed' : 'reactor.failed',
@@ -233,6 +236,7 @@ export function createJobRunner(deps: {
   }
 
   async function failedBySweep(row: ReactorRequestRow): Promise<void> {
+    metrics.ended('ASYNC', outcomeOf(row), null);
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'FAILED' });
     // The reactor's name for the event, as a finished run's event has it ('' if the reactor is gone meanwhile).
     const loaded = await deps.reactors.loadReactorForInvocation(row.tenant_id, row.reactor_id).catch(() => null);
@@ -283,4 +287,9 @@ function duration(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
   if (ms % 60_000 === 0) return `${ms / 60_000} min`;
   return `${Math.round(ms / 1000)} s`;
+}
+
+/** A finished request's outcome as the metrics name it: `completed`, or its error code in lower case. */
+function outcomeOf(row: Pick<ReactorRequestRow, 'status' | 'error'>): string {
+  return row.status === 'COMPLETED' ? 'completed' : (row.error?.code ?? 'unexpected').toLowerCase();
 }

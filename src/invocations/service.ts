@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
 import { BadRequestError, DomainError, NotFoundError } from '../errors.ts';
+import type { InvocationMetrics } from '../metrics.ts';
 import type { LogLine } from '../runtime/types.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import type { EventHub, ReactorEvent } from './events.ts';
@@ -35,8 +36,9 @@ export function createInvocationService(deps: {
   /** The key that signs this tenant's `callbackUrl` webhooks (BT-SIGNATURE). */
   webhookSecret(tenantId: string): Buffer;
   resultLogs: ResultLogs;
+  metrics: InvocationMetrics;
 }) {
-  const { db, config, events } = deps;
+  const { db, config, events, metrics } = deps;
 
   async function loadReactor(principal: Principal, reactorId: string): Promise<LoadedReactor> {
     const loaded = await deps.reactors.loadReactorForInvocation(principal.tenantId, reactorId);
@@ -112,12 +114,14 @@ export function createInvocationService(deps: {
           timeoutMs: config.limits.reactTimeoutMs,
           transactionId,
         });
-        event('reactor.completed', loaded, request, { elapsedMs: Math.round(performance.now() - started) });
+        const elapsedMs = Math.round(performance.now() - started);
+        metrics.ended('SYNC', 'completed', elapsedMs);
+        event('reactor.completed', loaded, request, { elapsedMs });
         return output;
       } catch (error) {
-        if (error instanceof DomainError) {
-          event('reactor.failed', loaded, request, { elapsedMs: Math.round(performance.now() - started), error });
-        }
+        const elapsedMs = Math.round(performance.now() - started);
+        metrics.ended('SYNC', error instanceof DomainError ? error.code.toLowerCase() : 'unexpected', elapsedMs);
+        if (error instanceof DomainError) event('reactor.failed', loaded, request, { elapsedMs, error });
         throw error;
       }
     },

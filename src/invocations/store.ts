@@ -176,3 +176,14 @@ export async function purgeFinishedBefore(db: Executor, before: Date): Promise<n
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+/**
+ * Queued and running requests of every tenant, for the metrics endpoint (src/metrics.ts): across tenants by design,
+ * like the sweepers, and only counts leave it. Each count walks its partial index (migrations 0004 and 0008).
+ */
+export async function countUnfinished(db: Executor): Promise<{ pending: number; running: number }> {
+  const { rows } = await sql<{ pending: number; running: number }>`select
+    (select count(*) from reactor_requests where status = 'PENDING')::int as pending,
+    (select count(*) from reactor_requests where status = 'RUNNING')::int as running`.execute(db);
+  return rows[0] ?? { pending: 0, running: 0 };
+}
