@@ -128,7 +128,11 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     const metrics =
       config.metricsPort === undefined
         ? null
-        : createMetrics({ countUnfinished: () => countUnfinished(database.db), log });
+        : createMetrics({
+            countUnfinished: () => countUnfinished(database.db),
+            runtimeStats: () => runtime.stats(),
+            log,
+          });
     const services: Services = {
       ...core,
       invocations: createInvocationService({

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
+import type { RuntimeStats } from './runtime/types.ts';
 
 /**
  * Prometheus metrics, served on a port of their own (METRICS_PORT) so that they never share the public listener:
@@ -31,6 +32,8 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 export function createMetrics(deps: {
   /** The queue across every instance on the database, read at each scrape. */
   countUnfinished: () => Promise<{ pending: number; running: number }>;
+  /** This instance's sandbox pool, read at each scrape. */
+  runtimeStats: () => RuntimeStats;
   log: Logger;
 }): Metrics {
   const registry = new Registry();
@@ -65,6 +68,18 @@ export function createMetrics(deps: {
       }
     },
   });
+  const sandbox = (name: string, help: string, read: (stats: RuntimeStats) => number) =>
+    new Gauge({
+      name: `${PREFIX}sandbox_${name}`,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(deps.runtimeStats()));
+      },
+    });
+  sandbox('threads', 'Worker threads running formulas, spares for stuck threads included.', (s) => s.threads);
+  sandbox('queued_tasks', 'Formula runs and checks waiting for a worker thread.', (s) => s.queued);
+  sandbox('stuck_threads', "Worker threads held by a formula's long synchronous call.", (s) => s.stuckThreads);
   return {
     registry,
     ended(invocationType, outcome, elapsedMs) {

@@ -290,6 +290,9 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
           ({ ok: false, message: 'Reactor code could not be checked in time', reason: 'unavailable' }) as CheckResult,
       );
     },
+    stats() {
+      return { threads: pool.threads.length, queued: pool.queueSize, stuckThreads: stuck.stuckSlots().length };
+    },
     async close(): Promise<void> {
       // A worker still busy with a batch would miss its quiesce task (they go to idle workers first).
       await Promise.allSettled([...batchesInFlight]);

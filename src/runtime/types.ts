@@ -66,7 +66,18 @@ export interface FormulaRuntime {
   run(input: RunInput): Promise<RunOutcome>;
   /** Compiles the code and runs its top-level module code in a throwaway isolate. */
   checkCode(code: string): Promise<CheckResult>;
+  /** How busy the pool is now (read by the metrics endpoint at each scrape). */
+  stats(): RuntimeStats;
   close(): Promise<void>;
+}
+
+export interface RuntimeStats {
+  /** Worker threads alive, spares started for stuck threads included. */
+  threads: number;
+  /** Tasks waiting for a worker. */
+  queued: number;
+  /** Threads held by a formula's long synchronous call (a loop the isolate's timeout will end). */
+  stuckThreads: number;
 }
 
 /** Options as the worker sees them: every default filled in. */

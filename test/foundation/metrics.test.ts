@@ -9,7 +9,7 @@ let gateway: TestGateway;
 let metrics: { url: string; close(): Promise<void> };
 let tenant: TestTenant;
 beforeAll(async () => {
-  gateway = await startTestGateway({ env: { METRICS_PORT: '0' } });
+  gateway = await startTestGateway({ env: { METRICS_PORT: '0', REACT_TIMEOUT_MS: '1500' } });
   metrics = await startMetricsServer(gateway.app.metrics!, { port: 0, host: '127.0.0.1', log: gateway.app.log });
   tenant = await gateway.createTenant();
 });
@@ -75,6 +75,28 @@ describe('the metrics endpoint', () => {
     ]) {
       expect(after).not.toContain(secret);
     }
+  });
+
+  it("shows the sandbox pool: its threads, and a thread held by a formula's endless loop", async () => {
+    const idle = await scrape();
+    expect(value(idle, 'reactor_gateway_sandbox_threads')).toBe(2);
+    expect(value(idle, 'reactor_gateway_sandbox_queued_tasks')).toBe(0);
+    expect(value(idle, 'reactor_gateway_sandbox_stuck_threads')).toBe(0);
+    const looping = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => { for (;;) {} };',
+    );
+    const running = gateway.gql<any>(REACT, { id: looping }, tenant.privateKey);
+    await until('a stuck thread shown', async () =>
+      (value(await scrape(), 'reactor_gateway_sandbox_stuck_threads') ?? 0) >= 1 ? true : undefined,
+    );
+    expect((await running).data?.react.code).toBe('REACTOR_TIMEOUT');
+    const after = await scrape();
+    expect(value(after, 'reactor_gateway_invocations_total{invocation_type="sync",outcome="reactor_timeout"}')).toBe(1);
+    await until('the thread free again', async () =>
+      value(await scrape(), 'reactor_gateway_sandbox_stuck_threads') === 0 ? true : undefined,
+    );
   });
 
   it('answers 404 for anything but GET /metrics', async () => {
