@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { DatabaseTarget } from '../../src/db/database.ts';
@@ -34,6 +36,34 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url: url.toString(),
     drop: () =>
       withAdmin(adminUrl, (client) => client.query(`drop database if exists ${name} with (force)`)).then(() => {}),
+  };
+}
+
+/** A database for restarts: gateways (or handles) opened on it one after another see the same rows. */
+export interface LastingDatabase extends TestDatabase {
+  /** Where the next one opens it. A PGlite directory is filled from the migrated template the first time only. */
+  nextTarget(): DatabaseTarget;
+}
+
+/** A Postgres database of its own (as createTestDatabase's), or a PGlite directory in a temporary folder. */
+export async function createLastingDatabase(): Promise<LastingDatabase> {
+  if (usingPostgres) {
+    const database = await createTestDatabase();
+    return { ...database, nextTarget: () => database.target };
+  }
+  const folder = await mkdtemp(path.join(os.tmpdir(), 'rg-lasting-'));
+  const template = new Blob([await readFile(inject('pgliteTemplate'))]);
+  const dataDir = path.join(folder, 'pgdata');
+  let opened = false;
+  return {
+    target: { kind: 'pglite', dataDir, template },
+    url: null,
+    drop: () => rm(folder, { recursive: true, force: true }),
+    nextTarget() {
+      const first = !opened;
+      opened = true;
+      return { kind: 'pglite', dataDir, template: first ? template : undefined };
+    },
   };
 }
 

@@ -1,11 +1,7 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { DatabaseTarget } from '../../src/db/database.ts';
+import { afterEach, describe, expect, it } from 'vitest';
 import { verifyMasterKey } from '../../src/tokens/key-check.ts';
 import { createVault } from '../../src/tokens/vault.ts';
-import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { createLastingDatabase, type LastingDatabase } from '../support/database.ts';
 import { startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway } from '../support/gateway.ts';
 import { createToken, readToken } from './support.ts';
 
@@ -13,36 +9,21 @@ import { createToken, readToken } from './support.ts';
 const OTHER_KEY = 'a5'.repeat(32);
 const REFUSED = /encryption key is not the one this database's tokens are encrypted with/;
 
-/** A database that outlives the gateways started on it: a Postgres database, or a PGlite directory. */
-async function lastingDatabase(): Promise<TestDatabase> {
-  if (usingPostgres) return createTestDatabase();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-key-check-'));
-  const template = new Blob([await readFile(inject('pgliteTemplate'))]);
-  const target: DatabaseTarget = { kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), template };
-  return { target, url: null, drop: () => rm(dataDir, { recursive: true, force: true }) };
-}
-
 const open: TestGateway[] = [];
-const databases: TestDatabase[] = [];
+const databases: LastingDatabase[] = [];
 afterEach(async () => {
   for (const gateway of open.splice(0)) await gateway.close();
   for (const database of databases.splice(0)) await database.drop();
 });
 
-async function database(): Promise<TestDatabase> {
-  const created = await lastingDatabase();
+async function database(): Promise<LastingDatabase> {
+  const created = await createLastingDatabase();
   databases.push(created);
   return created;
 }
 
-const started = new Set<TestDatabase>();
-
-/** A gateway on `db` with this key; PGlite starts from the template once, then from its directory. */
-async function start(db: TestDatabase, key: string): Promise<TestGateway> {
-  const reopen = started.has(db) && db.target.kind === 'pglite';
-  const target = reopen ? { ...db.target, template: undefined } : db.target;
-  started.add(db);
-  const gateway = await startTestGateway({ database: db, target, env: { ENCRYPTION_KEY: key } });
+async function start(db: LastingDatabase, key: string): Promise<TestGateway> {
+  const gateway = await startTestGateway({ database: db, target: db.nextTarget(), env: { ENCRYPTION_KEY: key } });
   open.push(gateway);
   return gateway;
 }

@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { type DatabaseTarget, openDatabase } from '../../src/db/database.ts';
+import { openDatabase } from '../../src/db/database.ts';
 import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
-import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { createLastingDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway, testEnvironment } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
@@ -28,40 +28,35 @@ const RESULT_LOGS = `query($reactorId: UUID!, $requestId: UUID!) { reactorResult
   status logs { level message } } }`;
 
 const cleanups: (() => Promise<void>)[] = [];
+const open = new Set<TestGateway>();
 afterEach(async () => {
+  for (const gateway of open) await gateway.close();
+  open.clear();
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A database that outlives its gateways (a Postgres database, or a PGlite directory), and a way to start them. */
+async function started(gateway: Promise<TestGateway>): Promise<TestGateway> {
+  const running = await gateway;
+  open.add(running);
+  return running;
+}
+
+async function stop(gateway: TestGateway): Promise<void> {
+  open.delete(gateway);
+  await gateway.close();
+}
+
+/** A database that outlives its gateways, and how to start one on it or rotate its key between them. */
 async function lastingDatabase() {
-  let db: TestDatabase;
-  let dataDir: string | null = null;
-  if (usingPostgres) db = await createTestDatabase();
-  else {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-key-rotation-'));
-    const template = new Blob([await readFile(inject('pgliteTemplate'))]);
-    const target: DatabaseTarget = { kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), template };
-    db = { target, url: null, drop: async () => rm(dataDir as string, { recursive: true, force: true }) };
-  }
+  const db = await createLastingDatabase();
   cleanups.push(() => db.drop());
-  let started = false;
-  const target = (): DatabaseTarget => {
-    const reopen = started;
-    started = true;
-    return reopen && db.target.kind === 'pglite' ? { ...db.target, template: undefined } : db.target;
-  };
   return {
-    db,
-    dataDir,
-    target,
-    async start(key: string, env: Record<string, string> = {}): Promise<TestGateway> {
-      const gateway = await startTestGateway({ database: db, target: target(), env: { ENCRYPTION_KEY: key, ...env } });
-      cleanups.push(() => gateway.close());
-      return gateway;
-    },
+    start: (key: string, env: Record<string, string> = {}) =>
+      started(startTestGateway({ database: db, target: db.nextTarget(), env: { ENCRYPTION_KEY: key, ...env } })),
     async rotate(from: Buffer, to: Buffer, batchSize?: number) {
+      const target = db.nextTarget();
       const handle = await openDatabase(
-        db.target.kind === 'postgres' ? { ...db.target, applicationName: 'rotation test' } : target(),
+        target.kind === 'postgres' ? { ...target, applicationName: 'rotation test' } : target,
       );
       try {
         return await rotateMasterKey(handle, from, to, { batchSize });
@@ -70,10 +65,6 @@ async function lastingDatabase() {
       }
     },
   };
-}
-
-async function stop(gateway: TestGateway) {
-  await gateway.close();
 }
 
 describe('rotating the encryption key', () => {
@@ -149,19 +140,13 @@ describe('rotating the encryption key', () => {
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const env = testEnvironment({ DATA_DIR: dataDir, ENCRYPTION_KEY: '' });
     const config = loadConfig(env);
-    const start = async () => {
-      const gateway = await startTestGateway({
-        target: config.database,
-        env: { DATA_DIR: dataDir, ENCRYPTION_KEY: '' },
-      });
-      cleanups.push(() => gateway.close());
-      return gateway;
-    };
+    const start = () =>
+      started(startTestGateway({ target: config.database, env: { DATA_DIR: dataDir, ENCRYPTION_KEY: '' } }));
     const first = await start();
     const tenant = await first.createTenant();
     const token = await createToken(first, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
     const oldFile = await readFile(path.join(dataDir, 'encryption.key'), 'utf8');
-    await first.close();
+    await stop(first);
 
     const report = await runKeyRotation(config, NEW_KEY);
     expect(report).toContain('1 tokens');
