@@ -310,7 +310,8 @@ builder.mutationField('updateToken', (t) =>
       'Changes a token (a merge-patch, see `UpdateTokenInput`) and returns its new version; its data is encrypted ' +
       'again and its mask and fingerprint recomputed. In a transaction the change is seen inside it at once and ' +
       'by everyone on commit; a token held by another open transaction cannot be changed (CONFLICT). An ' +
-      'application whose `tokenContainers` do not cover the token may not change it (FORBIDDEN).',
+      'application whose `tokenContainers` do not cover the token may not change it, nor move it to containers ' +
+      'they do not cover (FORBIDDEN).',
     authScopes: { permission: 'token:update' },
     errors: {
       types: [BadRequestError, NotFoundError, ConflictError, ForbiddenError],

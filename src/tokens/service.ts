@@ -306,6 +306,9 @@ export function createTokenService(deps: {
           new Date(),
         );
         if (patch.expiresAt === undefined) request.expiresAt = row.expires_at;
+        // Nor out of it: containers it cannot create a token in are containers it cannot move one into (a /pci/
+        // card moved to /general/ would reach every application scoped there).
+        if (!covers(principal, request.containers)) throw outOfReach(principal, 'Moving', { id, ...request });
         const changes: store.TokenChanges = {
           ...sealedChanges(principal.tenantId, row.id, request),
           modified_by: principal.applicationId,

@@ -160,7 +160,7 @@ describe('updateToken', () => {
     expect((await readToken(gateway, key, created.id)).data).toBe('x');
   });
 
-  it('refuses an application whose token containers do not cover the token: it cannot move one into reach', async () => {
+  it('refuses an application whose token containers do not cover the token, or its new containers', async () => {
     const { tenant, key } = await tenantWithTokenKey(gateway);
     const reactorId = await echoReactor(tenant);
     const scoped = await applicationKey(
@@ -186,6 +186,15 @@ describe('updateToken', () => {
       id: general.id,
     });
     expect(await detokenized(scoped, reactorId, general.id)).toBe('changed');
+    expect(await update(scoped, general.id, { containers: ['/general/high/'] })).toMatchObject({ __typename: 'Token' });
+    // Nor may it move a token it covers out of its containers, where applications scoped elsewhere would reach it.
+    const out = await update(scoped, general.id, { containers: ['/pci/high/'] });
+    expect(out).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN' });
+    expect(out.message).toBe(
+      `Moving token "${general.id}" requires one of its containers (/pci/high/) to lie in this application's ` +
+        'token containers (/general/).',
+    );
+    expect((await readToken(gateway, key, general.id)).containers).toEqual(['/general/high/']);
   });
 
   it('reaches the next react at once (the token cache forgets the old version)', async () => {
