@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { sql, type Transaction } from 'kysely';
 import type { Config } from '../config.ts';
 import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, openDatabase } from '../db/database.ts';
@@ -5,7 +6,7 @@ import { migrateToLatest } from '../db/migrator.ts';
 import type { Database } from '../db/tables.ts';
 import { logsBoundId } from '../invocations/result-logs.ts';
 import { keyCheckValue, verifyMasterKey } from './key-check.ts';
-import { createVault, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
+import { createVault, keyFilePath, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
 
 /** What a rotation sealed again under the new key. */
 export interface RotationCounts {
@@ -173,18 +174,31 @@ export async function runKeyRotation(config: Config, newKeyText: string | undefi
     );
   }
   const to = parseKey(newKeyText.trim(), 'NEW_ENCRYPTION_KEY');
+  // Nothing is created on the way: no embedded database, no key file, no tables in a database that never held a
+  // gateway's (a DATABASE_URL naming the wrong one).
+  if (config.database.kind === 'pglite' && !existsSync(config.database.dataDir)) {
+    throw new Error(`There is no embedded database in ${config.dataDir}: nothing to rotate.`);
+  }
+  if (config.embedded && !config.encryptionKey?.trim() && !existsSync(keyFilePath(config.dataDir))) {
+    throw new Error(`There is no key file in ${config.dataDir}: set ENCRYPTION_KEY to the current key.`);
+  }
+  const from = loadMasterKey({
+    encryptionKey: config.encryptionKey,
+    dataDir: config.dataDir,
+    embedded: config.embedded,
+  });
   const target =
     config.database.kind === 'postgres'
       ? { ...config.database, applicationName: 'reactor-gateway key rotation' }
       : config.database;
   const database = await openDatabase(target);
   try {
+    const { rows } = await sql<{ table: string | null }>`select to_regclass('kysely_migration')::text as table`.execute(
+      database.db,
+    );
+    if (!rows[0]?.table) throw new Error('This database holds no reactor-gateway data: nothing to rotate.');
+    // A database a gateway of an earlier version left: brought up to date first, as a gateway's start would.
     await migrateToLatest(database.db);
-    const from = loadMasterKey({
-      encryptionKey: config.encryptionKey,
-      dataDir: config.dataDir,
-      embedded: config.embedded,
-    });
     const counts = await rotateMasterKey(database, from, to);
     const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.resultLogs} async result logs.`;
     const keyFileInUse = config.embedded && !config.encryptionKey?.trim();

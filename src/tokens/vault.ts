@@ -106,6 +106,11 @@ export function canonicalJson(value: unknown): string {
 }
 
 const KEY_FILE = 'encryption.key';
+
+/** Where embedded mode keeps its generated key. */
+export function keyFilePath(dataDir: string): string {
+  return join(dataDir, KEY_FILE);
+}
 const KEY_FORMAT_HINT =
   'ENCRYPTION_KEY must be 32 random bytes written as 64 hex characters or as base64 (e.g. `openssl rand -hex 32`).';
 
@@ -138,7 +143,7 @@ export function parseKey(text: string, source: string): Buffer {
 }
 
 function readOrCreateKeyFile(dataDir: string): Buffer {
-  const path = join(dataDir, KEY_FILE);
+  const path = keyFilePath(dataDir);
   const existing = readKeyFile(path);
   if (existing) return existing;
 
@@ -176,7 +181,7 @@ function readKeyFile(path: string): Buffer | null {
  * over the old one, so a crash leaves the old key or the new one, never half of either.
  */
 export function replaceKeyFile(dataDir: string, key: Buffer): string {
-  const path = join(dataDir, KEY_FILE);
+  const path = keyFilePath(dataDir);
   renameSync(writeTempKeyFile(dataDir, key), path);
   return path;
 }

@@ -1,11 +1,12 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase } from '../../src/db/database.ts';
 import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
-import { createLastingDatabase, usingPostgres } from '../support/database.ts';
+import { createLastingDatabase, createTestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway, testEnvironment } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
@@ -154,5 +155,26 @@ describe('rotating the encryption key', () => {
     expect(oldFile.trim()).not.toBe(NEW_KEY);
     const second = await start();
     expect((await readToken(second, tenant.privateKey, token.id)).data).toBe('kept');
+  });
+
+  it('creates nothing where there is no gateway data: an empty Postgres database, an empty DATA_DIR', async () => {
+    if (usingPostgres) {
+      const empty = await createTestDatabase();
+      cleanups.push(() => empty.drop());
+      const config = loadConfig(testEnvironment({ DATABASE_URL: empty.url! }));
+      await expect(runKeyRotation(config, NEW_KEY)).rejects.toThrow(/holds no reactor-gateway data/);
+      const handle = await openDatabase(empty.target);
+      const { rows } = await sql<{
+        table: string | null;
+      }>`select to_regclass('kysely_migration')::text as table`.execute(handle.db);
+      await handle.close();
+      expect(rows[0]?.table).toBeNull();
+      return;
+    }
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-empty-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const config = loadConfig(testEnvironment({ DATA_DIR: dataDir, ENCRYPTION_KEY: '' }));
+    await expect(runKeyRotation(config, NEW_KEY)).rejects.toThrow(/There is no embedded database in/);
+    expect(await readdir(dataDir)).toEqual([]);
   });
 });
