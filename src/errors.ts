@@ -25,6 +25,21 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 /** `errors` maps a field name (or `error`) to its messages, as the formula SDK's `errors` does. */
 export type FieldErrors = Record<string, string[]>;
 
+/**
+ * Field errors gathered one at a time, so that one BAD_REQUEST names every bad field; with a prefix, each key is
+ * written under it (`data.number`, `tokenize.card.data.number`).
+ */
+export function collectFieldErrors(prefix = ''): { errors: FieldErrors; fail(field: string, message: string): void } {
+  const errors: FieldErrors = {};
+  return {
+    errors,
+    fail(field, message) {
+      const key = prefix ? `${prefix}.${field}` : field;
+      errors[key] = [...(errors[key] ?? []), message];
+    },
+  };
+}
+
 export interface ErrorShape {
   code: ErrorCode;
   status: number;

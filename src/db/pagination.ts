@@ -17,6 +17,9 @@ export interface Page<T> {
   hasNextPage: boolean;
 }
 
+/** How many ids a list's `ids` filter may name (`reactors`, `tokens`). */
+export const MAX_LISTED_IDS = 100;
+
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function encodeCursor(id: string): string {

@@ -1,5 +1,5 @@
 import { ApplicationRef } from '../auth/schema.ts';
-import { pageRequest } from '../db/pagination.ts';
+import { MAX_LISTED_IDS, pageRequest } from '../db/pagination.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { ReactorFormulaRef } from '../formulas/schema.ts';
 import { builder } from '../graphql/builder.ts';
@@ -128,7 +128,7 @@ builder.queryField('reactors', (t) =>
       description: "The tenant's reactors, oldest first, optionally filtered.",
       authScopes: { permission: 'reactor:read' },
       args: {
-        ids: t.arg({ type: ['UUID'], description: 'Only these reactors (at most 100 ids).' }),
+        ids: t.arg({ type: ['UUID'], description: `Only these reactors (at most ${MAX_LISTED_IDS} ids).` }),
         name: t.arg.string({
           description: 'Case-insensitive substring of the name; `*` matches any run of characters.',
         }),

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import { findApplication } from '../auth/store.ts';
 import { newId } from '../db/ids.ts';
-import { type Page, type PageRequest, toPage } from '../db/pagination.ts';
+import { MAX_LISTED_IDS, type Page, type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { BadRequestError, type FieldErrors, NotFoundError } from '../errors.ts';
 import type { ConfigurationOption, RequestParameter } from '../formulas/rules.ts';
@@ -50,7 +50,6 @@ export interface ReactorForInvocation {
 }
 
 const NOT_FOUND = 'Reactor not found.';
-const MAX_IDS = 100;
 const UNKNOWN_FORMULA = 'is not a reactor formula of this tenant (or an official one)';
 const UNKNOWN_APPLICATION = 'is not an application of this tenant';
 
@@ -201,8 +200,8 @@ export function createReactorService(deps: {
 }
 
 function checkFilter(filter: store.ReactorFilter): void {
-  if (filter.ids && filter.ids.length > MAX_IDS) {
-    throw BadRequestError.forFields({ ids: [`must list at most ${MAX_IDS} ids`] });
+  if (filter.ids && filter.ids.length > MAX_LISTED_IDS) {
+    throw BadRequestError.forFields({ ids: [`must list at most ${MAX_LISTED_IDS} ids`] });
   }
 }
 

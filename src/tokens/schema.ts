@@ -1,4 +1,4 @@
-import { pageRequest } from '../db/pagination.ts';
+import { MAX_LISTED_IDS, pageRequest } from '../db/pagination.ts';
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { toConnection, totalCountFields } from '../graphql/connection.ts';
@@ -158,7 +158,7 @@ builder.queryField('tokens', (t) =>
         'lists only the tokens they cover.',
       authScopes: { permission: 'token:read' },
       args: {
-        ids: t.arg({ type: ['UUID'], description: 'Only these tokens (at most 100 ids).' }),
+        ids: t.arg({ type: ['UUID'], description: `Only these tokens (at most ${MAX_LISTED_IDS} ids).` }),
         type: t.arg({ type: TokenTypeEnum, description: 'Only tokens of this type.' }),
         fingerprint: t.arg.string({
           description: 'Only tokens with this fingerprint: equal data of the same type (see `Token.fingerprint`).',

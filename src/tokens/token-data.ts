@@ -1,4 +1,4 @@
-import { BadRequestError, type FieldErrors } from '../errors.ts';
+import { BadRequestError, collectFieldErrors, type FieldErrors } from '../errors.ts';
 
 export type TokenType = 'TOKEN' | 'CARD' | 'BANK';
 
@@ -72,11 +72,7 @@ const MAX_YEARS_AHEAD = 50;
 
 function validateCard(data: unknown, now: Date): ValidatedTokenData {
   if (!isPlainObject(data)) throw BadRequestError.forFields({ data: ['must be an object with the card fields'] });
-  const errors: FieldErrors = {};
-  const fail = (field: string, message: string) => {
-    const key = `data.${field}`;
-    errors[key] = [...(errors[key] ?? []), message];
-  };
+  const { errors, fail } = collectFieldErrors('data');
   for (const key of Object.keys(data)) if (!CARD_FIELDS.has(key)) fail(key, 'is not an allowed card field');
 
   const number = cardNumber(data.number, fail);

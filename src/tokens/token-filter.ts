@@ -1,4 +1,5 @@
-import { BadRequestError, type FieldErrors } from '../errors.ts';
+import { MAX_LISTED_IDS } from '../db/pagination.ts';
+import { BadRequestError, collectFieldErrors } from '../errors.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import type { TokenType } from './token-data.ts';
 import { isContainerPath, validateMetadata } from './token-input.ts';
@@ -26,7 +27,6 @@ export interface ValidTokenFilter {
   reach: readonly string[] | null;
 }
 
-const MAX_IDS = 100;
 // Fingerprints are 43 characters (base64url of an HMAC-SHA-256); a longer one cannot match anything.
 const MAX_FINGERPRINT_LENGTH = 200;
 
@@ -36,12 +36,9 @@ const MAX_FINGERPRINT_LENGTH = 200;
  * otherwise). Every bad field is named at once (BAD_REQUEST).
  */
 export function validateTokenFilter(filter: TokenFilter, reach: readonly string[] | null): ValidTokenFilter {
-  const errors: FieldErrors = {};
-  const fail = (field: string, message: string) => {
-    errors[field] = [...(errors[field] ?? []), message];
-  };
+  const { errors, fail } = collectFieldErrors();
   const { ids, fingerprint, container } = filter;
-  if (ids != null && ids.length > MAX_IDS) fail('ids', `must list at most ${MAX_IDS} ids`);
+  if (ids != null && ids.length > MAX_LISTED_IDS) fail('ids', `must list at most ${MAX_LISTED_IDS} ids`);
   if (fingerprint != null) {
     if (fingerprint.length > MAX_FINGERPRINT_LENGTH) {
       fail('fingerprint', `must be at most ${MAX_FINGERPRINT_LENGTH} characters`);

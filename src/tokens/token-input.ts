@@ -1,4 +1,4 @@
-import { BadRequestError, type FieldErrors } from '../errors.ts';
+import { BadRequestError, collectFieldErrors } from '../errors.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import { type TokenType, validateTokenData } from './token-data.ts';
 
@@ -46,11 +46,7 @@ const MAX_METADATA_VALUE_LENGTH = 1_000;
  * Metadata is not encrypted, so it is kept to flat, short, non-sensitive values (strings, numbers, booleans).
  */
 export function validateTokenRequest(request: TokenRequest, now: Date, path = ''): ValidTokenRequest {
-  const errors: FieldErrors = {};
-  const fail = (field: string, message: string) => {
-    const key = path ? `${path}.${field}` : field;
-    errors[key] = [...(errors[key] ?? []), message];
-  };
+  const { errors, fail } = collectFieldErrors(path);
 
   const type = typeof request.type === 'string' ? request.type.toUpperCase() : '';
   let validated: { data: unknown; mask: unknown } | null = null;
