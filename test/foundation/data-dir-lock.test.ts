@@ -1,10 +1,11 @@
-import { execFile } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { lockDataDir } from '../../src/db/data-dir-lock.ts';
 import { openDatabase } from '../../src/db/database.ts';
 
 const run = promisify(execFile);
@@ -70,4 +71,92 @@ describe('an embedded database directory', () => {
       }
     }
   }, 60_000);
+
+  it('goes to one of several processes that find the same stale lock at once', async () => {
+    const { stdout } = await run(process.execPath, ['-e', 'console.log(process.pid)']);
+    // Each round: six processes start, say they are ready, and on "go" all try to take a lock left by a dead
+    // process. Without the takeover guard, a slower one removed the lock a faster one had just taken (2-4 winners
+    // in 4 of 5 such rounds).
+    for (let round = 0; round < 3; round++) {
+      await writeFile(`${dataDir}.lock`, `${stdout.trim()}\n`);
+      const outcomes = await contend(dataDir, 6);
+      expect(outcomes.filter((outcome) => outcome === 'locked')).toHaveLength(1);
+      expect(outcomes.filter((outcome) => outcome.includes('is in use by process'))).toHaveLength(5);
+      expect(existsSync(`${dataDir}.lock`)).toBe(false);
+      expect(existsSync(`${dataDir}.lock.takeover`)).toBe(false);
+    }
+  }, 120_000);
+
+  it('is still taken over when a process died while taking over another stale lock', async () => {
+    await writeFile(`${dataDir}.lock`, '999999999\n');
+    await writeFile(`${dataDir}.lock.takeover`, '');
+    const old = new Date(Date.now() - 60_000);
+    await utimes(`${dataDir}.lock.takeover`, old, old);
+    const release = await lockDataDir(dataDir);
+    expect((await readFile(`${dataDir}.lock`, 'utf8')).trim()).toBe(String(process.pid));
+    await release();
+  });
 });
+
+/**
+ * Starts `count` processes that each try to lock `dataDir` at the same instant and report "locked" or the error.
+ * Winners keep the lock until every process has reported, then release it.
+ */
+async function contend(dataDir: string, count: number): Promise<string[]> {
+  const script = `import { lockDataDir } from './src/db/data-dir-lock.ts';
+    import { once } from 'node:events';
+    process.stdout.write('ready\\n');
+    await once(process.stdin, 'data');
+    let release;
+    try {
+      release = await lockDataDir(${JSON.stringify(dataDir)});
+      process.stdout.write('locked\\n');
+    } catch (error) {
+      process.stdout.write(error.message.split('\\n')[0] + '\\n');
+    }
+    await once(process.stdin, 'end');
+    await release?.();`;
+  const children = Array.from({ length: count }, () =>
+    spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT }),
+  );
+  const lines = children.map((child) => linesOf(child));
+  try {
+    await Promise.all(lines.map((next) => next()));
+    for (const child of children) child.stdin.write('go\n');
+    const outcomes = await Promise.all(lines.map((next) => next()));
+    return outcomes;
+  } finally {
+    for (const child of children) child.stdin.end();
+    await Promise.all(children.map((child) => new Promise((resolve) => child.once('close', resolve))));
+  }
+}
+
+/** A reader of a child's stdout, a line per call (rejects if the child exits first, with its stderr). */
+function linesOf(child: ChildProcessWithoutNullStreams): () => Promise<string> {
+  let buffered = '';
+  let stderr = '';
+  const waiting: Array<{ resolve: (line: string) => void; reject: (error: Error) => void }> = [];
+  const ready: string[] = [];
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  child.stdout.on('data', (chunk) => {
+    buffered += chunk;
+    for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, end);
+      buffered = buffered.slice(end + 1);
+      const waiter = waiting.shift();
+      if (waiter) waiter.resolve(line);
+      else ready.push(line);
+    }
+  });
+  child.once('close', (code) => {
+    for (const waiter of waiting.splice(0)) waiter.reject(new Error(`exited ${code}: ${stderr}`));
+  });
+  return () => {
+    const line = ready.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (child.exitCode !== null) return Promise.reject(new Error(`exited ${child.exitCode}: ${stderr}`));
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  };
+}
