@@ -64,6 +64,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       embedded: config.embedded,
     });
     const vault = createVault(masterKey);
+    // Before the key check: a rotation either sees this gateway and refuses, or runs first and this check then
+    // refuses the old key (src/tokens/key-rotation.ts).
+    await database.holdGatewayPresence();
     await verifyMasterKey(database.db, masterKey, vault);
     const runtime = createFormulaRuntime({
       threads: config.runtime.threads,

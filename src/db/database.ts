@@ -41,6 +41,13 @@ export interface DatabaseHandle {
   kind: DatabaseTarget['kind'];
   /** Cheap round trip for /ready. */
   ping(): Promise<void>;
+  /**
+   * Marks this process as a serving gateway for as long as it runs (Postgres: a shared advisory lock,
+   * GATEWAY_PRESENCE_LOCK, held by the listening session and taken again whenever it reconnects). The key rotation
+   * takes the lock exclusively, so it refuses while a gateway holds it, and a gateway starting during a rotation waits
+   * here until it ends. PGlite: nothing, its data directory admits one process anyway.
+   */
+  holdGatewayPresence(): Promise<void>;
   /** PGlite only: the data directory as a tarball (the test template). */
   dump?(): Promise<Blob>;
   close(): Promise<void>;
@@ -87,6 +94,7 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
     notifier,
     kind: 'pglite',
     ping: async () => void (await pglite.query('select 1')),
+    holdGatewayPresence: async () => {},
     dump: async () => (await pglite.dumpDataDir('none')) as Blob,
     // db.destroy() closes the PGlite instance too (kysely-pglite-dialect >= 1.3.1); then the directory is free.
     close: async () => {
@@ -101,6 +109,13 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
  * key rotation (src/tokens/key-rotation.ts) looks for them in pg_stat_activity and refuses to run beside one.
  */
 export const GATEWAY_APPLICATION_NAME = 'reactor-gateway';
+
+/**
+ * The advisory lock key every serving gateway holds shared and the key rotation takes exclusively (any constant no
+ * other lock here uses: the bootstrap's is src/auth/service.ts's BOOTSTRAP_LOCK). Unlike application_name, which a
+ * DATABASE_URL can override, it does not depend on how the sessions are named.
+ */
+export const GATEWAY_PRESENCE_LOCK = 7_338_201_455;
 
 async function openPostgres(url: string, poolSize: number, applicationName: string): Promise<DatabaseHandle> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: applicationName });
@@ -126,6 +141,7 @@ async function openPostgres(url: string, poolSize: number, applicationName: stri
     },
     kind: 'postgres',
     ping: async () => void (await pool.query('select 1')),
+    holdGatewayPresence: () => listener.holdSharedLock(GATEWAY_PRESENCE_LOCK),
     async close() {
       await listener.close();
       await db.destroy();

@@ -9,6 +9,9 @@ const RETRY_MS = { first: 250, max: 5_000 };
  * listener is closed. Notifications sent while it was down are lost for good (Postgres keeps none for a session that
  * is not there), so after each reopening the `onReconnect` listeners run: whoever keeps state built from
  * notifications re-reads or forgets it.
+ *
+ * The same session can hold a shared advisory lock for the process's lifetime (`holdSharedLock`), taken again on each
+ * reopening: Postgres drops a session's locks with the session.
  */
 export function createPgListener(url: string, options: { applicationName?: string } = {}) {
   const handlers = new Map<string, Set<(payload: string) => void>>();
@@ -18,6 +21,14 @@ export function createPgListener(url: string, options: { applicationName?: strin
   let retry: NodeJS.Timeout | undefined;
   let everConnected = false;
   let closed = false;
+  let sharedLock: number | undefined;
+  let lockedOn: pg.Client | undefined;
+
+  async function takeSharedLock(connection: pg.Client, key: number): Promise<void> {
+    // Re-entrant: taken twice on one session (a reopening racing the first call), it is simply held twice.
+    await connection.query('select pg_advisory_lock_shared($1)', [key]);
+    lockedOn = connection;
+  }
 
   async function connect(): Promise<pg.Client> {
     const next = new pg.Client({ connectionString: url, application_name: options.applicationName });
@@ -34,6 +45,7 @@ export function createPgListener(url: string, options: { applicationName?: strin
     next.on('end', dropped);
     try {
       await next.connect();
+      if (sharedLock !== undefined) await takeSharedLock(next, sharedLock);
       for (const channel of handlers.keys()) await next.query(`LISTEN ${quoteIdent(channel)}`);
     } catch (error) {
       next.removeListener('end', dropped);
@@ -61,7 +73,7 @@ export function createPgListener(url: string, options: { applicationName?: strin
   }
 
   function scheduleReconnect(waitMs: number): void {
-    if (closed || retry || handlers.size === 0) return;
+    if (closed || retry || (handlers.size === 0 && sharedLock === undefined)) return;
     retry = setTimeout(() => {
       retry = undefined;
       ensure().catch(() => scheduleReconnect(Math.min(waitMs * 2, RETRY_MS.max)));
@@ -85,6 +97,14 @@ export function createPgListener(url: string, options: { applicationName?: strin
           await client?.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => {});
         }
       };
+    },
+
+    /** Takes `pg_advisory_lock_shared(key)` on the listening session now (waiting while it is held exclusively) and
+     *  after every reopening, until close. */
+    async holdSharedLock(key: number): Promise<void> {
+      sharedLock = key;
+      const connection = await ensure();
+      if (lockedOn !== connection) await takeSharedLock(connection, key);
     },
 
     onReconnect(listener: () => void): () => void {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { sql, type Transaction } from 'kysely';
 import type { Config } from '../config.ts';
-import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, openDatabase } from '../db/database.ts';
+import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK, openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrator.ts';
 import type { Database } from '../db/tables.ts';
 import { logsBoundId } from '../invocations/result-logs.ts';
@@ -24,9 +24,10 @@ const BATCH = 500;
  * fingerprints under the new key); kept async logs are sealed again; the key check then names the new key.
  *
  * No gateway may run meanwhile: one still holding the old key would seal new tokens under it. The embedded database
- * admits one process at a time (src/db/data-dir-lock.ts); on Postgres the rotation refuses while pg_stat_activity
- * shows a gateway's session, and holds the key check locked, so a gateway starting meanwhile waits for the commit and
- * then refuses the old key.
+ * admits one process at a time (src/db/data-dir-lock.ts). On Postgres the rotation takes GATEWAY_PRESENCE_LOCK
+ * exclusively, which every serving gateway holds shared (refusing when it cannot), and also refuses while
+ * pg_stat_activity shows a gateway's session by name (gateways of versions without the lock). A gateway starting
+ * meanwhile waits for the commit, on that lock and on the key check this holds locked, and then refuses the old key.
  */
 export async function rotateMasterKey(
   database: DatabaseHandle,
@@ -63,6 +64,15 @@ function opened(decrypt: () => string, what: string): string {
 }
 
 async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<void> {
+  const { rows: locked } = await sql<{
+    free: boolean;
+  }>`select pg_try_advisory_xact_lock(${GATEWAY_PRESENCE_LOCK}) as free`.execute(trx);
+  if (!locked[0]?.free) {
+    throw new Error(
+      "A gateway is still running on this database (it holds the gateways' advisory lock): stop every gateway " +
+        'instance first. One left running would keep encrypting new tokens under the old key.',
+    );
+  }
   const { rows } = await sql<{ sessions: number }>`select count(*)::int as sessions from pg_stat_activity
     where datname = current_database()
       and application_name in (${GATEWAY_APPLICATION_NAME}, ${`${GATEWAY_APPLICATION_NAME} listener`})`.execute(trx);

@@ -50,15 +50,30 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
     }
   }
 
-  it('the listening connection comes back after failed attempts, with its channels, and says so', async () => {
+  it('the listening connection comes back after failed attempts, with its channels and its lock, and says so', async () => {
     const handle = await openDatabase({ kind: 'postgres', url: proxy.url(database.url!), poolSize: 2 });
+    // The sessions holding the gateways' presence lock (the key rotation's guard) in this database.
+    const presenceHolders = async () =>
+      (
+        await direct.query<{ pid: number }>(
+          `select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
+             and database = (select oid from pg_database where datname = current_database())`,
+        )
+      ).rows.map((row) => row.pid);
     try {
       const received: string[] = [];
       await handle.notifier.listen('reconnect_test', (payload) => received.push(payload));
+      await handle.holdGatewayPresence();
+      const [before] = await presenceHolders();
+      expect(before).toBeDefined();
       await outage(handle.notifier);
       await until('a notification after the outage', async () => {
         await direct.query("select pg_notify('reconnect_test', 'after')");
         return received.includes('after') ? true : undefined;
+      });
+      await until('the presence lock held by the new session', async () => {
+        const holders = await presenceHolders();
+        return holders.length === 1 && holders[0] !== before ? true : undefined;
       });
     } finally {
       await handle.close();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { openDatabase } from '../../src/db/database.ts';
+import { type DatabaseTarget, GATEWAY_PRESENCE_LOCK, openDatabase } from '../../src/db/database.ts';
 import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
 import { createLastingDatabase, createTestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
@@ -52,8 +52,20 @@ async function lastingDatabase() {
   const db = await createLastingDatabase();
   cleanups.push(() => db.drop());
   return {
-    start: (key: string, env: Record<string, string> = {}) =>
-      started(startTestGateway({ database: db, target: db.nextTarget(), env: { ENCRYPTION_KEY: key, ...env } })),
+    start: (key: string, env: Record<string, string> = {}, session: { applicationName?: string } = {}) =>
+      started(
+        startTestGateway({
+          database: db,
+          target: { ...db.nextTarget(), ...session },
+          env: { ENCRYPTION_KEY: key, ...env },
+        }),
+      ),
+    /** Postgres only: where the gateways connect. */
+    target(): Extract<DatabaseTarget, { kind: 'postgres' }> {
+      const target = db.nextTarget();
+      if (target.kind !== 'postgres') throw new Error('A Postgres database only.');
+      return target;
+    },
     async rotate(from: Buffer, to: Buffer, batchSize?: number) {
       const target = db.nextTarget();
       const handle = await openDatabase(
@@ -134,6 +146,53 @@ describe('rotating the encryption key', () => {
     const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
     await expect(lasting.rotate(OLD, NEW)).rejects.toThrow(/A gateway is still running on this database/);
     expect((await readToken(gateway, tenant.privateKey, token.id)).data).toBe('kept');
+  });
+
+  it.runIf(usingPostgres)(
+    'finds a running gateway whose sessions are named otherwise (its advisory lock)',
+    async () => {
+      const lasting = await lastingDatabase();
+      // A DATABASE_URL with its own application_name hides the gateway from pg_stat_activity's names.
+      const gateway = await lasting.start(TEST_ENCRYPTION_KEY, {}, { applicationName: 'billing-service' });
+      const tenant = await gateway.createTenant();
+      const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
+      await expect(lasting.rotate(OLD, NEW)).rejects.toThrow(/holds the gateways' advisory lock/);
+      expect((await readToken(gateway, tenant.privateKey, token.id)).data).toBe('kept');
+    },
+  );
+
+  it.runIf(usingPostgres)('holds a gateway starting during a rotation until the rotation ends', async () => {
+    const lasting = await lastingDatabase();
+    await stop(await lasting.start(TEST_ENCRYPTION_KEY));
+    const handle = await openDatabase({ ...lasting.target(), applicationName: 'rotation test' });
+    cleanups.push(() => handle.close());
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // What the rotation's transaction takes first, held until released.
+    const rotation = handle.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${GATEWAY_PRESENCE_LOCK})`.execute(trx);
+      await released;
+    });
+    await until('the exclusive advisory lock', async () => {
+      const { rows } = await sql<{ held: number }>`select count(*)::int as held from pg_locks
+        where locktype = 'advisory' and mode = 'ExclusiveLock' and granted`.execute(handle.db);
+      return rows[0]!.held === 1 ? true : undefined;
+    });
+    let startedAt = 0;
+    const starting = lasting.start(TEST_ENCRYPTION_KEY).then((gateway) => {
+      startedAt = Date.now();
+      return gateway;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(startedAt).toBe(0);
+    const releasedAt = Date.now();
+    release();
+    await rotation;
+    const gateway = await starting;
+    expect(startedAt).toBeGreaterThanOrEqual(releasedAt);
+    expect((await gateway.createTenant()).privateKey).toBeTruthy();
   });
 
   it.runIf(!usingPostgres)('replaces the embedded key file, so the next start needs no setting', async () => {
