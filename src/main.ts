@@ -8,7 +8,7 @@ import { createLogger } from './logger.ts';
 import { startMetricsServer } from './metrics.ts';
 import { type RunningServer, startServer } from './server.ts';
 
-const USAGE = 'usage: main.ts [serve | migrate | print-schema | rotate-encryption-key]';
+const USAGE = 'usage: main.ts [serve | migrate | print-schema | rotate-encryption-key | copy-to-postgres]';
 
 async function main(command = 'serve'): Promise<void> {
   switch (command) {
@@ -19,6 +19,11 @@ async function main(command = 'serve'): Promise<void> {
     case 'rotate-encryption-key': {
       const { runKeyRotation } = await import('./tokens/key-rotation.ts');
       console.log(await runKeyRotation(loadConfig(), process.env.NEW_ENCRYPTION_KEY));
+      return;
+    }
+    case 'copy-to-postgres': {
+      const { runCopyToPostgres } = await import('./db/copy-database.ts');
+      console.log(await runCopyToPostgres(loadConfig()));
       return;
     }
     case 'print-schema': {
