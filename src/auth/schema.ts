@@ -238,30 +238,3 @@ builder.mutationField('regenerateApplicationKey', (t) =>
     resolve: (_root, { id }, context) => context.services.auth.regenerateApplicationKey(principalOf(context), id),
   }),
 );
-
-const CreateTenantInput = builder.inputType('CreateTenantInput', {
-  description: 'A new tenant.',
-  fields: (t) => ({ name: t.string({ required: true, description: 'Display name, at most 200 characters.' }) }),
-});
-
-const CreateTenantPayload = builder
-  .objectRef<{ tenant: TenantRow; managementKey: string; privateKey: string }>('CreateTenantPayload')
-  .implement({
-    description: 'A created tenant and the keys of its two first applications, shown once.',
-    fields: (t) => ({
-      tenant: t.field({ type: TenantRef, description: 'The tenant.', resolve: (p) => p.tenant }),
-      managementKey: t.exposeString('managementKey', { description: 'Key of its management application.' }),
-      privateKey: t.exposeString('privateKey', { description: 'Key of its private application.' }),
-    }),
-  });
-
-builder.mutationField('createTenant', (t) =>
-  t.field({
-    type: CreateTenantPayload,
-    description: 'Operator only (the `ADMIN_API_KEY`): creates a tenant with a management and a private application.',
-    authScopes: { admin: true },
-    errors: { types: [BadRequestError] },
-    args: { input: t.arg({ type: CreateTenantInput, required: true, description: 'The tenant.' }) },
-    resolve: (_root, { input }, context) => context.services.auth.createTenant(input.name),
-  }),
-);

@@ -211,6 +211,27 @@ export function createAuthService(deps: {
       });
     },
 
+    /** Operator only: every tenant, oldest first. */
+    async listTenants(page: PageRequest) {
+      return toPage(await store.listTenants(db, page), page);
+    },
+
+    countTenants(): Promise<number> {
+      return store.countTenants(db);
+    },
+
+    /**
+     * Operator only: deletes a tenant and everything it owns, in one transaction. Its keys stop working at once on
+     * this instance and within the key cache's 5 s on others; reactor and token caches drop its rows through the
+     * triggers that announce every delete.
+     */
+    async deleteTenant(id: string): Promise<TenantRow> {
+      const { tenant, applications } = await db.transaction().execute((trx) => store.deleteTenant(trx, id));
+      for (const application of applications) forgetKeys(application);
+      if (!tenant) throw new NotFoundError('Tenant not found.');
+      return tenant;
+    },
+
     async getTenant(principal: Principal): Promise<TenantRow> {
       const tenant = await store.findTenant(db, principal.tenantId);
       if (!tenant) throw new NotFoundError('Tenant not found.');

@@ -21,6 +21,28 @@ export async function countTenants(db: Executor): Promise<number> {
   return Number(row.count);
 }
 
+export async function listTenants(db: Executor, page: PageRequest): Promise<TenantRow[]> {
+  let query = db.selectFrom('tenants').selectAll();
+  if (page.afterId) query = query.where('id', '>', page.afterId);
+  return query
+    .orderBy('id')
+    .limit(page.size + 1)
+    .execute();
+}
+
+/**
+ * Deletes a tenant and, through the foreign keys' ON DELETE CASCADE, everything it owns. Its applications go first,
+ * returned, so that their keys can be dropped from the key cache.
+ */
+export async function deleteTenant(
+  db: Transaction<Database>,
+  id: string,
+): Promise<{ tenant: TenantRow | undefined; applications: ApplicationRow[] }> {
+  const applications = await db.deleteFrom('applications').where('tenant_id', '=', id).returningAll().execute();
+  const tenant = await db.deleteFrom('tenants').where('id', '=', id).returningAll().executeTakeFirst();
+  return { tenant, applications };
+}
+
 export async function insertApplication(
   db: Executor,
   application: {

@@ -172,7 +172,8 @@ async function contentHash(db: Transaction<any>, table: string): Promise<string>
 
 /**
  * The `copy-to-postgres` command: from the embedded database in DATA_DIR to the Postgres database at DATABASE_URL.
- * The embedded database is left as it was (and locked meanwhile, so no gateway may run on it).
+ * The embedded database is left as it was, only migrated to this version first (and locked meanwhile, so no gateway
+ * may run on it).
  */
 export async function runCopyToPostgres(config: Config): Promise<string> {
   if (config.database.kind !== 'postgres') {

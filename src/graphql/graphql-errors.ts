@@ -80,6 +80,14 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
     // graphql-js's own field errors (a null for a non-null field): they name a field, not a secret.
     return error;
   }
+  if (isWriteForDeletedTenant(original)) {
+    // Another instance deleted the key's tenant (deleteTenant) and this one still trusts the key from its cache
+    // (at most 5 s): the key is gone, which is what the client must hear, not a server failure.
+    return new GraphQLError('The tenant of this key was deleted.', {
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: 'UNAUTHENTICATED', status: 401, http: { status: 401 } },
+    });
+  }
   onUnexpected(original);
   if (isDatabaseUnavailable(original)) {
     // Not a bug to hide but an outage to report: the client may try again shortly.
@@ -120,4 +128,10 @@ export function loggingMask(log: Logger, outageWindowMs = 10_000): (error: unkno
     unlogged = 0;
   };
   return (error) => maskError(error, report);
+}
+
+/** A row written for a tenant that no longer exists: the foreign key to `tenants` refused it (SQLSTATE 23503). */
+function isWriteForDeletedTenant(error: unknown): boolean {
+  const { code, constraint } = (error ?? {}) as { code?: unknown; constraint?: unknown };
+  return code === '23503' && typeof constraint === 'string' && constraint.endsWith('_tenant_id_fkey');
 }

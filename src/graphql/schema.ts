@@ -5,6 +5,7 @@ import './root-types.ts';
 import './scalars.ts';
 import './error-types.ts';
 import '../auth/schema.ts';
+import '../auth/tenant-schema.ts';
 import '../tokens/schema.ts';
 import '../transactions/schema.ts';
 import '../formulas/schema.ts';
