@@ -6,7 +6,9 @@ import type { Config } from './config.ts';
 import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { createFormulaService } from './formulas/service.ts';
+import { maxRequestBodyBytes } from './graphql/fast-path.ts';
 import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
+import { createIdempotency, type Idempotency } from './idempotency/handler.ts';
 import { createEventHub } from './invocations/events.ts';
 import type { PipelineDeps } from './invocations/pipeline.ts';
 import { createReactorCache } from './invocations/reactor-cache.ts';
@@ -34,6 +36,8 @@ export interface App {
   database: DatabaseHandle;
   services: Services;
   yoga: GraphQLHandler;
+  /** Mutations sent with an Idempotency-Key (src/idempotency/handler.ts), served by startServer. */
+  idempotency: Idempotency;
   /** This process's async job runner (tests stop and start it to pick which instance runs jobs). */
   runner: JobRunner;
   /** Prometheus metrics, served by startMetricsServer; null unless METRICS_PORT is set. */
@@ -180,14 +184,29 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       await runner.stop();
       await webhooks.drain();
     });
-    closers.push(startSweeper(() => services.transactions.sweepExpired(), config.sweepIntervalMs, log));
     const yoga = createGraphQLHandler(services, log);
+    const idempotency = createIdempotency({
+      db: database.db,
+      vault,
+      log,
+      authenticate: (key) => core.auth.authenticate(key),
+      admit: (principal) => core.auth.admit(principal),
+      fetch: (request, serverContext) => yoga.fetch(request, serverContext),
+      maxBodyBytes: maxRequestBodyBytes(config.limits.maxArgsBytes),
+      retentionMs: config.idempotencyRetentionMs,
+    });
+    const sweep = async () => ({
+      ...(await services.transactions.sweepExpired()),
+      purgedIdempotentResponses: await idempotency.purgeExpired(),
+    });
+    closers.push(startSweeper(sweep, config.sweepIntervalMs, log));
     return {
       config,
       log,
       database,
       services,
       yoga,
+      idempotency,
       runner,
       metrics,
       setSelfUrl(url) {

@@ -57,6 +57,12 @@ const environmentSchema = z.object({
     .int()
     .min(1000)
     .default(60 * 60 * 1000),
+  // How long the response of a mutation sent with an Idempotency-Key answers its retries (src/idempotency/).
+  IDEMPOTENCY_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(24 * 60 * 60 * 1000),
   RESULT_RETENTION_MS: z.coerce
     .number()
     .int()
@@ -140,6 +146,7 @@ export function loadConfig(env: Environment = process.env) {
       resultRetentionMs: e.RESULT_RETENTION_MS,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+    idempotencyRetentionMs: e.IDEMPOTENCY_RETENTION_MS,
     exposeFormulaLogs: e.EXPOSE_FORMULA_LOGS ?? e.NODE_ENV !== 'production',
   };
 }

@@ -52,6 +52,7 @@ export async function startServer(
       return;
     }
     const serverContext = { requestId: randomUUID() };
+    if (app.idempotency.serve(req, res, serverContext)) return;
     if (fastPath(req, res, serverContext)) return;
     void yoga(req, res, serverContext);
   });

@@ -1,5 +1,6 @@
 import type { AuthTables } from '../auth/tables.ts';
 import type { FormulaTables } from '../formulas/tables.ts';
+import type { IdempotencyTables } from '../idempotency/tables.ts';
 import type { InvocationTables } from '../invocations/tables.ts';
 import type { ReactorTables } from '../reactors/tables.ts';
 import type { TokenTables } from '../tokens/tables.ts';
@@ -12,6 +13,7 @@ import type { TransactionTables } from '../transactions/tables.ts';
 export interface Database
   extends AuthTables,
     FormulaTables,
+    IdempotencyTables,
     ReactorTables,
     InvocationTables,
     TokenTables,

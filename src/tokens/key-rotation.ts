@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK, openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrator.ts';
 import type { Database } from '../db/tables.ts';
+import { idempotentResponseBoundId } from '../idempotency/handler.ts';
 import { logsBoundId } from '../invocations/result-logs.ts';
 import { keyCheckValue, verifyMasterKey } from './key-check.ts';
 import { createVault, keyFilePath, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
@@ -13,6 +14,7 @@ export interface RotationCounts {
   tokens: number;
   pendingUpdates: number;
   resultLogs: number;
+  idempotentResponses: number;
 }
 
 const BATCH = 500;
@@ -21,7 +23,8 @@ const BATCH = 500;
  * Seals everything the master key `from` sealed under `to` instead, in one database transaction: a failure leaves
  * the database under the old key, whole. Token data and the pending versions of open transactions' updates are
  * sealed again and their fingerprints recomputed (they are keyed by the master key too, so equal data keeps equal
- * fingerprints under the new key); kept async logs are sealed again; the key check then names the new key.
+ * fingerprints under the new key); kept async logs and stored idempotent responses are sealed again; the key check
+ * then names the new key.
  *
  * No gateway may run meanwhile: one still holding the old key would seal new tokens under it. The embedded database
  * admits one process at a time (src/db/data-dir-lock.ts). On Postgres the rotation takes GATEWAY_PRESENCE_LOCK
@@ -45,6 +48,7 @@ export async function rotateMasterKey(
       tokens: await resealTokens(trx, old, next, options.batchSize ?? BATCH),
       pendingUpdates: await resealPendingUpdates(trx, old, next),
       resultLogs: await resealResultLogs(trx, old, next),
+      idempotentResponses: await resealIdempotentResponses(trx, old, next),
     };
     await trx
       .updateTable('encryption_key_check')
@@ -160,6 +164,29 @@ async function resealResultLogs(trx: Transaction<Database>, old: Vault, next: Va
   return rows.length;
 }
 
+/** Stored responses of idempotent mutations (src/idempotency/handler.ts), sealed under their application and key. */
+async function resealIdempotentResponses(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
+  const rows = await trx
+    .selectFrom('idempotent_requests')
+    .select(['application_id', 'idempotency_key', 'tenant_id', 'response'])
+    .where('response', 'is not', null)
+    .execute();
+  for (const row of rows) {
+    const boundId = idempotentResponseBoundId(row.application_id, row.idempotency_key);
+    const plaintext = opened(
+      () => old.decrypt(row.tenant_id, boundId, row.response as Uint8Array),
+      `the stored response of idempotency key ${JSON.stringify(row.idempotency_key)}`,
+    );
+    await trx
+      .updateTable('idempotent_requests')
+      .set({ response: next.encrypt(row.tenant_id, boundId, plaintext) })
+      .where('application_id', '=', row.application_id)
+      .where('idempotency_key', '=', row.idempotency_key)
+      .execute();
+  }
+  return rows.length;
+}
+
 function replaceAfterCommit(dataDir: string, key: Buffer): string {
   try {
     return replaceKeyFile(dataDir, key);
@@ -210,7 +237,7 @@ export async function runKeyRotation(config: Config, newKeyText: string | undefi
     // A database a gateway of an earlier version left: brought up to date first, as a gateway's start would.
     await migrateToLatest(database.db);
     const counts = await rotateMasterKey(database, from, to);
-    const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.resultLogs} async result logs.`;
+    const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.resultLogs} async result logs, ${counts.idempotentResponses} stored idempotent responses.`;
     const keyFileInUse = config.embedded && !config.encryptionKey?.trim();
     const next = keyFileInUse
       ? `The key file ${replaceAfterCommit(config.dataDir, to)} now holds the new key.`

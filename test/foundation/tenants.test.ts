@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { ADMIN_KEY, errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
@@ -9,11 +10,14 @@ import { allowTokenUpdates, card, createToken, createTransaction, readToken, upd
 // The operator's view of tenants (the ADMIN_API_KEY): listing them, and deleting one with everything it owns.
 let database: TestDatabase;
 let gateway: TestGateway;
+let server: RunningServer;
 beforeAll(async () => {
   database = await createTestDatabase();
   gateway = await startTestGateway({ database });
+  server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
 });
 afterAll(async () => {
+  await server?.close();
   await gateway?.close();
   await database?.drop();
 });
@@ -26,7 +30,7 @@ const UNKNOWN_ID = '01a204cc-a83d-77b0-9658-e28eab878300';
 
 /**
  * A tenant with something in every table: a token, a pending token and a pending update in an open transaction, a
- * reactor and an async result.
+ * stored idempotent response, a reactor and an async result.
  */
 async function populatedTenant(name: string) {
   const tenant = await gateway.createTenant(name);
@@ -35,6 +39,13 @@ async function populatedTenant(name: string) {
   await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'pending' }, tx);
   await allowTokenUpdates(gateway, tenant);
   await updateToken(gateway, tenant.privateKey, token.id, { metadata: { pending: true } }, tx);
+  // A stored idempotent response (over a real port, where the Idempotency-Key is honoured).
+  const response = await fetch(server.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'bt-api-key': tenant.privateKey, 'idempotency-key': name },
+    body: JSON.stringify({ query: 'mutation { createTransaction { id } }' }),
+  });
+  expect(response.status).toBe(200);
   const reactorId = await createReactorWithCode(
     gateway,
     tenant.managementKey,

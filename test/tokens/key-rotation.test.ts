@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { type DatabaseTarget, GATEWAY_PRESENCE_LOCK, openDatabase } from '../../src/db/database.ts';
+import { startServer } from '../../src/server.ts';
 import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
 import { createLastingDatabase, createTestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
@@ -104,12 +105,33 @@ describe('rotating the encryption key', () => {
         return result?.status === 'COMPLETED' ? result.logs : undefined;
       });
     expect(await logs(before)).toEqual([{ level: 'log', message: 'hello from the formula' }]);
+    // A stored idempotent response (sealed too): its retry after the rotation gets it back.
+    const idempotent = async (gateway: TestGateway) => {
+      const server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+      try {
+        const response = await fetch(server.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'bt-api-key': tenant.privateKey, 'idempotency-key': 'k1' },
+          body: JSON.stringify({ query: 'mutation { createTransaction { id } }' }),
+        });
+        return { replayed: response.headers.get('idempotent-replayed'), body: await response.json() };
+      } finally {
+        await server.close();
+      }
+    };
+    const firstAnswer = await idempotent(before);
     await stop(before);
 
     // Batches of one: the walk from batch to batch is exercised too.
-    expect(await lasting.rotate(OLD, NEW, 1)).toEqual({ tokens: 2, pendingUpdates: 1, resultLogs: 1 });
+    expect(await lasting.rotate(OLD, NEW, 1)).toEqual({
+      tokens: 2,
+      pendingUpdates: 1,
+      resultLogs: 1,
+      idempotentResponses: 1,
+    });
     await expect(lasting.start(TEST_ENCRYPTION_KEY)).rejects.toThrow(REFUSED);
     const after = await lasting.start(NEW_KEY, { EXPOSE_FORMULA_LOGS: 'true' });
+    expect(await idempotent(after)).toEqual({ replayed: 'true', body: firstAnswer.body });
     const readVisa = await readToken(after, tenant.privateKey, visa.id);
     expect(readVisa).toMatchObject({ data: card(), mask: visa.mask, metadata: { m: 1 } });
     // Fingerprints are keyed by the master key: new ones, and the same card tokenized now matches the rotated one.

@@ -1,0 +1,230 @@
+import { createHash } from 'node:crypto';
+import type http from 'node:http';
+import { getOperationAST, parse } from 'graphql';
+import type { Kysely } from 'kysely';
+import type { Principal } from '../auth/service.ts';
+import type { Database } from '../db/tables.ts';
+import { apiKeyFrom } from '../graphql/yoga.ts';
+import type { Logger } from '../logger.ts';
+import type { Vault } from '../tokens/vault.ts';
+import * as store from './store.ts';
+
+/**
+ * Idempotent mutations: a POST carrying `Idempotency-Key` (or Basis Theory's `BT-IDEMPOTENCY-KEY`) whose operation
+ * is a mutation runs once per key and application; a retry with the same key and body gets the first response again
+ * (with `Idempotent-Replayed: true`), so a client that lost a response to a timeout can send the mutation again
+ * without creating a second token or running a reactor twice. As the IETF draft has it: the same key with another
+ * body is 422, and while the first request still runs, 409.
+ *
+ * Only the response is kept (sealed with the tenant's key), for `retentionMs`. A response with a 5xx status is not
+ * kept: the key is given back, and a retry runs the mutation again. Queries, subscriptions, requests without a valid
+ * API key and GET requests go through as if the header were absent. Such requests skip the HTTP fast path.
+ */
+export interface IdempotencyOptions {
+  db: Kysely<Database>;
+  vault: Vault;
+  log: Logger;
+  authenticate(key: string | null): Promise<Principal | null>;
+  /** The application's rate limit (0: go on; else seconds to wait), for answers the GraphQL endpoint does not give. */
+  admit(principal: Principal): number;
+  /** The GraphQL endpoint as a fetch handler (Yoga's). */
+  fetch(request: Request, serverContext: { requestId: string }): Promise<Response> | Response;
+  maxBodyBytes: number;
+  retentionMs: number;
+}
+
+export type Idempotency = ReturnType<typeof createIdempotency>;
+
+/**
+ * How long a first request may run before a retry may take its key over, had its gateway died meanwhile: beyond the
+ * longest a mutation runs (a sync `react`, 30 s by default), so a retry never runs beside a first request still going.
+ */
+const LEASE_MS = 5 * 60_000;
+
+export const IDEMPOTENCY_HEADERS = ['idempotency-key', 'bt-idempotency-key'] as const;
+const MAX_KEY_LENGTH = 255;
+
+/** The bound id a stored response is sealed under (the vault's AEAD binds it to its key and application). */
+export const idempotentResponseBoundId = (applicationId: string, key: string) =>
+  `idempotent-response/${applicationId}/${key}`;
+
+/** The header's value when the request asks for idempotency (a POST with the header), else null. */
+export function idempotencyKeyOf(req: http.IncomingMessage): string | null {
+  if (req.method !== 'POST') return null;
+  for (const name of IDEMPOTENCY_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === 'string') return value;
+  }
+  return null;
+}
+
+export function createIdempotency(options: IdempotencyOptions) {
+  const { db, vault, log } = options;
+
+  async function handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    serverContext: { requestId: string },
+    key: string,
+  ): Promise<void> {
+    if (key.length === 0 || key.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+      return sendError(
+        res,
+        400,
+        'BAD_REQUEST',
+        `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} visible ASCII characters.`,
+      );
+    }
+    const body = await readBody(req, options.maxBodyBytes);
+    if (body === null) return sendError(res, 413, 'BAD_REQUEST', 'The request body is too large.');
+    const request = new Request(`http://gateway${req.url ?? '/graphql'}`, {
+      method: 'POST',
+      headers: headersOf(req),
+      body: body.toString('utf8'),
+    });
+    const principal = isMutation(body) ? await options.authenticate(apiKeyFrom(request.headers)) : null;
+    // Not a mutation, or no valid key (the endpoint answers that): nothing to remember.
+    if (!principal) return send(res, await options.fetch(request, serverContext));
+
+    const claim = {
+      applicationId: principal.applicationId,
+      tenantId: principal.tenantId,
+      key,
+      requestHash: createHash('sha256').update(body).digest('hex'),
+      leaseMs: LEASE_MS,
+      retentionMs: options.retentionMs,
+    };
+    if (!(await store.claim(db, claim))) {
+      // Answered here, not by the endpoint, whose rate limit would otherwise never see replays and refusals.
+      const retryAfter = options.admit(principal);
+      if (retryAfter > 0) {
+        res.setHeader('retry-after', String(retryAfter));
+        return sendError(
+          res,
+          429,
+          'RATE_LIMITED',
+          `Rate limit exceeded for this application; retry after ${retryAfter} s.`,
+        );
+      }
+      return answerRetry(res, claim);
+    }
+    let response: Response;
+    let text: string;
+    try {
+      response = await options.fetch(request, serverContext);
+      text = await response.text();
+    } catch (error) {
+      await store.release(db, claim.applicationId, key).catch(() => {});
+      throw error;
+    }
+    if (response.status >= 500) {
+      await store.release(db, claim.applicationId, key);
+    } else {
+      const sealed = vault.encrypt(claim.tenantId, idempotentResponseBoundId(claim.applicationId, key), text);
+      const contentType = response.headers.get('content-type');
+      await store.complete(db, claim.applicationId, key, { httpStatus: response.status, contentType, sealed });
+    }
+    res.writeHead(response.status, responseHeaders(response));
+    res.end(text);
+  }
+
+  async function answerRetry(res: http.ServerResponse, claim: store.Claim): Promise<void> {
+    const row = await store.find(db, claim.applicationId, claim.key);
+    if (!row) {
+      // Purged between the claim and this read (it had just expired): a retry will claim it.
+      return sendError(res, 409, 'CONFLICT', 'The Idempotency-Key changed hands meanwhile; send the request again.');
+    }
+    if (row.request_hash !== claim.requestHash) {
+      return sendError(
+        res,
+        422,
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was used for another request: use a new key for a new request.',
+      );
+    }
+    if (row.status === 'RUNNING' || !row.response) {
+      res.setHeader('retry-after', '1');
+      return sendError(
+        res,
+        409,
+        'CONFLICT',
+        'A request with this Idempotency-Key is still running; send it again once it has answered.',
+      );
+    }
+    const text = vault.decrypt(
+      row.tenant_id,
+      idempotentResponseBoundId(row.application_id, row.idempotency_key),
+      row.response,
+    );
+    res.writeHead(row.http_status ?? 200, {
+      'content-type': row.content_type ?? 'application/json; charset=utf-8',
+      'idempotent-replayed': 'true',
+    });
+    res.end(text);
+  }
+
+  return {
+    /** Answers the request; false when it does not ask for idempotency (the caller serves it as usual). */
+    serve(req: http.IncomingMessage, res: http.ServerResponse, serverContext: { requestId: string }): boolean {
+      const key = idempotencyKeyOf(req);
+      if (key === null) return false;
+      handle(req, res, serverContext, key).catch((error: unknown) => {
+        log.error({ err: error }, 'an idempotent request failed');
+        if (!res.headersSent) sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error.');
+        else res.destroy();
+      });
+      return true;
+    },
+
+    purgeExpired: () => store.purgeExpired(db),
+  };
+}
+
+/** Whether the body is one GraphQL request whose operation is a mutation (anything else is served as usual). */
+function isMutation(body: Buffer): boolean {
+  try {
+    const { query, operationName } = JSON.parse(body.toString('utf8')) as { query?: unknown; operationName?: unknown };
+    if (typeof query !== 'string') return false;
+    const name = typeof operationName === 'string' ? operationName : undefined;
+    return getOperationAST(parse(query), name)?.operation === 'mutation';
+  } catch {
+    return false;
+  }
+}
+
+function headersOf(req: http.IncomingMessage): Headers {
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  return headers;
+}
+
+function responseHeaders(response: Response): Record<string, string> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== 'content-length' && name !== 'transfer-encoding') headers[name] = value;
+  });
+  return headers;
+}
+
+async function send(res: http.ServerResponse, response: Response): Promise<void> {
+  const text = await response.text();
+  res.writeHead(response.status, responseHeaders(response));
+  res.end(text);
+}
+
+/** The whole body, or null when it is larger than `max` bytes. */
+async function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code, status } }] }));
+}

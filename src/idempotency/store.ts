@@ -1,0 +1,89 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/tables.ts';
+import type { IdempotentRequestRow } from './tables.ts';
+
+export interface Claim {
+  applicationId: string;
+  tenantId: string;
+  key: string;
+  requestHash: string;
+  /** How long the first request may run before a retry may take the key over (its process may have died). */
+  leaseMs: number;
+  /** How long the stored response answers retries. */
+  retentionMs: number;
+}
+
+/**
+ * Takes the key for a request about to run: a new key, or one whose stored response has expired, or one whose
+ * first request's lease has passed without a response (its gateway died). True when this request is to run; one
+ * statement, so two requests with one key never both run.
+ */
+export async function claim(db: Kysely<Database>, request: Claim): Promise<boolean> {
+  const lockedUntil = sql<Date>`now() + ${`${request.leaseMs} milliseconds`}::interval`;
+  const expiresAt = sql<Date>`now() + ${`${request.retentionMs} milliseconds`}::interval`;
+  const { rows } = await sql<{ taken: boolean }>`
+    insert into idempotent_requests
+      (application_id, idempotency_key, tenant_id, request_hash, status, locked_until, expires_at)
+    values (${request.applicationId}, ${request.key}, ${request.tenantId}, ${request.requestHash}, 'RUNNING',
+      ${lockedUntil}, ${expiresAt})
+    on conflict (application_id, idempotency_key) do update set
+      request_hash = excluded.request_hash, status = 'RUNNING', http_status = null, content_type = null,
+      response = null, locked_until = excluded.locked_until, expires_at = excluded.expires_at
+    where idempotent_requests.expires_at < now()
+      or (idempotent_requests.status = 'RUNNING' and idempotent_requests.locked_until < now())
+    returning true as taken`.execute(db);
+  return rows.length === 1;
+}
+
+export async function find(
+  db: Kysely<Database>,
+  applicationId: string,
+  key: string,
+): Promise<IdempotentRequestRow | undefined> {
+  return db
+    .selectFrom('idempotent_requests')
+    .selectAll()
+    .where('application_id', '=', applicationId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+}
+
+/** Stores the first request's response; later requests with the key get it. */
+export async function complete(
+  db: Kysely<Database>,
+  applicationId: string,
+  key: string,
+  response: { httpStatus: number; contentType: string | null; sealed: Uint8Array },
+): Promise<void> {
+  await db
+    .updateTable('idempotent_requests')
+    .set({
+      status: 'DONE',
+      http_status: response.httpStatus,
+      content_type: response.contentType,
+      response: response.sealed,
+    })
+    .where('application_id', '=', applicationId)
+    .where('idempotency_key', '=', key)
+    .where('status', '=', 'RUNNING')
+    .execute();
+}
+
+/** Gives the key back (the request failed on the server's side): a retry runs again. */
+export async function release(db: Kysely<Database>, applicationId: string, key: string): Promise<void> {
+  await db
+    .deleteFrom('idempotent_requests')
+    .where('application_id', '=', applicationId)
+    .where('idempotency_key', '=', key)
+    .where('status', '=', 'RUNNING')
+    .execute();
+}
+
+export async function purgeExpired(db: Kysely<Database>): Promise<number> {
+  const result = await db
+    .deleteFrom('idempotent_requests')
+    .where('expires_at', '<', sql<Date>`now()`)
+    .where((eb) => eb.or([eb('status', '=', 'DONE'), eb('locked_until', '<', sql<Date>`now()`)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

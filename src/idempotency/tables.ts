@@ -1,0 +1,25 @@
+import type { ColumnType, Selectable } from 'kysely';
+
+export interface IdempotentRequestsTable {
+  /** The application whose API key sent the request: keys are its own, another application's may repeat them. */
+  application_id: string;
+  idempotency_key: string;
+  tenant_id: string;
+  /** sha256 (hex) of the request body: a key sent again with another body is refused. */
+  request_hash: string;
+  /** RUNNING while the first request runs (until `locked_until`), DONE once its response is stored. */
+  status: 'RUNNING' | 'DONE';
+  http_status: number | null;
+  content_type: string | null;
+  /** The response body, sealed with the tenant's key (vault), bound to `idempotentResponseBoundId`. */
+  response: Uint8Array | null;
+  locked_until: Date;
+  expires_at: Date;
+  created_at: ColumnType<Date, never, never>;
+}
+
+export interface IdempotencyTables {
+  idempotent_requests: IdempotentRequestsTable;
+}
+
+export type IdempotentRequestRow = Selectable<IdempotentRequestsTable>;

@@ -1,0 +1,179 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../../src/server.ts';
+import { createReactorWithCode } from '../support/fixtures.ts';
+import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { CREATE_TOKEN, listAllTokens } from '../tokens/support.ts';
+
+// Mutations sent with an Idempotency-Key (src/idempotency/handler.ts): a retry gets the first response, not a second
+// run. Over a real port, as a client that lost a response would retry.
+let gateway: TestGateway;
+let server: RunningServer;
+let tenant: TestTenant;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+  server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+  tenant = await gateway.createTenant();
+});
+afterAll(async () => {
+  await server?.close();
+  await gateway?.close();
+});
+
+async function post(body: unknown, headers: Record<string, string>) {
+  const response = await fetch(server.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+}
+
+const createTokenRequest = (data: unknown) => ({
+  query: CREATE_TOKEN,
+  variables: { input: { type: 'TOKEN', data, metadata: { idempotency: 'test' } } },
+});
+
+async function tokensTagged(): Promise<number> {
+  return (await listAllTokens(gateway, tenant.privateKey, { metadata: { idempotency: 'test' } })).tokens.length;
+}
+
+describe('a mutation with an Idempotency-Key', () => {
+  it('runs once: a retry gets the first response again, marked as replayed', async () => {
+    const before = await tokensTagged();
+    const headers = { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'create-token-1' };
+    const first = await post(createTokenRequest('once'), headers);
+    expect(first.status).toBe(200);
+    expect(first.body.data.createToken.__typename).toBe('Token');
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+
+    const retry = await post(createTokenRequest('once'), headers);
+    expect(retry).toMatchObject({ status: 200, body: first.body });
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    // Basis Theory's header name works alike.
+    const again = await post(createTokenRequest('once'), {
+      'bt-api-key': tenant.privateKey,
+      'bt-idempotency-key': 'create-token-1',
+    });
+    expect(again.body).toEqual(first.body);
+    expect(await tokensTagged()).toBe(before + 1);
+    // The stored response is sealed, not readable in the database.
+    const { rows } = await sql<{ response: Uint8Array }>`select response from idempotent_requests
+      where idempotency_key = 'create-token-1'`.execute(gateway.app.database.db);
+    expect(Buffer.from(rows[0]!.response).toString('latin1')).not.toContain(first.body.data.createToken.id);
+  });
+
+  it('refuses the same key with another request (422), and runs a new key', async () => {
+    const headers = { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'create-token-2' };
+    const before = await tokensTagged();
+    expect((await post(createTokenRequest('first'), headers)).status).toBe(200);
+    const other = await post(createTokenRequest('second'), headers);
+    expect(other).toMatchObject({
+      status: 422,
+      body: { errors: [{ extensions: { code: 'IDEMPOTENCY_KEY_REUSED', status: 422 } }] },
+    });
+    expect((await post(createTokenRequest('second'), { ...headers, 'idempotency-key': 'create-token-3' })).status).toBe(
+      200,
+    );
+    expect(await tokensTagged()).toBe(before + 2);
+  });
+
+  it('answers 409 while the first request still runs, then the first response', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => { await new Promise((r) => setTimeout(r, 800)); return { raw: { at: Date.now() } }; };',
+    );
+    const request = {
+      query: 'mutation($id: UUID!) { react(id: $id) { __typename ... on ReactorResponse { raw } } }',
+      variables: { id: reactorId },
+    };
+    const headers = { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'slow-react' };
+    const first = post(request, headers);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const during = await post(request, headers);
+    expect(during).toMatchObject({
+      status: 409,
+      body: { errors: [{ extensions: { code: 'CONFLICT', status: 409 } }] },
+    });
+    expect(during.headers.get('retry-after')).toBe('1');
+    const done = await first;
+    expect(done.body.data.react.__typename).toBe('ReactorResponse');
+    // The formula ran once: the retry gets the same `at`.
+    expect((await post(request, headers)).body).toEqual(done.body);
+  });
+
+  it('keeps keys apart per application, and leaves queries, unknown keys and bad key values alone', async () => {
+    const headers = { 'idempotency-key': 'shared-key' };
+    const mine = await post(createTokenRequest('mine'), { ...headers, 'bt-api-key': tenant.privateKey });
+    const other = await gateway.createTenant();
+    const theirs = await post(createTokenRequest('theirs'), { ...headers, 'bt-api-key': other.privateKey });
+    expect(theirs.body.data.createToken.id).not.toBe(mine.body.data.createToken.id);
+
+    // A query is not remembered: each answer is its own (a token created in between shows).
+    const count = { query: '{ tokens { totalCount } }' };
+    const queryHeaders = { 'bt-api-key': other.privateKey, 'idempotency-key': 'a-query' };
+    const firstCount = (await post(count, queryHeaders)).body.data.tokens.totalCount;
+    await post(createTokenRequest('more'), { 'bt-api-key': other.privateKey });
+    expect((await post(count, queryHeaders)).body.data.tokens.totalCount).toBe(firstCount + 1);
+
+    // No valid API key: answered as without the header, and nothing stored under it.
+    const anonymous = await post(createTokenRequest('x'), {
+      'idempotency-key': 'anonymous',
+      'bt-api-key': 'key_unknown',
+    });
+    expect(anonymous.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotent_requests
+      where idempotency_key in ('anonymous', 'a-query')`.execute(gateway.app.database.db);
+    expect(rows[0]!.n).toBe(0);
+
+    const tooLong = await post(createTokenRequest('x'), {
+      'bt-api-key': tenant.privateKey,
+      'idempotency-key': 'k'.repeat(256),
+    });
+    expect(tooLong).toMatchObject({ status: 400, body: { errors: [{ extensions: { code: 'BAD_REQUEST' } }] } });
+  });
+
+  it('lets a retry run again once the stored response has expired, and the sweep purges it', async () => {
+    const headers = { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'expiring' };
+    const before = await tokensTagged();
+    const first = await post(createTokenRequest('expiring'), headers);
+    const db = gateway.app.database.db;
+    await sql`update idempotent_requests set expires_at = now() - interval '1 second'
+      where idempotency_key = 'expiring'`.execute(db);
+    const second = await post(createTokenRequest('expiring'), headers);
+    expect(second.body.data.createToken.id).not.toBe(first.body.data.createToken.id);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(await tokensTagged()).toBe(before + 2);
+
+    await sql`update idempotent_requests set expires_at = now() - interval '1 second'
+      where idempotency_key = 'expiring'`.execute(db);
+    expect(await gateway.app.idempotency.purgeExpired()).toBeGreaterThanOrEqual(1);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotent_requests
+      where idempotency_key = 'expiring'`.execute(db);
+    expect(rows[0]!.n).toBe(0);
+  });
+
+  it('counts replays against the rate limit, which the endpoint does not see', async () => {
+    const limited = await startTestGateway({ env: { RATE_LIMIT_PER_SECOND: '0.1', RATE_LIMIT_BURST: '2' } });
+    const limitedServer = await startServer(limited.app, { port: 0, host: '127.0.0.1' });
+    try {
+      const own = await limited.createTenant();
+      const send = () =>
+        fetch(limitedServer.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'bt-api-key': own.privateKey, 'idempotency-key': 'limited' },
+          body: JSON.stringify(createTokenRequest('limited')),
+        });
+      // The first run (counted by the endpoint) and one replay fill the burst of 2; the next replay waits.
+      expect((await send()).status).toBe(200);
+      expect((await send()).headers.get('idempotent-replayed')).toBe('true');
+      const refused = await send();
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    } finally {
+      await limitedServer.close();
+      await limited.close();
+    }
+  });
+});
