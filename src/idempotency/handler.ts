@@ -90,7 +90,7 @@ export function createIdempotency(options: IdempotencyOptions) {
       applicationId: principal.applicationId,
       tenantId: principal.tenantId,
       key,
-      requestHash: createHash('sha256').update(body).digest('hex'),
+      requestHash: requestHash(body, request.headers),
       leaseMs: LEASE_MS,
       retentionMs: options.retentionMs,
     };
@@ -178,6 +178,17 @@ export function createIdempotency(options: IdempotencyOptions) {
 
     purgeExpired: () => store.purgeExpired(db),
   };
+}
+
+/**
+ * What makes two requests the same: the body, and the one header that changes what a mutation does (the transaction
+ * its writes join), so a retry naming another transaction is refused rather than answered with the first's result.
+ */
+function requestHash(body: Buffer, headers: Headers): string {
+  return createHash('sha256')
+    .update(body)
+    .update(`\n${headers.get('bt-transaction-id') ?? ''}`)
+    .digest('hex');
 }
 
 /** Whether the body is one GraphQL request whose operation is a mutation (anything else is served as usual). */

@@ -72,6 +72,10 @@ describe('a mutation with an Idempotency-Key', () => {
       status: 422,
       body: { errors: [{ extensions: { code: 'IDEMPOTENCY_KEY_REUSED', status: 422 } }] },
     });
+    // The transaction header is part of the request: the same body in a transaction is another request.
+    const tx = (await post({ query: 'mutation { createTransaction { id } }' }, { 'bt-api-key': tenant.privateKey }))
+      .body.data.createTransaction.id;
+    expect((await post(createTokenRequest('first'), { ...headers, 'bt-transaction-id': tx })).status).toBe(422);
     expect((await post(createTokenRequest('second'), { ...headers, 'idempotency-key': 'create-token-3' })).status).toBe(
       200,
     );
