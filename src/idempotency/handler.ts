@@ -217,10 +217,22 @@ function responseHeaders(response: Response): Record<string, string> {
   return headers;
 }
 
+/** Streams the endpoint's response as it comes: a subscription over server-sent events never ends by itself. */
 async function send(res: http.ServerResponse, response: Response): Promise<void> {
-  const text = await response.text();
   res.writeHead(response.status, responseHeaders(response));
-  res.end(text);
+  if (!response.body) return void res.end();
+  // Yoga's body may be a ponyfill stream (not one `Readable.fromWeb` takes); both iterate. A client that goes away
+  // ends the iteration, and with it the subscription.
+  const chunks = (response.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const stop = () => void chunks.return?.();
+  res.once('close', stop);
+  try {
+    for (let next = await chunks.next(); !next.done && !res.destroyed; next = await chunks.next())
+      res.write(next.value);
+  } finally {
+    res.off('close', stop);
+    res.end();
+  }
 }
 
 /** The whole body, or null when it is larger than `max` bytes. */

@@ -180,4 +180,39 @@ describe('a mutation with an Idempotency-Key', () => {
       await limited.close();
     }
   });
+
+  it('streams what it does not remember: a subscription over server-sent events sent with the header', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
+    const abort = new AbortController();
+    const response = await fetch(server.url, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        'bt-api-key': tenant.privateKey,
+        'idempotency-key': 'a-subscription',
+      },
+      body: JSON.stringify({ query: 'subscription { reactorEvents { type reactor { id } } }' }),
+    });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    let received = '';
+    // The subscription is open (no event yet); a react then reaches the client while the stream goes on.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await gateway.gql('mutation($id: UUID!) { react(id: $id) { __typename } }', { id: reactorId }, tenant.privateKey);
+    const deadline = Date.now() + 5_000;
+    while (!received.includes('reactor.completed') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += Buffer.from(value).toString();
+    }
+    abort.abort();
+    expect(received).toContain(reactorId);
+    expect(received).toContain('reactor.completed');
+  });
 });
