@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { KyselyPlugin } from 'kysely';
 import { createAuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
@@ -56,7 +57,12 @@ export interface AppOptions {
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const target = options.database ?? config.database;
-  if (target.kind === 'pglite' && target.dataDir) mkdirSync(target.dataDir, { recursive: true });
+  if (target.kind === 'pglite' && target.dataDir) {
+    // The database files hold token metadata, masks and key hashes in the clear (token data is sealed): only this
+    // user may read them. An existing directory is left as it is, with a warning.
+    mkdirSync(target.dataDir, { recursive: true, mode: 0o700 });
+    warnIfShared(path.dirname(target.dataDir), log);
+  }
   const database = await openDatabase(target);
   if (options.queryPlugin) database.db = database.db.withPlugin(options.queryPlugin);
   const closers: (() => Promise<void>)[] = [() => database.close()];
@@ -219,6 +225,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   } catch (error) {
     for (const close of closers.reverse()) await close().catch(() => {});
     throw error;
+  }
+}
+
+function warnIfShared(dataDir: string, log: Logger): void {
+  const mode = statSync(dataDir).mode & 0o777;
+  if (mode & 0o077) {
+    log.warn(
+      { dataDir, mode: mode.toString(8) },
+      'DATA_DIR can be read by other users of this machine; its files hold token metadata, masks and key hashes: chmod 700 it',
+    );
   }
 }
 

@@ -1,12 +1,16 @@
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { lockDataDir } from '../../src/db/data-dir-lock.ts';
 import { openDatabase } from '../../src/db/database.ts';
+import { testEnvironment } from '../support/gateway.ts';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -96,6 +100,32 @@ describe('an embedded database directory', () => {
     expect((await readFile(`${dataDir}.lock`, 'utf8')).trim()).toBe(String(process.pid));
     await release();
   });
+});
+
+describe('a new embedded data directory', () => {
+  it('is readable by this user only; one readable by others is kept, with a warning', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'rg-mode-'));
+    try {
+      const lines: string[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+      for (const [dataDir, before] of [
+        [path.join(parent, 'new', 'data'), null],
+        [path.join(parent, 'shared'), 0o755],
+      ] as const) {
+        if (before !== null) await mkdir(dataDir, { mode: before }).then(() => chmod(dataDir, before));
+        const env = testEnvironment({ DATA_DIR: dataDir, ENCRYPTION_KEY: '' });
+        const config = loadConfig(env);
+        const app = await createApp(config, log, { database: config.database });
+        await app.close();
+        const modes = [dataDir, path.join(dataDir, 'pgdata')].map((dir) => (statSync(dir).mode & 0o777).toString(8));
+        expect(modes).toEqual(before === null ? ['700', '700'] : ['755', '700']);
+      }
+      expect(lines.join('')).toContain('DATA_DIR can be read by other users of this machine');
+      expect(lines).toHaveLength(1);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 /**
