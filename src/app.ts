@@ -200,6 +200,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       fetch: (request, serverContext) => yoga.fetch(request, serverContext),
       maxBodyBytes: maxRequestBodyBytes(config.limits.maxArgsBytes),
       retentionMs: config.idempotencyRetentionMs,
+      // The longest a mutation runs, a sync `react`, plus the rest of the request around it.
+      leaseMs: config.limits.reactTimeoutMs + 30_000,
     });
     const sweep = async () => ({
       ...(await services.transactions.sweepExpired()),

@@ -31,15 +31,15 @@ export interface IdempotencyOptions {
   fetch(request: Request, serverContext: { requestId: string }): Promise<Response> | Response;
   maxBodyBytes: number;
   retentionMs: number;
+  /**
+   * How long a first request may run before a retry may take its key over, had its gateway died meanwhile: beyond
+   * the longest a mutation runs (a sync `react`, REACT_TIMEOUT_MS), so a retry never runs beside a first request
+   * still going, yet a key is not blocked for long after a crash.
+   */
+  leaseMs: number;
 }
 
 export type Idempotency = ReturnType<typeof createIdempotency>;
-
-/**
- * How long a first request may run before a retry may take its key over, had its gateway died meanwhile: beyond the
- * longest a mutation runs (a sync `react`, 30 s by default), so a retry never runs beside a first request still going.
- */
-const LEASE_MS = 5 * 60_000;
 
 export const IDEMPOTENCY_HEADERS = ['idempotency-key', 'bt-idempotency-key'] as const;
 const MAX_KEY_LENGTH = 255;
@@ -91,7 +91,7 @@ export function createIdempotency(options: IdempotencyOptions) {
       tenantId: principal.tenantId,
       key,
       requestHash: requestHash(body, request.headers),
-      leaseMs: LEASE_MS,
+      leaseMs: options.leaseMs,
       retentionMs: options.retentionMs,
     };
     if (!(await store.claim(db, claim))) {

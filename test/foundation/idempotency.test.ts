@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
+import { usingPostgres } from '../support/database.ts';
 import { createReactorWithCode } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { CREATE_TOKEN, listAllTokens } from '../tokens/support.ts';
@@ -138,6 +139,22 @@ describe('a mutation with an Idempotency-Key', () => {
     expect(tooLong).toMatchObject({ status: 400, body: { errors: [{ extensions: { code: 'BAD_REQUEST' } }] } });
   });
 
+  it('lets a retry take over a key whose first request never answered (its gateway died) once its lease passed', async () => {
+    const headers = { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'orphaned' };
+    const db = gateway.app.database.db;
+    // As a gateway that died mid-request leaves it: claimed, no response.
+    await post(createTokenRequest('orphaned'), headers);
+    await sql`update idempotent_requests set status = 'RUNNING', response = null
+      where idempotency_key = 'orphaned'`.execute(db);
+    expect((await post(createTokenRequest('orphaned'), headers)).status).toBe(409);
+    await sql`update idempotent_requests set locked_until = now() - interval '1 second'
+      where idempotency_key = 'orphaned'`.execute(db);
+    const retry = await post(createTokenRequest('orphaned'), headers);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect((await post(createTokenRequest('orphaned'), headers)).headers.get('idempotent-replayed')).toBe('true');
+  });
+
   it('lets a retry run again once the stored response has expired, and the sweep purges it', async () => {
     const headers = { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'expiring' };
     const before = await tokensTagged();
@@ -214,5 +231,32 @@ describe('a mutation with an Idempotency-Key', () => {
     abort.abort();
     expect(received).toContain(reactorId);
     expect(received).toContain('reactor.completed');
+  });
+
+  it.runIf(usingPostgres)('runs once across instances: the same key sent to two at once runs on one', async () => {
+    const second = await startTestGateway({ database: gateway.database });
+    const secondServer = await startServer(second.app, { port: 0, host: '127.0.0.1' });
+    try {
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        'module.exports = async () => { await new Promise((r) => setTimeout(r, 500)); return { raw: { at: Date.now() } }; };',
+      );
+      const send = (url: string) =>
+        fetch(url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'bt-api-key': tenant.privateKey,
+            'idempotency-key': 'two-instances',
+          },
+          body: JSON.stringify({ query: `mutation { react(id: "${reactorId}") { __typename } }` }),
+        });
+      const answers = await Promise.all([send(server.url), send(secondServer.url)]);
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 409]);
+    } finally {
+      await secondServer.close();
+      await second.close();
+    }
   });
 });
