@@ -1,3 +1,4 @@
+import { pageRequest } from '../db/pagination.ts';
 import type { ErrorShape } from '../errors.ts';
 import {
   BadRequestError,
@@ -14,6 +15,7 @@ import {
   UnauthenticatedError,
 } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
+import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { principalOf } from '../graphql/context.ts';
 import { ErrorCodeEnum, FormulaLogLineRef } from '../graphql/error-types.ts';
 import type { ReactorEvent } from './events.ts';
@@ -213,6 +215,37 @@ builder.queryField('reactorResult', (t) =>
     resolve: (_root, args, context) =>
       context.services.invocations.result(principalOf(context), args.reactorId, args.requestId),
   }),
+);
+
+builder.queryField('reactorResults', (t) =>
+  t.connection(
+    {
+      type: AsyncReactorResultRef,
+      description:
+        "The tenant's async invocations still kept (for RESULT_RETENTION_MS after they finish, 24 h by default), " +
+        'oldest first, optionally of one reactor or in one status: what is still queued, what failed.',
+      authScopes: { anyPermission: ['reactor:invoke', 'token:use'] },
+      args: {
+        reactorId: t.arg({ type: 'UUID', description: 'Only the invocations of this reactor.' }),
+        status: t.arg({ type: RequestStatusEnum, description: 'Only the invocations in this status.' }),
+      },
+      resolve: async (_root, args, context) => {
+        const principal = principalOf(context);
+        const page = pageRequest(args, context.services.config.limits.pageSize);
+        const filter = { reactorId: args.reactorId, status: args.status };
+        const result = await context.services.invocations.listResults(principal, filter, page);
+        return toConnection(result, page.afterId !== null, () =>
+          context.services.invocations.countResults(principal, filter),
+        );
+      },
+    },
+    {
+      name: 'AsyncReactorResultConnection',
+      description: 'A page of async invocations.',
+      fields: totalCountFields('Number of kept async invocations matching the filter (computed only when selected).'),
+    },
+    { name: 'AsyncReactorResultEdge', description: 'An async invocation in a page of them.' },
+  ),
 );
 
 const InvocationTypeEnum = builder.enumType('InvocationType', {

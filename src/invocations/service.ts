@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import type { Config } from '../config.ts';
 import { newId } from '../db/ids.ts';
+import { type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { BadRequestError, DomainError, NotFoundError } from '../errors.ts';
 import type { InvocationMetrics } from '../metrics.ts';
@@ -173,6 +174,15 @@ export function createInvocationService(deps: {
       const row = await store.findRequest(db, principal.tenantId, requestId);
       if (!row || (reactorId !== null && row.reactor_id !== reactorId)) return null;
       return row;
+    },
+
+    /** The tenant's kept async requests (RESULT_RETENTION_MS), oldest first, optionally of one reactor or status. */
+    async listResults(principal: Principal, filter: store.RequestFilter, page: PageRequest) {
+      return toPage(await store.listRequests(db, principal.tenantId, filter, page), page);
+    },
+
+    countResults(principal: Principal, filter: store.RequestFilter): Promise<number> {
+      return store.countRequests(db, principal.tenantId, filter);
     },
 
     /**

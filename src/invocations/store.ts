@@ -1,7 +1,8 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import type { PageRequest } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import type { ErrorShape } from '../errors.ts';
-import type { ReactorRequestRow } from './tables.ts';
+import type { ReactorRequestRow, RequestStatus } from './tables.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -57,6 +58,40 @@ export async function findRequest(
     .where('tenant_id', '=', tenantId)
     .where('id', '=', requestId)
     .executeTakeFirst();
+}
+
+export interface RequestFilter {
+  reactorId?: string | null;
+  status?: RequestStatus | null;
+}
+
+function filteredRequests(db: Executor, tenantId: string, filter: RequestFilter) {
+  let query = db.selectFrom('reactor_requests').where('tenant_id', '=', tenantId);
+  if (filter.reactorId) query = query.where('reactor_id', '=', filter.reactorId);
+  if (filter.status) query = query.where('status', '=', filter.status);
+  return query;
+}
+
+/** A page of the tenant's kept async requests, oldest first (keyset on the (tenant_id, id) index). */
+export async function listRequests(
+  db: Executor,
+  tenantId: string,
+  filter: RequestFilter,
+  page: PageRequest,
+): Promise<ReactorRequestRow[]> {
+  let query = filteredRequests(db, tenantId, filter).selectAll();
+  if (page.afterId) query = query.where('id', '>', page.afterId);
+  return query
+    .orderBy('id')
+    .limit(page.size + 1)
+    .execute();
+}
+
+export async function countRequests(db: Executor, tenantId: string, filter: RequestFilter): Promise<number> {
+  const row = await filteredRequests(db, tenantId, filter)
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
 }
 
 /**

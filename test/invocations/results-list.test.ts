@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
+import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
+
+// `reactorResults`: the tenant's kept async invocations, to find what is still queued or what failed without
+// having kept every request id.
+let gateway: TestGateway;
+let tenant: TestTenant;
+beforeAll(async () => {
+  gateway = await startTestGateway();
+  tenant = await gateway.createTenant();
+});
+afterAll(async () => {
+  await gateway?.close();
+});
+
+const RESULTS = `query($reactorId: UUID, $status: AsyncReactorRequestStatus, $first: Int, $after: String) {
+  reactorResults(reactorId: $reactorId, status: $status, first: $first, after: $after) {
+    totalCount edges { node { id reactorId status error { code } } } pageInfo { hasNextPage endCursor } } }`;
+
+async function queue(reactorId: string, key = tenant.privateKey): Promise<string> {
+  const queued = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, key);
+  const requestId = queued.data?.reactAsync.asyncReactorRequestId;
+  await until('the async run done', async () => {
+    const row = (await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key)).data?.reactorResult;
+    return row?.status === 'COMPLETED' || row?.status === 'FAILED' ? true : undefined;
+  });
+  return requestId;
+}
+
+async function listAll(variables: Record<string, unknown>, key = tenant.privateKey) {
+  const nodes: any[] = [];
+  let after: string | null = null;
+  let totalCount = -1;
+  for (;;) {
+    const page: any = (await gateway.gql<any>(RESULTS, { ...variables, first: 2, after }, key)).data?.reactorResults;
+    nodes.push(...page.edges.map((edge: any) => edge.node));
+    totalCount = page.totalCount;
+    if (!page.pageInfo.hasNextPage) return { nodes, totalCount };
+    after = page.pageInfo.endCursor;
+  }
+}
+
+describe('reactorResults', () => {
+  it('lists the kept async invocations oldest first, by reactor and by status, a page at a time', async () => {
+    const works = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => ({ raw: 1 });',
+    );
+    const fails = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      "module.exports = async () => { throw new Error('no'); };",
+    );
+    const done = [await queue(works), await queue(fails), await queue(works)];
+
+    const all = await listAll({});
+    expect(all.nodes.map((node) => node.id)).toEqual(done);
+    expect(all.totalCount).toBe(3);
+    expect((await listAll({ reactorId: works })).nodes.map((node) => node.id)).toEqual([done[0], done[2]]);
+    const failed = await listAll({ status: 'FAILED' });
+    expect(failed).toEqual({
+      nodes: [{ id: done[1], reactorId: fails, status: 'FAILED', error: { code: 'REACTOR_RUNTIME_ERROR' } }],
+      totalCount: 1,
+    });
+    expect(await listAll({ reactorId: works, status: 'FAILED' })).toEqual({ nodes: [], totalCount: 0 });
+
+    // Another tenant sees none of them; a key with neither reactor:invoke nor token:use is refused.
+    const other = await gateway.createTenant();
+    expect(await listAll({}, other.privateKey)).toEqual({ nodes: [], totalCount: 0 });
+    const publicKey = await gateway.gql<any>(
+      'mutation { createApplication(input: { name: "Browser", type: PUBLIC }) { ... on CreateApplicationPayload { key } } }',
+      {},
+      tenant.managementKey,
+    );
+    expect(errorCode(await gateway.gql(RESULTS, {}, publicKey.data.createApplication.key))).toBe('FORBIDDEN');
+  });
+});
