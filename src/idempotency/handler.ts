@@ -44,10 +44,6 @@ export type Idempotency = ReturnType<typeof createIdempotency>;
 export const IDEMPOTENCY_HEADERS = ['idempotency-key', 'bt-idempotency-key'] as const;
 const MAX_KEY_LENGTH = 255;
 
-/** The bound id a stored response is sealed under (the vault's AEAD binds it to its key and application). */
-export const idempotentResponseBoundId = (applicationId: string, key: string) =>
-  `idempotent-response/${applicationId}/${key}`;
-
 /** The header's value when the request asks for idempotency (a POST with the header), else null. */
 export function idempotencyKeyOf(req: http.IncomingMessage): string | null {
   if (req.method !== 'POST') return null;
@@ -120,7 +116,7 @@ export function createIdempotency(options: IdempotencyOptions) {
     if (response.status >= 500) {
       await store.release(db, claim.applicationId, key);
     } else {
-      const sealed = vault.encrypt(claim.tenantId, idempotentResponseBoundId(claim.applicationId, key), text);
+      const sealed = vault.encrypt(claim.tenantId, store.idempotentResponseBoundId(claim.applicationId, key), text);
       const contentType = response.headers.get('content-type');
       await store.complete(db, claim.applicationId, key, { httpStatus: response.status, contentType, sealed });
     }
@@ -153,7 +149,7 @@ export function createIdempotency(options: IdempotencyOptions) {
     }
     const text = vault.decrypt(
       row.tenant_id,
-      idempotentResponseBoundId(row.application_id, row.idempotency_key),
+      store.idempotentResponseBoundId(row.application_id, row.idempotency_key),
       row.response,
     );
     res.writeHead(row.http_status ?? 200, {

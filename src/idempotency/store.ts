@@ -2,6 +2,13 @@ import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/tables.ts';
 import type { IdempotentRequestRow } from './tables.ts';
 
+/**
+ * The bound id a stored response is sealed under (the vault's AEAD binds it to its key and application). Here, not in
+ * the handler, so that the key rotation can reseal responses without loading the HTTP and GraphQL layers.
+ */
+export const idempotentResponseBoundId = (applicationId: string, key: string) =>
+  `idempotent-response/${applicationId}/${key}`;
+
 export interface Claim {
   applicationId: string;
   tenantId: string;

@@ -11,7 +11,7 @@ export interface IdempotentRequestsTable {
   status: 'RUNNING' | 'DONE';
   http_status: number | null;
   content_type: string | null;
-  /** The response body, sealed with the tenant's key (vault), bound to `idempotentResponseBoundId`. */
+  /** The response body, sealed with the tenant's key (vault), bound to `idempotentResponseBoundId` (./store.ts). */
   response: Uint8Array | null;
   locked_until: Date;
   expires_at: Date;

@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK, openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrator.ts';
 import type { Database } from '../db/tables.ts';
-import { idempotentResponseBoundId } from '../idempotency/handler.ts';
+import { idempotentResponseBoundId } from '../idempotency/store.ts';
 import { logsBoundId } from '../invocations/result-logs.ts';
 import { keyCheckValue, verifyMasterKey } from './key-check.ts';
 import { createVault, keyFilePath, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
