@@ -26,6 +26,8 @@ const environmentSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   // Unset or empty: no metrics endpoint. Its own port, so the public listener never serves it.
   METRICS_PORT: optionalString.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
+  // Set: GET /metrics asks for `Authorization: Bearer <it>` (for a metrics port others on the network can reach).
+  METRICS_TOKEN: optionalString,
   DATABASE_URL: optionalString,
   DATA_DIR: z.string().default('./.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -102,6 +104,7 @@ export function loadConfig(env: Environment = process.env) {
     host: e.HOST,
     /** Where GET /metrics (Prometheus) listens, on HOST; undefined: nowhere (src/metrics.ts). */
     metricsPort: e.METRICS_PORT,
+    metricsToken: e.METRICS_TOKEN,
     /** Where `req.bt` and other self-calls reach this gateway's own GraphQL endpoint. */
     publicUrl: e.PUBLIC_URL,
     database: embedded

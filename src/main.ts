@@ -108,6 +108,7 @@ async function listen(app: App, config: Config): Promise<RunningServer> {
     port: config.metricsPort,
     host: config.host,
     log: app.log,
+    token: config.metricsToken,
   }).catch(async (error: unknown) => {
     await server.close();
     throw error;

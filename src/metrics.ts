@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
@@ -93,12 +94,22 @@ export function createMetrics(deps: {
 /** GET /metrics on its own port, in Prometheus' text format; anything else is 404. */
 export async function startMetricsServer(
   metrics: Metrics,
-  options: { port: number; host: string; log: Logger },
+  options: { port: number; host: string; log: Logger; token?: string },
 ): Promise<{ url: string; close(): Promise<void> }> {
+  const expected = options.token ? createHash('sha256').update(`Bearer ${options.token}`).digest() : null;
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('Not found: metrics are at GET /metrics.\n');
+      return;
+    }
+    // Compared as hashes, in constant time: equal lengths whatever was sent.
+    const given = createHash('sha256')
+      .update(req.headers.authorization ?? '')
+      .digest();
+    if (expected && !timingSafeEqual(given, expected)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
+      res.end('Send METRICS_TOKEN as `Authorization: Bearer <token>`.\n');
       return;
     }
     metrics.registry.metrics().then(

@@ -105,6 +105,27 @@ describe('the metrics endpoint', () => {
     expect((await fetch(metrics.url, { method: 'POST' })).status).toBe(404);
   });
 
+  it('asks for METRICS_TOKEN as a bearer token when it is set', async () => {
+    const guarded = await startMetricsServer(gateway.app.metrics!, {
+      port: 0,
+      host: '127.0.0.1',
+      log: gateway.app.log,
+      token: 'scrape-secret',
+    });
+    try {
+      for (const authorization of [undefined, 'Bearer wrong', 'scrape-secret', 'Bearer scrape-secret-and-more']) {
+        const response = await fetch(guarded.url, { headers: authorization ? { authorization } : {} });
+        expect(response.status, authorization).toBe(401);
+        expect(response.headers.get('www-authenticate')).toBe('Bearer');
+      }
+      const ok = await fetch(guarded.url, { headers: { authorization: 'Bearer scrape-secret' } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('reactor_gateway_invocations_total');
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('is off unless METRICS_PORT is set', async () => {
     const plain = await startTestGateway();
     try {
