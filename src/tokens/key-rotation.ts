@@ -67,6 +67,22 @@ function opened(decrypt: () => string, what: string): string {
   }
 }
 
+/** What `old` sealed (bound to `boundId`), sealed by `next` instead; `what` names it if it does not open. */
+function resealed(
+  old: Vault,
+  next: Vault,
+  tenantId: string,
+  boundId: string,
+  sealed: Uint8Array | null,
+  what: string,
+): Buffer {
+  return next.encrypt(
+    tenantId,
+    boundId,
+    opened(() => old.decrypt(tenantId, boundId, sealed as Uint8Array), what),
+  );
+}
+
 async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<void> {
   const { rows: locked } = await sql<{
     free: boolean;
@@ -150,16 +166,8 @@ async function resealResultLogs(trx: Transaction<Database>, old: Vault, next: Va
     .where('logs', 'is not', null)
     .execute();
   for (const row of rows) {
-    const boundId = logsBoundId(row.id);
-    const plaintext = opened(
-      () => old.decrypt(row.tenant_id, boundId, row.logs as Uint8Array),
-      `the logs of request ${row.id}`,
-    );
-    await trx
-      .updateTable('reactor_requests')
-      .set({ logs: next.encrypt(row.tenant_id, boundId, plaintext) })
-      .where('id', '=', row.id)
-      .execute();
+    const logs = resealed(old, next, row.tenant_id, logsBoundId(row.id), row.logs, `the logs of request ${row.id}`);
+    await trx.updateTable('reactor_requests').set({ logs }).where('id', '=', row.id).execute();
   }
   return rows.length;
 }
@@ -172,14 +180,17 @@ async function resealIdempotentResponses(trx: Transaction<Database>, old: Vault,
     .where('response', 'is not', null)
     .execute();
   for (const row of rows) {
-    const boundId = idempotentResponseBoundId(row.application_id, row.idempotency_key);
-    const plaintext = opened(
-      () => old.decrypt(row.tenant_id, boundId, row.response as Uint8Array),
+    const response = resealed(
+      old,
+      next,
+      row.tenant_id,
+      idempotentResponseBoundId(row.application_id, row.idempotency_key),
+      row.response,
       `the stored response of idempotency key ${JSON.stringify(row.idempotency_key)}`,
     );
     await trx
       .updateTable('idempotent_requests')
-      .set({ response: next.encrypt(row.tenant_id, boundId, plaintext) })
+      .set({ response })
       .where('application_id', '=', row.application_id)
       .where('idempotency_key', '=', row.idempotency_key)
       .execute();
