@@ -22,6 +22,7 @@ import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics, NO_METRICS } from './metrics.ts';
 import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
+import { createProcessRuntime } from './runtime/process-runtime.ts';
 import type { Services } from './services.ts';
 import { verifyMasterKey } from './tokens/key-check.ts';
 import { createTokenService } from './tokens/service.ts';
@@ -78,12 +79,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     // refuses the old key (src/tokens/key-rotation.ts).
     await database.holdGatewayPresence();
     await verifyMasterKey(database.db, masterKey, vault);
-    const runtime = createFormulaRuntime({
+    const runtimeOptions = {
       threads: config.runtime.threads,
       memoryLimitMb: config.runtime.memoryLimitMb,
       spinMicros: config.runtime.spinMicros,
       egressAllow: config.runtime.egressAllow,
-    });
+    };
+    const runtime =
+      config.runtime.isolation === 'process'
+        ? createProcessRuntime(runtimeOptions, log)
+        : createFormulaRuntime(runtimeOptions);
     closers.push(() => runtime.close());
     // Bound once the reactor cache exists (it needs the reactor service, which reports changes to it).
     let onReactorChange: (change: { reactor?: string; formula?: string }) => void = () => {};

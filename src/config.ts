@@ -41,6 +41,8 @@ const environmentSchema = z.object({
   RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
   RUNTIME_MEMORY_LIMIT_MB: z.coerce.number().int().min(8).default(128),
   RUNTIME_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(200),
+  // process: the sandbox's threads in a process of their own, without secrets (src/runtime/process-runtime.ts).
+  RUNTIME_ISOLATION: z.enum(['thread', 'process']).default('thread'),
   REACT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   MAX_ARGS_BYTES: z.coerce
     .number()
@@ -122,6 +124,7 @@ export function loadConfig(env: Environment = process.env) {
       memoryLimitMb: e.RUNTIME_MEMORY_LIMIT_MB,
       spinMicros: e.RUNTIME_SPIN_US,
       egressAllow: e.EGRESS_ALLOW,
+      isolation: e.RUNTIME_ISOLATION,
     },
     limits: {
       maxNameLength: 200,

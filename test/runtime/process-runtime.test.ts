@@ -1,0 +1,138 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createProcessRuntime, type ProcessRuntime } from '../../src/runtime/process-runtime.ts';
+import { createFormula, createReactor, createToken, REACT } from '../support/fixtures.ts';
+import { startTestGateway } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
+import { errorOf, invoke, rawOf } from './helpers.ts';
+
+// RUNTIME_ISOLATION=process: the same pool, in a process of its own (src/runtime/process-runtime.ts). What its
+// permission model denies is checked on the compiled service, where it is on (test/foundation/build.test.ts).
+
+const logged: unknown[] = [];
+const log = { warn: (...line: unknown[]) => logged.push(line), error: (...line: unknown[]) => logged.push(line) };
+const runtimes: ProcessRuntime[] = [];
+
+function startProcessRuntime(): ProcessRuntime {
+  const runtime = createProcessRuntime({ threads: 2, memoryLimitMb: 64 }, log as never);
+  runtimes.push(runtime);
+  return runtime;
+}
+
+afterAll(async () => {
+  await Promise.all(runtimes.map((runtime) => runtime.close()));
+});
+
+const ECHO = 'module.exports = async (req) => ({ raw: { n: req.args.n, doubled: req.args.n * 2 } });';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the formula runtime in a process of its own', () => {
+  it('runs formulas, one at a time and many in one turn, and checks code', async () => {
+    const runtime = startProcessRuntime();
+    expect(rawOf(await invoke(runtime, ECHO, { args: { n: 1 } }))).toEqual({ n: 1, doubled: 2 });
+    // Calls made in one turn of the event loop cross in one message; each still gets its own answer.
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => invoke(runtime, ECHO, { args: { n }, tenantId: 'tenant-a' })),
+    );
+    expect(outcomes.map((outcome) => (rawOf(outcome) as { doubled: number }).doubled)).toEqual(
+      Array.from({ length: 50 }, (_, n) => n * 2),
+    );
+    const thrown = await invoke(runtime, 'module.exports = async () => { throw new Error("no funds"); };');
+    expect(errorOf(thrown)).toMatchObject({ code: 'REACTOR_RUNTIME_ERROR', message: 'no funds' });
+    expect(await runtime.checkCode('module.exports = 1;')).toMatchObject({ ok: false, reason: 'invalid' });
+    expect(await runtime.checkCode(ECHO)).toEqual({ ok: true });
+    // The pool's figures come back with the answers, for the metrics endpoint.
+    expect(runtime.stats()).toMatchObject({ threads: 2, queued: 0, stuckThreads: 0 });
+  });
+
+  it("starts the process with none of the gateway's environment", async () => {
+    const runtime = startProcessRuntime();
+    await invoke(runtime, ECHO, { args: { n: 1 } });
+    const environ = (await readFile(`/proc/${runtime.pid}/environ`, 'utf8')).split('\0').filter(Boolean);
+    // Only what Node itself sets up for the IPC channel.
+    expect(environ.map((entry) => entry.split('=')[0]).sort()).toEqual([
+      'NODE_CHANNEL_FD',
+      'NODE_CHANNEL_SERIALIZATION_MODE',
+    ]);
+    // This test process has them (vitest's, the suite's), so the check above could fail.
+    expect(Object.keys(process.env).length).toBeGreaterThan(5);
+  });
+
+  it('answers SERVICE_UNAVAILABLE for the runs of a process that died, and starts another', async () => {
+    const runtime = startProcessRuntime();
+    await invoke(runtime, ECHO, { args: { n: 1 } });
+    const first = runtime.pid!;
+    const looping = invoke(runtime, 'module.exports = async () => { while (true) {} };', { timeoutMs: 20_000 });
+    const waiting = invoke(runtime, ECHO, { args: { n: 2 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(first, 'SIGKILL');
+    expect(errorOf(await looping)).toMatchObject({ code: 'SERVICE_UNAVAILABLE', status: 503 });
+    // The other run was answered before the kill or failed with it; either way it did not hang.
+    const other = await waiting;
+    if (!other.ok) expect(other.error.code).toBe('SERVICE_UNAVAILABLE');
+    await until('another runtime process', () => (runtime.pid !== undefined && runtime.pid !== first) || undefined);
+    expect(rawOf(await invoke(runtime, ECHO, { args: { n: 3 } }))).toEqual({ n: 3, doubled: 6 });
+    expect(JSON.stringify(logged)).toContain('formula runtime process ended');
+  });
+
+  it('ends its process on close, and answers later calls SERVICE_UNAVAILABLE', async () => {
+    const runtime = startProcessRuntime();
+    await invoke(runtime, ECHO, { args: { n: 1 } });
+    const pid = runtime.pid!;
+    expect(isAlive(pid)).toBe(true);
+    await runtime.close();
+    expect(isAlive(pid)).toBe(false);
+    expect(errorOf(await invoke(runtime, ECHO, { args: { n: 1 } }))).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect(await runtime.checkCode(ECHO)).toMatchObject({ ok: false, reason: 'unavailable' });
+  });
+});
+
+describe('a gateway with RUNTIME_ISOLATION=process', () => {
+  it('detokenizes, runs the formula there, and tokenizes its output', async () => {
+    const gateway = await startTestGateway({ env: { RUNTIME_ISOLATION: 'process' } });
+    try {
+      const tenant = await gateway.createTenant();
+      const formulaId = await createFormula(gateway, tenant.managementKey, {
+        code: `module.exports = async (req) => ({
+          raw: { last4: req.args.card.number.slice(-4), key: req.configuration.KEY },
+          tokenize: { copy: req.args.card.number },
+        });`,
+        configuration: [{ name: 'KEY', type: 'STRING' }],
+      });
+      const reactorId = await createReactor(gateway, tenant.managementKey, {
+        formulaId,
+        configuration: { KEY: 'psp-key' },
+      });
+      const card = { number: '4242424242424242', expiration_month: 12, expiration_year: 2030 };
+      const tokenId = await createToken(gateway, tenant.privateKey, { type: 'CARD', data: card });
+      const result = await gateway.gql<any>(
+        REACT,
+        { id: reactorId, args: { card: `{{ ${tokenId} }}` } },
+        tenant.privateKey,
+      );
+      expect(result.data?.react).toMatchObject({ raw: { last4: '4242', key: 'psp-key' } });
+      // It ran in the runtime process, not in threads of the gateway's own.
+      const pid = (gateway.app.services.runtime as ProcessRuntime).pid;
+      expect(pid).toBeGreaterThan(0);
+      expect(pid).not.toBe(process.pid);
+      const copyId = result.data.react.tokens.copy;
+      expect(typeof copyId === 'string' ? copyId : copyId?.id).toMatch(/^[0-9a-f-]{36}$/);
+      const copy = await gateway.gql<any>(
+        'query($id: UUID!) { token(id: $id) { data } }',
+        { id: typeof copyId === 'string' ? copyId : copyId.id },
+        tenant.privateKey,
+      );
+      expect(copy.data?.token.data).toBe(card.number);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
