@@ -1,11 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FormulaRuntime } from '../../src/runtime/types.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { ADMIN_KEY, TEST_ENCRYPTION_KEY } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
@@ -129,6 +131,86 @@ describe('the compiled service (npm start)', () => {
         raw: { doubled: 42, id: 36 },
         logs: [{ level: 'log', message: 'from dist' }],
       });
+    });
+  });
+
+  describe('the runtime process, compiled (RUNTIME_ISOLATION=process)', () => {
+    type Launch = { entry: string; execArgv: string[]; cwd: string };
+    let compiled: {
+      runtimeProcessLaunch(): Launch;
+      createProcessRuntime(options: object, log: object): FormulaRuntime & { pid: number | undefined };
+    };
+    beforeAll(async () => {
+      compiled = await import(path.join(out, 'src/runtime/process-runtime.js'));
+    });
+
+    it('runs under the permission model, and a formula still runs there', async () => {
+      // fetch too: the permission model leaves the network alone, and the formula's egress policy still applies.
+      const server = http.createServer((_, response) => response.end('{"answer":42}'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const serverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const runtime = compiled.createProcessRuntime(
+        { threads: 1, memoryLimitMb: 64, egressAllow: ['127.0.0.1/32'] },
+        { warn() {}, error() {} },
+      );
+      try {
+        const code = `module.exports = async (req) => {
+          const fetched = await (await fetch(${JSON.stringify(serverUrl)})).json();
+          return { raw: { doubled: req.args.n * 2, id: crypto.randomUUID().length, fetched } };
+        };`;
+        const outcome = await runtime.run({
+          tenantId: 't',
+          formulaId: 'f',
+          code,
+          codeHash: 'h',
+          args: { n: 21 },
+          configuration: {},
+          bt: null,
+          timeoutMs: 10_000,
+        });
+        expect(outcome).toMatchObject({ ok: true, raw: { doubled: 42, id: 36, fetched: { answer: 42 } } });
+        const commandLine = (await readFile(`/proc/${runtime.pid}/cmdline`, 'utf8')).split('\0');
+        expect(commandLine).toContain('--experimental-permission');
+        expect(commandLine).toContain(path.join(out, 'src/runtime/runtime-process.js'));
+      } finally {
+        await runtime.close();
+        server.close();
+      }
+    });
+
+    it('denies what code out of an isolate would want: files, the environment, processes', async () => {
+      const launch = compiled.runtimeProcessLaunch();
+      const secrets = await mkdtemp(path.join(tmpdir(), 'rg-secrets-'));
+      const keyFile = path.join(secrets, 'encryption.key');
+      await writeFile(keyFile, TEST_ENCRYPTION_KEY);
+      // Node's flags for the runtime process, with a probe in place of its entry file.
+      const probe = `
+        const fs = require('node:fs');
+        const attempt = (what) => { try { what(); return 'allowed'; } catch (error) { return error.code ?? String(error); } };
+        console.log(JSON.stringify({
+          keyFile: attempt(() => fs.readFileSync(${JSON.stringify(keyFile)})),
+          environ: attempt(() => fs.readFileSync('/proc/self/environ')),
+          passwd: attempt(() => fs.readFileSync('/etc/passwd')),
+          write: attempt(() => fs.writeFileSync(${JSON.stringify(path.join(secrets, 'written'))}, 'x')),
+          spawn: attempt(() => require('node:child_process').execFileSync('/bin/true')),
+          ownCode: attempt(() => fs.readFileSync(${JSON.stringify(launch.entry)})),
+          isolatedVm: attempt(() => require('isolated-vm')),
+        }));`;
+      try {
+        const { stdout } = await run(process.execPath, [...launch.execArgv, '-e', probe], { cwd: launch.cwd, env: {} });
+        expect(JSON.parse(stdout)).toEqual({
+          keyFile: 'ERR_ACCESS_DENIED',
+          environ: 'ERR_ACCESS_DENIED',
+          passwd: 'ERR_ACCESS_DENIED',
+          write: 'ERR_ACCESS_DENIED',
+          spawn: 'ERR_ACCESS_DENIED',
+          ownCode: 'allowed',
+          isolatedVm: 'allowed',
+        });
+        expect(existsSync(path.join(secrets, 'written'))).toBe(false);
+      } finally {
+        await rm(secrets, { recursive: true, force: true });
+      }
     });
   });
 
