@@ -70,6 +70,9 @@ function shutdown(): Promise<void> {
 
 // The gateway is gone (it died, or closed the channel): nobody is left to answer.
 process.on('disconnect', () => void shutdown());
+// A Ctrl-C in a terminal reaches the whole process group: the gateway ends this process when it is done with it
+// (its close, or the channel closing when it exits), not in the middle of its own graceful shutdown.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 
 // The metrics endpoint reads the pool's figures at each scrape; between answers they come this often.
 setInterval(() => send({ t: 'stats', stats: runtime.stats() }), STATS_INTERVAL_MS).unref();

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createProcessRuntime, type ProcessRuntime } from '../../src/runtime/process-runtime.ts';
@@ -81,6 +82,37 @@ describe('the formula runtime in a process of its own', () => {
     await until('another runtime process', () => (runtime.pid !== undefined && runtime.pid !== first) || undefined);
     expect(rawOf(await invoke(runtime, ECHO, { args: { n: 3 } }))).toEqual({ n: 3, doubled: 6 });
     expect(JSON.stringify(logged)).toContain('formula runtime process ended');
+  });
+
+  it("outlives a Ctrl-C to the process group, and a killed gateway's runtime process ends with it", async () => {
+    const runtime = startProcessRuntime();
+    await invoke(runtime, ECHO, { args: { n: 1 } });
+    const pid = runtime.pid!;
+    // The gateway's graceful shutdown (SIGINT, SIGTERM) still needs it; it ends on close (below).
+    process.kill(pid, 'SIGINT');
+    process.kill(pid, 'SIGTERM');
+    expect(rawOf(await invoke(runtime, ECHO, { args: { n: 2 } }))).toEqual({ n: 2, doubled: 4 });
+    expect(runtime.pid).toBe(pid);
+    // A gateway that dies without closing it (SIGKILL) leaves an IPC channel with nobody on the other end.
+    const script = `
+      import { createProcessRuntime } from './src/runtime/process-runtime.ts';
+      const runtime = createProcessRuntime({ threads: 1, memoryLimitMb: 64 }, console);
+      await runtime.checkCode('module.exports = async () => ({})');
+      console.log(runtime.pid);
+      setInterval(() => {}, 1000);`;
+    const gateway = spawn(
+      process.execPath,
+      ['--no-node-snapshot', '--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const orphan = Number(
+      await new Promise<string>((resolve) => gateway.stdout.once('data', (data) => resolve(String(data)))),
+    );
+    expect(isAlive(orphan)).toBe(true);
+    gateway.kill('SIGKILL');
+    await until('the orphaned runtime process to end', () => (isAlive(orphan) ? undefined : true));
   });
 
   it('ends its process on close, and answers later calls SERVICE_UNAVAILABLE', async () => {
