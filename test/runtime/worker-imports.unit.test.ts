@@ -43,4 +43,15 @@ describe('the worker side of the sandbox', () => {
     expect(reached.filter((file) => FORBIDDEN_DIRECTORIES.some((directory) => file.startsWith(directory)))).toEqual([]);
     expect([...packages].filter((name) => FORBIDDEN_PACKAGES.includes(name))).toEqual([]);
   });
+
+  it("the runtime process's entry (RUNTIME_ISOLATION=process) neither, nor the configuration", () => {
+    const { files, packages } = importGraph(resolve(ROOT, 'src/runtime/runtime-process.ts'));
+    const reached = [...files].map((file) => relative(ROOT, file));
+    expect(reached).toEqual(expect.arrayContaining(['src/runtime/pool.ts', 'src/runtime/process-protocol.ts']));
+    expect(packages).toContain('piscina');
+    // config.ts reads the environment, which that process is started without.
+    const forbidden = [...FORBIDDEN_DIRECTORIES, 'src/config.ts', 'src/logger.ts'];
+    expect(reached.filter((file) => forbidden.some((prefix) => file.startsWith(prefix)))).toEqual([]);
+    expect([...packages].filter((name) => FORBIDDEN_PACKAGES.includes(name))).toEqual([]);
+  });
 });
