@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createProcessRuntime, type ProcessRuntime } from '../../src/runtime/process-runtime.ts';
-import { createFormula, createReactor, createToken, REACT } from '../support/fixtures.ts';
+import { startServer } from '../../src/server.ts';
+import { createFormula, createReactor, createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { startTestGateway } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
 import { errorOf, invoke, rawOf } from './helpers.ts';
@@ -128,8 +129,8 @@ describe('the formula runtime in a process of its own', () => {
 });
 
 describe('a gateway with RUNTIME_ISOLATION=process', () => {
-  it('detokenizes, runs the formula there, and tokenizes its output', async () => {
-    const gateway = await startTestGateway({ env: { RUNTIME_ISOLATION: 'process' } });
+  it('detokenizes, runs the formula there, tokenizes its output, and serves its req.bt calls', async () => {
+    const gateway = await startTestGateway({ env: { RUNTIME_ISOLATION: 'process', EGRESS_ALLOW: '127.0.0.1/32' } });
     try {
       const tenant = await gateway.createTenant();
       const formulaId = await createFormula(gateway, tenant.managementKey, {
@@ -163,6 +164,22 @@ describe('a gateway with RUNTIME_ISOLATION=process', () => {
         tenant.privateKey,
       );
       expect(copy.data?.token.data).toBe(card.number);
+
+      // req.bt: the runtime process reaches the gateway over HTTP, as any client does.
+      const server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+      try {
+        const viewer = await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey);
+        const btReactor = await createReactorWithCode(
+          gateway,
+          tenant.managementKey,
+          'module.exports = async (req) => ({ raw: (await req.bt.tokens.retrieve(req.args.id)).data });',
+          { applicationId: viewer.data?.viewer.application.id },
+        );
+        const read = await gateway.gql<any>(REACT, { id: btReactor, args: { id: tokenId } }, tenant.privateKey);
+        expect(read.data?.react.raw).toEqual(card);
+      } finally {
+        await server.close();
+      }
     } finally {
       await gateway.close();
     }
