@@ -14,15 +14,32 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     maxWorkers: 2,
-    projects: databases.map((database) => ({
-      extends: true,
-      test: {
-        name: database,
-        include: ['test/**/*.test.ts'],
-        // Pure unit tests and the sandbox's own tests do not touch a database: run them once.
-        exclude: database === 'postgres' ? ['test/**/*.unit.test.ts', 'test/runtime/**'] : [],
-        env: { TEST_DB: database },
+    projects: [
+      ...databases.map((database) => ({
+        extends: true,
+        test: {
+          name: database,
+          include: ['test/**/*.test.ts'],
+          // Pure unit tests and the sandbox's own tests do not touch a database: run them once.
+          exclude: database === 'postgres' ? ['test/**/*.unit.test.ts', 'test/runtime/**'] : [],
+          env: { TEST_DB: database },
+        },
+      })),
+      {
+        // The sandbox's suites again, through the runtime in a process of its own (RUNTIME_ISOLATION=process).
+        extends: true,
+        test: {
+          name: 'runtime-process',
+          include: ['test/runtime/**/*.test.ts'],
+          exclude: [
+            'test/**/*.unit.test.ts',
+            'test/runtime/process-runtime.test.ts',
+            // Starts processes of its own with the pool in them.
+            'test/runtime/young-generation.test.ts',
+          ],
+          env: { TEST_DB: 'pglite', TEST_RUNTIME_ISOLATION: 'process' },
+        },
       },
-    })),
+    ],
   },
 });

@@ -6,9 +6,17 @@ import {
   type RunOutcome,
   type RuntimeOptions,
 } from '../../src/runtime/pool.ts';
+import { createProcessRuntime } from '../../src/runtime/process-runtime.ts';
 
+/**
+ * The pool in this process, or, with TEST_RUNTIME_ISOLATION=process, in a runtime process of its own
+ * (src/runtime/process-runtime.ts): `TEST_RUNTIME_ISOLATION=process npx vitest run --project pglite test/runtime`
+ * runs the sandbox's suites through it.
+ */
 export function startRuntime(options: Partial<RuntimeOptions> = {}): FormulaRuntime {
-  return createFormulaRuntime({ threads: 2, memoryLimitMb: 64, ...options });
+  const settings = { threads: 2, memoryLimitMb: 64, ...options };
+  if (process.env.TEST_RUNTIME_ISOLATION === 'process') return createProcessRuntime(settings, console as never);
+  return createFormulaRuntime(settings);
 }
 
 let tenantSeq = 0;
