@@ -16,7 +16,7 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       ...databases.map((database) => ({
-        extends: true,
+        extends: true as const,
         test: {
           name: database,
           include: ['test/**/*.test.ts'],
@@ -27,7 +27,7 @@ export default defineConfig({
       })),
       {
         // The sandbox's suites again, through the runtime in a process of its own (RUNTIME_ISOLATION=process).
-        extends: true,
+        extends: true as const,
         test: {
           name: 'runtime-process',
           include: ['test/runtime/**/*.test.ts'],

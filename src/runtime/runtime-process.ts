@@ -29,12 +29,18 @@ function answer(id: number, outcome: RunOutcome | CheckResult): void {
   }
 }
 
-function flush(): void {
-  flushScheduled = false;
-  if (outbox.length === 0) return;
+/** The answers not sent yet, as one message, or null. */
+function takeAnswers(): FromRuntime | null {
+  if (outbox.length === 0) return null;
   const answers = outbox;
   outbox = [];
-  send({ t: 'answers', answers, stats: runtime.stats() });
+  return { t: 'answers', answers, stats: runtime.stats() };
+}
+
+function flush(): void {
+  flushScheduled = false;
+  const message = takeAnswers();
+  if (message) send(message);
 }
 
 process.on('message', (message: ToRuntime) => {
@@ -62,8 +68,10 @@ let closing: Promise<void> | undefined;
 function shutdown(): Promise<void> {
   closing ??= (async () => {
     await runtime.close();
-    flush();
-    process.exit(0);
+    // The last answers (runs the close cut short) are written before the process ends.
+    const last = takeAnswers();
+    if (last && process.connected) process.send?.(last, () => process.exit(0));
+    else process.exit(0);
   })();
   return closing;
 }
