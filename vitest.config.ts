@@ -34,8 +34,10 @@ export default defineConfig({
           exclude: [
             'test/**/*.unit.test.ts',
             'test/runtime/process-runtime.test.ts',
-            // Starts processes of its own with the pool in them.
+            // Processes of their own with the pool in them, and the polling between the pool's threads.
             'test/runtime/young-generation.test.ts',
+            'test/runtime/shutdown.test.ts',
+            'test/runtime/wake-poll.test.ts',
           ],
           env: { TEST_DB: 'pglite', TEST_RUNTIME_ISOLATION: 'process' },
         },

@@ -24,10 +24,10 @@ import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import { createProcessRuntime } from './runtime/process-runtime.ts';
 import type { Services } from './services.ts';
-import { verifyMasterKey } from './tokens/key-check.ts';
+import { MasterKeyMismatchError, verifyMasterKey } from './tokens/key-check.ts';
 import { createTokenService } from './tokens/service.ts';
 import { createTokenCache } from './tokens/token-cache.ts';
-import { createVault, loadMasterKey } from './tokens/vault.ts';
+import { createVault, loadMasterKey, type Vault } from './tokens/vault.ts';
 import { createTransactionService } from './transactions/service.ts';
 import { startSweeper } from './transactions/sweeper.ts';
 
@@ -54,6 +54,8 @@ export interface AppOptions {
   database?: DatabaseTarget;
   /** Wraps every query (tests count them to prove batching). */
   queryPlugin?: KyselyPlugin;
+  /** The gateway cannot go on (its encryption key was rotated away): `serve` shuts it down with exit code 1. */
+  onFatal?: (error: Error) => void;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -79,6 +81,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     // refuses the old key (src/tokens/key-rotation.ts).
     await database.holdGatewayPresence();
     await verifyMasterKey(database.db, masterKey, vault);
+    closers.push(recheckKeyOnReconnect(database, masterKey, vault, log, options.onFatal));
     const runtimeOptions = {
       threads: config.runtime.threads,
       memoryLimitMb: config.runtime.memoryLimitMb,
@@ -248,4 +251,29 @@ function warnIfShared(dataDir: string, log: Logger): void {
 /** Independent sub-keys of the master key, one per purpose, so no key is used for two things. */
 function deriveKey(masterKey: Buffer, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `reactor-gateway:${purpose}`, 32));
+}
+
+/**
+ * While the listening session is reconnecting, this gateway holds no presence lock, so a key rotation (which refuses
+ * beside any gateway holding it) could run then. Once the session holds the lock again (the listener takes it before
+ * telling anyone it is back), the key is checked again: a gateway whose key was rotated away stops sealing and
+ * opening anything, and shuts down, instead of sealing new tokens under a key the database no longer uses.
+ */
+function recheckKeyOnReconnect(
+  database: DatabaseHandle,
+  masterKey: Buffer,
+  vault: Vault,
+  log: Logger,
+  onFatal: ((error: Error) => void) | undefined,
+): () => Promise<void> {
+  const stop = database.notifier.onReconnect(() => {
+    verifyMasterKey(database.db, masterKey, vault).catch((error: unknown) => {
+      // Anything else is the database going away again: the next reconnection checks again.
+      if (!(error instanceof MasterKeyMismatchError)) return;
+      vault.revoke(error);
+      log.fatal({ err: error }, 'the encryption key was rotated while this gateway was disconnected; stopping');
+      onFatal?.(error);
+    });
+  });
+  return async () => stop();
 }

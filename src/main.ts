@@ -52,7 +52,13 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   // Started here and awaited below and by `stop`, so that a signal at any point of the start closes what has started.
-  const starting = createApp(config, log);
+  const starting = createApp(config, log, {
+    // Its encryption key was rotated away while it ran (src/app.ts): it shuts down as on a signal, and exits 1.
+    onFatal: () => {
+      process.exitCode = 1;
+      void stop('fatal');
+    },
+  });
   const listening = starting.then((app) =>
     // A port in use: the database and the worker threads are closed (and the data directory unlocked) before exiting.
     listen(app, config).catch(async (error: unknown) => {

@@ -30,6 +30,11 @@ export interface Vault {
   /** The tenant's data key itself (latin1), for the sandbox's worker threads to open `react`'s tokens (sealing.ts). */
   dataKey(tenantId: string): string;
   fingerprint(tenantId: string, type: string, data: unknown): string;
+  /**
+   * From now on every call throws `reason`: the database's tokens are no longer under this key (a rotation ran while
+   * this gateway could not see it, src/app.ts), and sealing anything more under it would lose it.
+   */
+  revoke(reason: Error): void;
 }
 
 interface TenantKeys {
@@ -47,7 +52,10 @@ export function createVault(masterKey: Buffer): Vault {
   const master = Buffer.from(masterKey);
   const cache = new LRUCache<string, TenantKeys>({ max: TENANT_KEY_CACHE_SIZE });
 
+  let revoked: Error | undefined;
+
   function keysFor(tenantId: string): TenantKeys {
+    if (revoked) throw revoked;
     let keys = cache.get(tenantId);
     if (!keys) {
       const encryption = deriveKey(master, `encryption/v${SEALED_VERSION}/${tenantId}`);
@@ -78,6 +86,11 @@ export function createVault(masterKey: Buffer): Vault {
       return createHmac('sha256', keysFor(tenantId).fingerprint)
         .update(canonicalJson({ type, data }))
         .digest('base64url');
+    },
+
+    revoke(reason) {
+      revoked = reason;
+      cache.clear();
     },
   };
 }

@@ -48,13 +48,20 @@ export function testEnvironment(overrides: Environment = {}): Environment {
 }
 
 export async function startTestGateway(
-  options: { env?: Environment; database?: TestDatabase; target?: DatabaseTarget; queryPlugin?: KyselyPlugin } = {},
+  options: {
+    env?: Environment;
+    database?: TestDatabase;
+    target?: DatabaseTarget;
+    queryPlugin?: KyselyPlugin;
+    onFatal?: (error: Error) => void;
+  } = {},
 ): Promise<TestGateway> {
   const database = options.database ?? (await createTestDatabase());
   const config = loadConfig(testEnvironment(options.env));
   const app = await createApp(config, createLogger(config.logLevel), {
     database: options.target ?? database.target,
     queryPlugin: options.queryPlugin,
+    onFatal: options.onFatal,
   });
 
   function post(body: string, key: string | null = null, headers: Record<string, string> = {}): Promise<Response> {

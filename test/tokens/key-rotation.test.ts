@@ -2,10 +2,12 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { type DatabaseTarget, GATEWAY_PRESENCE_LOCK, openDatabase } from '../../src/db/database.ts';
 import { startServer } from '../../src/server.ts';
+import { keyCheckValue } from '../../src/tokens/key-check.ts';
 import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
 import { createLastingDatabase, createTestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
@@ -13,11 +15,13 @@ import { startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway, testEnvironmen
 import { until } from '../support/until.ts';
 import {
   allowTokenUpdates,
+  CREATE_TOKEN,
   card,
   commit,
   createToken,
   createTransaction,
   LIST_TOKENS,
+  READ_TOKEN,
   readToken,
   updateToken,
 } from './support.ts';
@@ -53,12 +57,18 @@ async function lastingDatabase() {
   const db = await createLastingDatabase();
   cleanups.push(() => db.drop());
   return {
-    start: (key: string, env: Record<string, string> = {}, session: { applicationName?: string } = {}) =>
+    start: (
+      key: string,
+      env: Record<string, string> = {},
+      session: { applicationName?: string } = {},
+      onFatal?: (error: Error) => void,
+    ) =>
       started(
         startTestGateway({
           database: db,
           target: { ...db.nextTarget(), ...session },
           env: { ENCRYPTION_KEY: key, ...env },
+          onFatal,
         }),
       ),
     /** Postgres only: where the gateways connect. */
@@ -237,6 +247,54 @@ describe('rotating the encryption key', () => {
     const second = await start();
     expect((await readToken(second, tenant.privateKey, token.id)).data).toBe('kept');
   });
+
+  it.runIf(usingPostgres)(
+    'a gateway whose key was rotated while its listener reconnected stops sealing, and shuts down',
+    async () => {
+      const db = await lastingDatabase();
+      const fatal: Error[] = [];
+      const gateway = await db.start(TEST_ENCRYPTION_KEY, {}, {}, (error) => fatal.push(error));
+      const tenant = await gateway.createTenant();
+      const before = await createToken(gateway, tenant.privateKey, { type: 'CARD', data: card() });
+      expect(before.id).toEqual(expect.any(String));
+      const direct = new pg.Client({ connectionString: db.target().url });
+      await direct.connect();
+      cleanups.push(() => direct.end());
+      // The listening session holds the presence lock; cut it, and while it is away (its first retry is 250 ms
+      // later) hold the lock the way a rotation does and change what a rotation changes last: the key check.
+      const { rows: holders } = await direct.query<{ pid: number }>(
+        `select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
+           and database = (select oid from pg_database where datname = current_database())`,
+      );
+      expect(holders).toHaveLength(1);
+      await direct.query('select pg_terminate_backend($1)', [holders[0]!.pid]);
+      await until(
+        'the presence lock, exclusively',
+        async () => {
+          const { rows } = await direct.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [
+            GATEWAY_PRESENCE_LOCK,
+          ]);
+          return rows[0]?.ok ? true : undefined;
+        },
+        200,
+      );
+      await direct.query('update encryption_key_check set check_value = $1', [keyCheckValue(NEW)]);
+      await direct.query('select pg_advisory_unlock($1)', [GATEWAY_PRESENCE_LOCK]);
+      await until('the gateway to find its key rotated away', () => (fatal.length > 0 ? true : undefined));
+      expect(fatal[0]?.message).toMatch(REFUSED);
+      // Nothing more is sealed (or opened) under the old key.
+      const after = await gateway.gql<any>(
+        CREATE_TOKEN,
+        { input: { type: 'CARD', data: card({ number: '5555555555554444' }) } },
+        tenant.privateKey,
+      );
+      expect(after.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+      const read = await gateway.gql<any>(READ_TOKEN, { id: before.id }, tenant.privateKey);
+      expect(read.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+      const { rows: tokens } = await direct.query<{ n: number }>('select count(*)::int as n from tokens');
+      expect(tokens[0]?.n).toBe(1);
+    },
+  );
 
   it('creates nothing where there is no gateway data: an empty Postgres database, an empty DATA_DIR', async () => {
     if (usingPostgres) {
