@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FormulaRuntime } from '../../src/runtime/types.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { ADMIN_KEY, TEST_ENCRYPTION_KEY } from '../support/gateway.ts';
+import { isAlive } from '../support/processes.ts';
 import { until } from '../support/until.ts';
 
 const run = promisify(execFile);
@@ -344,15 +345,6 @@ async function descendantsOf(pid: number): Promise<number[]> {
   const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(' ').filter(Boolean).map(Number);
   const below = await Promise.all(children.map(descendantsOf));
   return [...children, ...below.flat()];
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function build(out: string) {

@@ -5,6 +5,7 @@ import { createProcessRuntime, type ProcessRuntime } from '../../src/runtime/pro
 import { startServer } from '../../src/server.ts';
 import { createFormula, createReactor, createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { startTestGateway } from '../support/gateway.ts';
+import { isAlive } from '../support/processes.ts';
 import { until } from '../support/until.ts';
 import { errorOf, invoke, rawOf } from './helpers.ts';
 
@@ -26,15 +27,6 @@ afterAll(async () => {
 });
 
 const ECHO = 'module.exports = async (req) => ({ raw: { n: req.args.n, doubled: req.args.n * 2 } });';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the formula runtime in a process of its own', () => {
   it('runs formulas, one at a time and many in one turn, and checks code', async () => {
