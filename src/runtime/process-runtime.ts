@@ -10,7 +10,7 @@
  * - it never holds the master key or a database connection: a run brings the sealed tokens it needs with that
  *   tenant's data key only (src/tokens/sealing.ts);
  * - a crash in native code (isolated-vm, V8) ends the runtime process, not the gateway: the runs in flight answer
- *   SERVICE_UNAVAILABLE and a new runtime process starts.
+ *   SERVICE_UNAVAILABLE and a new runtime process starts; and out of memory, the kernel ends it before the gateway.
  * Node's permission model does not cover the network, and `--allow-addons` (isolated-vm is one) is trusted code:
  * native code can do anything. So the guarantee is about what escaped JavaScript can reach, not a native exploit.
  *
@@ -18,6 +18,7 @@
  * one turn of the event loop go as one message, and answers come back the same way.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from '../logger.ts';
@@ -81,6 +82,19 @@ export function runtimeProcessLaunch(): { entry: string; execArgv: string[]; cwd
   };
 }
 
+/**
+ * Formulas hold most of the memory (up to RUNTIME_MEMORY_LIMIT_MB per isolate, many isolates): if the machine runs
+ * out, the kernel should end the runtime process, which is replaced, rather than the gateway. Raising a process's
+ * own child's score needs no privilege; where there is no /proc (not Linux) nothing changes.
+ */
+const OOM_SCORE_ADJ = 500;
+function preferForOomKill(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(OOM_SCORE_ADJ));
+  } catch {}
+}
+
 function nodeModulesOf(file: string): string {
   const marker = `${path.sep}node_modules${path.sep}`;
   const at = file.lastIndexOf(marker);
@@ -110,6 +124,7 @@ export function createProcessRuntime(options: RuntimeOptions, log: Log): Process
     });
     child = started;
     ready = false;
+    preferForOomKill(started.pid);
     started.on('message', (message: FromRuntime) => {
       if (message.t === 'ready') {
         ready = true;

@@ -47,7 +47,7 @@ describe('the formula runtime in a process of its own', () => {
     expect(runtime.stats()).toMatchObject({ threads: 2, queued: 0, stuckThreads: 0 });
   });
 
-  it("starts the process with none of the gateway's environment", async () => {
+  it("starts the process with none of the gateway's environment, and first in line for the OOM killer", async () => {
     const runtime = startProcessRuntime();
     await invoke(runtime, ECHO, { args: { n: 1 } });
     const environ = (await readFile(`/proc/${runtime.pid}/environ`, 'utf8')).split('\0').filter(Boolean);
@@ -58,6 +58,8 @@ describe('the formula runtime in a process of its own', () => {
     ]);
     // This test process has them (vitest's, the suite's), so the check above could fail.
     expect(Object.keys(process.env).length).toBeGreaterThan(5);
+    // Out of memory, the kernel ends it before the gateway (which replaces it).
+    expect((await readFile(`/proc/${runtime.pid}/oom_score_adj`, 'utf8')).trim()).toBe('500');
   });
 
   it('answers SERVICE_UNAVAILABLE for the runs of a process that died, and starts another', async () => {
