@@ -3,6 +3,7 @@ import { idleSubscriptions } from './idle-subscriptions.ts';
 import { react } from './react.ts';
 import { reactAsync } from './react-async.ts';
 import { reactorsList } from './reactors-list.ts';
+import { runtimeIsolation } from './runtime-isolation.ts';
 import { runtimeOverhead } from './runtime-overhead.ts';
 import { trivialQuery } from './trivial-query.ts';
 import type { Figure } from './types.ts';
@@ -17,6 +18,7 @@ export const figures: Figure[] = [
   runtimeOverhead,
   trivialQuery,
   react,
+  runtimeIsolation,
   reactAsync,
   reactorsList,
   asyncThroughput,
