@@ -14,6 +14,8 @@
 //   AB_A_ARGS='["--max-semi-space-size=16"]' node --no-node-snapshot --import tsx bench/ab.ts c50 10
 //   git worktree add /tmp/base <commit> && ln -s "$PWD/node_modules" /tmp/base/node_modules
 //   AB_A_SCRIPT=../../tmp/base/src/main.ts node --no-node-snapshot --import tsx bench/ab.ts c1 10
+// or, both sides compiled (`node scripts/build.mjs` in the base checkout first):
+//   AB_A_SCRIPT=../../tmp/base/dist/src/main.js node --no-node-snapshot --import tsx bench/ab.ts c50 10
 import { BENCH_KEYS, createBenchDatabase, startGateway } from './lib/gateway.ts';
 import { loadGraphQL, median, sequentialLatency } from './lib/load.ts';
 import { createBenchToken, createReactorOfCode, REACT_MUTATION, TRIVIAL_FORMULA } from './lib/seed.ts';

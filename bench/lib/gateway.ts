@@ -167,7 +167,8 @@ export function buildGateway(): Promise<void> {
 
 /**
  * A gateway instance as production runs it (`npm start`: its script and flags), or `bench/servers/yoga-only.ts`
- * for the numbers without the fast path, or another checkout's `src/main.ts` through tsx (bench/ab.ts). Same
+ * for the numbers without the fast path, or another checkout's `src/main.ts` through tsx or its compiled
+ * `dist/src/main.js` (bench/ab.ts). Same
  * environment and flags either way.
  */
 export async function startGateway(
@@ -180,7 +181,8 @@ export async function startGateway(
   return startProcess({
     name: options.name,
     script,
-    args: script === NPM_START.script ? NPM_START.args : script.endsWith('src/main.ts') ? ['serve'] : [],
+    // Another checkout's compiled dist/src/main.js too (bench/ab.ts AB_A_SCRIPT): the same code path as `npm start`.
+    args: script === NPM_START.script ? NPM_START.args : /src\/main\.[jt]s$/.test(script) ? ['serve'] : [],
     port,
     readyPath: '/ready',
     nodeArgs: [...NPM_START.flags, ...(options.nodeArgs ?? [])],
