@@ -6,6 +6,7 @@ import { createAuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
+import { ServiceUnavailableError } from './errors.ts';
 import { createFormulaService } from './formulas/service.ts';
 import { maxRequestBodyBytes } from './graphql/fast-path.ts';
 import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
@@ -270,7 +271,12 @@ function recheckKeyOnReconnect(
     verifyMasterKey(database.db, masterKey, vault).catch((error: unknown) => {
       // Anything else is the database going away again: the next reconnection checks again.
       if (!(error instanceof MasterKeyMismatchError)) return;
-      vault.revoke(error);
+      // A domain error: SERVICE_UNAVAILABLE wherever it surfaces (a typed result of `react`, a GraphQL error
+      // elsewhere), and not logged again per request. Another instance, or this one restarted with the new key, can
+      // serve the request.
+      vault.revoke(
+        new ServiceUnavailableError('This gateway is stopping: its encryption key is no longer the database key.'),
+      );
       log.fatal({ err: error }, 'the encryption key was rotated while this gateway was disconnected; stopping');
       onFatal?.(error);
     });

@@ -2,7 +2,6 @@ import { GraphQLError } from 'graphql';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { MasterKeyMismatchError } from '../tokens/key-check.ts';
 import type { GraphQLContext } from './context.ts';
 
 /** UNAUTHENTICATED when no valid key came with the request, FORBIDDEN when the key lacks what the field needs. */
@@ -87,14 +86,6 @@ export function maskError(error: unknown, onUnexpected: (error: unknown) => void
     return new GraphQLError('The tenant of this key was deleted.', {
       path: error instanceof GraphQLError ? error.path : undefined,
       extensions: { code: 'UNAUTHENTICATED', status: 401, http: { status: 401 } },
-    });
-  }
-  if (original instanceof MasterKeyMismatchError) {
-    // The key was rotated away while this gateway ran (src/app.ts): it is stopping, and another instance (or this
-    // one, restarted with the new key) can serve the request. Logged once, where it was found.
-    return new GraphQLError('This gateway is stopping: its encryption key is no longer the database key.', {
-      path: error instanceof GraphQLError ? error.path : undefined,
-      extensions: { code: 'SERVICE_UNAVAILABLE', status: 503, http: { status: 503 } },
     });
   }
   onUnexpected(original);

@@ -14,16 +14,18 @@ export type FromRuntime =
   | { t: 'answers'; answers: Answer[]; stats: RuntimeStats }
   | { t: 'stats'; stats: RuntimeStats };
 
+const UNAVAILABLE = 'The formula runtime is unavailable; try again shortly.';
+
 /** A run the runtime process could not answer (it stopped, or was not there): the gateway's fault, not the code's. */
 export function unavailableRun(elapsedMs: number): RunOutcome {
   return {
     ok: false,
-    error: errorOf('SERVICE_UNAVAILABLE', 503, 'The formula runtime is unavailable; try again shortly.'),
+    error: errorOf('SERVICE_UNAVAILABLE', 503, UNAVAILABLE),
     logs: [],
     elapsedMs,
   };
 }
 
 export function unavailableCheck(): CheckResult {
-  return { ok: false, message: 'The formula runtime is unavailable; try again shortly.', reason: 'unavailable' };
+  return { ok: false, message: UNAVAILABLE, reason: 'unavailable' };
 }
