@@ -259,6 +259,9 @@ function deriveKey(masterKey: Buffer, purpose: string): Buffer {
  * beside any gateway holding it) could run then. Once the session holds the lock again (the listener takes it before
  * telling anyone it is back), the key is checked again: a gateway whose key was rotated away stops sealing and
  * opening anything, and shuts down, instead of sealing new tokens under a key the database no longer uses.
+ *
+ * A check that fails for another reason (the pool's connection dropped, a statement timed out) has answered nothing,
+ * so it is tried again, 1 s later and then up to every 30 s, until it answers or a newer reconnection starts over.
  */
 function recheckKeyOnReconnect(
   database: DatabaseHandle,
@@ -267,10 +270,17 @@ function recheckKeyOnReconnect(
   log: Logger,
   onFatal: ((error: Error) => void) | undefined,
 ): () => Promise<void> {
-  const stop = database.notifier.onReconnect(() => {
+  let round = 0;
+  let retry: NodeJS.Timeout | undefined;
+  const check = (ofRound: number, attempt: number) => {
     verifyMasterKey(database.db, masterKey, vault).catch((error: unknown) => {
-      // Anything else is the database going away again: the next reconnection checks again.
-      if (!(error instanceof MasterKeyMismatchError)) return;
+      if (ofRound !== round) return;
+      if (!(error instanceof MasterKeyMismatchError)) {
+        const delayMs = Math.min(30_000, 1000 * 2 ** attempt);
+        log.warn({ err: error, retryInMs: delayMs }, 'could not check the encryption key after reconnecting');
+        retry = setTimeout(() => check(ofRound, attempt + 1), delayMs);
+        return;
+      }
       // A domain error: SERVICE_UNAVAILABLE wherever it surfaces (a typed result of `react`, a GraphQL error
       // elsewhere), and not logged again per request. Another instance, or this one restarted with the new key, can
       // serve the request.
@@ -280,6 +290,14 @@ function recheckKeyOnReconnect(
       log.fatal({ err: error }, 'the encryption key was rotated while this gateway was disconnected; stopping');
       onFatal?.(error);
     });
+  };
+  const stop = database.notifier.onReconnect(() => {
+    clearTimeout(retry);
+    check(++round, 0);
   });
-  return async () => stop();
+  return async () => {
+    round++;
+    clearTimeout(retry);
+    stop();
+  };
 }

@@ -296,6 +296,47 @@ describe('rotating the encryption key', () => {
     },
   );
 
+  it.runIf(usingPostgres)(
+    'a key check that fails after a reconnection is tried again, and still finds a key rotated away',
+    async () => {
+      const db = await lastingDatabase();
+      const fatal: Error[] = [];
+      const gateway = await db.start(TEST_ENCRYPTION_KEY, {}, {}, (error) => fatal.push(error));
+      const tenant = await gateway.createTenant();
+      const direct = new pg.Client({ connectionString: db.target().url });
+      await direct.connect();
+      cleanups.push(() => direct.end());
+      // While the listener is away, the key check's table is replaced by a view whose every read fails, counting
+      // the attempts in a sequence (nextval survives the failing statement's rollback).
+      const { rows: holders } = await direct.query<{ pid: number }>(
+        `select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
+           and database = (select oid from pg_database where datname = current_database())`,
+      );
+      expect(holders).toHaveLength(1);
+      await direct.query('select pg_terminate_backend($1)', [holders[0]!.pid]);
+      await direct.query(`
+        alter table encryption_key_check rename to encryption_key_check_kept;
+        create sequence key_check_reads;
+        create function failing_key_check() returns setof text language plpgsql as $$
+          begin perform nextval('key_check_reads'); raise exception 'the key check is unreadable for a while'; end $$;
+        create view encryption_key_check as select failing_key_check() as check_value;`);
+      await until('the re-check to fail once', async () => {
+        const { rows } = await direct.query<{ called: boolean }>('select is_called as called from key_check_reads');
+        return rows[0]?.called ? true : undefined;
+      });
+      expect(fatal).toEqual([]);
+      // Now the check can be read again, and says the key was rotated away.
+      await direct.query(`
+        drop view encryption_key_check;
+        alter table encryption_key_check_kept rename to encryption_key_check;
+        update encryption_key_check set check_value = '${keyCheckValue(NEW)}';`);
+      await until('the retried check to find the key rotated away', () => (fatal.length > 0 ? true : undefined));
+      expect(fatal[0]?.message).toMatch(REFUSED);
+      const after = await gateway.gql<any>(CREATE_TOKEN, { input: { type: 'CARD', data: card() } }, tenant.privateKey);
+      expect(after.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+    },
+  );
+
   it('creates nothing where there is no gateway data: an empty Postgres database, an empty DATA_DIR', async () => {
     if (usingPostgres) {
       const empty = await createTestDatabase();
