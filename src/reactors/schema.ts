@@ -1,11 +1,48 @@
+import { createContextCache } from '@pothos/core';
+import DataLoader from 'dataloader';
+import type { GraphQLResolveInfo } from 'graphql';
 import { ApplicationRef } from '../auth/schema.ts';
 import { MAX_LISTED_IDS, pageRequest } from '../db/pagination.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { ReactorFormulaRef } from '../formulas/schema.ts';
+import type { FormulaRow } from '../formulas/tables.ts';
 import { builder } from '../graphql/builder.ts';
 import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { type GraphQLContext, principalOf } from '../graphql/context.ts';
+import { selectsPath } from '../graphql/selection.ts';
 import type { ReactorRow } from './tables.ts';
+
+/**
+ * The formulas of the reactors one request reads, one query per batch. The foreign key keeps a reactor's formula
+ * alive, so a missing one means the reactor, read earlier in this request, was deleted since and its formula after
+ * it: NOT_FOUND, not a server failure. `reactors` and `reactor` read the formulas they will show before answering,
+ * and leave such a reactor out (`withoutDeleted`), as they would have a moment later.
+ */
+const formulaLoader = createContextCache(
+  (context: GraphQLContext) =>
+    new DataLoader<string, FormulaRow>(async (ids) => {
+      const formulas = await context.services.formulas.loadFormulas(principalOf(context).tenantId, ids);
+      const byId = new Map(formulas.map((formula) => [formula.id, formula]));
+      return ids.map((id) => byId.get(id) ?? new NotFoundError('The reactor was deleted while it was being read.'));
+    }),
+);
+
+/**
+ * The reactors whose formulas are still there, when the operation selects `formula` at `path` below the field
+ * (otherwise all of them, without reading a formula): see formulaLoader.
+ */
+async function withoutDeleted(
+  reactors: ReactorRow[],
+  context: GraphQLContext,
+  info: GraphQLResolveInfo,
+  path: readonly string[],
+): Promise<ReactorRow[]> {
+  if (reactors.length === 0 || !selectsPath(info, path)) return reactors;
+  const formulas = await formulaLoader(context).loadMany(reactors.map((reactor) => reactor.formula_id));
+  const failure = formulas.find((formula) => formula instanceof Error && !(formula instanceof NotFoundError));
+  if (failure) throw failure;
+  return reactors.filter((_reactor, i) => !(formulas[i] instanceof NotFoundError));
+}
 
 export const ReactorRef = builder.objectRef<ReactorRow>('Reactor').implement({
   description: 'A configured instance of a reactor formula, invoked with `react`.',
@@ -14,17 +51,10 @@ export const ReactorRef = builder.objectRef<ReactorRow>('Reactor').implement({
     tenantId: t.expose('tenant_id', { type: 'UUID', description: 'The tenant that owns the reactor.' }),
     name: t.exposeString('name', { description: 'Name of the reactor, at most 200 characters.' }),
     // Both relations go through request-scoped DataLoaders: a page of reactors costs one query per relation.
-    formula: t.loadable({
+    formula: t.field({
       type: ReactorFormulaRef,
       description: 'The formula the reactor runs.',
-      load: async (ids: string[], context: GraphQLContext) => {
-        const formulas = await context.services.formulas.loadFormulas(principalOf(context).tenantId, ids);
-        const byId = new Map(formulas.map((formula) => [formula.id, formula]));
-        // The foreign key keeps a reactor's formula alive, so a missing one means the reactor, read earlier in this
-        // request, was deleted since and its formula after it. That is NOT_FOUND, not a server failure.
-        return ids.map((id) => byId.get(id) ?? new NotFoundError('The reactor was deleted while it was being read.'));
-      },
-      resolve: (reactor) => reactor.formula_id,
+      resolve: (reactor, _args, context) => formulaLoader(context).load(reactor.formula_id),
     }),
     application: t.loadable({
       type: ApplicationRef,
@@ -116,8 +146,12 @@ builder.queryField('reactor', (t) =>
     description: 'A reactor of the tenant by id; null when there is none (including ids of other tenants).',
     authScopes: { permission: 'reactor:read' },
     args: { id: t.arg({ type: 'UUID', required: true, description: 'The reactor id.' }) },
-    resolve: async (_root, { id }, context) =>
-      (await context.services.reactors.getReactor(principalOf(context), id)) ?? null,
+    resolve: async (_root, { id }, context, info) => {
+      const reactor = await context.services.reactors.getReactor(principalOf(context), id);
+      if (!reactor) return null;
+      const [kept] = await withoutDeleted([reactor], context, info, ['formula']);
+      return kept ?? null;
+    },
   }),
 );
 
@@ -133,11 +167,12 @@ builder.queryField('reactors', (t) =>
           description: 'Case-insensitive substring of the name; `*` matches any run of characters.',
         }),
       },
-      resolve: async (_root, args, context) => {
+      resolve: async (_root, args, context, info) => {
         const principal = principalOf(context);
         const page = pageRequest(args, context.services.config.limits.pageSize);
         const filter = { ids: args.ids, name: args.name };
         const result = await context.services.reactors.listReactors(principal, filter, page);
+        result.rows = await withoutDeleted(result.rows, context, info, ['edges', 'node', 'formula']);
         return toConnection(result, page.afterId !== null, () =>
           context.services.reactors.countReactors(principal, filter),
         );

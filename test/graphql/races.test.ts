@@ -8,8 +8,9 @@ import { allowTokenUpdates } from '../tokens/support.ts';
  * Clients race each other on the same objects: one deletes a reactor and then its formula while another patches
  * it, lists it or runs it; one commits a transaction while another creates or updates a token in it; one deletes an
  * application a reactor is being attached to, or that another updates. On Postgres these really interleave (a pool of connections). Every
- * answer must be a result or a typed error, never "Unexpected error.": a read that loses the race learns that its
- * object is gone (NOT_FOUND), as it would have a moment later.
+ * answer must be a result or a typed error, never "Unexpected error.": a write that loses the race learns that its
+ * object is gone (NOT_FOUND), as it would have a moment later, and a read does not see it (test/reactors/
+ * reactor-queries.test.ts makes that interleaving for `reactor` and `reactors` on purpose).
  */
 
 const ROUNDS = 30;

@@ -1,7 +1,10 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFICIAL_FORMULA_IDS } from '../../src/formulas/official.ts';
 import { createApplication, createFormula, UNKNOWN_ID } from '../formulas/helpers.ts';
+import { usingPostgres } from '../support/database.ts';
 import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import { createReactor, GET_REACTOR } from './helpers.ts';
 
 let gateway: TestGateway;
@@ -109,6 +112,57 @@ describe('reactors and reactor', () => {
       (await gateway.gql(GET_REACTOR, { id: reactor.id }, tenant.managementKey)).data?.reactor.application,
     ).toBeNull();
   });
+
+  // Formulas are read after the reactors that name them. A reactor deleted, and then its formula, between the two
+  // reads was, for that request, a reactor whose formula was gone: the NOT_FOUND of its non-null `formula` took
+  // the whole list with it. The interleaving is made here by holding a lock on the formulas across the deletes.
+  it.runIf(usingPostgres)(
+    'leaves out of a page, and answers null for, a reactor deleted with its formula while it was being read',
+    async () => {
+      const tenant = await gateway.createTenant();
+      const key = tenant.managementKey;
+      const doomedReactor = async () => {
+        const formula = await createFormula(gateway, key, { configuration: [] });
+        const reactor = await createReactor(gateway, key, { name: 'doomed', formulaId: formula.id });
+        return { formulaId: formula.id as string, id: reactor.id as string };
+      };
+      await createReactor(gateway, key, { name: 'kept', formulaId: OFFICIAL_FORMULA_IDS.echo });
+      const direct = new pg.Client({ connectionString: gateway.database.url! });
+      await direct.connect();
+      try {
+        const raced = async <T>(doomed: { formulaId: string; id: string }, read: () => Promise<T>): Promise<T> => {
+          await direct.query('begin');
+          await direct.query('lock table reactor_formulas in access exclusive mode');
+          const answer = read();
+          // The gateway has read the reactors and waits for their formulas.
+          await until('the formula read to wait for the lock', async () => {
+            const { rows } = await direct.query<{ n: number }>(
+              "select count(*)::int as n from pg_locks where not granted and relation = 'reactor_formulas'::regclass",
+            );
+            return rows[0]!.n > 0 ? true : undefined;
+          });
+          await direct.query('delete from reactors where id = $1', [doomed.id]);
+          await direct.query('delete from reactor_formulas where id = $1', [doomed.formulaId]);
+          await direct.query('commit');
+          return answer;
+        };
+        const page = await raced(await doomedReactor(), () =>
+          gateway.gql('{ reactors(first: 20) { edges { node { name formula { id } } } } }', {}, key),
+        );
+        expect(page.errors).toBeUndefined();
+        expect(page.data?.reactors.edges).toEqual([
+          { node: { name: 'kept', formula: { id: OFFICIAL_FORMULA_IDS.echo } } },
+        ]);
+        const doomed = await doomedReactor();
+        const one = await raced(doomed, () =>
+          gateway.gql('query($id: UUID!) { reactor(id: $id) { name formula { id } } }', { id: doomed.id }, key),
+        );
+        expect(one).toEqual({ data: { reactor: null } });
+      } finally {
+        await direct.end();
+      }
+    },
+  );
 });
 
 describe('loadReactorForInvocation', () => {
