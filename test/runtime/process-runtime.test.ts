@@ -79,6 +79,24 @@ describe('the formula runtime in a process of its own', () => {
     expect(JSON.stringify(logged)).toContain('formula runtime process ended');
   });
 
+  it('waits before starting again a process that died before it was ready, and answers calls meanwhile', async () => {
+    const runtime = startProcessRuntime();
+    const ends = () => logged.filter((line) => JSON.stringify(line).includes('"wasReady":false')).length;
+    const before = ends();
+    // Killed at once, twice: as a process that cannot start (a broken install) would end, again and again.
+    for (let round = 1; round <= 2; round++) {
+      const pid = runtime.pid!;
+      process.kill(pid, 'SIGKILL');
+      await until('the failed start to be seen', () => (ends() === before + round ? true : undefined));
+      // While it waits to start another, a call is answered at once rather than queued for nobody.
+      expect(runtime.pid).toBeUndefined();
+      expect(errorOf(await invoke(runtime, ECHO, { args: { n: 1 } }))).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      await until('another runtime process', () => (runtime.pid !== undefined && runtime.pid !== pid) || undefined);
+    }
+    // A start that got as far as ready resets the wait, and runs go through again.
+    expect(rawOf(await invoke(runtime, ECHO, { args: { n: 4 } }))).toEqual({ n: 4, doubled: 8 });
+  });
+
   it("outlives a Ctrl-C to the process group, and a killed gateway's runtime process ends with it", async () => {
     const runtime = startProcessRuntime();
     await invoke(runtime, ECHO, { args: { n: 1 } });
