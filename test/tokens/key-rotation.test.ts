@@ -52,6 +52,24 @@ async function stop(gateway: TestGateway): Promise<void> {
   await gateway.close();
 }
 
+/** A session of the test's own on the gateways' Postgres database, ended after the test. */
+async function directClient(url: string): Promise<pg.Client> {
+  const direct = new pg.Client({ connectionString: url });
+  await direct.connect();
+  cleanups.push(() => direct.end());
+  return direct;
+}
+
+/** Ends the gateway's listening session, the one holding the presence lock (it reconnects 250 ms later). */
+async function cutListener(direct: pg.Client): Promise<void> {
+  const { rows: holders } = await direct.query<{ pid: number }>(
+    `select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
+       and database = (select oid from pg_database where datname = current_database())`,
+  );
+  expect(holders).toHaveLength(1);
+  await direct.query('select pg_terminate_backend($1)', [holders[0]!.pid]);
+}
+
 /** A database that outlives its gateways, and how to start one on it or rotate its key between them. */
 async function lastingDatabase() {
   const db = await createLastingDatabase();
@@ -257,17 +275,10 @@ describe('rotating the encryption key', () => {
       const tenant = await gateway.createTenant();
       const before = await createToken(gateway, tenant.privateKey, { type: 'CARD', data: card() });
       expect(before.id).toEqual(expect.any(String));
-      const direct = new pg.Client({ connectionString: db.target().url });
-      await direct.connect();
-      cleanups.push(() => direct.end());
+      const direct = await directClient(db.target().url);
       // The listening session holds the presence lock; cut it, and while it is away (its first retry is 250 ms
       // later) hold the lock the way a rotation does and change what a rotation changes last: the key check.
-      const { rows: holders } = await direct.query<{ pid: number }>(
-        `select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
-           and database = (select oid from pg_database where datname = current_database())`,
-      );
-      expect(holders).toHaveLength(1);
-      await direct.query('select pg_terminate_backend($1)', [holders[0]!.pid]);
+      await cutListener(direct);
       await until(
         'the presence lock, exclusively',
         async () => {
@@ -303,17 +314,10 @@ describe('rotating the encryption key', () => {
       const fatal: Error[] = [];
       const gateway = await db.start(TEST_ENCRYPTION_KEY, {}, {}, (error) => fatal.push(error));
       const tenant = await gateway.createTenant();
-      const direct = new pg.Client({ connectionString: db.target().url });
-      await direct.connect();
-      cleanups.push(() => direct.end());
+      const direct = await directClient(db.target().url);
       // While the listener is away, the key check's table is replaced by a view whose every read fails, counting
       // the attempts in a sequence (nextval survives the failing statement's rollback).
-      const { rows: holders } = await direct.query<{ pid: number }>(
-        `select pid from pg_locks where locktype = 'advisory' and mode = 'ShareLock' and granted
-           and database = (select oid from pg_database where datname = current_database())`,
-      );
-      expect(holders).toHaveLength(1);
-      await direct.query('select pg_terminate_backend($1)', [holders[0]!.pid]);
+      await cutListener(direct);
       await direct.query(`
         alter table encryption_key_check rename to encryption_key_check_kept;
         create sequence key_check_reads;
