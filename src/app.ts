@@ -205,6 +205,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       vault,
       log,
       authenticate: (key) => core.auth.authenticate(key),
+      isAdminKey: (key) => core.auth.isAdminKey(key),
       admit: (principal) => core.auth.admit(principal),
       fetch: (request, serverContext) => yoga.fetch(request, serverContext),
       maxBodyBytes: maxRequestBodyBytes(config.limits.maxArgsBytes),

@@ -19,12 +19,17 @@ import * as store from './store.ts';
  * Only the response is kept (sealed with the tenant's key), for `retentionMs`. A response with a 5xx status is not
  * kept: the key is given back, and a retry runs the mutation again. Queries, subscriptions, requests without a valid
  * API key and GET requests go through as if the header were absent. Such requests skip the HTTP fast path.
+ *
+ * The body may be any of the POST forms Yoga reads (JSON, `application/graphql`, a form). A mutation sent with the
+ * operator's key (ADMIN_API_KEY) is refused with 400: it belongs to no application or tenant to remember it under,
+ * and serving it as if the header were absent would let a retried `createTenant` create a second tenant.
  */
 export interface IdempotencyOptions {
   db: Kysely<Database>;
   vault: Vault;
   log: Logger;
   authenticate(key: string | null): Promise<Principal | null>;
+  isAdminKey(key: string | null): boolean;
   /** The application's rate limit (0: go on; else seconds to wait), for answers the GraphQL endpoint does not give. */
   admit(principal: Principal): number;
   /** The GraphQL endpoint as a fetch handler (Yoga's). */
@@ -78,7 +83,18 @@ export function createIdempotency(options: IdempotencyOptions) {
       headers: headersOf(req),
       body: body.toString('utf8'),
     });
-    const principal = isMutation(body) ? await options.authenticate(apiKeyFrom(request.headers)) : null;
+    const mutation = isMutation(body, request.headers.get('content-type'));
+    const apiKey = apiKeyFrom(request.headers);
+    if (mutation && options.isAdminKey(apiKey)) {
+      return sendError(
+        res,
+        400,
+        'BAD_REQUEST',
+        "Idempotency-Key cannot be used with the operator's key (ADMIN_API_KEY): its mutations are not remembered. " +
+          'Send the request without it.',
+      );
+    }
+    const principal = mutation ? await options.authenticate(apiKey) : null;
     // Not a mutation, or no valid key (the endpoint answers that): nothing to remember.
     if (!principal) return send(res, await options.fetch(request, serverContext));
 
@@ -187,16 +203,29 @@ function requestHash(body: Buffer, headers: Headers): string {
     .digest('hex');
 }
 
-/** Whether the body is one GraphQL request whose operation is a mutation (anything else is served as usual). */
-function isMutation(body: Buffer): boolean {
+/**
+ * Whether the body is one GraphQL request whose operation is a mutation (anything else is served as usual), in any of
+ * the POST forms Yoga reads: JSON, the document itself (`application/graphql`), or a form's `query` and
+ * `operationName`. A body Yoga would refuse is no mutation here either.
+ */
+function isMutation(body: Buffer, contentType: string | null): boolean {
   try {
-    const { query, operationName } = JSON.parse(body.toString('utf8')) as { query?: unknown; operationName?: unknown };
-    if (typeof query !== 'string') return false;
-    const name = typeof operationName === 'string' ? operationName : undefined;
-    return getOperationAST(parse(query), name)?.operation === 'mutation';
+    const params = postedParams(body.toString('utf8'), (contentType ?? '').split(';')[0]!.trim().toLowerCase());
+    if (typeof params.query !== 'string') return false;
+    const name = typeof params.operationName === 'string' ? params.operationName : undefined;
+    return getOperationAST(parse(params.query), name)?.operation === 'mutation';
   } catch {
     return false;
   }
+}
+
+function postedParams(text: string, mediaType: string): { query?: unknown; operationName?: unknown } {
+  if (mediaType === 'application/graphql') return { query: text };
+  if (mediaType === 'application/x-www-form-urlencoded') {
+    const form = new URLSearchParams(text);
+    return { query: form.get('query') ?? undefined, operationName: form.get('operationName') ?? undefined };
+  }
+  return JSON.parse(text) as { query?: unknown; operationName?: unknown };
 }
 
 function headersOf(req: http.IncomingMessage): Headers {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { usingPostgres } from '../support/database.ts';
 import { createReactorWithCode } from '../support/fixtures.ts';
-import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { ADMIN_KEY, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { CREATE_TOKEN, listAllTokens } from '../tokens/support.ts';
 
 // Mutations sent with an Idempotency-Key (src/idempotency/handler.ts): a retry gets the first response, not a second
@@ -137,6 +137,47 @@ describe('a mutation with an Idempotency-Key', () => {
       'idempotency-key': 'k'.repeat(256),
     });
     expect(tooLong).toMatchObject({ status: 400, body: { errors: [{ extensions: { code: 'BAD_REQUEST' } }] } });
+  });
+
+  it('remembers a mutation posted as a GraphQL document or as a form, as one posted as JSON', async () => {
+    const document = `mutation { createToken(input: { type: TOKEN, data: "posted", metadata: { idempotency: "test" } }) {
+      __typename ... on Token { id } } }`;
+    const bodies = {
+      'application/graphql': document,
+      'application/x-www-form-urlencoded': new URLSearchParams({ query: document }).toString(),
+    };
+    for (const [contentType, body] of Object.entries(bodies)) {
+      const before = await tokensTagged();
+      const headers = { 'content-type': contentType, 'bt-api-key': tenant.privateKey, 'idempotency-key': contentType };
+      const first = await post(body, headers);
+      expect(first.body.data.createToken.__typename).toBe('Token');
+      const retry = await post(body, headers);
+      expect(retry.body).toEqual(first.body);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(await tokensTagged()).toBe(before + 1);
+    }
+  });
+
+  it("refuses a mutation sent with the operator's key, which it could not remember, and runs nothing", async () => {
+    const name = `idempotent-${Date.now()}`;
+    const createTenant = {
+      query: 'mutation($input: CreateTenantInput!) { createTenant(input: $input) { __typename } }',
+      variables: { input: { name } },
+    };
+    const refused = await post(createTenant, { 'bt-api-key': ADMIN_KEY, 'idempotency-key': 'operator' });
+    expect(refused).toMatchObject({ status: 400, body: { errors: [{ extensions: { code: 'BAD_REQUEST' } }] } });
+    expect(refused.body.errors[0].message).toMatch(/operator's key/);
+    const tenants = await gateway.gql<any>('{ tenants(first: 100) { edges { node { name } } } }', {}, ADMIN_KEY);
+    expect(tenants.data?.tenants.edges.map((edge: any) => edge.node.name)).not.toContain(name);
+    // Its queries are served as without the header.
+    const query = await post(
+      { query: '{ tenants(first: 1) { totalCount } }' },
+      {
+        'bt-api-key': ADMIN_KEY,
+        'idempotency-key': 'operator-query',
+      },
+    );
+    expect(query.body.data.tenants.totalCount).toBeGreaterThan(0);
   });
 
   it('lets a retry take over a key whose first request never answered (its gateway died) once its lease passed', async () => {
