@@ -88,14 +88,8 @@ describe('the compiled service (npm start)', () => {
     });
 
     it('migrates a new database from dist/migrations and runs a formula in a sandbox thread of dist/', async () => {
-      const gql = async (query: string, variables: Record<string, unknown>, key: string) => {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'bt-api-key': key },
-          body: JSON.stringify({ query, variables }),
-        });
-        return (await response.json()) as { data?: any; errors?: unknown[] };
-      };
+      const gql = (query: string, variables: Record<string, unknown>, key: string) =>
+        postGraphQL(url, query, variables, key);
       const tenant = await gql(
         'mutation { createTenant(input: { name: "Built" }) { ... on CreateTenantPayload { managementKey privateKey } } }',
         {},
@@ -278,6 +272,49 @@ describe('the compiled service (npm start)', () => {
     }
   }, 60_000);
 
+  it('an embedded gateway killed with SIGKILL loses no token it acknowledged: the next start reads them all', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-killed-'));
+    const serve = () =>
+      spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+        env: gatewayEnv(dataDir),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    const started: ChildProcess[] = [];
+    try {
+      const first = serve();
+      started.push(first);
+      const output: string[] = [];
+      const url = await listeningUrl(first, output);
+      const key = await until('the keys', () => /PRIVATE API key:\s+(key_\S+)/.exec(output.join(''))?.[1], 10_000);
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const created = await postGraphQL(
+          url,
+          'mutation ($input: CreateTokenInput!) { createToken(input: $input) { ... on Token { id } } }',
+          { input: { type: 'TOKEN', data: `secret ${i}` } },
+          key,
+        );
+        ids.push(created.data?.createToken.id);
+      }
+      // No shutdown at all: the process ends between one acknowledged write and the next request.
+      first.kill('SIGKILL');
+      await new Promise((resolve) => first.once('exit', resolve));
+      expect(existsSync(path.join(dataDir, 'pgdata.lock'))).toBe(true);
+
+      // The next start takes the dead process's lock over, and the embedded database recovers.
+      const second = serve();
+      started.push(second);
+      const again = await listeningUrl(second, []);
+      const read = await Promise.all(
+        ids.map((id) => postGraphQL(again, 'query ($id: UUID!) { token(id: $id) { data } }', { id }, key)),
+      );
+      expect(read.map((answer) => answer.data?.token?.data)).toEqual(ids.map((_id, i) => `secret ${i}`));
+    } finally {
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   // A container runtime or a process manager stops `npm start` by signalling npm. npm passes the signal to the
   // shell running the start script; a shell that keeps running the gateway as its own child would die without
   // passing it on, and leave the gateway running without a parent. The start script execs Node, so the gateway
@@ -338,6 +375,16 @@ function gatewayEnv(dataDir: string, port = 0): NodeJS.ProcessEnv {
     RUNTIME_THREADS: '1',
     LOG_LEVEL: 'info',
   };
+}
+
+/** A GraphQL request to a gateway at `url`, with an API key. */
+async function postGraphQL(url: string, query: string, variables: Record<string, unknown>, key: string) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'bt-api-key': key },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await response.json()) as { data?: any; errors?: unknown[] };
 }
 
 /** Every process below `pid` (Linux: from /proc), children first. */
