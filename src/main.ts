@@ -8,7 +8,13 @@ import { createLogger } from './logger.ts';
 import { startMetricsServer } from './metrics.ts';
 import { type RunningServer, startServer } from './server.ts';
 
-const USAGE = 'usage: main.ts [serve | migrate | print-schema | rotate-encryption-key | copy-to-postgres]';
+const USAGE = `usage: node --no-node-snapshot dist/src/main.js <command>, or the npm script beside it
+  serve                   start the gateway (the default; npm start)
+  migrate                 bring the database up to date, then exit (npm run migrate)
+  print-schema            print the GraphQL schema (npm run schema writes it to schema.graphql)
+  rotate-encryption-key   seal everything again under NEW_ENCRYPTION_KEY (npm run rotate-encryption-key)
+  copy-to-postgres        copy the embedded database in DATA_DIR into DATABASE_URL (npm run copy-to-postgres)
+Settings come from the environment: see the README's Configuration table.`;
 
 async function main(command = 'serve'): Promise<void> {
   switch (command) {
@@ -31,8 +37,13 @@ async function main(command = 'serve'): Promise<void> {
       process.stdout.write(`${printSchema(schema)}\n`);
       return;
     }
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
     default:
-      console.error(USAGE);
+      console.error(`unknown command: ${command}\n${USAGE}`);
       process.exitCode = 2;
   }
 }

@@ -38,6 +38,16 @@ describe('the compiled service (npm start)', () => {
     expect(stdout).toBe(await readFile(path.join(ROOT, 'schema.graphql'), 'utf8'));
   });
 
+  it('lists its commands on --help, and refuses an unknown one with exit code 2', async () => {
+    const main = path.join(out, 'src/main.js');
+    const { stdout } = await run(process.execPath, ['--no-node-snapshot', main, '--help']);
+    for (const command of ['serve', 'migrate', 'print-schema', 'rotate-encryption-key', 'copy-to-postgres'])
+      expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    const refused = await run(process.execPath, ['--no-node-snapshot', main, 'sever']).catch((error) => error);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^unknown command: sever\nusage:/);
+  });
+
   it('rebuilds only what changed, and removes what no longer has a source', async () => {
     const stale = path.join(out, 'migrations/0000_removed.js');
     await writeFile(stale, 'export async function up() { throw new Error("a removed migration ran"); }\n');
