@@ -28,7 +28,11 @@ const environmentSchema = z.object({
   METRICS_PORT: optionalString.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
   // Set: GET /metrics asks for `Authorization: Bearer <it>` (for a metrics port others on the network can reach).
   METRICS_TOKEN: optionalString,
-  DATABASE_URL: optionalString,
+  // Checked for its form only: anything else reached pg as a host name ("not-a-url" failed as ENOTFOUND base).
+  // The message never repeats the value, which may hold a password.
+  DATABASE_URL: optionalString.refine((url) => url === undefined || /^(postgres|postgresql|socket):/i.test(url), {
+    message: 'must be a Postgres URL, postgres://user:password@host:5432/database (unset: the embedded database)',
+  }),
   DATA_DIR: z.string().default('./.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NODE_ENV: z.string().default('development'),

@@ -160,6 +160,43 @@ function printBootstrapKeys(
 }
 
 main(process.argv[2]).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(describeFailure(error));
   process.exit(1);
 });
+
+/** Errors of a Postgres that cannot be reached, or that refuses the connection itself (no such role or database). */
+const CONNECTION_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ECONNRESET',
+  '28000',
+  '28P01',
+  '3D000',
+  '57P03',
+]);
+
+/**
+ * What a failed command prints. pg's own message for a database it cannot reach ("connect ECONNREFUSED
+ * 127.0.0.1:5432", 'role "x" does not exist') does not say which setting led there: this names the URL (without
+ * its password) and what to check.
+ */
+function describeFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!CONNECTION_FAILURES.has(String((error as { code?: unknown } | null)?.code))) return message;
+  let database: Config['database'];
+  try {
+    database = loadConfig().database;
+  } catch {
+    return message;
+  }
+  if (database.kind !== 'postgres' || !URL.canParse(database.url)) return message;
+  const where = new URL(database.url);
+  if (where.password) where.password = '***';
+  return (
+    `Could not connect to the database at ${where} (DATABASE_URL): ${message}. Check that Postgres runs there and ` +
+    'accepts this user and database; without DATABASE_URL the gateway uses its embedded database.'
+  );
+}

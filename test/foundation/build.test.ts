@@ -48,6 +48,22 @@ describe('the compiled service (npm start)', () => {
     expect(refused.stderr).toMatch(/^unknown command: sever\nusage:/);
   });
 
+  it('names the database it could not reach, without its password, and what to check', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const refused = await run(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'migrate'], {
+      env: { ...process.env, DATABASE_URL: `postgres://gateway:s3cret@127.0.0.1:${port}/reactors` },
+    }).catch((error) => error);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `Could not connect to the database at postgres://gateway:***@127.0.0.1:${port}/reactors (DATABASE_URL): ` +
+        `connect ECONNREFUSED 127.0.0.1:${port}.`,
+    );
+    expect(refused.stderr).not.toContain('s3cret');
+  });
+
   it('rebuilds only what changed, and removes what no longer has a source', async () => {
     const stale = path.join(out, 'migrations/0000_removed.js');
     await writeFile(stale, 'export async function up() { throw new Error("a removed migration ran"); }\n');

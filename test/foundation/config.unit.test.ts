@@ -13,3 +13,15 @@ describe('EXPOSE_FORMULA_LOGS', () => {
     expect(loadConfig(env).exposeFormulaLogs).toBe(shown);
   });
 });
+
+describe('DATABASE_URL', () => {
+  it('takes a Postgres URL, and refuses anything else without repeating it (it may hold a password)', () => {
+    for (const url of ['postgres://u:p@db:5432/x', 'postgresql://db/x', 'socket:/var/run/postgresql?db=x'])
+      expect(loadConfig({ DATABASE_URL: url }).database).toMatchObject({ kind: 'postgres', url });
+    expect(loadConfig({ DATABASE_URL: '' }).database.kind).toBe('pglite');
+    for (const url of ['not-a-url', 'db.internal:5432', 'mysql://u:hunter2@db/x']) {
+      expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/DATABASE_URL: must be a Postgres URL/);
+      expect(() => loadConfig({ DATABASE_URL: url })).not.toThrow(/hunter2|not-a-url|db\.internal/);
+    }
+  });
+});
