@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { KyselyPlugin } from 'kysely';
 import { createAuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
-import { type DatabaseHandle, type DatabaseTarget, openDatabase } from './db/database.ts';
+import { type DatabaseHandle, type DatabaseTarget, openDatabase, waitForDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { ServiceUnavailableError } from './errors.ts';
 import { createFormulaService } from './formulas/service.ts';
@@ -71,6 +71,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   if (options.queryPlugin) database.db = database.db.withPlugin(options.queryPlugin);
   const closers: (() => Promise<void>)[] = [() => database.close()];
   try {
+    if (target.kind === 'postgres') await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(log));
     await migrateToLatest(database.db);
     const masterKey = loadMasterKey({
       encryptionKey: config.encryptionKey,
@@ -264,6 +265,15 @@ function deriveKey(masterKey: Buffer, purpose: string): Buffer {
  * A check that fails for another reason (the pool's connection dropped, a statement timed out) has answered nothing,
  * so it is tried again, 1 s later and then up to every 30 s, until it answers or a newer reconnection starts over.
  */
+/** Logs each wait for a Postgres that does not accept connections yet (waitForDatabase). */
+export function waitingFor(log: Logger): (error: unknown, waitedMs: number) => void {
+  return (error, waitedMs) =>
+    log.warn(
+      { code: (error as { code?: unknown }).code, waitedMs },
+      'waiting for the database to accept connections (DATABASE_START_TIMEOUT_MS)',
+    );
+}
+
 function recheckKeyOnReconnect(
   database: DatabaseHandle,
   masterKey: Buffer,

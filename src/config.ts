@@ -42,6 +42,8 @@ const environmentSchema = z.object({
   BOOTSTRAP_PRIVATE_KEY: optionalString,
   PUBLIC_URL: optionalString,
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  // A gateway started beside its Postgres (docker compose, a pod) waits this long for it to accept connections.
+  DATABASE_START_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
   RUNTIME_MEMORY_LIMIT_MB: z.coerce.number().int().min(8).default(128),
   RUNTIME_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(200),
@@ -116,6 +118,8 @@ export function loadConfig(env: Environment = process.env) {
     database: embedded
       ? ({ kind: 'pglite', dataDir: path.resolve(e.DATA_DIR, 'pgdata') } as const)
       : ({ kind: 'postgres', url: e.DATABASE_URL!, poolSize: e.DB_POOL_SIZE } as const),
+    /** How long a start waits for Postgres to accept connections (src/db/database.ts `waitForDatabase`). */
+    databaseStartTimeoutMs: e.DATABASE_START_TIMEOUT_MS,
     embedded,
     dataDir: path.resolve(e.DATA_DIR),
     logLevel: e.LOG_LEVEL,

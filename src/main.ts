@@ -1,8 +1,8 @@
 import './young-generation.ts';
 import { printSchema } from 'graphql';
-import { type App, createApp } from './app.ts';
+import { type App, createApp, waitingFor } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
-import { openDatabase } from './db/database.ts';
+import { openDatabase, waitForDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
 import { startMetricsServer } from './metrics.ts';
@@ -52,6 +52,9 @@ async function migrate(): Promise<void> {
   const config = loadConfig();
   const database = await openDatabase(config.database);
   try {
+    // An init container runs this beside a Postgres that may still be starting, as `serve` does.
+    if (config.database.kind === 'postgres')
+      await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(createLogger(config.logLevel)));
     const applied = await migrateToLatest(database.db);
     console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date.');
   } finally {

@@ -148,3 +148,35 @@ async function openPostgres(url: string, poolSize: number, applicationName: stri
     },
   };
 }
+
+/**
+ * Errors of a Postgres that does not accept connections yet: not listening (still starting, restarting), or
+ * listening and saying it is starting up (57P03). A name that does not resolve or a refused login is not among them:
+ * waiting would not fix a mistyped DATABASE_URL, so those fail at once.
+ */
+const NOT_ACCEPTING_YET = new Set(['ECONNREFUSED', 'ECONNRESET', 'EAI_AGAIN', '57P03']);
+
+/**
+ * Waits up to `timeoutMs` for the database to answer, trying again after 250 ms and then up to every 2 s, so that
+ * a gateway started together with its Postgres (docker compose, a pod) does not fail because it was first. The last
+ * error is thrown once the time is up, or at once for any other error.
+ */
+export async function waitForDatabase(
+  database: DatabaseHandle,
+  timeoutMs: number,
+  onWait: (error: unknown, waitedMs: number) => void,
+): Promise<void> {
+  const started = performance.now();
+  for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2_000)) {
+    try {
+      await database.ping();
+      return;
+    } catch (error) {
+      const waitedMs = performance.now() - started;
+      const code = String((error as { code?: unknown } | null)?.code);
+      if (!NOT_ACCEPTING_YET.has(code) || waitedMs + delayMs > timeoutMs) throw error;
+      onWait(error, Math.round(waitedMs));
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}

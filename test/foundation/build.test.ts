@@ -54,7 +54,12 @@ describe('the compiled service (npm start)', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const refused = await run(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'migrate'], {
-      env: { ...process.env, DATABASE_URL: `postgres://gateway:s3cret@127.0.0.1:${port}/reactors` },
+      // No wait for a database that is not there yet (DATABASE_START_TIMEOUT_MS): the error at once.
+      env: {
+        ...process.env,
+        DATABASE_URL: `postgres://gateway:s3cret@127.0.0.1:${port}/reactors`,
+        DATABASE_START_TIMEOUT_MS: '0',
+      },
     }).catch((error) => error);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(

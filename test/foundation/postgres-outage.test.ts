@@ -50,6 +50,34 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
     }
   }
 
+  it('a gateway started before Postgres accepts connections waits for it, and gives up after DATABASE_START_TIMEOUT_MS', async () => {
+    const target = { kind: 'postgres', url: proxy.url(database.url!), poolSize: 2 } as const;
+    // Postgres "comes up" after `ms`: refused until then.
+    const downFor = async (ms: number): Promise<{ back: Promise<void> }> => {
+      await proxy.cut();
+      return { back: new Promise((resolve) => setTimeout(resolve, ms)).then(() => proxy.restore()) };
+    };
+    // Refused for longer than the first attempts (250, 500 ms).
+    let outage = await downFor(1_200);
+    const gateway = await startTestGateway({ database, target });
+    await outage.back;
+    try {
+      expect((await gateway.gql('{ __typename }')).data).toEqual({ __typename: 'Query' });
+    } finally {
+      await gateway.close();
+    }
+    // With a shorter wait than the outage, the start fails with the connection error: it gives up before Postgres
+    // is back (a start that waited longer would succeed once it is).
+    outage = await downFor(3_000);
+    try {
+      await expect(
+        startTestGateway({ database, target, env: { DATABASE_START_TIMEOUT_MS: '600' } }),
+      ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    } finally {
+      await outage.back;
+    }
+  });
+
   it('the listening connection comes back after failed attempts, with its channels and its lock, and says so', async () => {
     const handle = await openDatabase({ kind: 'postgres', url: proxy.url(database.url!), poolSize: 2 });
     // The sessions holding the gateways' presence lock (the key rotation's guard) in this database.
