@@ -57,6 +57,8 @@ export interface AppOptions {
   queryPlugin?: KyselyPlugin;
   /** The gateway cannot go on (its encryption key was rotated away): `serve` shuts it down with exit code 1. */
   onFatal?: (error: Error) => void;
+  /** Aborted: a start still waiting for Postgres gives up with the signal's reason (a shutdown during the start). */
+  signal?: AbortSignal;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -71,7 +73,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   if (options.queryPlugin) database.db = database.db.withPlugin(options.queryPlugin);
   const closers: (() => Promise<void>)[] = [() => database.close()];
   try {
-    if (target.kind === 'postgres') await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(log));
+    if (target.kind === 'postgres')
+      await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(log), options.signal);
     await migrateToLatest(database.db);
     const masterKey = loadMasterKey({
       encryptionKey: config.encryptionKey,

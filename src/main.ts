@@ -66,7 +66,10 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   // Started here and awaited below and by `stop`, so that a signal at any point of the start closes what has started.
+  // A signal while the start waits for Postgres (DATABASE_START_TIMEOUT_MS) ends the wait rather than the 15 s below.
+  const startAborted = new AbortController();
   const starting = createApp(config, log, {
+    signal: startAborted.signal,
     // Its encryption key was rotated away while it ran (src/app.ts): it shuts down as on a signal, and exits 1.
     onFatal: () => {
       process.exitCode = 1;
@@ -95,6 +98,7 @@ async function serve(): Promise<void> {
     }
     stoppingSince = Date.now();
     log.info({ signal }, 'shutting down: finishing in-flight requests');
+    startAborted.abort(new Error(`stopped by ${signal} while starting`));
     const forced = setTimeout(() => {
       log.error('shutdown took over 15 s; exiting');
       process.exit(1);
@@ -109,7 +113,12 @@ async function serve(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 
-  const app = await starting;
+  // A start given up on for a signal is a shutdown like any other: `stop` reports it.
+  const app = await starting.catch((error: unknown) => {
+    if (startAborted.signal.aborted && error === startAborted.signal.reason) return null;
+    throw error;
+  });
+  if (!app) return;
   const server = await listening;
   // Only once listening: the first tenant's keys are shown once, and a start that fails before could not show them.
   // A shutdown that began meanwhile closes the database under it: then there is nothing to report.

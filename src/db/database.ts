@@ -159,12 +159,13 @@ const NOT_ACCEPTING_YET = new Set(['ECONNREFUSED', 'ECONNRESET', 'EAI_AGAIN', '5
 /**
  * Waits up to `timeoutMs` for the database to answer, trying again after 250 ms and then up to every 2 s, so that
  * a gateway started together with its Postgres (docker compose, a pod) does not fail because it was first. The last
- * error is thrown once the time is up, or at once for any other error.
+ * error is thrown once the time is up, or at once for any other error; `signal`'s reason once it is aborted.
  */
 export async function waitForDatabase(
   database: DatabaseHandle,
   timeoutMs: number,
   onWait: (error: unknown, waitedMs: number) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const started = performance.now();
   for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2_000)) {
@@ -176,7 +177,23 @@ export async function waitForDatabase(
       const code = String((error as { code?: unknown } | null)?.code);
       if (!NOT_ACCEPTING_YET.has(code) || waitedMs + delayMs > timeoutMs) throw error;
       onWait(error, Math.round(waitedMs));
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await sleep(delayMs, signal);
     }
   }
+}
+
+/** Resolves after `ms`, or rejects with `signal`'s reason as soon as it is aborted. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  signal?.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

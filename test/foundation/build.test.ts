@@ -268,6 +268,38 @@ describe('the compiled service (npm start)', () => {
     }
   }, 60_000);
 
+  it('a SIGTERM while the start waits for Postgres ends the wait, and the gateway exits 0', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+      env: {
+        ...gatewayEnv('/nonexistent'),
+        DATABASE_URL: `postgres://gateway@127.0.0.1:${port}/reactors`,
+        // Longer than the shutdown's own 15 s limit: only an ended wait exits 0.
+        DATABASE_START_TIMEOUT_MS: '60000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: string[] = [];
+    child.stdout!.on('data', (chunk) => output.push(String(chunk)));
+    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
+    try {
+      await until('the start to wait for the database', () =>
+        output.join('').includes('waiting for the database to accept connections') ? true : undefined,
+      );
+      child.kill('SIGTERM');
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+        child.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
+      );
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(output.join('')).toContain('"msg":"stopped"');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 60_000);
+
   it('a first start that cannot listen creates no tenant: the next start prints the keys', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-first-start-'));
     const taken = net.createServer();
