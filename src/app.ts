@@ -259,15 +259,6 @@ function deriveKey(masterKey: Buffer, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `reactor-gateway:${purpose}`, 32));
 }
 
-/**
- * While the listening session is reconnecting, this gateway holds no presence lock, so a key rotation (which refuses
- * beside any gateway holding it) could run then. Once the session holds the lock again (the listener takes it before
- * telling anyone it is back), the key is checked again: a gateway whose key was rotated away stops sealing and
- * opening anything, and shuts down, instead of sealing new tokens under a key the database no longer uses.
- *
- * A check that fails for another reason (the pool's connection dropped, a statement timed out) has answered nothing,
- * so it is tried again, 1 s later and then up to every 30 s, until it answers or a newer reconnection starts over.
- */
 /** Logs each wait for a Postgres that does not accept connections yet (waitForDatabase). */
 export function waitingFor(log: Logger): (error: unknown, waitedMs: number) => void {
   return (error, waitedMs) =>
@@ -277,6 +268,15 @@ export function waitingFor(log: Logger): (error: unknown, waitedMs: number) => v
     );
 }
 
+/**
+ * While the listening session is reconnecting, this gateway holds no presence lock, so a key rotation (which refuses
+ * beside any gateway holding it) could run then. Once the session holds the lock again (the listener takes it before
+ * telling anyone it is back), the key is checked again: a gateway whose key was rotated away stops sealing and
+ * opening anything, and shuts down, instead of sealing new tokens under a key the database no longer uses.
+ *
+ * A check that fails for another reason (the pool's connection dropped, a statement timed out) has answered nothing,
+ * so it is tried again, 1 s later and then up to every 30 s, until it answers or a newer reconnection starts over.
+ */
 function recheckKeyOnReconnect(
   database: DatabaseHandle,
   masterKey: Buffer,
