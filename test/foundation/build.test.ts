@@ -49,10 +49,7 @@ describe('the compiled service (npm start)', () => {
   });
 
   it('names the database it could not reach, without its password, and what to check', async () => {
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await closedPort();
     const refused = await run(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'migrate'], {
       // No wait for a database that is not there yet (DATABASE_START_TIMEOUT_MS): the error at once.
       env: {
@@ -256,10 +253,7 @@ describe('the compiled service (npm start)', () => {
       );
       expect(output.join('')).not.toContain('listening');
       child.kill('SIGTERM');
-      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
-        child.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
-      );
-      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(await exitOf(child)).toEqual({ code: 0, signal: null });
       expect(output.join('')).toContain('"msg":"stopped"');
       expect(existsSync(path.join(dataDir, 'pgdata.lock'))).toBe(false);
     } finally {
@@ -269,10 +263,7 @@ describe('the compiled service (npm start)', () => {
   }, 60_000);
 
   it('a SIGTERM while the start waits for Postgres ends the wait, and the gateway exits 0', async () => {
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await closedPort();
     const child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
       env: {
         ...gatewayEnv('/nonexistent'),
@@ -290,10 +281,7 @@ describe('the compiled service (npm start)', () => {
         output.join('').includes('waiting for the database to accept connections') ? true : undefined,
       );
       child.kill('SIGTERM');
-      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
-        child.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
-      );
-      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(await exitOf(child)).toEqual({ code: 0, signal: null });
       expect(output.join('')).toContain('"msg":"stopped"');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -438,6 +426,20 @@ function gatewayEnv(dataDir: string, port = 0): NodeJS.ProcessEnv {
     RUNTIME_THREADS: '1',
     LOG_LEVEL: 'info',
   };
+}
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** How a child process ended. */
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
 /** A GraphQL request to a gateway at `url`, with an API key. */
