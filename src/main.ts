@@ -2,7 +2,7 @@ import './young-generation.ts';
 import { printSchema } from 'graphql';
 import { type App, createApp, waitingFor } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
-import { openDatabase, waitForDatabase } from './db/database.ts';
+import { isConnectionFailure, openDatabase, waitForDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
 import { startMetricsServer } from './metrics.ts';
@@ -176,20 +176,6 @@ main(process.argv[2]).catch((error: unknown) => {
   process.exit(1);
 });
 
-/** Errors of a Postgres that cannot be reached, or that refuses the connection itself (no such role or database). */
-const CONNECTION_FAILURES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ECONNRESET',
-  '28000',
-  '28P01',
-  '3D000',
-  '57P03',
-]);
-
 /**
  * What a failed command prints. pg's own message for a database it cannot reach ("connect ECONNREFUSED
  * 127.0.0.1:5432", 'role "x" does not exist') does not say which setting led there: this names the URL (without
@@ -197,7 +183,7 @@ const CONNECTION_FAILURES = new Set([
  */
 function describeFailure(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  if (!CONNECTION_FAILURES.has(String((error as { code?: unknown } | null)?.code))) return message;
+  if (!isConnectionFailure(error)) return message;
   let database: Config['database'];
   try {
     database = loadConfig().database;

@@ -156,6 +156,26 @@ async function openPostgres(url: string, poolSize: number, applicationName: stri
  */
 const NOT_ACCEPTING_YET = new Set(['ECONNREFUSED', 'ECONNRESET', 'EAI_AGAIN', '57P03']);
 
+/** ...and with them, those of a Postgres that cannot be reached at all or refuses the login, role or database. */
+const CONNECTION_FAILURES = new Set([
+  ...NOT_ACCEPTING_YET,
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  '28000',
+  '28P01',
+  '3D000',
+]);
+
+function errorCode(error: unknown): string {
+  return String((error as { code?: unknown } | null)?.code);
+}
+
+/** Whether `error` is a failure to connect to Postgres (not of a query on a connection), for what a failed start says. */
+export function isConnectionFailure(error: unknown): boolean {
+  return CONNECTION_FAILURES.has(errorCode(error));
+}
+
 /**
  * Waits up to `timeoutMs` for the database to answer, trying again after 250 ms and then up to every 2 s, so that
  * a gateway started together with its Postgres (docker compose, a pod) does not fail because it was first. The last
@@ -174,8 +194,7 @@ export async function waitForDatabase(
       return;
     } catch (error) {
       const waitedMs = performance.now() - started;
-      const code = String((error as { code?: unknown } | null)?.code);
-      if (!NOT_ACCEPTING_YET.has(code) || waitedMs + delayMs > timeoutMs) throw error;
+      if (!NOT_ACCEPTING_YET.has(errorCode(error)) || waitedMs + delayMs > timeoutMs) throw error;
       onWait(error, Math.round(waitedMs));
       await sleep(delayMs, signal);
     }

@@ -29,6 +29,13 @@ describe('the compiled service (npm start)', () => {
     if (out) await rm(out, { recursive: true, force: true });
   });
 
+  /** `serve` of the compiled service as `npm start` runs it, with `env` only. */
+  const serveCompiled = (env: NodeJS.ProcessEnv) =>
+    spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+
   it('prints the committed schema', async () => {
     const { stdout } = await run(process.execPath, [
       '--no-node-snapshot',
@@ -87,22 +94,19 @@ describe('the compiled service (npm start)', () => {
     beforeAll(async () => {
       dataDir = await mkdtemp(path.join(tmpdir(), 'rg-build-test-'));
       database = usingPostgres ? await createTestDatabase() : undefined;
-      child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-        env: {
-          ...process.env,
-          // A fresh database: PGlite in a new directory, or a Postgres database of this file's own.
-          DATA_DIR: dataDir,
-          // Empty: none inherited from the environment (the config reads an empty value as unset).
-          DATABASE_URL: database?.url ?? '',
-          PORT: '0',
-          HOST: '127.0.0.1',
-          ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-          ADMIN_API_KEY: ADMIN_KEY,
-          RUNTIME_THREADS: '1',
-          LOG_LEVEL: 'info',
-          NODE_ENV: 'development',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      child = serveCompiled({
+        ...process.env,
+        // A fresh database: PGlite in a new directory, or a Postgres database of this file's own.
+        DATA_DIR: dataDir,
+        // Empty: none inherited from the environment (the config reads an empty value as unset).
+        DATABASE_URL: database?.url ?? '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+        ADMIN_API_KEY: ADMIN_KEY,
+        RUNTIME_THREADS: '1',
+        LOG_LEVEL: 'info',
+        NODE_ENV: 'development',
       });
       url = await listeningUrl(child, output);
     }, 60_000);
@@ -239,13 +243,8 @@ describe('the compiled service (npm start)', () => {
 
   it('a SIGTERM during the start (creating the database) shuts down gracefully and unlocks the directory', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-early-stop-'));
-    const child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-      env: gatewayEnv(dataDir),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const output: string[] = [];
-    child.stdout!.on('data', (chunk) => output.push(String(chunk)));
-    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
+    const child = serveCompiled(gatewayEnv(dataDir));
+    const output = outputOf(child);
     try {
       // A new embedded database takes seconds to create; the signal comes in the middle of it (its lock is taken).
       await until('the database to be opening', () =>
@@ -264,18 +263,13 @@ describe('the compiled service (npm start)', () => {
 
   it('a SIGTERM while the start waits for Postgres ends the wait, and the gateway exits 0', async () => {
     const port = await closedPort();
-    const child = spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-      env: {
-        ...gatewayEnv('/nonexistent'),
-        DATABASE_URL: `postgres://gateway@127.0.0.1:${port}/reactors`,
-        // Longer than the shutdown's own 15 s limit: only an ended wait exits 0.
-        DATABASE_START_TIMEOUT_MS: '60000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const child = serveCompiled({
+      ...gatewayEnv('/nonexistent'),
+      DATABASE_URL: `postgres://gateway@127.0.0.1:${port}/reactors`,
+      // Longer than the shutdown's own 15 s limit: only an ended wait exits 0.
+      DATABASE_START_TIMEOUT_MS: '60000',
     });
-    const output: string[] = [];
-    child.stdout!.on('data', (chunk) => output.push(String(chunk)));
-    child.stderr!.on('data', (chunk) => output.push(String(chunk)));
+    const output = outputOf(child);
     try {
       await until('the start to wait for the database', () =>
         output.join('').includes('waiting for the database to accept connections') ? true : undefined,
@@ -293,16 +287,10 @@ describe('the compiled service (npm start)', () => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const busyPort = (taken.address() as net.AddressInfo).port;
-    const serve = (port: number) =>
-      spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-        env: gatewayEnv(dataDir, port),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+    const serve = (port: number) => serveCompiled(gatewayEnv(dataDir, port));
     try {
       const failed = serve(busyPort);
-      const failedOutput: string[] = [];
-      failed.stdout!.on('data', (chunk) => failedOutput.push(String(chunk)));
-      failed.stderr!.on('data', (chunk) => failedOutput.push(String(chunk)));
+      const failedOutput = outputOf(failed);
       expect(await new Promise((resolve) => failed.once('exit', resolve))).toBe(1);
       expect(failedOutput.join('')).toContain(`Port ${busyPort} on 127.0.0.1 is already in use`);
       expect(failedOutput.join('')).not.toContain('API key');
@@ -325,11 +313,7 @@ describe('the compiled service (npm start)', () => {
 
   it('an embedded gateway killed with SIGKILL loses no token it acknowledged: the next start reads them all', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-killed-'));
-    const serve = () =>
-      spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-        env: gatewayEnv(dataDir),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+    const serve = () => serveCompiled(gatewayEnv(dataDir));
     const started: ChildProcess[] = [];
     try {
       const first = serve();
@@ -435,6 +419,14 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** Everything a child process writes to stdout and stderr, as it comes. */
+function outputOf(child: ChildProcess): string[] {
+  const output: string[] = [];
+  child.stdout!.on('data', (chunk) => output.push(String(chunk)));
+  child.stderr!.on('data', (chunk) => output.push(String(chunk)));
+  return output;
 }
 
 /** How a child process ended. */
