@@ -4,6 +4,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock.ts';
 import { createPgListener } from './pg-listener.ts';
+import { trimParserTable } from './pglite-parsers.ts';
 import type { Database } from './tables.ts';
 
 export type DatabaseTarget =
@@ -78,6 +79,7 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
     await unlock();
     throw error;
   }
+  trimParserTable(pglite);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   const notifier: Notifier = {
     async listen(channel, onPayload) {
