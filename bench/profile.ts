@@ -1,7 +1,7 @@
 // `node --no-node-snapshot --import tsx bench/profile.ts [pglite|postgres] [c1|c50] [operation...]`
 //
 // Where a figure's time goes: starts one gateway as the harness does, seeds a reactor and a token, and drives each
-// operation (trivial, trivial-anonymous, react, react-no-token, list) alone for DURATION seconds (default 4), after a
+// operation (trivial, trivial-anonymous, react, react-no-token, list, create-token, token-by-id) alone for DURATION seconds (default 4), after a
 // warm-up: p50 at concurrency 1, or throughput at 50 connections; either with the CPU the gateway spent per request,
 // split by thread (main, piscina workers, V8 and libuv helpers). Profile the gateway with BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 // Postgres: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres). Not part of `npm run bench`.
@@ -43,6 +43,12 @@ try {
     'react-no-token': { query: REACT_MUTATION, variables: { id: reactorId, args: { n: 1 } } },
     // A page of reactors with their formulas: the dataloader path (Pothos' per-request loaders).
     list: { query: '{ reactors(first: 20) { edges { node { id name formula { id name } } } } }', variables: {} },
+    // A write: one token sealed and inserted (with its fingerprint), then read back as the answer.
+    'create-token': {
+      query: 'mutation ($input: CreateTokenInput!) { createToken(input: $input) { __typename ... on Token { id } } }',
+      variables: { input: { type: 'TOKEN', data: { secret: 'profile' } } },
+    },
+    'token-by-id': { query: 'query ($id: UUID!) { token(id: $id) { id type } }', variables: { id: token.id } },
   };
   for (const [name, operation] of Object.entries(operations)) {
     if (wanted.length > 0 && !wanted.includes(name)) continue;

@@ -1,10 +1,10 @@
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
-import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock.ts';
 import { createPgListener } from './pg-listener.ts';
-import { trimParserTable } from './pglite-parsers.ts';
+import { PgliteWire } from './pglite-wire.ts';
+import { preparingPool } from './prepared-statements.ts';
 import type { Database } from './tables.ts';
 
 export type DatabaseTarget =
@@ -79,15 +79,39 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
     await unlock();
     throw error;
   }
-  trimParserTable(pglite);
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  // One client: PGlite is one session (./pglite-wire.ts). Never closed while idle, so that it keeps its LISTENs'
+  // notification handler.
+  const pool = new pg.Pool({ max: 1, idleTimeoutMillis: 0, stream: () => new PgliteWire(pglite) });
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  // As with Postgres (below): a failed call into PGlite fails its query; the events must not crash the process.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    client.on('notification', ({ channel, payload }) => {
+      for (const listener of listeners.get(channel) ?? []) listener(payload ?? '');
+    });
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
   const notifier: Notifier = {
     async listen(channel, onPayload) {
-      const unsubscribe = await pglite.listen(channel, onPayload);
-      return async () => unsubscribe();
+      let channelListeners = listeners.get(channel);
+      if (!channelListeners) {
+        channelListeners = new Set();
+        listeners.set(channel, channelListeners);
+        await pool.query(`listen ${pg.escapeIdentifier(channel)}`);
+      }
+      const listener = (payload: string) => onPayload(payload);
+      channelListeners.add(listener);
+      return async () => {
+        channelListeners.delete(listener);
+        if (channelListeners.size === 0 && listeners.get(channel) === channelListeners) {
+          listeners.delete(channel);
+          await pool.query(`unlisten ${pg.escapeIdentifier(channel)}`);
+        }
+      };
     },
     async notify(channel, payloads) {
-      await pglite.query(NOTIFY_ALL, [channel, JSON.stringify(payloads)]);
+      await pool.query(NOTIFY_ALL, [channel, JSON.stringify(payloads)]);
     },
     onReconnect: () => () => {},
   };
@@ -95,12 +119,12 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
     db,
     notifier,
     kind: 'pglite',
-    ping: async () => void (await pglite.query('select 1')),
+    ping: async () => void (await pool.query('select 1')),
     holdGatewayPresence: async () => {},
     dump: async () => (await pglite.dumpDataDir('none')) as Blob,
-    // db.destroy() closes the PGlite instance too (kysely-pglite-dialect >= 1.3.1); then the directory is free.
     close: async () => {
       await db.destroy();
+      await pglite.close();
       await unlock();
     },
   };
