@@ -8,6 +8,7 @@ const TERMINATE = 0x58;
 const READY_FOR_QUERY = 0x5a;
 const IDLE = 0x49;
 const ROLLBACK = simpleQuery('rollback');
+const DEALLOCATE_ALL = simpleQuery('deallocate all');
 
 /**
  * A `pg` connection to an in-process PGlite: the socket `pg.Client` would write to (its `stream` option) is this
@@ -18,8 +19,9 @@ const ROLLBACK = simpleQuery('rollback');
  * took 221 µs through `PGlite.query` (its parser table already trimmed) and 179 µs through this, 100 µs as a
  * prepared statement (bench numbers in BENCHMARKS.md).
  *
- * PGlite is one Postgres session: every stream shares it. Use one at a time (a pg.Pool of max 1), and a stream that
- * ends inside a transaction rolls it back, as a server does when a connection drops.
+ * PGlite is one Postgres session: every stream shares it. Use one at a time (a pg.Pool of max 1). A stream that ends
+ * inside a transaction rolls it back, as a server does when a connection drops, and a new one starts without prepared
+ * statements.
  */
 export class PgliteWire extends Duplex {
   readonly #pglite: PGlite;
@@ -58,9 +60,14 @@ export class PgliteWire extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     if (!this.#started) {
-      // The startup message: PGlite's session is open already and asks for no password.
+      // The startup message: PGlite's session is open already and asks for no password. A new connection has no
+      // prepared statements, and pg counts on that, but the session keeps those of the client before this one (one
+      // the pool dropped after an error): they go. Its LISTENs stay, since the database handle listens once.
       this.#started = true;
-      this.push(Buffer.concat([AUTHENTICATION_OK, READY_FOR_QUERY_IDLE]));
+      this.#enqueue(async () => {
+        await this.#call(DEALLOCATE_ALL);
+        this.push(Buffer.concat([AUTHENTICATION_OK, READY_FOR_QUERY_IDLE]));
+      });
       done();
       return;
     }

@@ -80,6 +80,18 @@ describe.skipIf(usingPostgres)('pg over PGlite', () => {
     await second.query('delete from items');
     await second.end();
   });
+
+  it('starts a client without the prepared statements of the one before it, which pg would not expect', async () => {
+    const first = await connect();
+    first.on('error', () => {});
+    const statement = (n: number) => ({ name: 'by_n', text: 'select $1::int as n', values: [n] });
+    expect((await first.query(statement(1))).rows).toEqual([{ n: 1 }]);
+    (first as unknown as { connection: { stream: PgliteWire } }).connection.stream.destroy();
+    // pg prepares by_n again on the new connection: "already exists" (42P05) if the session still had it.
+    const second = await connect();
+    expect((await second.query(statement(2))).rows).toEqual([{ n: 2 }]);
+    await second.end();
+  });
 });
 
 describe.skipIf(usingPostgres)('the embedded database handle', () => {
