@@ -82,30 +82,34 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
   // One client: PGlite is one session (./pglite-wire.ts). Never closed while idle, so that it keeps its LISTENs'
   // notification handler.
   const pool = new pg.Pool({ max: 1, idleTimeoutMillis: 0, stream: () => new PgliteWire(pglite) });
-  const listeners = new Map<string, Set<(payload: string) => void>>();
+  // Per channel: its listeners, and the LISTEN they wait for before they count as listening.
+  const channels = new Map<string, { listeners: Set<(payload: string) => void>; listening: Promise<unknown> }>();
   // As with Postgres (below): a failed call into PGlite fails its query; the events must not crash the process.
   pool.on('error', () => {});
   pool.on('connect', (client) => {
     client.on('error', () => {});
     client.on('notification', ({ channel, payload }) => {
-      for (const listener of listeners.get(channel) ?? []) listener(payload ?? '');
+      for (const listener of channels.get(channel)?.listeners ?? []) listener(payload ?? '');
     });
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
   const notifier: Notifier = {
     async listen(channel, onPayload) {
-      let channelListeners = listeners.get(channel);
-      if (!channelListeners) {
-        channelListeners = new Set();
-        listeners.set(channel, channelListeners);
-        await pool.query(`listen ${pg.escapeIdentifier(channel)}`);
+      let state = channels.get(channel);
+      if (!state) {
+        const listening = pool.query(`listen ${pg.escapeIdentifier(channel)}`);
+        state = { listeners: new Set(), listening };
+        channels.set(channel, state);
+        listening.catch(() => channels.get(channel) === state && channels.delete(channel));
       }
+      await state.listening;
+      const { listeners } = state;
       const listener = (payload: string) => onPayload(payload);
-      channelListeners.add(listener);
+      listeners.add(listener);
       return async () => {
-        channelListeners.delete(listener);
-        if (channelListeners.size === 0 && listeners.get(channel) === channelListeners) {
-          listeners.delete(channel);
+        listeners.delete(listener);
+        if (listeners.size === 0 && channels.get(channel) === state) {
+          channels.delete(channel);
           await pool.query(`unlisten ${pg.escapeIdentifier(channel)}`);
         }
       };
