@@ -15,7 +15,9 @@ const STATS_INTERVAL_MS = 1_000;
 
 const options = JSON.parse(process.argv[2] ?? '{}') as RuntimeOptions;
 const runtime = createFormulaRuntime(options);
-const send = (message: FromRuntime) => process.send?.(message);
+// Only while the channel is open: after the gateway is gone, a send (the stats timer during the shutdown below) would
+// raise ERR_IPC_CHANNEL_CLOSED as an unhandled 'error' and end the process with a stack trace instead of exit 0.
+const send = (message: FromRuntime) => process.connected && process.send?.(message);
 
 // Answers that come in one turn of the event loop go back in one message, as the calls came (process-runtime.ts).
 let outbox: Answer[] = [];
