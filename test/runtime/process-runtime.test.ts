@@ -1,7 +1,9 @@
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createProcessRuntime, type ProcessRuntime } from '../../src/runtime/process-runtime.ts';
+import type { FromRuntime, ToRuntime } from '../../src/runtime/process-protocol.ts';
+import { createProcessRuntime, type ProcessRuntime, runtimeProcessLaunch } from '../../src/runtime/process-runtime.ts';
 import { startServer } from '../../src/server.ts';
 import { createFormula, createReactor, createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
 import { startTestGateway } from '../support/gateway.ts';
@@ -126,6 +128,51 @@ describe('the formula runtime in a process of its own', () => {
     expect(isAlive(orphan)).toBe(true);
     gateway.kill('SIGKILL');
     await until('the orphaned runtime process to end', () => (isAlive(orphan) ? undefined : true));
+  });
+
+  it('ends quietly, with exit code 0, when its gateway goes while a run is still in flight', async () => {
+    const launch = runtimeProcessLaunch();
+    const child = fork(launch.entry, [JSON.stringify({ threads: 1, memoryLimitMb: 64 })], {
+      execArgv: launch.execArgv,
+      cwd: launch.cwd,
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (data) => {
+      stderr += String(data);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) =>
+      child.on('message', (message: FromRuntime) => message.t === 'ready' && resolve()),
+    );
+    // A loop its 2.5 s limit ends: the shutdown waits for it, and the pool's figures are due every second meanwhile,
+    // with nobody left to send them to.
+    const code = 'module.exports = async () => { for (;;) {} };';
+    const calls: ToRuntime = {
+      t: 'calls',
+      calls: [
+        [
+          1,
+          'run',
+          {
+            tenantId: 'tenant-gone',
+            formulaId: 'loop',
+            code,
+            codeHash: createHash('sha256').update(code).digest('hex'),
+            args: {},
+            configuration: {},
+            bt: null,
+            timeoutMs: 2_500,
+          },
+        ],
+      ],
+    };
+    child.send(calls);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    child.disconnect();
+    expect(await exited).toBe(0);
+    expect(stderr).not.toContain('ERR_IPC_CHANNEL_CLOSED');
   });
 
   it('ends its process on close, and answers later calls SERVICE_UNAVAILABLE', async () => {
