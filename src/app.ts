@@ -73,8 +73,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   if (options.queryPlugin) database.db = database.db.withPlugin(options.queryPlugin);
   const closers: (() => Promise<void>)[] = [() => database.close()];
   try {
-    if (target.kind === 'postgres')
-      await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(log), options.signal);
+    await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(log), options.signal);
     await migrateToLatest(database.db);
     const masterKey = loadMasterKey({
       encryptionKey: config.encryptionKey,

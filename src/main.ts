@@ -53,8 +53,7 @@ async function migrate(): Promise<void> {
   const database = await openDatabase(config.database);
   try {
     // An init container runs this beside a Postgres that may still be starting, as `serve` does.
-    if (config.database.kind === 'postgres')
-      await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(createLogger(config.logLevel)));
+    await waitForDatabase(database, config.databaseStartTimeoutMs, waitingFor(createLogger(config.logLevel)));
     const applied = await migrateToLatest(database.db);
     console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date.');
   } finally {

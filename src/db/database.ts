@@ -84,10 +84,9 @@ async function openPglite(dataDir: string | undefined, template: Blob | undefine
   const pool = new pg.Pool({ max: 1, idleTimeoutMillis: 0, stream: () => new PgliteWire(pglite) });
   // Per channel: its listeners, and the LISTEN they wait for before they count as listening.
   const channels = new Map<string, { listeners: Set<(payload: string) => void>; listening: Promise<unknown> }>();
-  // As with Postgres (below): a failed call into PGlite fails its query; the events must not crash the process.
-  pool.on('error', () => {});
+  // A failed call into PGlite fails its query, and is an error event of the stream as a dropped connection is.
+  survivesConnectionErrors(pool);
   pool.on('connect', (client) => {
-    client.on('error', () => {});
     client.on('notification', ({ channel, payload }) => {
       for (const listener of channels.get(channel)?.listeners ?? []) listener(payload ?? '');
     });
@@ -147,17 +146,20 @@ export const GATEWAY_APPLICATION_NAME = 'reactor-gateway';
  */
 export const GATEWAY_PRESENCE_LOCK = 7_338_201_455;
 
+/**
+ * A connection that fails fails its query, which reaches the caller; its client and the pool also emit the error as
+ * an event, which without a listener would crash the process: an idle client's (the pool replaces it) and a
+ * checked-out one's (Kysely holds a client for each query and transaction; pg-pool listens only while it is idle).
+ * Postgres: a restart, failover or network cut; PGlite: a failed call into it.
+ */
+function survivesConnectionErrors(pool: pg.Pool): void {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+}
+
 async function openPostgres(url: string, poolSize: number, applicationName: string): Promise<DatabaseHandle> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: applicationName });
-  pool.on('error', () => {
-    // An idle client lost its connection; the pool replaces it. Without a listener this would crash the process.
-  });
-  pool.on('connect', (client) => {
-    // So would a checked-out one (Kysely holds a client for each query and transaction): when its connection drops
-    // (a restart or failover of Postgres, a network cut), its query fails with the error, which reaches the caller,
-    // and the client emits it as an event too, which pg-pool listens for only while the client is idle.
-    client.on('error', () => {});
-  });
+  survivesConnectionErrors(pool);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const listener = createPgListener(url, { applicationName: `${applicationName} listener` });
   return {
@@ -207,7 +209,7 @@ export function isConnectionFailure(error: unknown): boolean {
 }
 
 /**
- * Waits up to `timeoutMs` for the database to answer, trying again after 250 ms and then up to every 2 s, so that
+ * Waits up to `timeoutMs` for Postgres to answer, trying again after 250 ms and then up to every 2 s, so that
  * a gateway started together with its Postgres (docker compose, a pod) does not fail because it was first. The last
  * error is thrown once the time is up, or at once for any other error; `signal`'s reason once it is aborted.
  */
@@ -217,6 +219,8 @@ export async function waitForDatabase(
   onWait: (error: unknown, waitedMs: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
+  // The embedded database is in this process: it is there once opened.
+  if (database.kind !== 'postgres') return;
   const started = performance.now();
   for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2_000)) {
     try {
