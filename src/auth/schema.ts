@@ -1,6 +1,6 @@
 import { PERMISSIONS } from '../auth/permissions.ts';
 import { pageRequest } from '../db/pagination.ts';
-import { BadRequestError, NotFoundError } from '../errors.ts';
+import { BadRequestError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { principalOf } from '../graphql/context.ts';
@@ -165,9 +165,11 @@ const CreateApplicationPayload = keyedApplicationPayload(
 builder.mutationField('createApplication', (t) =>
   t.field({
     type: CreateApplicationPayload,
-    description: "Creates an application of the caller's tenant and returns its API key, once.",
+    description:
+      "Creates an application of the caller's tenant and returns its API key, once. A MANAGEMENT application may " +
+      'be given only permissions the calling key holds itself (FORBIDDEN otherwise).',
     authScopes: { permission: 'application:create' },
-    errors: { types: [BadRequestError] },
+    errors: { types: [BadRequestError, ForbiddenError] },
     args: { input: t.arg({ type: CreateApplicationInput, required: true, description: 'The application.' }) },
     resolve: (_root, { input }, context) => context.services.auth.createApplication(principalOf(context), input),
   }),
@@ -207,9 +209,10 @@ builder.mutationField('updateApplication', (t) =>
     description:
       "Replaces an application's name, permissions and token containers. Its key keeps working with the new " +
       'permissions, at once on this instance and within 5 s on others; graphql-ws sockets opened with it are ' +
-      'closed with 4403, which graphql-ws clients answer by reconnecting.',
+      'closed with 4403, which graphql-ws clients answer by reconnecting. A MANAGEMENT application may be given ' +
+      'only permissions the calling key holds itself (FORBIDDEN otherwise).',
     authScopes: { permission: 'application:update' },
-    errors: { types: [NotFoundError, BadRequestError] },
+    errors: { types: [NotFoundError, BadRequestError, ForbiddenError] },
     args: {
       id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }),
       input: t.arg({ type: UpdateApplicationInput, required: true, description: 'The new fields.' }),
@@ -231,9 +234,10 @@ builder.mutationField('regenerateApplicationKey', (t) =>
     description:
       'Replaces the API key of an application and returns the new one, once. The old key stops working at once ' +
       'on this instance, within 5 s on others (its open graphql-ws sockets are closed with 4401). The application ' +
-      'keeps its id, permissions and reactors: the way to replace a leaked key.',
+      'keeps its id, permissions and reactors: the way to replace a leaked key. The key of a MANAGEMENT ' +
+      'application may be replaced only by a key that holds all of its permissions (FORBIDDEN otherwise).',
     authScopes: { permission: 'application:update' },
-    errors: { types: [NotFoundError] },
+    errors: { types: [NotFoundError, ForbiddenError] },
     args: { id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }) },
     resolve: (_root, { id }, context) => context.services.auth.regenerateApplicationKey(principalOf(context), id),
   }),

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { newId } from '../db/ids.ts';
 import { type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
-import { BadRequestError, NotFoundError } from '../errors.ts';
+import { BadRequestError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import { isContainerPath } from '../tokens/token-input.ts';
 import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
@@ -258,6 +258,7 @@ export function createAuthService(deps: {
       const name = validateName(input.name);
       const tokenContainers = validateTokenContainers(input.tokenContainers);
       const permissions = validatePermissions(input.type, input.permissions ?? DEFAULT_PERMISSIONS[input.type]);
+      refuseEscalation(principal, input.type, permissions, 'Creating');
       return createKeyedApplication(db, {
         tenantId: principal.tenantId,
         name,
@@ -299,6 +300,7 @@ export function createAuthService(deps: {
         const current = await store.findApplication(trx, principal.tenantId, id, { forUpdate: true });
         if (!current) throw new NotFoundError('Application not found.');
         const permissions = validatePermissions(current.type, input.permissions);
+        refuseEscalation(principal, current.type, permissions, 'Updating');
         return store.updateApplication(trx, principal.tenantId, id, {
           name,
           permissions,
@@ -323,6 +325,8 @@ export function createAuthService(deps: {
       const replaced = await db.transaction().execute(async (trx) => {
         const current = await store.findApplication(trx, principal.tenantId, id, { forUpdate: true });
         if (!current) throw new NotFoundError('Application not found.');
+        // Its new key holds the application's permissions, so the caller must hold them too (as for a grant).
+        refuseEscalation(principal, current.type, current.permissions.filter(isPermission), 'Replacing the key of');
         const application = await store.updateApplication(trx, principal.tenantId, id, {
           key_hash: hashApiKey(key),
           key_prefix: keyPrefix(key),
@@ -360,6 +364,28 @@ function validatePermissions(type: ApplicationType, requested: readonly string[]
     });
   }
   return [...new Set(requested as Permission[])];
+}
+
+/**
+ * FORBIDDEN when a key would hand out management permissions it does not hold itself: a MANAGEMENT application
+ * created or updated with them, or the key of one that holds them replaced (the caller would receive that key).
+ * Without this, a key holding only application:update could grant itself reactor:delete, or take the bootstrap
+ * key's place. PRIVATE and PUBLIC applications hold token permissions no management key holds, and administering
+ * them is what a management key is for, so they are not bounded by the caller's own permissions.
+ */
+function refuseEscalation(
+  principal: Principal,
+  type: ApplicationType,
+  permissions: readonly Permission[],
+  doing: string,
+) {
+  if (type !== 'MANAGEMENT') return;
+  const missing = permissions.filter((permission) => !principal.permissions.has(permission));
+  if (missing.length === 0) return;
+  throw new ForbiddenError(
+    `${doing} a MANAGEMENT application that holds ${missing.join(', ')} requires the calling key to hold ` +
+      `${missing.length === 1 ? 'that permission' : 'those permissions'} itself.`,
+  );
 }
 
 /** The audit columns of a change made by `principal`, now. */

@@ -219,3 +219,96 @@ describe('regenerateApplicationKey', () => {
     expect((await gateway.gql<any>(VIEWER, {}, key)).data?.viewer.application.id).toBe(application.id);
   });
 });
+
+// A key may hand out only the management permissions it holds itself: otherwise application:update alone would
+// grant itself everything, or take over the bootstrap key by replacing it.
+describe('no key hands out management permissions it does not hold', () => {
+  const COUNT = '{ applications { totalCount } }';
+  const SELF_UPDATE = async (key: string, id: string, permissions: string[]) =>
+    gateway.gql<any>(UPDATE, { id, input: { name: 'Limited', permissions } }, key);
+
+  it('updateApplication: a MANAGEMENT application gets only what the caller holds; PRIVATE ones anything', async () => {
+    const tenant = await gateway.createTenant();
+    const { key, application } = await createApplication(tenant, {
+      name: 'Limited',
+      type: 'MANAGEMENT',
+      permissions: ['application:update', 'application:read'],
+    });
+    const grant = await SELF_UPDATE(key, application.id, ['application:update', 'reactor:delete', 'reactor:create']);
+    expect(grant.data?.updateApplication).toEqual({
+      __typename: 'ForbiddenError',
+      code: 'FORBIDDEN',
+      status: 403,
+      message:
+        'Updating a MANAGEMENT application that holds reactor:delete, reactor:create requires the calling key to ' +
+        'hold those permissions itself.',
+    });
+    expect((await gateway.gql<any>(VIEWER, {}, key)).data?.viewer.application.permissions).toEqual([
+      'application:update',
+      'application:read',
+    ]);
+
+    // Dropping a permission it holds is no escalation; a PRIVATE application may be given token permissions.
+    const dropped = await SELF_UPDATE(key, application.id, ['application:update']);
+    expect(dropped.data?.updateApplication.permissions).toEqual(['application:update']);
+    const { application: backend } = await createApplication(tenant, {
+      name: 'Backend',
+      type: 'PRIVATE',
+      permissions: ['token:use'],
+    });
+    const granted = await SELF_UPDATE(key, backend.id, ['token:read', 'token:use']);
+    expect(granted.data?.updateApplication.permissions).toEqual(['token:read', 'token:use']);
+  });
+
+  it('createApplication: a MANAGEMENT application with more than the caller holds is refused, and not created', async () => {
+    const tenant = await gateway.createTenant();
+    const { key } = await createApplication(tenant, {
+      name: 'Creator',
+      type: 'MANAGEMENT',
+      permissions: ['application:create', 'reactor:read'],
+    });
+    const before = (await gateway.gql<any>(COUNT, {}, tenant.managementKey)).data?.applications.totalCount;
+    const explicit = await gateway.gql<any>(
+      CREATE,
+      { input: { name: 'Bigger', type: 'MANAGEMENT', permissions: ['reactor:read', 'reactor:delete'] } },
+      key,
+    );
+    expect(explicit.data?.createApplication).toMatchObject({ __typename: 'ForbiddenError', status: 403 });
+    expect(explicit.data?.createApplication.message).toContain('holds reactor:delete requires');
+    // Left out, the permissions default to every management permission: refused the same way.
+    const defaulted = await gateway.gql<any>(CREATE, { input: { name: 'Default', type: 'MANAGEMENT' } }, key);
+    expect(defaulted.data?.createApplication.__typename).toBe('ForbiddenError');
+    expect((await gateway.gql<any>(COUNT, {}, tenant.managementKey)).data?.applications.totalCount).toBe(before);
+
+    const same = await gateway.gql<any>(
+      CREATE,
+      { input: { name: 'Peer', type: 'MANAGEMENT', permissions: ['reactor:read'] } },
+      key,
+    );
+    expect(same.data?.createApplication.application.permissions).toEqual(['reactor:read']);
+    const backend = await gateway.gql<any>(CREATE, { input: { name: 'Backend', type: 'PRIVATE' } }, key);
+    expect(backend.data?.createApplication.__typename).toBe('CreateApplicationPayload');
+  });
+
+  it('regenerateApplicationKey: the key of a MANAGEMENT application holding more than the caller is not replaced', async () => {
+    const tenant = await gateway.createTenant();
+    const { key, application } = await createApplication(tenant, {
+      name: 'Rotator',
+      type: 'MANAGEMENT',
+      permissions: ['application:update', 'application:read'],
+    });
+    const bootstrap = (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id;
+    const takeover = await gateway.gql<any>(REGENERATE, { id: bootstrap }, key);
+    expect(takeover.data?.regenerateApplicationKey).toMatchObject({ __typename: 'ForbiddenError', status: 403 });
+    expect(takeover.data?.regenerateApplicationKey.message).toMatch(/^Replacing the key of a MANAGEMENT application/);
+    expect((await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id).toBe(bootstrap);
+
+    // Its own key, and a PRIVATE application's, it may replace.
+    const own = await gateway.gql<any>(REGENERATE, { id: application.id }, key);
+    const newKey = own.data?.regenerateApplicationKey.key;
+    expect(newKey).toEqual(expect.any(String));
+    const { application: backend } = await createApplication(tenant, { name: 'Backend', type: 'PRIVATE' });
+    const replaced = await gateway.gql<any>(REGENERATE, { id: backend.id }, newKey);
+    expect(replaced.data?.regenerateApplicationKey.key).toEqual(expect.any(String));
+  });
+});
