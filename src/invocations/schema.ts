@@ -69,7 +69,9 @@ builder.mutationField('react', (t) =>
     type: ReactorResponseRef,
     description:
       'Invokes a reactor now: detokenizes `{{ }}` expressions in args, validates them against the formula, runs the ' +
-      'formula in the sandbox and tokenizes its `tokenize` block. Needs `reactor:invoke` (legacy: `token:use`).',
+      'formula in the sandbox and tokenizes its `tokenize` block. Needs `reactor:invoke` (legacy: `token:use`). ' +
+      'For an application with `tokenContainers`, the tokens detokenized and the tokens created must lie in them ' +
+      '(FORBIDDEN otherwise; when it is the created ones, the formula has already run).',
     authScopes: { anyPermission: ['reactor:invoke', 'token:use'] },
     errors: { types: REACT_ERRORS },
     args: {

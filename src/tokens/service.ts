@@ -371,10 +371,21 @@ export function createTokenService(deps: {
      * For `react`: turns a formula's `tokenize` block into tokens and returns the same shape with each tokenized
      * value replaced by its token id (the exact rule is `planTokenization`'s, in ./tokenize.ts). Validated as
      * createToken validates, at most `maxTokensPerRequest` tokens, stored in one database transaction (all or
-     * nothing), inside `transactionId` when given. No permission is checked here: the caller may invoke the reactor.
+     * nothing), inside `transactionId` when given. No permission is needed (the caller may invoke the reactor), but
+     * an application with token containers gets only tokens they cover, as from createToken: otherwise a formula
+     * that passes its args through would let it create tokens anywhere (FORBIDDEN, and nothing is stored).
      */
     async tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown> {
       const plan = planTokenization(tokenize, { now: new Date(), maxTokens: deps.maxTokensPerRequest, newId });
+      const outside = plan.tokens.find((token) => !covers(principal, token.request.containers));
+      if (outside) {
+        throw new ForbiddenError(
+          `The reactor ran, but its result is lost: ${outOfReach(principal, 'tokenizing', outside.request).message}`,
+          {
+            errors: { tokenize: [`a token in ${outside.request.containers.join(', ')} is outside the caller's reach`] },
+          },
+        );
+      }
       return storePlan(principal, plan, transactionId);
     },
 

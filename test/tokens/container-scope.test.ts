@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
+import { createReactorWithCode, createToken, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { until } from '../support/until.ts';
 import {
   ALL_TOKEN_PERMISSIONS,
   applicationKey,
@@ -173,5 +174,77 @@ describe('every token permission scoped to containers', () => {
     const covered = await createTokenWith(scoped, { type: 'TOKEN', data: 'short-lived', containers: ['/pci/low/'] });
     expect((await deleteToken(gateway, scoped, covered.id)).__typename).toBe('Token');
     expect(await readToken(gateway, tenant.privateKey, covered.id)).toBeNull();
+  });
+});
+
+// A formula's tokenize block creates tokens for the caller, so the caller's containers bound them as createToken's
+// do: otherwise a formula that passes its args through would let a /pci/ key create tokens anywhere.
+describe("a formula's tokenize block scoped to the caller's containers", () => {
+  let scoped: string;
+  let passThrough: string;
+  beforeAll(async () => {
+    scoped = await applicationKey(gateway, tenant, 'PRIVATE', ['reactor:invoke', 'reactor:read'], ['/pci/']);
+    passThrough = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async (req) => ({ raw: { ran: true }, tokenize: req.args.tokenize });',
+    );
+  });
+  const tokenizing = (tokenize: unknown, key: string) =>
+    gateway.gql<any>(REACT, { id: passThrough, args: { tokenize } }, key);
+  const count = async () => (await listAllTokens(gateway, tenant.privateKey)).totalCount;
+
+  it('creates the tokens its containers cover', async () => {
+    const result = await tokenizing({ pin: { type: 'TOKEN', data: '1234', containers: ['/pci/low/'] } }, scoped);
+    const id = result.data?.react.tokens.pin;
+    expect(id).toEqual(expect.any(String));
+    expect((await readToken(gateway, tenant.privateKey, id)).containers).toEqual(['/pci/low/']);
+  });
+
+  it('refuses, storing none of them, when one token lies outside them; the formula has run', async () => {
+    const before = await count();
+    const result = await tokenizing(
+      {
+        covered: { type: 'TOKEN', data: 'in', containers: ['/pci/low/'] },
+        outside: { type: 'TOKEN', data: 'out', containers: ['/general/low/'] },
+      },
+      scoped,
+    );
+    expect(result.data?.react).toEqual({
+      __typename: 'ForbiddenError',
+      code: 'FORBIDDEN',
+      status: 403,
+      message:
+        'The reactor ran, but its result is lost: tokenizing a token requires one of its containers (/general/low/) ' +
+        "to lie in this application's token containers (/pci/).",
+      detail: null,
+      errors: { tokenize: ["a token in /general/low/ is outside the caller's reach"] },
+    });
+    // A plain value takes the default container of its type (/general/high/ for TOKEN): refused the same way.
+    expect((await tokenizing({ plain: 'secret' }, scoped)).data?.react.code).toBe('FORBIDDEN');
+    expect(await count()).toBe(before);
+    // A key without token containers creates them anywhere, as before.
+    const unscoped = await tokenizing({ plain: 'secret' }, tenant.privateKey);
+    expect(unscoped.data?.react.tokens.plain).toEqual(expect.any(String));
+  });
+
+  it('refuses in an async run the same way, as its failed result', async () => {
+    const queued = await gateway.gql<any>(
+      REACT_ASYNC,
+      { id: passThrough, args: { tokenize: { plain: 'secret' } } },
+      scoped,
+    );
+    const requestId = queued.data?.reactAsync.asyncReactorRequestId;
+    expect(requestId).toEqual(expect.any(String));
+    const result = await until(
+      `request ${requestId} to finish`,
+      async () => {
+        const row = (await gateway.gql<any>(REACTOR_RESULT, { reactorId: passThrough, requestId }, scoped)).data
+          ?.reactorResult;
+        return row?.status === 'FAILED' || row?.status === 'COMPLETED' ? row : undefined;
+      },
+      15_000,
+    );
+    expect(result).toMatchObject({ status: 'FAILED', tokens: null, error: { code: 'FORBIDDEN', status: 403 } });
   });
 });
