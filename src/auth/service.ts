@@ -258,7 +258,7 @@ export function createAuthService(deps: {
       const name = validateName(input.name);
       const tokenContainers = validateTokenContainers(input.tokenContainers);
       const permissions = validatePermissions(input.type, input.permissions ?? DEFAULT_PERMISSIONS[input.type]);
-      refuseEscalation(principal, input.type, permissions, 'Creating');
+      refuseEscalation(principal, input.type, permissions, 'grant');
       return createKeyedApplication(db, {
         tenantId: principal.tenantId,
         name,
@@ -300,7 +300,7 @@ export function createAuthService(deps: {
         const current = await store.findApplication(trx, principal.tenantId, id, { forUpdate: true });
         if (!current) throw new NotFoundError('Application not found.');
         const permissions = validatePermissions(current.type, input.permissions);
-        refuseEscalation(principal, current.type, permissions, 'Updating');
+        refuseEscalation(principal, current.type, permissions, 'grant');
         return store.updateApplication(trx, principal.tenantId, id, {
           name,
           permissions,
@@ -326,7 +326,7 @@ export function createAuthService(deps: {
         const current = await store.findApplication(trx, principal.tenantId, id, { forUpdate: true });
         if (!current) throw new NotFoundError('Application not found.');
         // Its new key holds the application's permissions, so the caller must hold them too (as for a grant).
-        refuseEscalation(principal, current.type, current.permissions.filter(isPermission), 'Replacing the key of');
+        refuseEscalation(principal, current.type, current.permissions.filter(isPermission), 'replace key');
         const application = await store.updateApplication(trx, principal.tenantId, id, {
           key_hash: hashApiKey(key),
           key_prefix: keyPrefix(key),
@@ -377,14 +377,16 @@ function refuseEscalation(
   principal: Principal,
   type: ApplicationType,
   permissions: readonly Permission[],
-  doing: string,
+  action: 'grant' | 'replace key',
 ) {
   if (type !== 'MANAGEMENT') return;
   const missing = permissions.filter((permission) => !principal.permissions.has(permission));
   if (missing.length === 0) return;
   throw new ForbiddenError(
-    `${doing} a MANAGEMENT application that holds ${missing.join(', ')} requires the calling key to hold ` +
-      `${missing.length === 1 ? 'that permission' : 'those permissions'} itself.`,
+    action === 'grant'
+      ? `A MANAGEMENT application may be given only permissions the calling key holds; it lacks ${missing.join(', ')}.`
+      : 'Replacing the key of a MANAGEMENT application requires the calling key to hold all of its permissions; ' +
+          `it lacks ${missing.join(', ')}.`,
   );
 }
 

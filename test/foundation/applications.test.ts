@@ -240,8 +240,8 @@ describe('no key hands out management permissions it does not hold', () => {
       code: 'FORBIDDEN',
       status: 403,
       message:
-        'Updating a MANAGEMENT application that holds reactor:delete, reactor:create requires the calling key to ' +
-        'hold those permissions itself.',
+        'A MANAGEMENT application may be given only permissions the calling key holds; it lacks reactor:delete, ' +
+        'reactor:create.',
     });
     expect((await gateway.gql<any>(VIEWER, {}, key)).data?.viewer.application.permissions).toEqual([
       'application:update',
@@ -274,7 +274,7 @@ describe('no key hands out management permissions it does not hold', () => {
       key,
     );
     expect(explicit.data?.createApplication).toMatchObject({ __typename: 'ForbiddenError', status: 403 });
-    expect(explicit.data?.createApplication.message).toContain('holds reactor:delete requires');
+    expect(explicit.data?.createApplication.message).toMatch(/it lacks reactor:delete\.$/);
     // Left out, the permissions default to every management permission: refused the same way.
     const defaulted = await gateway.gql<any>(CREATE, { input: { name: 'Default', type: 'MANAGEMENT' } }, key);
     expect(defaulted.data?.createApplication.__typename).toBe('ForbiddenError');
@@ -300,7 +300,11 @@ describe('no key hands out management permissions it does not hold', () => {
     const bootstrap = (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id;
     const takeover = await gateway.gql<any>(REGENERATE, { id: bootstrap }, key);
     expect(takeover.data?.regenerateApplicationKey).toMatchObject({ __typename: 'ForbiddenError', status: 403 });
-    expect(takeover.data?.regenerateApplicationKey.message).toMatch(/^Replacing the key of a MANAGEMENT application/);
+    expect(takeover.data?.regenerateApplicationKey.message).toBe(
+      'Replacing the key of a MANAGEMENT application requires the calling key to hold all of its permissions; it ' +
+        'lacks reactor:create, reactor:read, reactor:update, reactor:delete, reactor:invoke, application:create, ' +
+        'application:delete.',
+    );
     expect((await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id).toBe(bootstrap);
 
     // Its own key, and a PRIVATE application's, it may replace.
