@@ -2,6 +2,7 @@ import { type KyselyPlugin, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.ts';
+import { startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
@@ -165,6 +166,24 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
       });
       const response = await gateway.post(count, tenant.privateKey);
       expect(await response.json()).toEqual({ data: { reactors: { totalCount: 0 } } });
+    });
+
+    it('answers /ready with 503 while the database is away, and /health with 200 throughout', async () => {
+      const server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+      const probe = async (path: string) => {
+        const response = await fetch(new URL(path, server.url));
+        return { status: response.status, body: await response.json() };
+      };
+      try {
+        expect(await probe('/ready')).toEqual({ status: 200, body: { status: 'ready' } });
+        await outage(gateway.app.database.notifier, async () => {
+          expect(await probe('/ready')).toEqual({ status: 503, body: { status: 'database unreachable' } });
+          expect(await probe('/health')).toEqual({ status: 200, body: { status: 'ok' } });
+        });
+        expect(await probe('/ready')).toEqual({ status: 200, body: { status: 'ready' } });
+      } finally {
+        await server.close();
+      }
     });
 
     /**
