@@ -20,3 +20,12 @@ export function outOfReach(principal: Principal, doing: string, token: { id?: st
       `application's token containers (${principal.tokenContainers?.join(', ')}).`,
   );
 }
+
+/** FORBIDDEN for a token a formula's `tokenize` block made outside the caller's containers: after the run. */
+export function tokenizedOutOfReach(principal: Principal, token: { containers: readonly string[] }) {
+  const containers = token.containers.join(', ');
+  return new ForbiddenError(
+    `The reactor ran, but its result is lost: ${outOfReach(principal, 'tokenizing', token).message}`,
+    { errors: { tokenize: [`a token in ${containers} is outside the caller's reach`] } },
+  );
+}

@@ -9,7 +9,7 @@ import { enlistInTransaction, readableTransactionId } from '../transactions/serv
 import * as transactionStore from '../transactions/store.ts';
 import { DetokenizableRow } from './detokenizable-row.ts';
 import { type DetokenizableToken, detokenize, planDataSites } from './expressions/index.ts';
-import { covers, outOfReach } from './reach.ts';
+import { covers, outOfReach, tokenizedOutOfReach } from './reach.ts';
 import type { SealedArgs } from './sealing.ts';
 import * as store from './store.ts';
 import type { TokenRow } from './tables.ts';
@@ -378,14 +378,7 @@ export function createTokenService(deps: {
     async tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown> {
       const plan = planTokenization(tokenize, { now: new Date(), maxTokens: deps.maxTokensPerRequest, newId });
       const outside = plan.tokens.find((token) => !covers(principal, token.request.containers));
-      if (outside) {
-        throw new ForbiddenError(
-          `The reactor ran, but its result is lost: ${outOfReach(principal, 'tokenizing', outside.request).message}`,
-          {
-            errors: { tokenize: [`a token in ${outside.request.containers.join(', ')} is outside the caller's reach`] },
-          },
-        );
-      }
+      if (outside) throw tokenizedOutOfReach(principal, outside.request);
       return storePlan(principal, plan, transactionId);
     },
 
