@@ -208,7 +208,9 @@ builder.queryField('reactorResult', (t) =>
   t.field({
     type: AsyncReactorResultRef,
     nullable: true,
-    description: "An async invocation's result; null for an unknown id (another tenant's ids included).",
+    description:
+      "An async invocation's result; null for an unknown id (another tenant's ids included). An application with " +
+      '`tokenContainers` reads only the invocations it queued itself.',
     authScopes: { anyPermission: ['reactor:invoke', 'token:use'] },
     args: {
       reactorId: t.arg({ type: 'UUID', required: true, description: 'The reactor id.' }),
@@ -225,7 +227,8 @@ builder.queryField('reactorResults', (t) =>
       type: AsyncReactorResultRef,
       description:
         "The tenant's async invocations still kept (for RESULT_RETENTION_MS after they finish, 24 h by default), " +
-        'oldest first, optionally of one reactor or in one status: what is still queued, what failed.',
+        'oldest first, optionally of one reactor or in one status: what is still queued, what failed. An ' +
+        'application with `tokenContainers` sees only the invocations it queued itself.',
       authScopes: { anyPermission: ['reactor:invoke', 'token:use'] },
       args: {
         reactorId: t.arg({ type: 'UUID', description: 'Only the invocations of this reactor.' }),
@@ -304,7 +307,8 @@ builder.subscriptionField('reactorResult', (t) =>
   t.field({
     type: AsyncReactorResultRef,
     description:
-      'Every state of an async invocation from now on (the current one first), completing after COMPLETED or FAILED.',
+      'Every state of an async invocation from now on (the current one first), completing after COMPLETED or FAILED. ' +
+      'An application with `tokenContainers` may follow only the invocations it queued itself.',
     authScopes: { anyPermission: ['reactor:invoke', 'token:use'] },
     args: { requestId: t.arg({ type: 'UUID', required: true, description: 'The `asyncReactorRequestId`.' }) },
     subscribe: (_root, args, context) =>

@@ -72,13 +72,15 @@ export function createInvocationService(deps: {
 
   /** resultUpdates' states: the row, read again after each change signal, until a terminal state. */
   async function* statesOf(
-    tenantId: string,
+    principal: Principal,
     requestId: string,
     changes: AsyncIterableIterator<unknown>,
   ): AsyncGenerator<ReactorRequestRow> {
+    const tenantId = principal.tenantId;
+    const queuedBy = onlyOwnResults(principal);
     try {
       let last: string | null = null;
-      let row = await store.findRequest(db, tenantId, requestId);
+      let row = await store.findRequest(db, tenantId, requestId, queuedBy);
       if (!row) throw new NotFoundError('Reactor request not found.');
       while (row) {
         if (row.status !== last) {
@@ -88,7 +90,7 @@ export function createInvocationService(deps: {
         if (TERMINAL.has(row.status)) return;
         const next = await changes.next();
         if (next.done) return;
-        row = await store.findRequest(db, tenantId, requestId);
+        row = await store.findRequest(db, tenantId, requestId, queuedBy);
       }
     } finally {
       await changes.return?.();
@@ -169,20 +171,24 @@ export function createInvocationService(deps: {
       return row;
     },
 
-    /** An async result of this tenant; null for unknown ids, another reactor's or another tenant's requests alike. */
+    /**
+     * An async result the caller may read (`onlyOwnResults`); null for unknown ids, another reactor's or another
+     * tenant's requests alike.
+     */
     async result(principal: Principal, reactorId: string | null, requestId: string): Promise<ReactorRequestRow | null> {
-      const row = await store.findRequest(db, principal.tenantId, requestId);
+      const row = await store.findRequest(db, principal.tenantId, requestId, onlyOwnResults(principal));
       if (!row || (reactorId !== null && row.reactor_id !== reactorId)) return null;
       return row;
     },
 
-    /** The tenant's kept async requests (RESULT_RETENTION_MS), oldest first, optionally of one reactor or status. */
+    /** The kept async requests (RESULT_RETENTION_MS) the caller may read, oldest first, optionally of one reactor or status. */
     async listResults(principal: Principal, filter: store.RequestFilter, page: PageRequest) {
-      return toPage(await store.listRequests(db, principal.tenantId, filter, page), page);
+      const scoped = { ...filter, queuedBy: onlyOwnResults(principal) };
+      return toPage(await store.listRequests(db, principal.tenantId, scoped, page), page);
     },
 
     countResults(principal: Principal, filter: store.RequestFilter): Promise<number> {
-      return store.countRequests(db, principal.tenantId, filter);
+      return store.countRequests(db, principal.tenantId, { ...filter, queuedBy: onlyOwnResults(principal) });
     },
 
     /**
@@ -195,7 +201,7 @@ export function createInvocationService(deps: {
      */
     resultUpdates(principal: Principal, requestId: string): AsyncIterableIterator<ReactorRequestRow> {
       const changes = events.resultChanges(principal.tenantId, requestId);
-      const updates = statesOf(principal.tenantId, requestId, changes);
+      const updates = statesOf(principal, requestId, changes);
       return {
         next: () => updates.next(),
         async return(value?: unknown) {
@@ -232,4 +238,13 @@ function isHttpUrl(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whose async results a key may read: an application with token containers only those it queued, since another
+ * application's run may have detokenized tokens outside those containers into its `raw`; any other key, the tenant's
+ * (the seeds: reactor:invoke reads a tenant's results). Null: no restriction.
+ */
+function onlyOwnResults(principal: Principal): string | null {
+  return principal.tokenContainers === null ? null : principal.applicationId;
 }

@@ -47,28 +47,30 @@ export async function insertRequest(
     .executeTakeFirstOrThrow();
 }
 
+/** A request of the tenant; with `queuedBy`, only one that application queued. */
 export async function findRequest(
   db: Executor,
   tenantId: string,
   requestId: string,
+  queuedBy: string | null = null,
 ): Promise<ReactorRequestRow | undefined> {
-  return db
-    .selectFrom('reactor_requests')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', requestId)
-    .executeTakeFirst();
+  let query = db.selectFrom('reactor_requests').selectAll().where('tenant_id', '=', tenantId);
+  if (queuedBy !== null) query = query.where('application_id', '=', queuedBy);
+  return query.where('id', '=', requestId).executeTakeFirst();
 }
 
 export interface RequestFilter {
   reactorId?: string | null;
   status?: RequestStatus | null;
+  /** Only the requests this application queued. */
+  queuedBy?: string | null;
 }
 
 function filteredRequests(db: Executor, tenantId: string, filter: RequestFilter) {
   let query = db.selectFrom('reactor_requests').where('tenant_id', '=', tenantId);
   if (filter.reactorId) query = query.where('reactor_id', '=', filter.reactorId);
   if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.queuedBy) query = query.where('application_id', '=', filter.queuedBy);
   return query;
 }
 

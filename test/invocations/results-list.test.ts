@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
+import { principalFor } from '../tokens/support.ts';
 
 // `reactorResults`: the tenant's kept async invocations, to find what is still queued or what failed without
 // having kept every request id.
@@ -76,5 +77,43 @@ describe('reactorResults', () => {
       tenant.managementKey,
     );
     expect(errorCode(await gateway.gql(RESULTS, {}, publicKey.data.createApplication.key))).toBe('FORBIDDEN');
+  });
+});
+
+// Another application's run may have detokenized tokens outside a scoped application's containers into its `raw`.
+describe('async results of an application with token containers', () => {
+  it('are only those it queued itself; a key without containers reads them all', async () => {
+    const own = await gateway.createTenant();
+    const scopedKey = await gateway.gql<any>(
+      `mutation { createApplication(input: { name: "PCI", type: PRIVATE, permissions: ["reactor:invoke"],
+        tokenContainers: ["/pci/"] }) { ... on CreateApplicationPayload { key } } }`,
+      {},
+      own.managementKey,
+    );
+    const scoped = scopedKey.data.createApplication.key as string;
+    const reactorId = await createReactorWithCode(
+      gateway,
+      own.managementKey,
+      "module.exports = async () => ({ raw: { secret: 'from a run' } });",
+    );
+    const mine = await queue(reactorId, scoped);
+    const theirs = await queue(reactorId, own.privateKey);
+
+    const read = async (requestId: string, key: string) =>
+      (await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key)).data?.reactorResult;
+    expect((await read(mine, scoped)).id).toBe(mine);
+    expect(await read(theirs, scoped)).toBeNull();
+    expect(await listAll({}, scoped)).toEqual({
+      nodes: [{ id: mine, reactorId, status: 'COMPLETED', error: null }],
+      totalCount: 1,
+    });
+    const follow = gateway.app.services.invocations.resultUpdates(await principalFor(gateway, scoped), theirs);
+    await expect(follow.next()).rejects.toThrow('Reactor request not found.');
+    const followOwn = gateway.app.services.invocations.resultUpdates(await principalFor(gateway, scoped), mine);
+    expect((await followOwn.next()).value).toMatchObject({ id: mine, status: 'COMPLETED' });
+    await followOwn.return?.();
+
+    expect((await read(mine, own.privateKey)).raw).toEqual({ secret: 'from a run' });
+    expect((await listAll({}, own.privateKey)).nodes.map((node) => node.id)).toEqual([mine, theirs]);
   });
 });
