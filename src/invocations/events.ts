@@ -12,7 +12,8 @@ export interface ReactorEvent {
   type: ReactorEventType;
   tenantId: string;
   reactor: { id: string; name: string };
-  request: { id: string; invocationType: 'SYNC' | 'ASYNC' };
+  /** `applicationId`: the application that invoked (kept from the GraphQL type; it scopes who sees the event). */
+  request: { id: string; invocationType: 'SYNC' | 'ASYNC'; applicationId: string };
   elapsedMs: number | null;
   error: ErrorShape | null;
   occurredAt: string;
@@ -37,12 +38,12 @@ const EVENTS_FLUSH_MS = 20;
  * Local subscribers of one kind of notification, by key (tenant or request). Each subscriber is its own queue and
  * carries its filter as data, so the hub holds no closure per subscription (BENCHMARKS.md, idle subscriptions).
  */
-class Channel<T> {
-  readonly subscribers = new Map<string, Set<Subscriber<T>>>();
+class Channel<T, F> {
+  readonly subscribers = new Map<string, Set<Subscriber<T, F>>>();
 
-  constructor(private readonly accepts: (value: T, filter: string | null) => boolean) {}
+  constructor(private readonly accepts: (value: T, filter: F) => boolean) {}
 
-  subscribe(key: string, filter: string | null): Subscriber<T> {
+  subscribe(key: string, filter: F): Subscriber<T, F> {
     const subscriber = new Subscriber(this, key, filter);
     let set = this.subscribers.get(key);
     if (!set) {
@@ -53,7 +54,7 @@ class Channel<T> {
     return subscriber;
   }
 
-  remove(subscriber: Subscriber<T>): void {
+  remove(subscriber: Subscriber<T, F>): void {
     const set = this.subscribers.get(subscriber.key);
     if (!set?.delete(subscriber)) return;
     if (set.size === 0) this.subscribers.delete(subscriber.key);
@@ -72,11 +73,11 @@ class Channel<T> {
   }
 }
 
-class Subscriber<T> extends SubscriberQueue<T> {
+class Subscriber<T, F> extends SubscriberQueue<T> {
   constructor(
-    private readonly channel: Channel<T>,
+    private readonly channel: Channel<T, F>,
     readonly key: string,
-    readonly filter: string | null,
+    readonly filter: F,
   ) {
     super();
   }
@@ -86,9 +87,17 @@ class Subscriber<T> extends SubscriberQueue<T> {
   }
 }
 
-/** reactorEvents filters by reactor (null: every reactor of the tenant). */
-const acceptsEvent = (event: ReactorEvent, reactorId: string | null) =>
-  reactorId === null || event.reactor.id === reactorId;
+/**
+ * reactorEvents filters by reactor (null: every reactor of the tenant), and for an application with token containers
+ * by the application that invoked (null: any; src/invocations/service.ts, onlyOwnResults, says why).
+ */
+interface EventFilter {
+  reactorId: string | null;
+  invokedBy: string | null;
+}
+const acceptsEvent = (event: ReactorEvent, filter: EventFilter) =>
+  (filter.reactorId === null || event.reactor.id === filter.reactorId) &&
+  (filter.invokedBy === null || event.request.applicationId === filter.invokedBy);
 /** Result changes are keyed by request id; the tenant check keeps another tenant's request id from matching. */
 const acceptsChange = (change: ResultChange, tenantId: string | null) => change.tenantId === tenantId;
 
@@ -111,8 +120,8 @@ export function createEventHub(
   log: Logger,
   options: { singleProcess: boolean; interest?: InterestOptions },
 ) {
-  const eventSubscribers = new Channel<ReactorEvent>(acceptsEvent);
-  const resultSubscribers = new Channel<ResultChange>(acceptsChange);
+  const eventSubscribers = new Channel<ReactorEvent, EventFilter>(acceptsEvent);
+  const resultSubscribers = new Channel<ResultChange, string | null>(acceptsChange);
   const instanceId = randomUUID();
   // Reactor events go to other instances only for tenants with a subscriber there (./event-interest.ts).
   const interest = options.singleProcess
@@ -266,12 +275,17 @@ export function createEventHub(
     },
 
     /**
-     * Events of one tenant (optionally one reactor), from every instance. Registered at once; return() unregisters.
-     * A subscriber more than MAX_BUFFERED events behind is ended with an error (./subscriber-queue.ts).
+     * Events of one tenant (optionally one reactor, or those one application invoked), from every instance.
+     * Registered at once; return() unregisters. A subscriber more than MAX_BUFFERED events behind is ended with an
+     * error (./subscriber-queue.ts).
      */
-    events(tenantId: string, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
+    events(
+      tenantId: string,
+      reactorId: string | null,
+      invokedBy: string | null = null,
+    ): AsyncIterableIterator<ReactorEvent> {
       const first = !eventSubscribers.subscribers.has(tenantId);
-      const subscriber = eventSubscribers.subscribe(tenantId, reactorId);
+      const subscriber = eventSubscribers.subscribe(tenantId, { reactorId, invokedBy });
       if (first) interest?.added(tenantId);
       return subscriber;
     },

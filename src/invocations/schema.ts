@@ -321,7 +321,8 @@ builder.subscriptionField('reactorEvents', (t) =>
   t.field({
     type: ReactorEventRef,
     description:
-      "Live `reactor.invoked|completed|failed` events of your tenant's reactors, from every gateway instance.",
+      "Live `reactor.invoked|completed|failed` events of your tenant's reactors, from every gateway instance. An " +
+      'application with `tokenContainers` receives only the events of invocations it made itself.',
     authScopes: { permission: 'reactor:read' },
     args: { reactorId: t.arg({ type: 'UUID', required: false, description: 'Only events of this reactor.' }) },
     subscribe: (_root, args, context) =>

@@ -26,6 +26,7 @@ const TERMINAL = new Set(['COMPLETED', 'FAILED']);
 interface EventRequest {
   id: string | null;
   invocationType: ReactorEvent['request']['invocationType'];
+  applicationId: string;
 }
 
 export function createInvocationService(deps: {
@@ -63,7 +64,7 @@ export function createInvocationService(deps: {
       type,
       tenantId: loaded.reactor.tenantId,
       reactor: { id: loaded.reactor.id, name: loaded.reactor.name },
-      request: { id: request.id, invocationType: request.invocationType },
+      request: { id: request.id, invocationType: request.invocationType, applicationId: request.applicationId },
       elapsedMs: extra.elapsedMs ?? null,
       error: extra.error?.toShape() ?? null,
       occurredAt: new Date().toISOString(),
@@ -109,7 +110,7 @@ export function createInvocationService(deps: {
       checkArgsSize(args, config.limits.maxArgsBytes);
       // One id for the run's invoked and completed/failed events alike. (An object, not a closure: tsx's keepNames
       // makes every closure cost an Object.defineProperty, 3 us of each `react` here; BENCHMARKS.md.)
-      const request: EventRequest = { id: null, invocationType: 'SYNC' };
+      const request: EventRequest = { id: null, invocationType: 'SYNC', applicationId: principal.applicationId };
       const started = performance.now();
       event('reactor.invoked', loaded, request);
       try {
@@ -166,7 +167,7 @@ export function createInvocationService(deps: {
         timeout_ms: timeoutMs,
         callback_url: callbackUrl ?? null,
       });
-      event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC' });
+      event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC', applicationId: row.application_id });
       events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: row.status });
       return row;
     },
@@ -226,7 +227,7 @@ export function createInvocationService(deps: {
     },
 
     events(principal: Principal, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
-      return events.events(principal.tenantId, reactorId);
+      return events.events(principal.tenantId, reactorId, onlyOwnResults(principal));
     },
   };
 }

@@ -20,11 +20,16 @@ afterAll(async () => {
   await database?.drop();
 });
 
-const event = (tenantId: string, reactorId: string, type: ReactorEvent['type']): ReactorEvent => ({
+const event = (
+  tenantId: string,
+  reactorId: string,
+  type: ReactorEvent['type'],
+  applicationId = 'app-1',
+): ReactorEvent => ({
   type,
   tenantId,
   reactor: { id: reactorId, name: 'r' },
-  request: { id: '0197a0f0-0000-7000-8000-000000000001', invocationType: 'SYNC' },
+  request: { id: '0197a0f0-0000-7000-8000-000000000001', invocationType: 'SYNC', applicationId },
   elapsedMs: null,
   error: null,
   occurredAt: new Date(0).toISOString(),
@@ -34,18 +39,30 @@ const within = <T>(promise: Promise<T>, ms = 5_000) =>
   Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms))]);
 
 describe('the event hub', () => {
-  it("delivers a tenant's events to its subscribers only, filtered by reactor, and return() unregisters", async () => {
+  it("delivers a tenant's events to its subscribers only, filtered by reactor or by invoker, and return() unregisters", async () => {
     const all = hub.events('tenant-a', null);
     const one = hub.events('tenant-a', 'reactor-2');
     const other = hub.events('tenant-b', null);
-    expect(hub.subscriberCount()).toEqual({ events: 3, results: 0 });
+    const invokedBy = hub.events('tenant-a', null, 'app-2');
+    expect(hub.subscriberCount()).toEqual({ events: 4, results: 0 });
 
     hub.publishEvent(event('tenant-a', 'reactor-1', 'reactor.invoked'));
     hub.publishEvent(event('tenant-a', 'reactor-2', 'reactor.completed'));
+    hub.publishEvent(event('tenant-a', 'reactor-1', 'reactor.failed', 'app-2'));
     const first = await within(all.next());
     const second = await within(all.next());
-    expect([first.value?.reactor.id, second.value?.reactor.id]).toEqual(['reactor-1', 'reactor-2']);
+    const third = await within(all.next());
+    expect([first, second, third].map(({ value }) => value?.reactor.id)).toEqual([
+      'reactor-1',
+      'reactor-2',
+      'reactor-1',
+    ]);
     expect((await within(one.next())).value).toMatchObject({ type: 'reactor.completed', reactor: { id: 'reactor-2' } });
+    expect((await within(invokedBy.next())).value).toMatchObject({
+      type: 'reactor.failed',
+      request: { applicationId: 'app-2' },
+    });
+    await invokedBy.return!();
 
     const otherNext = other.next();
     await all.return!();
@@ -166,7 +183,11 @@ describe('the event hub', () => {
         expect(counting.sent.get('reactor_events') ?? 0).toBe(0);
 
         const received = b.hub.events('tenant-i', null);
-        expect((await publishUntilReceived(a.hub, received, 'tenant-i')).value).toMatchObject({ tenantId: 'tenant-i' });
+        // The invoker crosses with the event: another instance's scoped subscribers filter on it.
+        expect((await publishUntilReceived(a.hub, received, 'tenant-i')).value).toMatchObject({
+          tenantId: 'tenant-i',
+          request: { applicationId: 'app-1' },
+        });
         expect(a.hub.wantsEvents('tenant-i')).toBe(true);
         expect(counting.sent.get('reactor_events')).toBeGreaterThan(0);
 

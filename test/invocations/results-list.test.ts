@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReactorWithCode, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
+import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
 import { principalFor } from '../tokens/support.ts';
@@ -115,5 +115,43 @@ describe('async results of an application with token containers', () => {
 
     expect((await read(mine, own.privateKey)).raw).toEqual({ secret: 'from a run' });
     expect((await listAll({}, own.privateKey)).nodes.map((node) => node.id)).toEqual([mine, theirs]);
+  });
+
+  it("are followed as reactorEvents only for its own invocations; an error message may carry another run's data", async () => {
+    const own = await gateway.createTenant();
+    const created = await gateway.gql<any>(
+      `mutation { createApplication(input: { name: "PCI", type: PRIVATE, permissions: ["reactor:invoke", "reactor:read"],
+        tokenContainers: ["/pci/"] }) { ... on CreateApplicationPayload { key } } }`,
+      {},
+      own.managementKey,
+    );
+    const scoped = await principalFor(gateway, created.data.createApplication.key);
+    const everyone = await principalFor(gateway, own.privateKey);
+    const reactorId = await createReactorWithCode(
+      gateway,
+      own.managementKey,
+      'module.exports = async (req) => { throw new Error(`card ${req.args.n}`); };',
+    );
+    const scopedEvents = gateway.app.services.invocations.events(scoped, null);
+    const allEvents = gateway.app.services.invocations.events(everyone, null);
+    try {
+      await gateway.gql(REACT, { id: reactorId, args: { n: '4242' } }, own.privateKey);
+      await gateway.gql(REACT, { id: reactorId, args: { n: '1881' } }, created.data.createApplication.key);
+      const seen = async (events: AsyncIterableIterator<any>, count: number) => {
+        const values = [];
+        for (let i = 0; i < count; i++) values.push((await events.next()).value);
+        return values.map((event) => `${event.type} ${event.error?.message ?? ''}`.trim());
+      };
+      expect(await seen(scopedEvents, 2)).toEqual(['reactor.invoked', 'reactor.failed card 1881']);
+      expect(await seen(allEvents, 4)).toEqual([
+        'reactor.invoked',
+        'reactor.failed card 4242',
+        'reactor.invoked',
+        'reactor.failed card 1881',
+      ]);
+    } finally {
+      await scopedEvents.return?.();
+      await allEvents.return?.();
+    }
   });
 });
