@@ -14,6 +14,8 @@ const USAGE = `usage: node --no-node-snapshot dist/src/main.js <command>, or the
   print-schema            print the GraphQL schema (npm run schema writes it to schema.graphql)
   rotate-encryption-key   seal everything again under NEW_ENCRYPTION_KEY (npm run rotate-encryption-key)
   copy-to-postgres        copy the embedded database in DATA_DIR into DATABASE_URL (npm run copy-to-postgres)
+  create-management-key   print a new management key for the tenant TENANT_ID names, or the only one
+                          (npm run create-management-key): the way back into a tenant that lost its keys
 Settings come from the environment: see the README's Configuration table.`;
 
 async function main(command = 'serve'): Promise<void> {
@@ -30,6 +32,11 @@ async function main(command = 'serve'): Promise<void> {
     case 'copy-to-postgres': {
       const { runCopyToPostgres } = await import('./db/copy-database.ts');
       console.log(await runCopyToPostgres(loadConfig()));
+      return;
+    }
+    case 'create-management-key': {
+      const { runCreateManagementKey } = await import('./auth/management-key-command.ts');
+      console.log(await runCreateManagementKey(loadConfig(), process.env.TENANT_ID));
       return;
     }
     case 'print-schema': {

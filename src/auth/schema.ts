@@ -156,7 +156,7 @@ function keyedApplicationPayload(name: string, description: string, keyDescripti
   });
 }
 
-const CreateApplicationPayload = keyedApplicationPayload(
+export const CreateApplicationPayload = keyedApplicationPayload(
   'CreateApplicationPayload',
   'A created application and its API key.',
   'The API key.',

@@ -7,6 +7,7 @@ import type { Database } from '../db/tables.ts';
 import { BadRequestError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import { isContainerPath } from '../tokens/token-input.ts';
+import { insertKeyedApplication, insertRecoveryApplication } from './keyed-application.ts';
 import { generateApiKey, hashApiKey, keyPrefix, mintInvocationKey, verifyInvocationKey } from './keys.ts';
 import { ALLOWED_PERMISSIONS, DEFAULT_PERMISSIONS, isPermission, type Permission } from './permissions.ts';
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -62,33 +63,6 @@ export function createAuthService(deps: {
     };
   }
 
-  async function createKeyedApplication(
-    executor: Parameters<typeof store.insertApplication>[0],
-    input: {
-      tenantId: string;
-      name: string;
-      type: ApplicationType;
-      permissions: readonly Permission[];
-      tokenContainers?: readonly string[] | null;
-      createdBy: string | null;
-      key?: string;
-    },
-  ) {
-    const key = input.key ?? generateApiKey();
-    const application = await store.insertApplication(executor, {
-      id: newId(),
-      tenant_id: input.tenantId,
-      name: input.name,
-      type: input.type,
-      permissions: [...input.permissions],
-      token_containers: input.tokenContainers ? [...input.tokenContainers] : null,
-      key_hash: hashApiKey(key),
-      key_prefix: keyPrefix(key),
-      created_by: input.createdBy,
-    });
-    return { application, key };
-  }
-
   /** A tenant with its two applications, inside the caller's transaction. */
   async function insertTenant(
     trx: Kysely<Database>,
@@ -96,7 +70,7 @@ export function createAuthService(deps: {
     keys: { managementKey?: string; privateKey?: string },
   ): Promise<CreatedTenant> {
     const tenant = await store.insertTenant(trx, { id: newId(), name });
-    const management = await createKeyedApplication(trx, {
+    const management = await insertKeyedApplication(trx, {
       tenantId: tenant.id,
       name: 'Management',
       type: 'MANAGEMENT',
@@ -104,7 +78,7 @@ export function createAuthService(deps: {
       createdBy: null,
       key: keys.managementKey,
     });
-    const backend = await createKeyedApplication(trx, {
+    const backend = await insertKeyedApplication(trx, {
       tenantId: tenant.id,
       name: 'Private',
       type: 'PRIVATE',
@@ -211,6 +185,11 @@ export function createAuthService(deps: {
       });
     },
 
+    /** Operator only: a new MANAGEMENT key for a tenant that lost its own (./keyed-application.ts). */
+    createManagementKey(tenantId: string): Promise<{ application: ApplicationRow; key: string }> {
+      return insertRecoveryApplication(db, tenantId);
+    },
+
     /** Operator only: every tenant, oldest first. */
     async listTenants(page: PageRequest) {
       return toPage(await store.listTenants(db, page), page);
@@ -259,7 +238,7 @@ export function createAuthService(deps: {
       const tokenContainers = validateTokenContainers(input.tokenContainers);
       const permissions = validatePermissions(input.type, input.permissions ?? DEFAULT_PERMISSIONS[input.type]);
       refuseEscalation(principal, input.type, permissions, 'grant');
-      return createKeyedApplication(db, {
+      return insertKeyedApplication(db, {
         tenantId: principal.tenantId,
         name,
         type: input.type,

@@ -2,7 +2,7 @@ import { pageRequest } from '../db/pagination.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { toConnection, totalCountFields } from '../graphql/connection.ts';
-import { TenantRef } from './schema.ts';
+import { CreateApplicationPayload, TenantRef } from './schema.ts';
 import type { TenantRow } from './tables.ts';
 
 // The operator's operations (the `ADMIN_API_KEY`): tenants are created, listed and deleted here; everything inside a
@@ -68,5 +68,19 @@ builder.mutationField('deleteTenant', (t) =>
     errors: { types: [NotFoundError] },
     args: { id: t.arg({ type: 'UUID', required: true, description: 'The tenant id.' }) },
     resolve: (_root, { id }, context) => context.services.auth.deleteTenant(id),
+  }),
+);
+
+builder.mutationField('createManagementKey', (t) =>
+  t.field({
+    type: CreateApplicationPayload,
+    description:
+      'Operator only (the `ADMIN_API_KEY`): creates a MANAGEMENT application holding every management permission ' +
+      'in a tenant and returns its key, once: the way back into a tenant whose management keys were lost, deleted ' +
+      'or stripped of their permissions (`npm run create-management-key` does the same from a shell).',
+    authScopes: { admin: true },
+    errors: { types: [NotFoundError] },
+    args: { tenantId: t.arg({ type: 'UUID', required: true, description: 'The tenant id.' }) },
+    resolve: (_root, { tenantId }, context) => context.services.auth.createManagementKey(tenantId),
   }),
 );

@@ -1,6 +1,6 @@
 import type { Transaction as DbTransaction, Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
-import { newId } from '../db/ids.ts';
+import { isUuid, newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import * as tokenStore from '../tokens/store.ts';
@@ -25,7 +25,6 @@ export interface SweepResult {
 
 export type TransactionService = ReturnType<typeof createTransactionService>;
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SWEEP_BATCH = 100;
 const PURGE_BATCH = 1_000;
 
@@ -60,7 +59,7 @@ export async function enlistInTransaction(
   tenantId: string,
   transactionId: string,
 ): Promise<string> {
-  if (!UUID_PATTERN.test(transactionId)) throw notFound();
+  if (!isUuid(transactionId)) throw notFound();
   const row = await store.lockTransaction(trx, tenantId, transactionId.toLowerCase(), 'share');
   if (!row) throw notFound();
   if (row.current_status !== 'OPEN') throw notOpen(row.current_status, 'take writes');
@@ -72,7 +71,7 @@ export async function enlistInTransaction(
  * fewer tokens (committed ones) when it is malformed, unknown, another tenant's or no longer open.
  */
 export function readableTransactionId(transactionId: string | null | undefined): string | null {
-  return transactionId && UUID_PATTERN.test(transactionId) ? transactionId.toLowerCase() : null;
+  return transactionId && isUuid(transactionId) ? transactionId.toLowerCase() : null;
 }
 
 export function createTransactionService(deps: {
@@ -84,7 +83,7 @@ export function createTransactionService(deps: {
   const { db } = deps;
 
   async function finish(principal: Principal, id: string, outcome: 'COMMITTED' | 'ROLLED_BACK'): Promise<Transaction> {
-    if (!UUID_PATTERN.test(id)) throw notFound();
+    if (!isUuid(id)) throw notFound();
     const finished = await db.transaction().execute(async (trx) => {
       // FOR UPDATE: a commit and a rollback racing on one transaction serialize here; the loser sees the winner's status.
       const row = await store.lockTransaction(trx, principal.tenantId, id, 'update');
@@ -111,7 +110,7 @@ export function createTransactionService(deps: {
     },
 
     async transaction(principal: Principal, id: string): Promise<Transaction | undefined> {
-      if (!UUID_PATTERN.test(id)) return undefined;
+      if (!isUuid(id)) return undefined;
       const row = await store.findTransaction(db, principal.tenantId, id);
       return row ? toTransaction(row) : undefined;
     },

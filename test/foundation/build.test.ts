@@ -48,7 +48,14 @@ describe('the compiled service (npm start)', () => {
   it('lists its commands on --help, and refuses an unknown one with exit code 2', async () => {
     const main = path.join(out, 'src/main.js');
     const { stdout } = await run(process.execPath, ['--no-node-snapshot', main, '--help']);
-    for (const command of ['serve', 'migrate', 'print-schema', 'rotate-encryption-key', 'copy-to-postgres'])
+    for (const command of [
+      'serve',
+      'migrate',
+      'print-schema',
+      'rotate-encryption-key',
+      'copy-to-postgres',
+      'create-management-key',
+    ])
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     const refused = await run(process.execPath, ['--no-node-snapshot', main, 'sever']).catch((error) => error);
     expect(refused.code).toBe(2);
