@@ -77,6 +77,7 @@ beforeAll(async () => {
     createTenant: [{ vars: { input: { name: 'Tenant' } }, key: ADMIN_KEY }],
     tenants: [{ vars: { first: 5 }, key: ADMIN_KEY }],
     deleteTenant: [{ vars: { id: (await gateway.createTenant('Leaving')).tenantId }, key: ADMIN_KEY }],
+    createManagementKey: [{ vars: { tenantId: (await gateway.createTenant('Recovered')).tenantId }, key: ADMIN_KEY }],
     createApplication: management({ input: application }),
     updateApplication: management({ id: applicationId, input: { name: 'App', permissions: ['token:use'] } }),
     regenerateApplicationKey: management({ id: applicationId }),
@@ -116,7 +117,7 @@ afterAll(async () => {
 });
 
 const cases = rootFields();
-const OPERATOR_FIELDS = new Set(['createTenant', 'tenants', 'deleteTenant']);
+const OPERATOR_FIELDS = new Set(['createTenant', 'tenants', 'deleteTenant', 'createManagementKey']);
 
 async function send(query: string, variables: Record<string, unknown>, key: string | null) {
   const response = await gateway.post(JSON.stringify({ query, variables }), key);
