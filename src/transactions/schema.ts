@@ -1,4 +1,4 @@
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { principalOf } from '../graphql/context.ts';
 import type { Transaction } from './service.ts';
@@ -55,10 +55,12 @@ builder.mutationField('createTransaction', (t) =>
 builder.mutationField('commitTransaction', (t) =>
   t.field({
     type: TransactionRef,
-    description: "Applies an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.",
+    description:
+      "Applies an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT; created by " +
+      'another application -> FORBIDDEN (only its creator commits or rolls back a transaction).',
     authScopes: { authenticated: true },
     errors: {
-      types: [NotFoundError, ConflictError],
+      types: [NotFoundError, ConflictError, ForbiddenError],
       union: { description: 'The committed transaction, or why it was not committed.' },
     },
     args: { id: t.arg(idArg) },
@@ -69,10 +71,12 @@ builder.mutationField('commitTransaction', (t) =>
 builder.mutationField('rollbackTransaction', (t) =>
   t.field({
     type: TransactionRef,
-    description: "Discards an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT.",
+    description:
+      "Discards an open transaction's writes atomically. Unknown -> NOT_FOUND; not OPEN -> CONFLICT; created by " +
+      'another application -> FORBIDDEN (only its creator commits or rolls back a transaction).',
     authScopes: { authenticated: true },
     errors: {
-      types: [NotFoundError, ConflictError],
+      types: [NotFoundError, ConflictError, ForbiddenError],
       union: { description: 'The rolled-back transaction, or why it was not rolled back.' },
     },
     args: { id: t.arg(idArg) },

@@ -2,7 +2,7 @@ import type { Transaction as DbTransaction, Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import { isUuid, newId } from '../db/ids.ts';
 import type { Database } from '../db/tables.ts';
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import * as tokenStore from '../tokens/store.ts';
 import * as store from './store.ts';
 import type { TransactionStatus } from './tables.ts';
@@ -88,6 +88,13 @@ export function createTransactionService(deps: {
       // FOR UPDATE: a commit and a rollback racing on one transaction serialize here; the loser sees the winner's status.
       const row = await store.lockTransaction(trx, principal.tenantId, id, 'update');
       if (!row) throw notFound();
+      // Its creator decides its outcome: another key given its id (a browser's PUBLIC key, creating tokens in it)
+      // must not commit or discard the creator's pending writes, which may touch tokens that key cannot.
+      if (row.created_by !== principal.applicationId) {
+        throw new ForbiddenError(
+          `Only the application that created a transaction may ${outcome === 'COMMITTED' ? 'commit' : 'roll back'} it.`,
+        );
+      }
       if (row.current_status !== 'OPEN')
         throw notOpen(row.current_status, outcome === 'COMMITTED' ? 'be committed' : 'be rolled back');
       if (outcome === 'COMMITTED') await tokenStore.commitTransactionTokens(trx, principal.tenantId, id);

@@ -205,6 +205,37 @@ describe('commitTransaction and rollbackTransaction', () => {
     expect((await commit(gateway, theirs, theirTx.id)).status).toBe('COMMITTED');
   });
 
+  it('answer FORBIDDEN to any application but its creator, which the others may still write in', async () => {
+    const tenant = await gateway.createTenant();
+    const browser = await applicationKey(gateway, tenant, 'PUBLIC', ['token:create']);
+    const token = (await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept until commit' })).id;
+    const tx = await createTransaction(gateway, tenant.privateKey);
+    await deleteToken(gateway, tenant.privateKey, token, tx.id);
+    // The browser creates a token in it, as BT-TRANSACTION-ID is for, but may not decide its outcome.
+    const created = data(
+      await gateway.gql(CREATE_TOKEN, { input: { type: 'TOKEN', data: 'from the browser' }, tx: tx.id }, browser),
+      'createToken',
+    );
+    for (const [finish, verb] of [
+      [commit, 'commit'],
+      [rollback, 'roll back'],
+    ] as const) {
+      expect(await finish(gateway, browser, tx.id)).toMatchObject({
+        __typename: 'ForbiddenError',
+        code: 'FORBIDDEN',
+        httpStatus: 403,
+        message: `Only the application that created a transaction may ${verb} it.`,
+      });
+    }
+    expect(data(await gateway.gql(READ_TRANSACTION, { id: tx.id }, tenant.privateKey), 'transaction').status).toBe(
+      'OPEN',
+    );
+    expect(await readToken(gateway, tenant.privateKey, token)).not.toBeNull();
+    expect((await commit(gateway, tenant.privateKey, tx.id)).status).toBe('COMMITTED');
+    expect(await readToken(gateway, tenant.privateKey, token)).toBeNull();
+    expect((await readToken(gateway, tenant.privateKey, created.id)).data).toBe('from the browser');
+  });
+
   it('answer CONFLICT naming the status for a finished transaction', async () => {
     const privateKey = await key();
     const committed = await createTransaction(gateway, privateKey);
