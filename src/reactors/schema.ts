@@ -56,10 +56,18 @@ export const ReactorRef = builder.objectRef<ReactorRow>('Reactor').implement({
       description: 'The formula the reactor runs.',
       resolve: (reactor, _args, context) => formulaLoader(context).load(reactor.formula_id),
     }),
+    applicationId: t.expose('application_id', {
+      type: 'UUID',
+      nullable: true,
+      description: 'The id of the application whose key the formula gets as `req.bt`; null for none.',
+    }),
     application: t.loadable({
       type: ApplicationRef,
       nullable: true,
-      description: 'The PUBLIC or PRIVATE application whose key the formula gets as `req.bt`; null for none.',
+      description:
+        'The PUBLIC or PRIVATE application whose key the formula gets as `req.bt`; null for none. Its details need ' +
+        '`application:read`, as `application(id)` does (`applicationId` does not).',
+      authScopes: { permission: 'application:read' },
       sort: (application) => application.id,
       load: (ids: string[], context: GraphQLContext) =>
         context.services.auth.loadApplications(principalOf(context).tenantId, ids),

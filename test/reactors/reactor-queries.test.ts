@@ -95,6 +95,28 @@ describe('reactors and reactor', () => {
     expect(errorCode(await gateway.gql(LIST, {}, browser.key))).toBe('FORBIDDEN');
   });
 
+  it("shows a private key the id of a reactor's application, and its details only with application:read", async () => {
+    const tenant = await gateway.createTenant();
+    const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
+    const reactor = await createReactor(gateway, tenant.managementKey, {
+      name: 'bound',
+      formulaId: OFFICIAL_FORMULA_IDS.echo,
+      applicationId: backend.id,
+    });
+    const READ = 'query($id: UUID!) { reactor(id: $id) { applicationId application { id permissions keyPrefix } } }';
+    // The default PRIVATE key holds reactor:read but not application:read, which `application(id)` needs too.
+    const asPrivate = await gateway.gql<any>(READ, { id: reactor.id }, tenant.privateKey);
+    expect(asPrivate.data?.reactor).toEqual({ applicationId: backend.id, application: null });
+    expect(asPrivate.errors).toHaveLength(1);
+    expect(asPrivate.errors?.[0]).toMatchObject({
+      path: ['reactor', 'application'],
+      extensions: { code: 'FORBIDDEN' },
+    });
+    const asManagement = await gateway.gql<any>(READ, { id: reactor.id }, tenant.managementKey);
+    expect(asManagement.errors).toBeUndefined();
+    expect(asManagement.data?.reactor).toMatchObject({ applicationId: backend.id, application: { id: backend.id } });
+  });
+
   it('shows a deleted application as null on its reactors', async () => {
     const tenant = await gateway.createTenant();
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
