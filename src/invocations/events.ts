@@ -12,7 +12,7 @@ export interface ReactorEvent {
   type: ReactorEventType;
   tenantId: string;
   reactor: { id: string; name: string };
-  /** `applicationId`: the application that invoked (kept from the GraphQL type; it scopes who sees the event). */
+  /** `applicationId`: the application that invoked; it also scopes who sees the event (service.ts, onlyOwnResults). */
   request: { id: string; invocationType: 'SYNC' | 'ASYNC'; applicationId: string };
   elapsedMs: number | null;
   error: ErrorShape | null;

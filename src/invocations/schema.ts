@@ -283,6 +283,10 @@ const ReactorEventRef = builder.objectRef<ReactorEvent>('ReactorEvent').implemen
             description: 'SYNC or ASYNC.',
             resolve: (r) => r.invocationType,
           }),
+          applicationId: f.expose('applicationId', {
+            type: 'UUID',
+            description: 'The application whose key invoked the reactor (for ASYNC: queued it).',
+          }),
         }),
       }),
       description: 'The invocation.',

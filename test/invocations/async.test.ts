@@ -210,7 +210,8 @@ describe('subscriptions over graphql-ws', () => {
     try {
       const events = collect(
         client,
-        'subscription { reactorEvents { type reactor { id name } request { id invocationType } elapsedMs error { code } } }',
+        `subscription { reactorEvents { type reactor { id name } request { id invocationType applicationId } elapsedMs
+          error { code } } }`,
         {},
         { until: (values) => values.length >= 2, timeoutMs: 10_000 },
       );
@@ -228,6 +229,12 @@ describe('subscriptions over graphql-ws', () => {
       // One request id for the run's two events (react makes it only when someone listens).
       expect(values[0].reactorEvents.request.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
       expect(values[1].reactorEvents.request.id).toBe(values[0].reactorEvents.request.id);
+      // The invoker: the private key's application.
+      const invoker = (await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey)).data?.viewer;
+      expect(values.map((v) => v.reactorEvents.request.applicationId)).toEqual([
+        invoker.application.id,
+        invoker.application.id,
+      ]);
     } finally {
       await client.dispose();
     }
