@@ -171,6 +171,10 @@ const AsyncReactorResultRef = builder.objectRef<ReactorRequestRow>('AsyncReactor
   fields: (t) => ({
     id: t.expose('id', { type: 'UUID', description: 'The async request id.' }),
     reactorId: t.expose('reactor_id', { type: 'UUID', description: 'The reactor invoked.' }),
+    applicationId: t.expose('application_id', {
+      type: 'UUID',
+      description: 'The application whose key queued it; the run acts as that application.',
+    }),
     status: t.field({ type: RequestStatusEnum, description: 'Current state.', resolve: (row) => row.status }),
     raw: t.field({
       type: 'JSON',

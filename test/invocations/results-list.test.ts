@@ -101,7 +101,10 @@ describe('async results of an application with token containers', () => {
 
     const read = async (requestId: string, key: string) =>
       (await gateway.gql<any>(REACTOR_RESULT, { reactorId, requestId }, key)).data?.reactorResult;
-    expect((await read(mine, scoped)).id).toBe(mine);
+    expect(await read(mine, scoped)).toMatchObject({
+      id: mine,
+      applicationId: (await principalFor(gateway, scoped)).applicationId,
+    });
     expect(await read(theirs, scoped)).toBeNull();
     expect(await listAll({}, scoped)).toEqual({
       nodes: [{ id: mine, reactorId, status: 'COMPLETED', error: null }],

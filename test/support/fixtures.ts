@@ -99,4 +99,4 @@ export const REACT_ASYNC = `mutation($id: UUID!, $args: JSON, $timeoutMs: Int, $
     __typename ... on AsyncReactorRequest { asyncReactorRequestId } ... on Error { code status message errors } } }`;
 
 export const REACTOR_RESULT = `query($reactorId: UUID!, $requestId: UUID!) { reactorResult(reactorId: $reactorId, requestId: $requestId) {
-  id reactorId status raw tokens error { code status message detail errors } createdAt startedAt completedAt } }`;
+  id reactorId applicationId status raw tokens error { code status message detail errors } createdAt startedAt completedAt } }`;
