@@ -95,6 +95,8 @@ interface EventFilter {
   reactorId: string | null;
   invokedBy: string | null;
 }
+/** The filter of most subscriptions, shared: ten thousand idle ones need not each hold a copy. */
+const EVERY_EVENT: EventFilter = Object.freeze({ reactorId: null, invokedBy: null });
 const acceptsEvent = (event: ReactorEvent, filter: EventFilter) =>
   (filter.reactorId === null || event.reactor.id === filter.reactorId) &&
   (filter.invokedBy === null || event.request.applicationId === filter.invokedBy);
@@ -285,7 +287,8 @@ export function createEventHub(
       invokedBy: string | null = null,
     ): AsyncIterableIterator<ReactorEvent> {
       const first = !eventSubscribers.subscribers.has(tenantId);
-      const subscriber = eventSubscribers.subscribe(tenantId, { reactorId, invokedBy });
+      const filter = reactorId === null && invokedBy === null ? EVERY_EVENT : { reactorId, invokedBy };
+      const subscriber = eventSubscribers.subscribe(tenantId, filter);
       if (first) interest?.added(tenantId);
       return subscriber;
     },
