@@ -178,9 +178,11 @@ builder.mutationField('createApplication', (t) =>
 builder.mutationField('deleteApplication', (t) =>
   t.field({
     type: ApplicationRef,
-    description: 'Deletes an application; its key stops working at once on this instance, within 5 s on others.',
+    description:
+      'Deletes an application; its key stops working at once on this instance, within 5 s on others. A MANAGEMENT ' +
+      'application may be deleted only by a key that holds all of its permissions (FORBIDDEN otherwise).',
     authScopes: { permission: 'application:delete' },
-    errors: { types: [NotFoundError] },
+    errors: { types: [NotFoundError, ForbiddenError] },
     args: { id: t.arg({ type: 'UUID', required: true, description: 'The application id.' }) },
     resolve: (_root, { id }, context) => context.services.auth.deleteApplication(principalOf(context), id),
   }),
@@ -209,8 +211,9 @@ builder.mutationField('updateApplication', (t) =>
     description:
       "Replaces an application's name, permissions and token containers. Its key keeps working with the new " +
       'permissions, at once on this instance and within 5 s on others; graphql-ws sockets opened with it are ' +
-      'closed with 4403, which graphql-ws clients answer by reconnecting. A MANAGEMENT application may be given ' +
-      'only permissions the calling key holds itself (FORBIDDEN otherwise).',
+      'closed with 4403, which graphql-ws clients answer by reconnecting. A MANAGEMENT application may be changed ' +
+      'only by a key that holds all of its permissions, and given only permissions that key holds (FORBIDDEN ' +
+      'otherwise).',
     authScopes: { permission: 'application:update' },
     errors: { types: [NotFoundError, BadRequestError, ForbiddenError] },
     args: {

@@ -257,7 +257,12 @@ export function createAuthService(deps: {
     },
 
     async deleteApplication(principal: Principal, id: string): Promise<ApplicationRow> {
-      const deleted = await store.deleteApplication(db, principal.tenantId, id);
+      const deleted = await db.transaction().execute(async (trx) => {
+        const current = await store.findApplication(trx, principal.tenantId, id, { forUpdate: true });
+        if (!current) throw new NotFoundError('Application not found.');
+        refuseEscalation(principal, current.type, current.permissions.filter(isPermission), 'change');
+        return store.deleteApplication(trx, principal.tenantId, id);
+      });
       if (!deleted) throw new NotFoundError('Application not found.');
       forgetKeys(deleted);
       return deleted;
@@ -279,6 +284,7 @@ export function createAuthService(deps: {
         const current = await store.findApplication(trx, principal.tenantId, id, { forUpdate: true });
         if (!current) throw new NotFoundError('Application not found.');
         const permissions = validatePermissions(current.type, input.permissions);
+        refuseEscalation(principal, current.type, current.permissions.filter(isPermission), 'change');
         refuseEscalation(principal, current.type, permissions, 'grant');
         return store.updateApplication(trx, principal.tenantId, id, {
           name,
@@ -346,26 +352,29 @@ function validatePermissions(type: ApplicationType, requested: readonly string[]
 }
 
 /**
- * FORBIDDEN when a key would hand out management permissions it does not hold itself: a MANAGEMENT application
- * created or updated with them, or the key of one that holds them replaced (the caller would receive that key).
- * Without this, a key holding only application:update could grant itself reactor:delete, or take the bootstrap
- * key's place. PRIVATE and PUBLIC applications hold token permissions no management key holds, and administering
- * them is what a management key is for, so they are not bounded by the caller's own permissions.
+ * FORBIDDEN when a key would act beyond the management permissions it holds itself: give a MANAGEMENT application
+ * permissions it lacks ('grant'), or change, delete ('change') or replace the key of ('replace key', which hands
+ * the caller that key) one that holds permissions it lacks. Without this, a key holding only application:update
+ * could grant itself reactor:delete, take the bootstrap key's place, or strip the tenant's administrator. PRIVATE
+ * and PUBLIC applications hold token permissions no management key holds, and administering them is what a
+ * management key is for, so they are not bounded by the caller's own permissions.
  */
 function refuseEscalation(
   principal: Principal,
   type: ApplicationType,
   permissions: readonly Permission[],
-  action: 'grant' | 'replace key',
+  action: 'grant' | 'change' | 'replace key',
 ) {
   if (type !== 'MANAGEMENT') return;
   const missing = permissions.filter((permission) => !principal.permissions.has(permission));
   if (missing.length === 0) return;
+  const lacks = `it lacks ${missing.join(', ')}.`;
+  if (action === 'grant') {
+    throw new ForbiddenError(`A MANAGEMENT application may be given only permissions the calling key holds; ${lacks}`);
+  }
+  const doing = action === 'change' ? 'Changing or deleting' : 'Replacing the key of';
   throw new ForbiddenError(
-    action === 'grant'
-      ? `A MANAGEMENT application may be given only permissions the calling key holds; it lacks ${missing.join(', ')}.`
-      : 'Replacing the key of a MANAGEMENT application requires the calling key to hold all of its permissions; ' +
-          `it lacks ${missing.join(', ')}.`,
+    `${doing} a MANAGEMENT application requires the calling key to hold all of its permissions; ${lacks}`,
   );
 }
 

@@ -290,6 +290,46 @@ describe('no key hands out management permissions it does not hold', () => {
     expect(backend.data?.createApplication.__typename).toBe('CreateApplicationPayload');
   });
 
+  it('a MANAGEMENT application holding more than the caller is neither updated nor deleted by it', async () => {
+    const tenant = await gateway.createTenant();
+    const { key, application } = await createApplication(tenant, {
+      name: 'Weaker',
+      type: 'MANAGEMENT',
+      permissions: ['application:update', 'application:delete', 'application:read'],
+    });
+    const bootstrap = (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application;
+    const lacks =
+      'requires the calling key to hold all of its permissions; it lacks reactor:create, reactor:read, ' +
+      'reactor:update, reactor:delete, reactor:invoke, application:create.';
+    // Stripping the administrator down to what the weaker key holds, or deleting it, is refused.
+    const strip = await SELF_UPDATE(key, bootstrap.id, ['application:read']);
+    expect(strip.data?.updateApplication).toMatchObject({
+      __typename: 'ForbiddenError',
+      message: `Changing or deleting a MANAGEMENT application ${lacks}`,
+    });
+    const removed = await gateway.gql<any>(
+      'mutation($id: UUID!) { deleteApplication(id: $id) { __typename ... on Error { code message } } }',
+      { id: bootstrap.id },
+      key,
+    );
+    expect(removed.data?.deleteApplication).toEqual({
+      __typename: 'ForbiddenError',
+      code: 'FORBIDDEN',
+      message: `Changing or deleting a MANAGEMENT application ${lacks}`,
+    });
+    expect((await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application).toEqual(bootstrap);
+    // The stronger key may change and delete the weaker one.
+    expect(
+      (await SELF_UPDATE(tenant.managementKey, application.id, ['application:read'])).data?.updateApplication,
+    ).toMatchObject({ permissions: ['application:read'] });
+    const gone = await gateway.gql<any>(
+      'mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }',
+      { id: application.id },
+      tenant.managementKey,
+    );
+    expect(gone.data?.deleteApplication.__typename).toBe('Application');
+  });
+
   it('regenerateApplicationKey: the key of a MANAGEMENT application holding more than the caller is not replaced', async () => {
     const tenant = await gateway.createTenant();
     const { key, application } = await createApplication(tenant, {
