@@ -105,6 +105,10 @@ async function serve(): Promise<void> {
     stoppingSince = Date.now();
     log.info({ signal }, 'shutting down: finishing in-flight requests');
     startAborted.abort(new Error(`stopped by ${signal} while starting`));
+    // The limit below is for the shutdown, not for a start in progress: the abort above ends a wait for Postgres,
+    // but creating the embedded database cannot be cut short (about 10 s, longer on a busy machine), and exiting in
+    // the middle of it would leave a half-made data directory. A second signal still exits at once.
+    await starting.catch(() => undefined);
     const forced = setTimeout(() => {
       log.error('shutdown took over 15 s; exiting');
       process.exit(1);
