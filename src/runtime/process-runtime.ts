@@ -61,7 +61,8 @@ export function runtimeProcessLaunch(): { entry: string; execArgv: string[]; cwd
   const projectRoot = compiled ? path.dirname(treeRoot) : treeRoot;
   if (!compiled) return { entry, execArgv: ['--no-node-snapshot', '--import', 'tsx'], cwd: projectRoot };
   const require = createRequire(import.meta.url);
-  const packageDirs = new Set(['piscina', 'isolated-vm'].map((name) => nodeModulesOf(require.resolve(name))));
+  // The two packages' own directories, not all of node_modules (pg, the logger, ... hold nothing it needs).
+  const packageDirs = ['piscina', 'isolated-vm'].map((name) => path.join(nodeModulesOf(require.resolve(name)), name));
   return {
     entry,
     execArgv: [
@@ -70,7 +71,7 @@ export function runtimeProcessLaunch(): { entry: string; execArgv: string[]; cwd
       '--allow-worker',
       '--allow-addons',
       `--allow-fs-read=${treeRoot}`,
-      ...[...packageDirs].map((dir) => `--allow-fs-read=${dir}`),
+      ...packageDirs.map((dir) => `--allow-fs-read=${dir}`),
       // Node reads the nearest package.json for the module type.
       `--allow-fs-read=${path.join(projectRoot, 'package.json')}`,
       // Each thread would print that the permission model is experimental and that workers and addons weaken it:

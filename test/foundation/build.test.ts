@@ -229,6 +229,7 @@ describe('the compiled service (npm start)', () => {
           spawn: attempt(() => require('node:child_process').execFileSync('/bin/true')),
           ownCode: attempt(() => fs.readFileSync(${JSON.stringify(launch.entry)})),
           isolatedVm: attempt(() => require('isolated-vm')),
+          otherPackage: attempt(() => require('pg')),
         }));`;
       try {
         const { stdout } = await run(process.execPath, [...launch.execArgv, '-e', probe], { cwd: launch.cwd, env: {} });
@@ -240,6 +241,7 @@ describe('the compiled service (npm start)', () => {
           spawn: 'ERR_ACCESS_DENIED',
           ownCode: 'allowed',
           isolatedVm: 'allowed',
+          otherPackage: 'ERR_ACCESS_DENIED',
         });
         expect(existsSync(path.join(secrets, 'written'))).toBe(false);
       } finally {
