@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Config } from '../config.ts';
-import { openDatabase } from '../db/database.ts';
+import { openGatewayDatabase } from '../db/command-database.ts';
 import { isUuid } from '../db/ids.ts';
-import { migrateToLatest } from '../db/migrator.ts';
 import type { Database } from '../db/tables.ts';
 import { NotFoundError } from '../errors.ts';
 import { insertRecoveryApplication } from './keyed-application.ts';
@@ -14,20 +12,12 @@ import { insertRecoveryApplication } from './keyed-application.ts';
  */
 export async function runCreateManagementKey(config: Config, tenantId: string | undefined): Promise<string> {
   // Nothing is created on the way: no embedded database, no tables in a database that never held a gateway's.
-  if (config.database.kind === 'pglite' && !existsSync(config.database.dataDir)) {
-    throw new Error(`There is no embedded database in ${config.dataDir}: start the gateway once to create one.`);
-  }
-  const target =
-    config.database.kind === 'postgres'
-      ? { ...config.database, applicationName: 'reactor-gateway create-management-key' }
-      : config.database;
-  const database = await openDatabase(target);
+  const database = await openGatewayDatabase(
+    config,
+    'reactor-gateway create-management-key',
+    'start the gateway once to create it',
+  );
   try {
-    const { rows } = await sql<{ table: string | null }>`select to_regclass('kysely_migration')::text as table`.execute(
-      database.db,
-    );
-    if (!rows[0]?.table) throw new Error('This database holds no reactor-gateway data: no tenant to give a key.');
-    await migrateToLatest(database.db);
     const id = tenantId?.trim() || (await onlyTenant(database.db));
     if (!isUuid(id)) throw new Error(`TENANT_ID "${id}" is not a tenant id (a UUID).`);
     const { application, key } = await insertRecoveryApplication(database.db, id).catch((error: unknown) => {

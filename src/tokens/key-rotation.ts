@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { sql, type Transaction } from 'kysely';
 import type { Config } from '../config.ts';
-import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK, openDatabase } from '../db/database.ts';
-import { migrateToLatest } from '../db/migrator.ts';
+import { openGatewayDatabase, refuseMissingEmbedded } from '../db/command-database.ts';
+import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK } from '../db/database.ts';
 import type { Database } from '../db/tables.ts';
 import { idempotentResponseBoundId } from '../idempotency/store.ts';
 import { logsBoundId } from '../invocations/result-logs.ts';
@@ -224,9 +224,7 @@ export async function runKeyRotation(config: Config, newKeyText: string | undefi
   const to = parseKey(newKeyText.trim(), 'NEW_ENCRYPTION_KEY');
   // Nothing is created on the way: no embedded database, no key file, no tables in a database that never held a
   // gateway's (a DATABASE_URL naming the wrong one).
-  if (config.database.kind === 'pglite' && !existsSync(config.database.dataDir)) {
-    throw new Error(`There is no embedded database in ${config.dataDir}: nothing to rotate.`);
-  }
+  refuseMissingEmbedded(config, 'nothing to rotate');
   if (config.embedded && !config.encryptionKey?.trim() && !existsSync(keyFilePath(config.dataDir))) {
     throw new Error(`There is no key file in ${config.dataDir}: set ENCRYPTION_KEY to the current key.`);
   }
@@ -235,18 +233,8 @@ export async function runKeyRotation(config: Config, newKeyText: string | undefi
     dataDir: config.dataDir,
     embedded: config.embedded,
   });
-  const target =
-    config.database.kind === 'postgres'
-      ? { ...config.database, applicationName: 'reactor-gateway key rotation' }
-      : config.database;
-  const database = await openDatabase(target);
+  const database = await openGatewayDatabase(config, 'reactor-gateway key rotation', 'nothing to rotate');
   try {
-    const { rows } = await sql<{ table: string | null }>`select to_regclass('kysely_migration')::text as table`.execute(
-      database.db,
-    );
-    if (!rows[0]?.table) throw new Error('This database holds no reactor-gateway data: nothing to rotate.');
-    // A database a gateway of an earlier version left: brought up to date first, as a gateway's start would.
-    await migrateToLatest(database.db);
     const counts = await rotateMasterKey(database, from, to);
     const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.resultLogs} async result logs, ${counts.idempotentResponses} stored idempotent responses.`;
     const keyFileInUse = config.embedded && !config.encryptionKey?.trim();
