@@ -5,8 +5,8 @@ import { toConnection, totalCountFields } from '../graphql/connection.ts';
 import { CreateApplicationPayload, TenantRef } from './schema.ts';
 import type { TenantRow } from './tables.ts';
 
-// The operator's operations (the `ADMIN_API_KEY`): tenants are created, listed and deleted here; everything inside a
-// tenant is its own keys' business.
+// The operator's operations (the `ADMIN_API_KEY`): tenants are created, listed and deleted here, and given a new
+// management key when they lost theirs; everything else inside a tenant is its own keys' business.
 
 const CreateTenantInput = builder.inputType('CreateTenantInput', {
   description: 'A new tenant.',
