@@ -40,9 +40,10 @@ export async function runCreateManagementKey(config: Config, tenantId: string | 
 /** The id of the only tenant, or an error listing them (up to 20) and asking for TENANT_ID. */
 async function onlyTenant(db: Kysely<Database>): Promise<string> {
   const tenants = await db.selectFrom('tenants').select(['id', 'name']).orderBy('id').limit(21).execute();
-  if (tenants.length === 1) return (tenants[0] as { id: string }).id;
+  const [only] = tenants;
+  if (tenants.length === 1 && only) return only.id;
   if (tenants.length === 0) throw new Error('This database has no tenant: start the gateway to create one.');
   const listed = tenants.slice(0, 20).map((tenant) => `  ${tenant.id}  ${tenant.name}`);
   if (tenants.length > 20) listed.push('  ...');
-  return Promise.reject(new Error(`There are several tenants; set TENANT_ID to one of them:\n${listed.join('\n')}`));
+  throw new Error(`There are several tenants; set TENANT_ID to one of them:\n${listed.join('\n')}`);
 }

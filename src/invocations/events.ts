@@ -12,7 +12,7 @@ export interface ReactorEvent {
   type: ReactorEventType;
   tenantId: string;
   reactor: { id: string; name: string };
-  /** `applicationId`: the application that invoked; it also scopes who sees the event (service.ts, onlyOwnResults). */
+  /** `applicationId`: the application that invoked; it also scopes who sees the event (service.ts, ownInvocationsOnly). */
   request: { id: string; invocationType: 'SYNC' | 'ASYNC'; applicationId: string };
   elapsedMs: number | null;
   error: ErrorShape | null;
@@ -89,7 +89,7 @@ class Subscriber<T, F> extends SubscriberQueue<T> {
 
 /**
  * reactorEvents filters by reactor (null: every reactor of the tenant), and for an application with token containers
- * by the application that invoked (null: any; src/invocations/service.ts, onlyOwnResults, says why).
+ * by the application that invoked (null: any; src/invocations/service.ts, ownInvocationsOnly, says why).
  */
 interface EventFilter {
   reactorId: string | null;

@@ -78,7 +78,7 @@ export function createInvocationService(deps: {
     changes: AsyncIterableIterator<unknown>,
   ): AsyncGenerator<ReactorRequestRow> {
     const tenantId = principal.tenantId;
-    const queuedBy = onlyOwnResults(principal);
+    const queuedBy = ownInvocationsOnly(principal);
     try {
       let last: string | null = null;
       let row = await store.findRequest(db, tenantId, requestId, queuedBy);
@@ -173,23 +173,23 @@ export function createInvocationService(deps: {
     },
 
     /**
-     * An async result the caller may read (`onlyOwnResults`); null for unknown ids, another reactor's or another
+     * An async result the caller may read (`ownInvocationsOnly`); null for unknown ids, another reactor's or another
      * tenant's requests alike.
      */
     async result(principal: Principal, reactorId: string | null, requestId: string): Promise<ReactorRequestRow | null> {
-      const row = await store.findRequest(db, principal.tenantId, requestId, onlyOwnResults(principal));
+      const row = await store.findRequest(db, principal.tenantId, requestId, ownInvocationsOnly(principal));
       if (!row || (reactorId !== null && row.reactor_id !== reactorId)) return null;
       return row;
     },
 
     /** The kept async requests (RESULT_RETENTION_MS) the caller may read, oldest first, optionally of one reactor or status. */
     async listResults(principal: Principal, filter: store.RequestFilter, page: PageRequest) {
-      const scoped = { ...filter, queuedBy: onlyOwnResults(principal) };
+      const scoped = { ...filter, queuedBy: ownInvocationsOnly(principal) };
       return toPage(await store.listRequests(db, principal.tenantId, scoped, page), page);
     },
 
     countResults(principal: Principal, filter: store.RequestFilter): Promise<number> {
-      return store.countRequests(db, principal.tenantId, { ...filter, queuedBy: onlyOwnResults(principal) });
+      return store.countRequests(db, principal.tenantId, { ...filter, queuedBy: ownInvocationsOnly(principal) });
     },
 
     /**
@@ -227,7 +227,7 @@ export function createInvocationService(deps: {
     },
 
     events(principal: Principal, reactorId: string | null): AsyncIterableIterator<ReactorEvent> {
-      return events.events(principal.tenantId, reactorId, onlyOwnResults(principal));
+      return events.events(principal.tenantId, reactorId, ownInvocationsOnly(principal));
     },
   };
 }
@@ -242,10 +242,10 @@ function isHttpUrl(value: string): boolean {
 }
 
 /**
- * Whose async results a key may read: an application with token containers only those it queued, since another
- * application's run may have detokenized tokens outside those containers into its `raw`; any other key, the tenant's
- * (the seeds: reactor:invoke reads a tenant's results). Null: no restriction.
+ * Whose invocations (async results, reactor events) a key may see: an application with token containers only its
+ * own, since another application's run may have detokenized tokens outside those containers into its `raw` or an
+ * error message; any other key, the tenant's (the seeds: reactor:invoke reads a tenant's results). Null: all.
  */
-function onlyOwnResults(principal: Principal): string | null {
+function ownInvocationsOnly(principal: Principal): string | null {
   return principal.tokenContainers === null ? null : principal.applicationId;
 }

@@ -224,8 +224,17 @@ describe('regenerateApplicationKey', () => {
 // grant itself everything, or take over the bootstrap key by replacing it.
 describe('no key hands out management permissions it does not hold', () => {
   const COUNT = '{ applications { totalCount } }';
-  const SELF_UPDATE = async (key: string, id: string, permissions: string[]) =>
+  const UPDATE_AS = async (key: string, id: string, permissions: string[]) =>
     gateway.gql<any>(UPDATE, { id, input: { name: 'Limited', permissions } }, key);
+  const DELETE_AS = async (key: string, id: string) =>
+    gateway.gql<any>(
+      'mutation($id: UUID!) { deleteApplication(id: $id) { __typename ... on Error { code message } } }',
+      { id },
+      key,
+    );
+  /** The tenant's first management application (the bootstrap one), as its own key sees it. */
+  const administratorOf = async (tenant: TestTenant) =>
+    (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application;
 
   it('updateApplication: a MANAGEMENT application gets only what the caller holds; PRIVATE ones anything', async () => {
     const tenant = await gateway.createTenant();
@@ -234,7 +243,7 @@ describe('no key hands out management permissions it does not hold', () => {
       type: 'MANAGEMENT',
       permissions: ['application:update', 'application:read'],
     });
-    const grant = await SELF_UPDATE(key, application.id, ['application:update', 'reactor:delete', 'reactor:create']);
+    const grant = await UPDATE_AS(key, application.id, ['application:update', 'reactor:delete', 'reactor:create']);
     expect(grant.data?.updateApplication).toEqual({
       __typename: 'ForbiddenError',
       code: 'FORBIDDEN',
@@ -249,14 +258,14 @@ describe('no key hands out management permissions it does not hold', () => {
     ]);
 
     // Dropping a permission it holds is no escalation; a PRIVATE application may be given token permissions.
-    const dropped = await SELF_UPDATE(key, application.id, ['application:update']);
+    const dropped = await UPDATE_AS(key, application.id, ['application:update']);
     expect(dropped.data?.updateApplication.permissions).toEqual(['application:update']);
     const { application: backend } = await createApplication(tenant, {
       name: 'Backend',
       type: 'PRIVATE',
       permissions: ['token:use'],
     });
-    const granted = await SELF_UPDATE(key, backend.id, ['token:read', 'token:use']);
+    const granted = await UPDATE_AS(key, backend.id, ['token:read', 'token:use']);
     expect(granted.data?.updateApplication.permissions).toEqual(['token:read', 'token:use']);
   });
 
@@ -297,37 +306,30 @@ describe('no key hands out management permissions it does not hold', () => {
       type: 'MANAGEMENT',
       permissions: ['application:update', 'application:delete', 'application:read'],
     });
-    const bootstrap = (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application;
+    const bootstrap = await administratorOf(tenant);
     const lacks =
       'requires the calling key to hold all of its permissions; it lacks reactor:create, reactor:read, ' +
       'reactor:update, reactor:delete, reactor:invoke, application:create.';
     // Stripping the administrator down to what the weaker key holds, or deleting it, is refused.
-    const strip = await SELF_UPDATE(key, bootstrap.id, ['application:read']);
+    const strip = await UPDATE_AS(key, bootstrap.id, ['application:read']);
     expect(strip.data?.updateApplication).toMatchObject({
       __typename: 'ForbiddenError',
       message: `Changing or deleting a MANAGEMENT application ${lacks}`,
     });
-    const removed = await gateway.gql<any>(
-      'mutation($id: UUID!) { deleteApplication(id: $id) { __typename ... on Error { code message } } }',
-      { id: bootstrap.id },
-      key,
-    );
+    const removed = await DELETE_AS(key, bootstrap.id);
     expect(removed.data?.deleteApplication).toEqual({
       __typename: 'ForbiddenError',
       code: 'FORBIDDEN',
       message: `Changing or deleting a MANAGEMENT application ${lacks}`,
     });
-    expect((await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application).toEqual(bootstrap);
+    expect(await administratorOf(tenant)).toEqual(bootstrap);
     // The stronger key may change and delete the weaker one.
     expect(
-      (await SELF_UPDATE(tenant.managementKey, application.id, ['application:read'])).data?.updateApplication,
+      (await UPDATE_AS(tenant.managementKey, application.id, ['application:read'])).data?.updateApplication,
     ).toMatchObject({ permissions: ['application:read'] });
-    const gone = await gateway.gql<any>(
-      'mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }',
-      { id: application.id },
-      tenant.managementKey,
+    expect((await DELETE_AS(tenant.managementKey, application.id)).data?.deleteApplication.__typename).toBe(
+      'Application',
     );
-    expect(gone.data?.deleteApplication.__typename).toBe('Application');
   });
 
   it('regenerateApplicationKey: the key of a MANAGEMENT application holding more than the caller is not replaced', async () => {
@@ -337,7 +339,7 @@ describe('no key hands out management permissions it does not hold', () => {
       type: 'MANAGEMENT',
       permissions: ['application:update', 'application:read'],
     });
-    const bootstrap = (await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id;
+    const bootstrap = (await administratorOf(tenant)).id;
     const takeover = await gateway.gql<any>(REGENERATE, { id: bootstrap }, key);
     expect(takeover.data?.regenerateApplicationKey).toMatchObject({ __typename: 'ForbiddenError', status: 403 });
     expect(takeover.data?.regenerateApplicationKey.message).toBe(
@@ -345,7 +347,7 @@ describe('no key hands out management permissions it does not hold', () => {
         'lacks reactor:create, reactor:read, reactor:update, reactor:delete, reactor:invoke, application:create, ' +
         'application:delete.',
     );
-    expect((await gateway.gql<any>(VIEWER, {}, tenant.managementKey)).data?.viewer.application.id).toBe(bootstrap);
+    expect((await administratorOf(tenant)).id).toBe(bootstrap);
 
     // Its own key, and a PRIVATE application's, it may replace.
     const own = await gateway.gql<any>(REGENERATE, { id: application.id }, key);

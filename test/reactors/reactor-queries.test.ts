@@ -95,7 +95,8 @@ describe('reactors and reactor', () => {
     expect(errorCode(await gateway.gql(LIST, {}, browser.key))).toBe('FORBIDDEN');
   });
 
-  it("shows a private key the id of a reactor's application, and its details only with application:read", async () => {
+  /** A new tenant with a PRIVATE application and a reactor bound to it. */
+  async function boundReactor() {
     const tenant = await gateway.createTenant();
     const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
     const reactor = await createReactor(gateway, tenant.managementKey, {
@@ -103,6 +104,11 @@ describe('reactors and reactor', () => {
       formulaId: OFFICIAL_FORMULA_IDS.echo,
       applicationId: backend.id,
     });
+    return { tenant, backend, reactor };
+  }
+
+  it("shows a private key the id of a reactor's application, and its details only with application:read", async () => {
+    const { tenant, backend, reactor } = await boundReactor();
     const READ = 'query($id: UUID!) { reactor(id: $id) { applicationId application { id permissions keyPrefix } } }';
     // The default PRIVATE key holds reactor:read but not application:read, which `application(id)` needs too.
     const asPrivate = await gateway.gql<any>(READ, { id: reactor.id }, tenant.privateKey);
@@ -118,13 +124,7 @@ describe('reactors and reactor', () => {
   });
 
   it('shows a deleted application as null on its reactors', async () => {
-    const tenant = await gateway.createTenant();
-    const backend = await createApplication(gateway, tenant.managementKey, 'PRIVATE');
-    const reactor = await createReactor(gateway, tenant.managementKey, {
-      name: 'r',
-      formulaId: OFFICIAL_FORMULA_IDS.echo,
-      applicationId: backend.id,
-    });
+    const { tenant, backend, reactor } = await boundReactor();
     await gateway.gql(
       'mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }',
       { id: backend.id },
