@@ -93,15 +93,34 @@ async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<
         'instance first. One left running would keep encrypting new tokens under the old key.',
     );
   }
-  const { rows } = await sql<{ sessions: number }>`select count(*)::int as sessions from pg_stat_activity
-    where datname = current_database()
-      and application_name in (${GATEWAY_APPLICATION_NAME}, ${`${GATEWAY_APPLICATION_NAME} listener`})`.execute(trx);
-  const sessions = rows[0]?.sessions ?? 0;
+  const sessions = await openGatewaySessions(trx);
   if (sessions > 0) {
     throw new Error(
       `A gateway is still running on this database (${sessions} of its sessions are open): stop every gateway ` +
         'instance first. One left running would keep encrypting new tokens under the old key.',
     );
+  }
+}
+
+/** How long sessions of a gateway that has just stopped may linger in pg_stat_activity before they count. */
+const LINGER_MS = 3_000;
+
+/**
+ * The gateway sessions still open, after waiting up to LINGER_MS for them to end. A client's disconnect ends its
+ * server process a moment later, not at once: a rotation started right after the gateways stopped saw one of their
+ * sessions still listed (CI, on Postgres). A running gateway's sessions stay, and are counted after the wait.
+ */
+async function openGatewaySessions(trx: Transaction<Database>): Promise<number> {
+  const deadline = Date.now() + LINGER_MS;
+  for (;;) {
+    // pg_stat_activity is read once per transaction unless its snapshot is cleared.
+    await sql`select pg_stat_clear_snapshot()`.execute(trx);
+    const { rows } = await sql<{ sessions: number }>`select count(*)::int as sessions from pg_stat_activity
+      where datname = current_database()
+        and application_name in (${GATEWAY_APPLICATION_NAME}, ${`${GATEWAY_APPLICATION_NAME} listener`})`.execute(trx);
+    const sessions = rows[0]?.sessions ?? 0;
+    if (sessions === 0 || Date.now() >= deadline) return sessions;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 

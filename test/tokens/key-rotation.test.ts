@@ -5,7 +5,12 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { type DatabaseTarget, GATEWAY_PRESENCE_LOCK, openDatabase } from '../../src/db/database.ts';
+import {
+  type DatabaseTarget,
+  GATEWAY_APPLICATION_NAME,
+  GATEWAY_PRESENCE_LOCK,
+  openDatabase,
+} from '../../src/db/database.ts';
 import { startServer } from '../../src/server.ts';
 import { keyCheckValue } from '../../src/tokens/key-check.ts';
 import { rotateMasterKey, runKeyRotation } from '../../src/tokens/key-rotation.ts';
@@ -196,6 +201,26 @@ describe('rotating the encryption key', () => {
     const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
     await expect(lasting.rotate(OLD, NEW)).rejects.toThrow(/A gateway is still running on this database/);
     expect((await readToken(gateway, tenant.privateKey, token.id)).data).toBe('kept');
+  });
+
+  it.runIf(usingPostgres)('waits for a just-stopped gateway session to end instead of refusing', async () => {
+    const lasting = await lastingDatabase();
+    const gateway = await lasting.start(TEST_ENCRYPTION_KEY);
+    const tenant = await gateway.createTenant();
+    const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
+    await stop(gateway);
+    // A session named like a gateway's, ending half a second into the rotation: what a disconnect the server has
+    // not finished acting on looks like.
+    const lingering = new pg.Client({
+      connectionString: lasting.target().url,
+      application_name: GATEWAY_APPLICATION_NAME,
+    });
+    await lingering.connect();
+    const ended = new Promise((resolve) => setTimeout(resolve, 500)).then(() => lingering.end());
+    expect((await lasting.rotate(OLD, NEW)).tokens).toBe(1);
+    await ended;
+    const after = await lasting.start(NEW_KEY);
+    expect((await readToken(after, tenant.privateKey, token.id)).data).toBe('kept');
   });
 
   it.runIf(usingPostgres)(
