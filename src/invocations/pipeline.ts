@@ -25,6 +25,7 @@ export interface TokenPort {
     options: { transactionId?: string | null; maxTokens: number },
   ): Promise<{ args: unknown; sealed: SealedArgs | null }>;
   tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown>;
+  requireOpenTransaction(principal: Principal, transactionId: string): Promise<void>;
 }
 
 export interface ReactorOutput {
@@ -59,6 +60,8 @@ export async function runReactor(
     onRun?: () => void;
   },
 ): Promise<ReactorOutput> {
+  // The run's tokens are written into the transaction after it: a bad one is refused before anything runs.
+  if (options.transactionId) await deps.tokens.requireOpenTransaction(principal, options.transactionId);
   // Detokenizing and validating finish on the worker thread when the tokens can be opened there (prepareArgs).
   const prepared = await deps.tokens.prepareArgs(principal, args ?? {}, {
     transactionId: options.transactionId,

@@ -84,7 +84,9 @@ builder.mutationField('react', (t) =>
       transactionId: t.arg({
         type: 'UUID',
         required: false,
-        description: 'Create the tokenized output inside this transaction (or send the BT-TRANSACTION-ID header).',
+        description:
+          'Create the tokenized output inside this transaction (or send the BT-TRANSACTION-ID header). It is checked ' +
+          'before the formula runs: an unknown transaction is NOT_FOUND, one no longer open CONFLICT.',
       }),
     },
     resolve: (_root, args, context) =>

@@ -67,6 +67,22 @@ export async function enlistInTransaction(
 }
 
 /**
+ * Refuses `transactionId` as enlisting a write in it would (NOT_FOUND, or CONFLICT when no longer open), without
+ * locking anything: `react` checks it before running the formula, whose tokenized output is written there afterwards,
+ * so a bad id never costs a run (which may have charged a card) whose result is then lost.
+ */
+export async function requireOpenTransaction(
+  db: Kysely<Database>,
+  tenantId: string,
+  transactionId: string,
+): Promise<void> {
+  if (!isUuid(transactionId)) throw notFound();
+  const row = await store.findTransaction(db, tenantId, transactionId.toLowerCase());
+  if (!row) throw notFound();
+  if (row.current_status !== 'OPEN') throw notOpen(row.current_status, 'take writes');
+}
+
+/**
  * The transaction id a read may see pending writes of: reads never fail over a transaction id, they only see
  * fewer tokens (committed ones) when it is malformed, unknown, another tenant's or no longer open.
  */

@@ -5,7 +5,7 @@ import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
-import { applicationKey } from '../tokens/support.ts';
+import { applicationKey, createTransaction, rollback } from '../tokens/support.ts';
 
 let gateway: TestGateway;
 let server: RunningServer;
@@ -128,6 +128,38 @@ describe('req.bt', () => {
       metadata: { seen: true },
     });
     expect((await gateway.gql<any>(read, { id: other }, tenant.privateKey)).data?.token).toBeNull();
+  });
+});
+
+describe('react with a transaction that cannot take the tokenized output', () => {
+  it('is refused before the formula runs (its side effects, here a token made through req.bt, never happen)', async () => {
+    const own = await gateway.createTenant();
+    const reactorId = await createReactorWithCode(
+      gateway,
+      own.managementKey,
+      `module.exports = async (req) => {
+        await req.bt.tokens.create({ type: 'TOKEN', data: 'the formula ran' });
+        return { raw: { ran: true }, tokenize: { secret: 'out' } };
+      };`,
+      { applicationId: await applicationId(own.privateKey) },
+    );
+    const count = async () =>
+      (await gateway.gql<any>('{ tokens { totalCount } }', {}, own.privateKey)).data?.tokens.totalCount;
+    const rolledBack = await createTransaction(gateway, own.privateKey);
+    await rollback(gateway, own.privateKey, rolledBack.id);
+    const refusals = [
+      { tx: '00000000-0000-4000-8000-00000000000f', __typename: 'NotFoundError', code: 'NOT_FOUND', status: 404 },
+      { tx: rolledBack.id, __typename: 'ConflictError', code: 'CONFLICT', status: 409 },
+    ];
+    for (const { tx, ...refusal } of refusals) {
+      const answer = (await gateway.gql<any>(REACT, { id: reactorId, args: {}, tx }, own.privateKey)).data?.react;
+      expect(answer).toMatchObject(refusal);
+    }
+    expect(await count()).toBe(0);
+    // The same reactor with no transaction runs, and its side effect shows.
+    const ran = (await gateway.gql<any>(REACT, { id: reactorId, args: {} }, own.privateKey)).data?.react;
+    expect(ran.raw).toEqual({ ran: true });
+    expect(await count()).toBe(2);
   });
 });
 
