@@ -150,6 +150,14 @@ describe('checkCode', () => {
   it('accepts a module exporting a function and rejects the rest', async () => {
     expect(await runtime.checkCode('module.exports = async function (req) { return {} }')).toEqual({ ok: true });
     expect(await runtime.checkCode('module.exports = {}')).toMatchObject({ ok: false });
+    // A class is typeof 'function', but cannot be called without `new`.
+    expect(await runtime.checkCode('module.exports = class Reactor { constructor(req) {} }')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/must export a function/),
+    });
+    for (const callable of ['(req) => ({})', 'function main(req) { return {} }']) {
+      expect(await runtime.checkCode(`module.exports = ${callable}`)).toEqual({ ok: true });
+    }
     expect(await runtime.checkCode('module.exports = (')).toMatchObject({
       ok: false,
       message: expect.stringMatching(/compile/),

@@ -18,6 +18,8 @@ const hasOwn = (o, k) => Object.hasOwn(o, k);
 const NativeError = Error;
 const NativeString = String;
 const isArray = Array.isArray;
+const functionToString = Function.prototype.toString;
+const startsWith = String.prototype.startsWith;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const MAX_MESSAGE_CHARS = 4096;
@@ -159,7 +161,8 @@ hidden('__rgDefine', (factory) => {
   } catch (e) {
     return jsonStringify({ ok: false, message: `Reactor code failed to load: ${describe(e)}` });
   }
-  if (typeof exported !== 'function') {
+  // A class is a function too, but calling it without `new` throws: refused here (422), not failed at each run (500).
+  if (typeof exported !== 'function' || apply(startsWith, apply(functionToString, exported, []), ['class'])) {
     return jsonStringify({
       ok: false,
       message: 'Reactor code must export a function: module.exports = async function (req) { ... }',
