@@ -225,7 +225,10 @@ builder.mutationField('createReactorFormula', (t) =>
 builder.mutationField('updateReactorFormula', (t) =>
   t.field({
     type: ReactorFormulaRef,
-    description: 'Replaces every field of a private formula (PUT). Official formulas are read-only: FORBIDDEN.',
+    description:
+      'Replaces every field of a private formula (PUT). Official formulas are read-only: FORBIDDEN. Its reactors are ' +
+      'left as they are: one whose configuration the new contract does not accept is refused when invoked ' +
+      '(BAD_REQUEST naming each `configuration.<NAME>`) until it is updated to match.',
     authScopes: { permission: 'reactor:update' },
     errors: {
       types: [BadRequestError, InvalidReactorCodeError, ForbiddenError, NotFoundError],

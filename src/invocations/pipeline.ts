@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/service.ts';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
-import { BadRequestError, errorFromShape, ServiceUnavailableError } from '../errors.ts';
+import { BadRequestError, errorFromShape, type FieldErrors, ServiceUnavailableError } from '../errors.ts';
 import type { RequestParameter } from '../formulas/rules.ts';
 import type { FormulaRuntime, LogLine } from '../runtime/pool.ts';
 import type { SealedArgs } from '../tokens/sealing.ts';
@@ -12,6 +12,8 @@ export interface LoadedReactor {
     name: string;
     tenantId: string;
     configuration: Record<string, unknown>;
+    /** How `configuration` breaks the formula's current contract (src/reactors/service.ts), or null. */
+    configurationErrors: FieldErrors | null;
     applicationId: string | null;
   };
   formula: { id: string; code: string; codeHash: string; requestParameters: RequestParameter[] };
@@ -60,6 +62,14 @@ export async function runReactor(
     onRun?: () => void;
   },
 ): Promise<ReactorOutput> {
+  if (loaded.reactor.configurationErrors) {
+    // The seeds' "Invalid Reactor Configuration" (400). It can only arise from a formula changed after the reactor.
+    throw BadRequestError.forFields(
+      loaded.reactor.configurationErrors,
+      "The reactor's configuration no longer satisfies its formula's configuration contract (the formula was " +
+        'changed after the reactor was written): update the reactor to match it.',
+    );
+  }
   // The run's tokens are written into the transaction after it: a bad one is refused before anything runs.
   if (options.transactionId) await deps.tokens.requireOpenTransaction(principal, options.transactionId);
   // Detokenizing and validating finish on the worker thread when the tokens can be opened there (prepareArgs).

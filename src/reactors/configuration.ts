@@ -35,6 +35,20 @@ export function validateConfiguration(
   return result;
 }
 
+/**
+ * A stored configuration checked against the formula's contract as it is now, which may have changed since the
+ * reactor was written (`updateReactorFormula` does not touch its reactors): the configuration cast to the current
+ * types, or the errors `validateConfiguration` would throw, or null when there are none.
+ */
+export function checkStoredConfiguration(
+  contract: ConfigurationOption[],
+  configuration: Record<string, unknown>,
+): { configuration: Record<string, ConfigurationValue>; errors: FieldErrors | null } {
+  const errors: FieldErrors = {};
+  const cast = collectConfiguration(contract, configuration, errors);
+  return { configuration: cast, errors: Object.keys(errors).length > 0 ? errors : null };
+}
+
 function collectConfiguration(
   contract: ConfigurationOption[],
   configuration: unknown,

@@ -10,6 +10,7 @@ import { findFormula } from '../formulas/store.ts';
 import {
   applyReactorPatch,
   type ConfigurationValue,
+  checkStoredConfiguration,
   type ReactorPatch,
   validateReactorInput,
 } from './configuration.ts';
@@ -38,6 +39,8 @@ export interface ReactorForInvocation {
     name: string;
     tenantId: string;
     configuration: Record<string, ConfigurationValue>;
+    /** How the configuration breaks the formula's current contract (the formula changed since), or null. */
+    configurationErrors: FieldErrors | null;
     applicationId: string | null;
   };
   formula: {
@@ -179,12 +182,15 @@ export function createReactorService(deps: {
     async loadReactorForInvocation(tenantId: string, reactorId: string): Promise<ReactorForInvocation | null> {
       const row = await store.findReactorForInvocation(db, tenantId, reactorId);
       if (!row) return null;
+      // Checked here, once per load (the result is cached with it), rather than on every run.
+      const checked = checkStoredConfiguration(row.formula_configuration, row.configuration);
       return {
         reactor: {
           id: row.id,
           name: row.name,
           tenantId: row.tenant_id,
-          configuration: row.configuration,
+          configuration: checked.errors ? row.configuration : checked.configuration,
+          configurationErrors: checked.errors,
           applicationId: row.application_id,
         },
         formula: {

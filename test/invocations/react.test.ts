@@ -291,4 +291,49 @@ describe('react after a change', () => {
     );
     expect((await react(reactorId)).code).toBe('NOT_FOUND');
   });
+
+  it("refuses a reactor whose configuration the formula's new contract no longer accepts, until it is patched", async () => {
+    const code = 'module.exports = async (req) => ({ raw: req.configuration });';
+    const formulaId = await createFormula(gateway, tenant.managementKey, {
+      code,
+      configuration: [{ name: 'MODE', type: 'STRING' }],
+    });
+    const reactorId = await createReactor(gateway, tenant.managementKey, {
+      formulaId,
+      configuration: { MODE: '3' },
+    });
+    expect((await react(reactorId)).raw).toEqual({ MODE: '3' });
+
+    const changeContract = async (configuration: { name: string; type: string }[]) => {
+      const updated = await gateway.gql<any>(
+        `mutation($id: UUID!, $input: UpdateReactorFormulaInput!) { updateReactorFormula(id: $id, input: $input) {
+          __typename } }`,
+        { id: formulaId, input: { name: 'v2', type: 'PRIVATE', code, configuration, requestParameters: [] } },
+        tenant.managementKey,
+      );
+      expect(updated.data?.updateReactorFormula.__typename).toBe('ReactorFormula');
+    };
+    // A type the stored value casts to: the formula gets it in the new type.
+    await changeContract([{ name: 'MODE', type: 'NUMBER' }]);
+    expect((await react(reactorId)).raw).toEqual({ MODE: 3 });
+
+    // A renamed option: the stored one is undeclared now, the new one missing.
+    await changeContract([{ name: 'LEVEL', type: 'NUMBER' }]);
+    const refused = await react(reactorId, {});
+    expect(refused).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST', status: 400 });
+    expect(refused.message).toMatch(/no longer satisfies its formula's configuration contract/);
+    expect(refused.errors).toEqual({
+      'configuration.LEVEL': ['is required'],
+      'configuration.MODE': ['is not a configuration option of the formula'],
+    });
+
+    const patched = await gateway.gql<any>(
+      `mutation($id: UUID!) { patchReactor(id: $id, input: { configuration: { MODE: null, LEVEL: "7" } }) {
+        __typename } }`,
+      { id: reactorId },
+      tenant.managementKey,
+    );
+    expect(patched.data?.patchReactor.__typename).toBe('Reactor');
+    expect((await react(reactorId)).raw).toEqual({ LEVEL: 7 });
+  });
 });

@@ -210,6 +210,7 @@ describe('loadReactorForInvocation', () => {
         name: 'r',
         tenantId: tenant.tenantId,
         configuration: { SERVICE_API_KEY: 'k' },
+        configurationErrors: null,
         applicationId: backend.id,
       },
       formula: {
