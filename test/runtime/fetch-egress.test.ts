@@ -7,6 +7,8 @@ import { errorOf, invoke, rawOf, startRuntime } from './helpers.ts';
 let server: http.Server;
 let base = '';
 const seen: { url?: string; auth?: string; body: string }[] = [];
+/** Requests to /slow being answered right now, and the most there ever were at once. */
+const slow = { now: 0, most: 0 };
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -15,6 +17,14 @@ beforeAll(async () => {
     req.on('end', () => {
       seen.push({ url: req.url, auth: req.headers.authorization, body });
       if (req.url === '/big') return res.end('x'.repeat(50_000));
+      if (req.url === '/slow') {
+        slow.most = Math.max(slow.most, ++slow.now);
+        setTimeout(() => {
+          slow.now--;
+          res.end('done');
+        }, 50);
+        return;
+      }
       if (req.url === '/drip') {
         // A byte every 50 ms for 3 s: never idle long enough for a socket timeout.
         const drip = setInterval(() => res.write('x'), 50);
@@ -140,6 +150,41 @@ describe('fetch from formulas', () => {
     expect(message).toMatch(/fetch timed out after 300 ms/);
     // Not the 3 s the server takes, nor the call's own 10 s.
     expect(ms).toBeLessThan(1_500);
+  });
+});
+
+describe('fetch: host resources', () => {
+  it('has at most 16 fetches of one run in flight; the rest wait their turn and all finish', async () => {
+    slow.most = 0;
+    const code = `module.exports = async (req) => {
+      const texts = await Promise.all(Array.from({ length: 40 }, () => fetch(req.args.url).then((r) => r.text())));
+      return { raw: texts.filter((t) => t === 'done').length };
+    };`;
+    expect(rawOf(await invoke(open, code, { args: { url: `${base}/slow` } }))).toBe(40);
+    expect(slow.most).toBe(16);
+  });
+
+  it('refuses a fetch past 16 in flight and 1,000 waiting, at once and with a clear message', async () => {
+    const code = `module.exports = async (req) => {
+      const refused = [];
+      for (let i = 0; i < 1020; i++) fetch(req.args.url).catch((e) => refused.push(e.message));
+      await new Promise((r) => setTimeout(r, 300));
+      return { raw: refused };
+    };`;
+    const refused = rawOf(await invoke(open, code, { args: { url: `${base}/slow` } })) as string[];
+    expect(refused).toHaveLength(4);
+    expect(refused[0]).toBe(
+      'fetch refused: 16 fetch or req.bt calls of this run are in flight and 1000 more are waiting',
+    );
+  });
+
+  it("names a network failure by its code, never with Node's message (OpenSSL's holds a host address)", async () => {
+    const code =
+      'module.exports = async (req) => { try { await fetch(req.args.url); return { raw: null } } catch (e) { return { raw: e.message } } }';
+    const tlsToPlainHttp = rawOf(await invoke(open, code, { args: { url: base.replace('http:', 'https:') } }));
+    expect(tlsToPlainHttp).toBe('fetch failed: the TLS handshake failed (EPROTO)');
+    const refused = rawOf(await invoke(open, code, { args: { url: 'http://127.0.0.1:1/' } }));
+    expect(refused).toBe('fetch failed: the connection was refused (ECONNREFUSED)');
   });
 });
 

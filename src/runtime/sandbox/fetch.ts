@@ -30,6 +30,41 @@ export interface FetchLimits {
 
 const MAX_REDIRECTS = 5;
 
+/** A fetch failure described by this module, in words safe to show formula code. */
+export class FetchError extends Error {}
+
+// What a network failure's code means, in fixed words. Node's own messages are not passed on: OpenSSL's start with
+// the host thread's id, a pointer into the gateway's memory (a formula could read it, weakening ASLR).
+const NETWORK_FAILURES: Record<string, string> = {
+  ECONNREFUSED: 'the connection was refused',
+  ECONNRESET: 'the connection was reset',
+  ECONNABORTED: 'the connection was aborted',
+  EPIPE: 'the connection was closed',
+  ETIMEDOUT: 'the connection timed out',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved now',
+  EPROTO: 'the TLS handshake failed',
+  ERR_INVALID_URL: 'the URL is invalid',
+};
+
+/** A failure from Node's http, dns or tls, as a FetchError naming its code and never repeating its message. */
+function networkFailure(error: unknown): FetchError {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^[A-Z][A-Z0-9_]{1,63}$/.test(code)) return new FetchError('fetch failed');
+  const meaning =
+    NETWORK_FAILURES[code] ??
+    (/CERT|_SSL_|_TLS_/.test(code)
+      ? 'the TLS handshake failed'
+      : code.startsWith('HPE_')
+        ? 'the response is not valid HTTP'
+        : /^ERR_(INVALID|HTTP|UNESCAPED)/.test(code)
+          ? 'the request is invalid'
+          : 'a network error');
+  return new FetchError(`fetch failed: ${meaning} (${code})`);
+}
+
 // The connection goes to the address validated here, never to a second resolution, so DNS rebinding cannot swap
 // in a private address between the check and the connect.
 function guardedLookup(policy: EgressPolicy): LookupFunction {
@@ -82,7 +117,7 @@ function once(
       timeout: limits.timeoutMs,
       agent: false,
     });
-    req.on('timeout', () => req.destroy(new Error(`fetch timed out after ${limits.timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new FetchError(`fetch timed out after ${limits.timeoutMs} ms`)));
     req.on('error', reject);
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
@@ -91,7 +126,7 @@ function once(
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > limits.maxResponseBytes) {
-          if (!tooBig) reject(new Error(`fetch response exceeded ${limits.maxResponseBytes} bytes`));
+          if (!tooBig) reject(new FetchError(`fetch response exceeded ${limits.maxResponseBytes} bytes`));
           tooBig = true;
           req.destroy();
           return;
@@ -129,8 +164,9 @@ export async function hostFetch(request: FetchRequest, limits: FetchLimits): Pro
     return await follow(request, { ...limits, signal: AbortSignal.any([limits.signal, deadline]) });
   } catch (error) {
     if (deadline.aborted && !limits.signal.aborted)
-      throw new Error(`fetch timed out after ${Math.ceil(limits.timeoutMs)} ms`);
-    throw error;
+      throw new FetchError(`fetch timed out after ${Math.ceil(limits.timeoutMs)} ms`);
+    if (error instanceof FetchError || error instanceof EgressDeniedError) throw error;
+    throw networkFailure(error);
   }
 }
 
@@ -142,8 +178,8 @@ async function follow(request: FetchRequest, limits: FetchLimits): Promise<Fetch
     const { location, ...result } = await once(current, url, limits);
     const isRedirect = result.status >= 300 && result.status < 400 && location !== undefined;
     if (!isRedirect || request.redirect === 'manual') return { ...result, redirected: hop > 0 };
-    if (request.redirect === 'error') throw new Error(`fetch to ${url.href} was redirected`);
-    if (hop >= MAX_REDIRECTS) throw new Error(`fetch exceeded ${MAX_REDIRECTS} redirects`);
+    if (request.redirect === 'error') throw new FetchError(`fetch to ${url.href} was redirected`);
+    if (hop >= MAX_REDIRECTS) throw new FetchError(`fetch exceeded ${MAX_REDIRECTS} redirects`);
     url = new URL(location, url);
     if (result.status === 303 || ((result.status === 301 || result.status === 302) && current.method === 'POST')) {
       current = { ...current, method: 'GET', body: null };

@@ -4,6 +4,14 @@ import { BtCallError, btCall } from './bt-client.ts';
 import type { EgressPolicy } from './egress.ts';
 import { type FetchRequest, hostFetch } from './fetch.ts';
 
+/**
+ * Host I/O calls (fetch, req.bt) one formula call may have in flight; more wait for one of them to end, up to
+ * MAX_WAITING_CALLS, and past that are refused. Each call in flight holds a socket and host memory the isolate's
+ * memory limit does not count: unbounded, one run's `Promise.all` of thousands of fetches to a server that never
+ * answers used up the process's file descriptors, and every other request failed with it.
+ */
+export const MAX_CALLS_IN_FLIGHT = 16;
+export const MAX_WAITING_CALLS = 1_000;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const HASHES = new Set(['sha1', 'sha256', 'sha384', 'sha512', 'md5']);
@@ -31,6 +39,9 @@ export class Invocation {
   readonly logs: LogLine[] = [];
   private abortController: AbortController | null = null;
   readonly timers = new Map<NodeJS.Timeout, number>();
+  /** Host I/O calls running, and those waiting for one to end (MAX_CALLS_IN_FLIGHT). */
+  callsInFlight = 0;
+  readonly waitingCalls: (() => void)[] = [];
   finished = false;
   constructor(
     readonly id: number,
@@ -142,6 +153,31 @@ export function createBridge(
       invocation.timers.set(timer, callId);
       return;
     }
+    const start = () => runIo(invocation, op, payload, settle);
+    if (invocation.callsInFlight < MAX_CALLS_IN_FLIGHT) start();
+    else if (invocation.waitingCalls.length < MAX_WAITING_CALLS) invocation.waitingCalls.push(start);
+    else {
+      settle({
+        ok: false,
+        message:
+          `${op === 'fetch' ? 'fetch' : 'req.bt call'} refused: ${MAX_CALLS_IN_FLIGHT} fetch or req.bt calls of this ` +
+          `run are in flight and ${MAX_WAITING_CALLS} more are waiting`,
+      });
+    }
+  };
+
+  /** Runs one host I/O call; when it ends, the next waiting call of the invocation starts. */
+  function runIo(
+    invocation: Invocation,
+    op: string,
+    payload: Record<string, unknown>,
+    settle: (answer: unknown) => void,
+  ) {
+    invocation.callsInFlight++;
+    const ended = () => {
+      invocation.callsInFlight--;
+      if (!invocation.finished) invocation.waitingCalls.shift()?.();
+    };
     const work =
       op === 'fetch'
         ? hostFetch(payload as unknown as FetchRequest, {
@@ -156,8 +192,12 @@ export function createBridge(
             : Promise.reject(new Error('req.bt is not configured for this reactor'))
           : Promise.reject(new Error(`Unknown operation ${op}`));
     work.then(
-      (value) => settle({ ok: true, value }),
+      (value) => {
+        ended();
+        settle({ ok: true, value });
+      },
       (error: unknown) => {
+        ended();
         if (error instanceof BtCallError && error.code) {
           settle({ ok: false, message: error.message, code: error.code, status: error.status, errors: error.errors });
           return;
@@ -169,7 +209,7 @@ export function createBridge(
         });
       },
     );
-  };
+  }
 
   return { sync, dispatch };
 }
@@ -180,4 +220,5 @@ export function endInvocation(invocation: Invocation): void {
   invocation.abort();
   for (const timer of invocation.timers.keys()) clearTimeout(timer);
   invocation.timers.clear();
+  invocation.waitingCalls.length = 0;
 }
