@@ -280,6 +280,22 @@ describe('loading tokens', () => {
     await rejection(detokenize([`{{ ${a.id} }}`, `{{ ${b.id} }}`], loaderOf(a, b), { maxTokens: 1 }));
   });
 
+  it('allows 1,000 expressions in one request and refuses 1,001 before parsing any, in one string or many', async () => {
+    const a = token('a', { type: 'TOKEN' });
+    const one = `{{ ${a.id} }} `;
+    expect(await detokenize({ text: one.repeat(1_000) }, loaderOf(a))).toEqual({ text: 'a '.repeat(1_000) });
+    for (const args of [{ text: one.repeat(1_001) }, [one.repeat(500), one.repeat(501)]]) {
+      const load = loaderOf(a);
+      const error = await rejection(detokenize(args, load));
+      expect(error.message).toBe("At most 1000 {{ }} expressions can be in one request's args; these hold 1001.");
+      expect(error.errors).toEqual({ args: [error.message] });
+      expect(load).not.toHaveBeenCalled();
+    }
+    // Counted before anything is parsed (60,000 in one string took Liquid 18 s): a malformed one is not reached.
+    const error = await rejection(detokenize({ text: `${one.repeat(1_000)}{{ not-a-token }}` }, loaderOf(a)));
+    expect(error.message).toMatch(/At most 1000 \{\{ \}\} expressions/);
+  });
+
   it('reports a token the loader did not return as not found, naming the expression and nothing more', async () => {
     const id = randomUUID();
     const expression = `{{ ${id} | json: '$.number' }}`;
