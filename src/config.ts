@@ -100,7 +100,10 @@ const environmentSchema = z.object({
 export type Environment = Record<string, string | undefined>;
 
 export function loadConfig(env: Environment = process.env) {
-  const parsed = environmentSchema.safeParse(env);
+  // A setting set to nothing (`PORT=` in a compose file or a .env) is unset and takes its default: coerced, it
+  // would read as 0 (a random port, no async runner) where text settings already read it as unset.
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value === undefined || value.trim() !== ''));
+  const parsed = environmentSchema.safeParse(set);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
     throw new Error(`Invalid configuration: ${problems}`);

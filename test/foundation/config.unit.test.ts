@@ -25,3 +25,21 @@ describe('DATABASE_URL', () => {
     }
   });
 });
+
+describe('a setting set to nothing', () => {
+  it('takes its default, as an unset one does (coerced, an empty number read as 0)', () => {
+    const empty = { PORT: '', JOB_CONCURRENCY: ' ', TOKEN_CACHE_SIZE: '', JOB_RESERVED_SLOTS: '', EGRESS_ALLOW: '' };
+    const config = loadConfig({ ...empty, DATABASE_START_TIMEOUT_MS: '' });
+    const defaults = loadConfig({});
+    expect(config.port).toBe(4000);
+    expect(config.jobs.concurrency).toBe(8);
+    expect(config.jobs.reservedSlots).toBe(defaults.jobs.reservedSlots);
+    expect(config.tokens.cacheSize).toBe(10_000);
+    expect(config.databaseStartTimeoutMs).toBe(30_000);
+    // A 0 that is written stays 0.
+    expect(loadConfig({ JOB_CONCURRENCY: '0', TOKEN_CACHE_SIZE: '0' })).toMatchObject({
+      jobs: { concurrency: 0 },
+      tokens: { cacheSize: 0 },
+    });
+  });
+});
