@@ -79,7 +79,8 @@ const CreateTokenInput = builder.inputType('CreateTokenInput', {
       type: 'JSONObject',
       required: false,
       description:
-        'Non-sensitive key-value pairs (string, number, boolean or null values; at most 50), stored unencrypted.',
+        'Non-sensitive key-value pairs (string, number, boolean or null values; at most 50, keys of at most 100 ' +
+        'characters, string values of at most 1,000), stored unencrypted.',
     }),
     containers: t.stringList({
       required: false,

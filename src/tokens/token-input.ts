@@ -39,6 +39,8 @@ export function isContainerPath(value: unknown): value is string {
 const MAX_CONTAINER_LENGTH = 200;
 const MAX_METADATA_KEYS = 50;
 const MAX_METADATA_VALUE_LENGTH = 1_000;
+// Keys are stored in the clear and named in error fields (`metadata.<key>`): bounded like values, tighter.
+const MAX_METADATA_KEY_LENGTH = 100;
 
 /**
  * Checks a token request and returns it normalised. Every offending field is reported at once, keyed by its path
@@ -93,6 +95,10 @@ export function validateMetadata(metadata: unknown, fail: Fail): Record<string, 
   for (const [key, value] of entries) {
     if (!isStorableText(key)) {
       fail('metadata', `keys ${UNSTORABLE_TEXT}`);
+      continue;
+    }
+    if (key.length > MAX_METADATA_KEY_LENGTH) {
+      fail('metadata', `keys must be at most ${MAX_METADATA_KEY_LENGTH} characters`);
       continue;
     }
     if (value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) continue;

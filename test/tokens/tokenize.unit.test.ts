@@ -120,6 +120,16 @@ describe('validateTokenRequest', () => {
     ]);
   });
 
+  it('bounds metadata keys at 100 characters, without repeating a longer one', () => {
+    const [fits, tooLong] = ['k'.repeat(100), 'k'.repeat(101)];
+    expect(validateTokenRequest({ type: 'TOKEN', data: 'x', metadata: { [fits]: 'v' } }, now).metadata).toEqual({
+      [fits]: 'v',
+    });
+    expect(
+      badRequest(() => validateTokenRequest({ type: 'TOKEN', data: 'x', metadata: { [tooLong]: 'v' } }, now)).errors,
+    ).toEqual({ metadata: ['keys must be at most 100 characters'] });
+  });
+
   it('refuses an expiry at or before now', () => {
     expect(badRequest(() => validateTokenRequest({ type: 'TOKEN', data: 'x', expiresAt: now }, now)).errors).toEqual({
       expiresAt: ['must be in the future'],
