@@ -50,6 +50,7 @@ const environmentSchema = z.object({
   // process: the sandbox's threads in a process of their own, without secrets (src/runtime/process-runtime.ts).
   RUNTIME_ISOLATION: z.enum(['thread', 'process']).default('thread'),
   REACT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).optional(),
   MAX_ARGS_BYTES: z.coerce
     .number()
     .int()
@@ -123,6 +124,12 @@ export function loadConfig(env: Environment = process.env) {
       : ({ kind: 'postgres', url: e.DATABASE_URL!, poolSize: e.DB_POOL_SIZE } as const),
     /** How long a start waits for Postgres to accept connections (src/db/database.ts `waitForDatabase`). */
     databaseStartTimeoutMs: e.DATABASE_START_TIMEOUT_MS,
+    /**
+     * How long a SIGTERM waits for in-flight requests before exiting anyway (src/main.ts). By default a `react`
+     * begun just before it may still finish (its time limit, and 5 s to answer): cut off, its caller would never
+     * learn whether the formula (a charge, say) ran.
+     */
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS ?? Math.max(15_000, e.REACT_TIMEOUT_MS + 5_000),
     embedded,
     dataDir: path.resolve(e.DATA_DIR),
     logLevel: e.LOG_LEVEL,

@@ -72,7 +72,7 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   // Started here and awaited below and by `stop`, so that a signal at any point of the start closes what has started.
-  // A signal while the start waits for Postgres (DATABASE_START_TIMEOUT_MS) ends the wait rather than the 15 s below.
+  // A signal while the start waits for Postgres (DATABASE_START_TIMEOUT_MS) ends the wait rather than SHUTDOWN_TIMEOUT_MS.
   const startAborted = new AbortController();
   const starting = createApp(config, log, {
     signal: startAborted.signal,
@@ -110,9 +110,9 @@ async function serve(): Promise<void> {
     // the middle of it would leave a half-made data directory. A second signal still exits at once.
     await starting.catch(() => undefined);
     const forced = setTimeout(() => {
-      log.error('shutdown took over 15 s; exiting');
+      log.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown took over SHUTDOWN_TIMEOUT_MS; exiting');
       process.exit(1);
-    }, 15_000);
+    }, config.shutdownTimeoutMs);
     forced.unref();
     await (await listening.catch(() => undefined))?.close();
     await (await starting.catch(() => undefined))?.close().catch(() => {});

@@ -275,7 +275,7 @@ describe('the compiled service (npm start)', () => {
     const child = serveCompiled({
       ...gatewayEnv('/nonexistent'),
       DATABASE_URL: `postgres://gateway@127.0.0.1:${port}/reactors`,
-      // Longer than the shutdown's own 15 s limit: only an ended wait exits 0.
+      // Longer than the shutdown's own limit (SHUTDOWN_TIMEOUT_MS): only an ended wait exits 0.
       DATABASE_START_TIMEOUT_MS: '60000',
     });
     const output = outputOf(child);
@@ -353,6 +353,69 @@ describe('the compiled service (npm start)', () => {
         ids.map((id) => postGraphQL(again, 'query ($id: UUID!) { token(id: $id) { data } }', { id }, key)),
       );
       expect(read.map((answer) => answer.data?.token?.data)).toEqual(ids.map((_id, i) => `secret ${i}`));
+    } finally {
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('a SIGTERM answers a react in flight before exiting, and exits 1 once SHUTDOWN_TIMEOUT_MS is over', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-drain-'));
+    const started: ChildProcess[] = [];
+    try {
+      const first = serveCompiled(gatewayEnv(dataDir));
+      started.push(first);
+      const output: string[] = [];
+      const url = await listeningUrl(first, output);
+      const keyOf = (kind: string) =>
+        until('the keys', () => new RegExp(`${kind} API key:\\s+(key_\\S+)`).exec(output.join(''))?.[1], 10_000);
+      const [management, privateKey] = [await keyOf('MANAGEMENT'), await keyOf('PRIVATE')];
+      const formula = await postGraphQL(
+        url,
+        `mutation ($input: CreateReactorFormulaInput!) { createReactorFormula(input: $input) { ... on ReactorFormula { id } } }`,
+        {
+          input: {
+            name: 'waits',
+            type: 'PRIVATE',
+            configuration: [],
+            requestParameters: [],
+            code: "module.exports = async (req) => { await new Promise((r) => setTimeout(r, req.args.ms)); return { raw: 'done' }; };",
+          },
+        },
+        management,
+      );
+      const reactor = await postGraphQL(
+        url,
+        'mutation ($input: CreateReactorInput!) { createReactor(input: $input) { ... on Reactor { id } } }',
+        { input: { name: 'waits', formulaId: formula.data?.createReactorFormula.id, configuration: {} } },
+        management,
+      );
+      const react = (at: string, ms: number) =>
+        postGraphQL(
+          at,
+          'mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) { ... on ReactorResponse { raw } } }',
+          { id: reactor.data?.createReactor.id, args: { ms } },
+          privateKey,
+        );
+
+      // Within the limit: the run in flight is answered, then the gateway stops.
+      const answered = react(url, 2_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      first.kill('SIGTERM');
+      expect((await answered).data?.react.raw).toBe('done');
+      expect(await exitOf(first)).toEqual({ code: 0, signal: null });
+
+      // Past it: the gateway exits anyway, and says why.
+      const second = serveCompiled({ ...gatewayEnv(dataDir), SHUTDOWN_TIMEOUT_MS: '500' });
+      started.push(second);
+      const secondOutput: string[] = [];
+      const again = await listeningUrl(second, secondOutput);
+      const cut = react(again, 10_000).catch((error: unknown) => error);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      second.kill('SIGTERM');
+      expect(await exitOf(second)).toEqual({ code: 1, signal: null });
+      expect(secondOutput.join('')).toContain('shutdown took over SHUTDOWN_TIMEOUT_MS');
+      expect(await cut).toBeInstanceOf(Error);
     } finally {
       for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });

@@ -43,3 +43,12 @@ describe('a setting set to nothing', () => {
     });
   });
 });
+
+describe('SHUTDOWN_TIMEOUT_MS', () => {
+  it('lets a react begun just before a SIGTERM finish by default, and can be set', () => {
+    expect(loadConfig({}).shutdownTimeoutMs).toBe(35_000);
+    expect(loadConfig({ REACT_TIMEOUT_MS: '60000' }).shutdownTimeoutMs).toBe(65_000);
+    expect(loadConfig({ REACT_TIMEOUT_MS: '1000' }).shutdownTimeoutMs).toBe(15_000);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000' }).shutdownTimeoutMs).toBe(2_000);
+  });
+});
