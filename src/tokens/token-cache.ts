@@ -85,7 +85,11 @@ export async function createTokenCache(notifier: Notifier, log: Logger, options:
     },
     invalidate(tenantId, ids) {
       generation++;
-      for (const id of ids) if (cache.peek(id)?.tenant_id === tenantId) cache.delete(id);
+      // Keys are the stored, lower-case ids; a caller's may be written in upper case.
+      for (const given of ids) {
+        const id = given.toLowerCase();
+        if (cache.peek(id)?.tenant_id === tenantId) cache.delete(id);
+      }
     },
     invalidateTenant(tenantId) {
       generation++;
