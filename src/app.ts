@@ -59,6 +59,8 @@ export interface AppOptions {
   onFatal?: (error: Error) => void;
   /** Aborted: a start still waiting for Postgres gives up with the signal's reason (a shutdown during the start). */
   signal?: AbortSignal;
+  /** How often subscriptions over HTTP check their key again (src/graphql/stream-keys.ts); tests shorten it. */
+  keyRecheckMs?: number;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -202,7 +204,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       await runner.stop();
       await webhooks.drain();
     });
-    const yoga = createGraphQLHandler(services, log);
+    const yoga = createGraphQLHandler(services, log, { keyRecheckMs: options.keyRecheckMs });
     const idempotency = createIdempotency({
       db: database.db,
       vault,

@@ -91,7 +91,7 @@ export function createSocketKeys(
 }
 
 /** Whether two principals of one key grant the same: the same application, permissions and token containers. */
-function sameGrant(a: Principal, b: Principal): boolean {
+export function sameGrant(a: Principal, b: Principal): boolean {
   if (a === b) return true;
   const containers = (p: Principal) => (p.tokenContainers === null ? null : [...p.tokenContainers].sort().join('\n'));
   return (

@@ -12,6 +12,7 @@ import { useOperationCache } from './operation-cache.ts';
 import { useQueryLimits } from './query-limits.ts';
 import { useRequestCacheRelease, withContextCacheKey } from './request-cache-release.ts';
 import { schema } from './schema.ts';
+import { useStreamKeyChecks } from './stream-keys.ts';
 
 /** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
 interface TransportContext {
@@ -74,7 +75,7 @@ function contextOf(
   });
 }
 
-export function createGraphQLHandler(services: Services, log: Logger) {
+export function createGraphQLHandler(services: Services, log: Logger, options: { keyRecheckMs?: number } = {}) {
   return createYoga<TransportContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -97,6 +98,8 @@ export function createGraphQLHandler(services: Services, log: Logger) {
       // Depth, alias, directive, cost and token limits (graphql-armor).
       ...useQueryLimits(),
       useOperationCache(),
+      // A subscription over HTTP ends once its key is revoked or changed, as one over graphql-ws does.
+      useStreamKeyChecks((key) => services.auth.authenticate(key), apiKeyFrom, options.keyRecheckMs),
       // Pothos' per-request caches would otherwise keep each request alive into the old generation.
       useRequestCacheRelease(),
     ],

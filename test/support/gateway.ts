@@ -54,6 +54,7 @@ export async function startTestGateway(
     target?: DatabaseTarget;
     queryPlugin?: KyselyPlugin;
     onFatal?: (error: Error) => void;
+    keyRecheckMs?: number;
   } = {},
 ): Promise<TestGateway> {
   const database = options.database ?? (await createTestDatabase());
@@ -62,6 +63,7 @@ export async function startTestGateway(
     database: options.target ?? database.target,
     queryPlugin: options.queryPlugin,
     onFatal: options.onFatal,
+    keyRecheckMs: options.keyRecheckMs,
   });
 
   function post(body: string, key: string | null = null, headers: Record<string, string> = {}): Promise<Response> {

@@ -1,0 +1,108 @@
+import type { Plugin } from '@envelop/core';
+import { GraphQLError } from 'graphql';
+import type { Principal } from '../auth/service.ts';
+import type { GraphQLContext } from './context.ts';
+import { KEY_RECHECK_MS, sameGrant } from './ws-keys.ts';
+
+type Authenticate = (key: string) => Promise<Principal | null>;
+
+/**
+ * A subscription over HTTP (server-sent events, or multipart) answers to the same rule as one over graphql-ws
+ * (src/graphql/ws-keys.ts): once its key stops being valid (its application deleted, its key regenerated) or grants
+ * something else (permissions or token containers changed), the stream ends, within `recheckMs`, with one last
+ * result saying why. Without this, a stream opened with a leaked key went on receiving the tenant's events after the
+ * key was revoked. graphql-ws subscriptions do not pass through here: they bypass envelop's subscribe.
+ */
+export function useStreamKeyChecks(
+  authenticate: Authenticate,
+  keyOf: (headers: Headers | undefined) => string | null,
+  recheckMs = KEY_RECHECK_MS,
+): Plugin {
+  return {
+    onSubscribe({ args }) {
+      const context = args.contextValue as GraphQLContext & { request?: Request };
+      const key = keyOf(context.request?.headers);
+      const { principal } = context;
+      // Without a key (the operator's ADMIN_API_KEY is configuration, not revocable) there is nothing to watch.
+      if (!principal || !key) return;
+      return {
+        onSubscribeResult({ result, setResult }) {
+          if (Symbol.asyncIterator in result) {
+            setResult(endWhenKeyChanges(result, () => stillGranted(authenticate, key, principal), recheckMs));
+          }
+        },
+      };
+    },
+  };
+}
+
+/** Null while the key grants what it did; otherwise the error that ends its stream. Unanswered: keep going. */
+async function stillGranted(authenticate: Authenticate, key: string, granted: Principal): Promise<GraphQLError | null> {
+  const now = await authenticate(key).catch(() => undefined);
+  if (now === undefined || (now !== null && sameGrant(granted, now))) return null;
+  return now === null
+    ? new GraphQLError('Unauthorized: the API key of this subscription is no longer valid.', {
+        extensions: { code: 'UNAUTHENTICATED', status: 401 },
+      })
+    : new GraphQLError("Forbidden: the API key's permissions changed; subscribe again.", {
+        extensions: { code: 'FORBIDDEN', status: 403 },
+      });
+}
+
+/**
+ * `source`, ended once `check` returns an error, which is delivered as the last result. An iterator object rather
+ * than an async generator: a generator's `return()` waits for its pending `await`, so a client that went away would
+ * hold the subscription (and this timer) until the next event.
+ */
+export function endWhenKeyChanges<T>(
+  source: AsyncIterable<T>,
+  check: () => Promise<GraphQLError | null>,
+  recheckMs: number,
+): AsyncIterableIterator<T | { errors: GraphQLError[] }> {
+  const iterator = source[Symbol.asyncIterator]();
+  let done = false;
+  let revoke!: (error: GraphQLError) => void;
+  const revoked = new Promise<GraphQLError>((resolve) => {
+    revoke = resolve;
+  });
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    void check()
+      .then((error) => error && revoke(error))
+      .finally(() => {
+        checking = false;
+      });
+  }, recheckMs);
+  timer.unref();
+  const finish = async () => {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    await iterator.return?.();
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      if (done) return { done: true, value: undefined };
+      const outcome = await Promise.race([iterator.next(), revoked]);
+      if (outcome instanceof GraphQLError) {
+        await finish();
+        return { done: false, value: { errors: [outcome] } };
+      }
+      if (outcome.done) await finish();
+      return outcome;
+    },
+    async return() {
+      await finish();
+      return { done: true, value: undefined };
+    },
+    async throw(error: unknown) {
+      await finish();
+      throw error;
+    },
+  };
+}
