@@ -42,11 +42,24 @@ function genericProblem(data: unknown): string | null {
   if (data === null || data === undefined) return 'is required';
   if (typeof data === 'string') return data.length === 0 ? 'must not be an empty string' : null;
   if (typeof data === 'boolean') return null;
-  if (typeof data === 'number') return Number.isFinite(data) ? null : 'must be a finite number';
+  if (typeof data === 'number') return numberProblem(data);
   if (Array.isArray(data)) return data.length === 0 ? 'must not be an empty array' : jsonProblem(data);
   if (isPlainObject(data)) return Object.keys(data).length === 0 ? 'must not be an empty object' : jsonProblem(data);
   return 'must be a string, number, boolean, object or array';
 }
+
+/**
+ * A vault must give back what it was given. JSON numbers are read as doubles, so an integer past 2^53 has already lost
+ * digits when it arrives (9007199254740993 reads as ...992): refused, rather than stored changed without a word.
+ */
+function numberProblem(value: number): string | null {
+  if (!Number.isFinite(value)) return 'must be a finite number';
+  if (Number.isInteger(value) && !Number.isSafeInteger(value))
+    return `must be a number JSON carries exactly (${EXACT_INTEGERS})`;
+  return null;
+}
+
+const EXACT_INTEGERS = 'integers up to 2^53 - 1; send a longer one as a string';
 
 // Iterative: token data arrives from clients, and a deeply nested value must not overflow the stack here.
 function jsonProblem(root: unknown): string | null {
@@ -56,6 +69,7 @@ function jsonProblem(root: unknown): string | null {
     if (value === null || typeof value === 'string' || typeof value === 'boolean') continue;
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) return 'must contain only finite numbers';
+      if (numberProblem(value)) return `must contain only numbers JSON carries exactly (${EXACT_INTEGERS})`;
       continue;
     }
     // A loop, not push(...items): spreading a very long array exceeds the engine's argument limit.

@@ -101,7 +101,17 @@ export function validateMetadata(metadata: unknown, fail: Fail): Record<string, 
       fail('metadata', `keys must be at most ${MAX_METADATA_KEY_LENGTH} characters`);
       continue;
     }
-    if (value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) continue;
+    if (value === null || typeof value === 'boolean') continue;
+    if (typeof value === 'number' && Number.isFinite(value)) {
+      // As in token data (src/tokens/token-data.ts): an integer past 2^53 arrived with digits already lost.
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        fail(
+          `metadata.${key}`,
+          'must be a number JSON carries exactly (integers up to 2^53 - 1; send a longer one as a string)',
+        );
+      }
+      continue;
+    }
     if (typeof value === 'string') {
       if (value.length > MAX_METADATA_VALUE_LENGTH) {
         fail(`metadata.${key}`, `must be at most ${MAX_METADATA_VALUE_LENGTH} characters`);

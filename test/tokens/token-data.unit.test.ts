@@ -33,6 +33,19 @@ describe('generic tokens', () => {
     }
   });
 
+  it('reject an integer past 2^53, which JSON has already rounded, at the top or nested; keep safe ones and fractions', () => {
+    const rounded = JSON.parse('9007199254740993');
+    expect(fieldErrors(() => validateTokenData('TOKEN', rounded, now)).data).toEqual([
+      'must be a number JSON carries exactly (integers up to 2^53 - 1; send a longer one as a string)',
+    ]);
+    expect(fieldErrors(() => validateTokenData('TOKEN', { account: [1, -1e20] }, now)).data).toEqual([
+      'must contain only numbers JSON carries exactly (integers up to 2^53 - 1; send a longer one as a string)',
+    ]);
+    for (const data of [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, { rate: 1.5e-7 }, 123456.789]) {
+      expect(validateTokenData('TOKEN', data, now).data).toEqual(data);
+    }
+  });
+
   it('reject values that are not JSON, however deep', () => {
     expect(fieldErrors(() => validateTokenData('TOKEN', { a: [{ b: new Date() }] }, now)).data).toEqual([
       'must contain only JSON values',

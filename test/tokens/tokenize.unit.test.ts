@@ -130,6 +130,15 @@ describe('validateTokenRequest', () => {
     ).toEqual({ metadata: ['keys must be at most 100 characters'] });
   });
 
+  it('refuses a metadata integer past 2^53, which JSON has already rounded', () => {
+    const metadata = { customer: JSON.parse('9007199254740993'), ok: 9007199254740991 };
+    expect(badRequest(() => validateTokenRequest({ type: 'TOKEN', data: 'x', metadata }, now)).errors).toEqual({
+      'metadata.customer': [
+        'must be a number JSON carries exactly (integers up to 2^53 - 1; send a longer one as a string)',
+      ],
+    });
+  });
+
   it('refuses an expiry at or before now', () => {
     expect(badRequest(() => validateTokenRequest({ type: 'TOKEN', data: 'x', expiresAt: now }, now)).errors).toEqual({
       expiresAt: ['must be in the future'],
