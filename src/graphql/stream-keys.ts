@@ -61,16 +61,20 @@ export function endWhenKeyChanges<T>(
 ): AsyncIterableIterator<T | { errors: GraphQLError[] }> {
   const iterator = source[Symbol.asyncIterator]();
   let done = false;
-  let revoke!: (error: GraphQLError) => void;
-  const revoked = new Promise<GraphQLError>((resolve) => {
-    revoke = resolve;
-  });
+  let revoked: GraphQLError | null = null;
+  // Settles the pending next() when the key is revoked. One per next(), not a race against one shared promise:
+  // each race would leave a reaction on it, and a stream carrying a million events would hold a million.
+  let interrupt: ((error: GraphQLError) => void) | null = null;
   let checking = false;
   const timer = setInterval(() => {
     if (checking) return;
     checking = true;
     void check()
-      .then((error) => error && revoke(error))
+      .then((error) => {
+        if (!error || revoked) return;
+        revoked = error;
+        interrupt?.(error);
+      })
       .finally(() => {
         checking = false;
       });
@@ -82,17 +86,24 @@ export function endWhenKeyChanges<T>(
     clearInterval(timer);
     await iterator.return?.();
   };
+  const last = async (error: GraphQLError) => {
+    await finish();
+    return { done: false as const, value: { errors: [error] } };
+  };
   return {
     [Symbol.asyncIterator]() {
       return this;
     },
     async next() {
       if (done) return { done: true, value: undefined };
-      const outcome = await Promise.race([iterator.next(), revoked]);
-      if (outcome instanceof GraphQLError) {
-        await finish();
-        return { done: false, value: { errors: [outcome] } };
-      }
+      if (revoked) return last(revoked);
+      const outcome = await new Promise<IteratorResult<T> | GraphQLError>((resolve, reject) => {
+        interrupt = resolve;
+        iterator.next().then(resolve, reject);
+      }).finally(() => {
+        interrupt = null;
+      });
+      if (outcome instanceof GraphQLError) return last(outcome);
       if (outcome.done) await finish();
       return outcome;
     },
