@@ -142,12 +142,13 @@ describe('subscribeMasked (graphql-ws subscriptions)', () => {
 
 describe("Yoga's plugins", () => {
   it('hook subscribe only where src/graphql/ws-subscribe.ts reproduces them', async () => {
-    // Yoga's useEngine, useResultProcessors, our useEngine (graphql-js), the abort-error hook, useMaskedErrors.
+    // Yoga's useEngine, useResultProcessors, our useEngine (graphql-js), the abort-error hook, useMaskedErrors, and
+    // useStreamKeyChecks (HTTP streams only: src/graphql/ws-keys.ts does its work for graphql-ws sockets).
     // A new plugin with an onSubscribe hook would not run for graphql-ws: decide there whether it must, then update.
     const gateway = await startTestGateway();
     try {
       const plugins = (gateway.app.yoga as unknown as { plugins: ({ onSubscribe?: unknown } | null)[] }).plugins;
-      expect(plugins.filter((plugin) => plugin?.onSubscribe).length).toBe(5);
+      expect(plugins.filter((plugin) => plugin?.onSubscribe).length).toBe(6);
     } finally {
       await gateway.close();
     }
