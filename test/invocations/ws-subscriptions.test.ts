@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server.ts';
-import { createReactorWithCode, REACT } from '../support/fixtures.ts';
+import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
@@ -101,6 +101,42 @@ describe('graphql-ws subscriptions', () => {
         {},
       );
       expect(mutation.values).toEqual([{ react: { __typename: 'NotFoundError', code: 'NOT_FOUND' } }]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('takes ids in upper case as the same ids: results, events and their filters all find them', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      'module.exports = async () => { await new Promise((r) => setTimeout(r, 300)); return { raw: 7 }; };',
+    );
+    const REACTOR = reactorId.toUpperCase();
+    const client = wsClient(server.url, tenant.privateKey);
+    try {
+      const events = collect(client, EVENTS, { id: REACTOR }, { until: (values) => values.length >= 2 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const queued = await gateway.gql<any>(REACT_ASYNC, { id: REACTOR }, tenant.privateKey);
+      const REQUEST = String(queued.data?.reactAsync.asyncReactorRequestId).toUpperCase();
+      const result = await collect(
+        client,
+        'subscription($r: UUID!) { reactorResult(requestId: $r) { status raw } }',
+        { r: REQUEST },
+        { timeoutMs: 10_000 },
+      );
+      expect(result.completed).toBe(true);
+      expect(result.values.at(-1)).toEqual({ reactorResult: { status: 'COMPLETED', raw: 7 } });
+      const read = await gateway.gql<any>(
+        REACTOR_RESULT,
+        { reactorId: REACTOR, requestId: REQUEST },
+        tenant.privateKey,
+      );
+      expect(read.data?.reactorResult).toMatchObject({ status: 'COMPLETED' });
+      expect((await events).values.map((value: any) => value.reactorEvents)).toEqual([
+        { type: 'reactor.invoked', reactor: { id: reactorId } },
+        { type: 'reactor.completed', reactor: { id: reactorId } },
+      ]);
     } finally {
       await client.dispose();
     }
