@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/service.ts';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
-import { BadRequestError, errorFromShape, type FieldErrors, ServiceUnavailableError } from '../errors.ts';
+import { BadRequestError, DomainError, errorFromShape, type FieldErrors, ServiceUnavailableError } from '../errors.ts';
 import type { RequestParameter } from '../formulas/rules.ts';
 import type { FormulaRuntime, LogLine } from '../runtime/pool.ts';
 import type { SealedArgs } from '../tokens/sealing.ts';
@@ -101,7 +101,7 @@ export async function runReactor(
       : await deps.tokens.tokenizeResult(principal, outcome.tokenize, options.transactionId).catch((error: unknown) => {
           // Unlike a 503 before the run, this one must not read as "try again" alone: the formula has run (and may
           // have charged a card), so the caller is told so before deciding to invoke it again.
-          if (!isDatabaseUnavailable(error)) throw error;
+          if (!isDatabaseUnavailable(error)) ranButLost(error);
           throw new ServiceUnavailableError(
             'The reactor ran, but the tokens of its result could not be stored (the database is unavailable), so ' +
               'its result is lost. Invoking it again runs the formula again.',
@@ -118,4 +118,16 @@ export function checkArgsSize(args: unknown, maxBytes: number): void {
   if (bytes > maxBytes) {
     throw BadRequestError.forFields({ args: [`are ${bytes} bytes; the limit is ${maxBytes} bytes`] });
   }
+}
+
+/**
+ * An error storing the run's tokenize output (its transaction expired meanwhile, the output is invalid), said to be
+ * one that came after the run: the same CONFLICT as the check before the run would read as "nothing ran", and the
+ * caller would invoke the reactor (and charge the card) again.
+ */
+function ranButLost(error: unknown): never {
+  if (error instanceof DomainError && !error.message.startsWith('The reactor ran')) {
+    throw errorFromShape({ ...error.toShape(), message: `The reactor ran, but its result is lost: ${error.message}` });
+  }
+  throw error;
 }

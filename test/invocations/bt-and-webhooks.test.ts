@@ -5,7 +5,7 @@ import { type RunningServer, startServer } from '../../src/server.ts';
 import { createReactorWithCode, createToken, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
-import { applicationKey, createTransaction, rollback } from '../tokens/support.ts';
+import { applicationKey, createTransaction, expireNow, rollback } from '../tokens/support.ts';
 
 let gateway: TestGateway;
 let server: RunningServer;
@@ -160,6 +160,49 @@ describe('react with a transaction that cannot take the tokenized output', () =>
     const ran = (await gateway.gql<any>(REACT, { id: reactorId, args: {} }, own.privateKey)).data?.react;
     expect(ran.raw).toEqual({ ran: true });
     expect(await count()).toBe(2);
+  });
+});
+
+describe('react: an error storing the tokenize output, after the run', () => {
+  it('says the reactor ran: a transaction that expired during the run, an invalid output', async () => {
+    const own = await gateway.createTenant();
+    const reactorId = await createReactorWithCode(
+      gateway,
+      own.managementKey,
+      `module.exports = async (req) => {
+        await req.bt.tokens.create({ type: 'TOKEN', data: 'the formula ran' });
+        await new Promise((r) => setTimeout(r, req.args.ms));
+        return { raw: {}, tokenize: req.args.output };
+      };`,
+      { applicationId: await applicationId(own.privateKey) },
+    );
+    const count = async () =>
+      (await gateway.gql<any>('{ tokens { totalCount } }', {}, own.privateKey)).data?.tokens.totalCount;
+
+    const tx = await createTransaction(gateway, own.privateKey);
+    const answer = gateway.gql<any>(
+      REACT,
+      { id: reactorId, args: { ms: 3_000, output: 'x' }, tx: tx.id },
+      own.privateKey,
+    );
+    // The formula has run past the check before the run: its token is there. The transaction expires now.
+    await until('the formula to run', async () => ((await count()) === 1 ? true : undefined), 10_000);
+    await expireNow(gateway, 'transactions', tx.id);
+    expect((await answer).data?.react).toMatchObject({
+      __typename: 'ConflictError',
+      code: 'CONFLICT',
+      message:
+        'The reactor ran, but its result is lost: The transaction is EXPIRED; only an OPEN transaction can take writes.',
+    });
+
+    const invalid = await gateway.gql<any>(
+      REACT,
+      { id: reactorId, args: { ms: 0, output: { card: { type: 'card', data: { number: '1' } } } } },
+      own.privateKey,
+    );
+    expect(invalid.data?.react).toMatchObject({ __typename: 'BadRequestError', code: 'BAD_REQUEST' });
+    expect(invalid.data?.react.message).toMatch(/^The reactor ran, but its result is lost: /);
+    expect(Object.keys(invalid.data?.react.errors)).toContain('tokenize.card.data.number');
   });
 });
 
