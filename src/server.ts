@@ -51,6 +51,18 @@ export async function startServer(
       );
       return;
     }
+    if (req.headers['content-type']?.toLowerCase().startsWith('multipart/')) {
+      // Yoga answers 415 with an empty body (src/graphql/yoga.ts turns multipart off); this says why.
+      return void sendJson(res, 415, {
+        errors: [
+          {
+            message:
+              'multipart/form-data is not accepted (no field takes a file): send the request as application/json.',
+            extensions: { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415 },
+          },
+        ],
+      });
+    }
     const serverContext = { requestId: randomUUID() };
     if (app.idempotency.serve(req, res, serverContext)) return;
     if (fastPath(req, res, serverContext)) return;

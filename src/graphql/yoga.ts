@@ -80,6 +80,9 @@ export function createGraphQLHandler(services: Services, log: Logger, options: {
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
+    // No field takes a file. Served, a multipart body also slipped past the Idempotency-Key (src/idempotency/),
+    // which reads the POST forms the API documents: a retried multipart mutation ran twice.
+    multipart: false,
     graphiql: { title: 'reactor-gateway', subscriptionsProtocol: 'WS' },
     logging: false,
     // The same limit as the fast path (args up to maxArgsBytes plus room for the rest); Yoga answers 413 above it.

@@ -158,6 +158,26 @@ describe('a mutation with an Idempotency-Key', () => {
     }
   });
 
+  it('refuses a multipart body, which it could not remember, with 415 and a message, and runs nothing', async () => {
+    const before = await tokensTagged();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const form = new FormData();
+      form.append('operations', JSON.stringify(createTokenRequest('multipart')));
+      form.append('map', '{}');
+      const response = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'bt-api-key': tenant.privateKey, 'idempotency-key': 'a-multipart-mutation' },
+        body: form,
+      });
+      expect(response.status).toBe(415);
+      expect(((await response.json()) as any).errors[0]).toMatchObject({
+        message: expect.stringMatching(/multipart\/form-data is not accepted/),
+        extensions: { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415 },
+      });
+    }
+    expect(await tokensTagged()).toBe(before);
+  });
+
   it("refuses a mutation sent with the operator's key, which it could not remember, and runs nothing", async () => {
     const name = `idempotent-${Date.now()}`;
     const createTenant = {
