@@ -61,6 +61,8 @@ export interface AppOptions {
   signal?: AbortSignal;
   /** How often subscriptions over HTTP check their key again (src/graphql/stream-keys.ts); tests shorten it. */
   keyRecheckMs?: number;
+  /** How long an Idempotency-Key outlives its dead gateway (src/idempotency/handler.ts); tests shorten it. */
+  idempotencyLeaseMs?: number;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -215,8 +217,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       fetch: (request, serverContext) => yoga.fetch(request, serverContext),
       maxBodyBytes: maxRequestBodyBytes(config.limits.maxArgsBytes),
       retentionMs: config.idempotencyRetentionMs,
-      // The longest a mutation runs, a sync `react`, plus the rest of the request around it.
-      leaseMs: config.limits.reactTimeoutMs + 30_000,
+      leaseMs: options.idempotencyLeaseMs ?? 30_000,
     });
     const sweep = async () => ({
       ...(await services.transactions.sweepExpired()),

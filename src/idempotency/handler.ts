@@ -37,9 +37,9 @@ export interface IdempotencyOptions {
   maxBodyBytes: number;
   retentionMs: number;
   /**
-   * How long a first request may run before a retry may take its key over, had its gateway died meanwhile: beyond
-   * the longest a mutation runs (a sync `react`, REACT_TIMEOUT_MS), so a retry never runs beside a first request
-   * still going, yet a key is not blocked for long after a crash.
+   * How long after its gateway stopped renewing it (the gateway died) a first request's key may be taken over by a
+   * retry. Renewed every third of it while the request runs, so a retry never runs beside a first request still
+   * going, however long that takes.
    */
   leaseMs: number;
 }
@@ -120,6 +120,18 @@ export function createIdempotency(options: IdempotencyOptions) {
       }
       return answerRetry(res, claim);
     }
+    // Renewed while the request runs, however long (a mutation may hold several `react` fields, run one after
+    // another): a lease sized for one lapsed under such a request, and its retry ran everything a second time beside
+    // it. Only a gateway that died stops renewing, and then a retry takes the key over.
+    const renewal = setInterval(
+      () => {
+        store
+          .renewLease(db, claim)
+          .catch((error: unknown) => log.warn({ err: error }, 'renewing an idempotency lease failed'));
+      },
+      Math.max(1, Math.floor(claim.leaseMs / 3)),
+    );
+    renewal.unref();
     let response: Response;
     let text: string;
     try {
@@ -128,8 +140,11 @@ export function createIdempotency(options: IdempotencyOptions) {
     } catch (error) {
       await store.release(db, claim.applicationId, key).catch(() => {});
       throw error;
+    } finally {
+      clearInterval(renewal);
     }
-    if (response.status >= 500) {
+    // A 5xx, or a 429 (the rate limit refused it before anything ran): not kept, so a retry runs.
+    if (response.status >= 500 || response.status === 429) {
       await store.release(db, claim.applicationId, key);
     } else {
       const sealed = vault.encrypt(claim.tenantId, store.idempotentResponseBoundId(claim.applicationId, key), text);

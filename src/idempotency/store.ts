@@ -76,6 +76,17 @@ export async function complete(
     .execute();
 }
 
+/** Keeps the key of a request still running: its lease starts again from now. */
+export async function renewLease(db: Kysely<Database>, request: Claim): Promise<void> {
+  await db
+    .updateTable('idempotent_requests')
+    .set({ locked_until: sql<Date>`now() + ${`${request.leaseMs} milliseconds`}::interval` })
+    .where('application_id', '=', request.applicationId)
+    .where('idempotency_key', '=', request.key)
+    .where('status', '=', 'RUNNING')
+    .execute();
+}
+
 /** Gives the key back (the request failed on the server's side): a retry runs again. */
 export async function release(db: Kysely<Database>, applicationId: string, key: string): Promise<void> {
   await db

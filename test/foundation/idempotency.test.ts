@@ -259,6 +259,64 @@ describe('a mutation with an Idempotency-Key', () => {
     }
   });
 
+  it('does not keep a 429: once the rate limit lets it, the retry runs', async () => {
+    const limited = await startTestGateway({ env: { RATE_LIMIT_PER_SECOND: '2', RATE_LIMIT_BURST: '1' } });
+    const limitedServer = await startServer(limited.app, { port: 0, host: '127.0.0.1' });
+    try {
+      const own = await limited.createTenant();
+      const send = (key: string) =>
+        fetch(limitedServer.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'bt-api-key': own.privateKey, 'idempotency-key': key },
+          body: JSON.stringify(createTokenRequest(key)),
+        });
+      expect((await send('first')).status).toBe(200);
+      expect((await send('second')).status).toBe(429);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const retry = await send('second');
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('idempotent-replayed')).toBeNull();
+      expect(((await retry.json()) as any).data.createToken.__typename).toBe('Token');
+    } finally {
+      await limitedServer.close();
+      await limited.close();
+    }
+  });
+
+  it('keeps the key of a mutation running longer than the lease: its retry waits (409), and nothing runs twice', async () => {
+    const leased = await startTestGateway({ idempotencyLeaseMs: 300 });
+    const leasedServer = await startServer(leased.app, { port: 0, host: '127.0.0.1' });
+    try {
+      const own = await leased.createTenant();
+      const reactorId = await createReactorWithCode(
+        leased,
+        own.managementKey,
+        "module.exports = async () => { await new Promise((r) => setTimeout(r, 600)); return { raw: 1, tokenize: { t: 'made' } }; };",
+      );
+      // Two react fields, run one after the other: 1.2 s in all, four leases.
+      const body = JSON.stringify({
+        query: `mutation($id: UUID!) { a: react(id: $id) { __typename } b: react(id: $id) { __typename } }`,
+        variables: { id: reactorId },
+      });
+      const send = () =>
+        fetch(leasedServer.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'bt-api-key': own.privateKey, 'idempotency-key': 'long' },
+          body,
+        });
+      const first = send();
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect((await send()).status).toBe(409);
+      expect((await first).status).toBe(200);
+      expect((await send()).headers.get('idempotent-replayed')).toBe('true');
+      const tokens = await leased.gql<any>('{ tokens { totalCount } }', {}, own.privateKey);
+      expect(tokens.data?.tokens.totalCount).toBe(2);
+    } finally {
+      await leasedServer.close();
+      await leased.close();
+    }
+  });
+
   it('streams what it does not remember: a subscription over server-sent events sent with the header', async () => {
     const reactorId = await createReactorWithCode(
       gateway,

@@ -55,6 +55,7 @@ export async function startTestGateway(
     queryPlugin?: KyselyPlugin;
     onFatal?: (error: Error) => void;
     keyRecheckMs?: number;
+    idempotencyLeaseMs?: number;
   } = {},
 ): Promise<TestGateway> {
   const database = options.database ?? (await createTestDatabase());
@@ -64,6 +65,7 @@ export async function startTestGateway(
     queryPlugin: options.queryPlugin,
     onFatal: options.onFatal,
     keyRecheckMs: options.keyRecheckMs,
+    idempotencyLeaseMs: options.idempotencyLeaseMs,
   });
 
   function post(body: string, key: string | null = null, headers: Record<string, string> = {}): Promise<Response> {
