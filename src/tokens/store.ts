@@ -326,14 +326,16 @@ export async function rollbackTransactionTokens(db: Executor, tenantId: string, 
 }
 
 /**
- * Deletes tokens expired at `now`, across tenants by design (the sweeper; the documented exception to "no query
+ * Deletes tokens expired by the database's clock (the one reads judge expiry by), across tenants by design (the sweeper; the documented exception to "no query
  * without the tenant"), at most `limit` per call so one sweep never holds a long lock. Returns how many went.
  * Expired tokens were already invisible to every read; this only reclaims the space.
  */
-export async function purgeExpiredTokens(db: Executor, now: Date, limit: number): Promise<number> {
+export async function purgeExpiredTokens(db: Executor, limit: number): Promise<number> {
   const rows = await db
     .deleteFrom('tokens')
-    .where('id', 'in', (eb) => eb.selectFrom('tokens').select('id').where('expires_at', '<=', now).limit(limit))
+    .where('id', 'in', (eb) =>
+      eb.selectFrom('tokens').select('id').where('expires_at', '<=', sql<Date>`now()`).limit(limit),
+    )
     .returning('id')
     .execute();
   return rows.length;

@@ -149,14 +149,15 @@ export function createTransactionService(deps: {
     },
 
     /**
-     * Rolls back every open transaction expired at `now` (marking it EXPIRED) and purges expired tokens, across
-     * tenants, in small batches. Safe to run on every instance at once: transactions are claimed with SKIP LOCKED.
+     * Rolls back every open transaction expired by the database's clock (marking it EXPIRED) and purges expired
+     * tokens, across tenants, in small batches. Safe to run on every instance at once: transactions are claimed with
+     * SKIP LOCKED.
      */
-    async sweepExpired(now: Date = new Date()): Promise<SweepResult> {
+    async sweepExpired(): Promise<SweepResult> {
       let expiredTransactions = 0;
       for (;;) {
         const swept = await db.transaction().execute(async (trx) => {
-          const rows = await store.lockExpiredOpenTransactions(trx, now, SWEEP_BATCH);
+          const rows = await store.lockExpiredOpenTransactions(trx, SWEEP_BATCH);
           for (const row of rows) {
             await tokenStore.rollbackTransactionTokens(trx, row.tenant_id, row.id);
             await store.finishTransaction(trx, row.tenant_id, row.id, 'EXPIRED');
@@ -168,7 +169,7 @@ export function createTransactionService(deps: {
       }
       let purgedTokens = 0;
       for (;;) {
-        const purged = await tokenStore.purgeExpiredTokens(db, now, PURGE_BATCH);
+        const purged = await tokenStore.purgeExpiredTokens(db, PURGE_BATCH);
         purgedTokens += purged;
         if (purged < PURGE_BATCH) break;
       }

@@ -82,18 +82,19 @@ export async function finishTransaction(
 
 /**
  * The sweeper's scan, across tenants by design (the documented exception to "no query without the tenant"): open
- * transactions expired at `now`, locked and skipping rows another instance is already sweeping or committing.
+ * transactions expired by the database's clock (the one `currentStatus` reads; a gateway's clock running ahead would
+ * roll back transactions its clients still see as OPEN), locked and skipping rows another instance is already
+ * sweeping or committing.
  */
 export async function lockExpiredOpenTransactions(
   db: Transaction<Database>,
-  now: Date,
   limit: number,
 ): Promise<Pick<TransactionRow, 'id' | 'tenant_id'>[]> {
   return db
     .selectFrom('transactions')
     .select(['id', 'tenant_id'])
     .where('status', '=', 'OPEN')
-    .where('expires_at', '<=', now)
+    .where('expires_at', '<=', sql<Date>`now()`)
     .orderBy('expires_at')
     .limit(limit)
     .forUpdate()

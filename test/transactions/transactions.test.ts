@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { usingPostgres } from '../support/database.ts';
 import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
 import {
   applicationKey,
@@ -265,6 +266,25 @@ describe('commitTransaction and rollbackTransaction', () => {
 });
 
 describe('sweepExpired', () => {
+  // PGlite runs in this process and reads its clock: only Postgres can disagree with the gateway about the time.
+  it.runIf(usingPostgres)("judges expiry by the database's clock, whatever the gateway's says", async () => {
+    const privateKey = await key();
+    const tx = await createTransaction(gateway, privateKey);
+    const pending = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'x' }, tx.id);
+    const expiresAt = new Date(Date.now() + 60_000).toISOString();
+    const expiring = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'y', expiresAt });
+    // This gateway's clock two hours ahead: past both expiries by its reckoning, not by the database's.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 2 * 3_600_000 });
+    try {
+      await gateway.app.services.transactions.sweepExpired();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await tokenRowExists(expiring.id)).toBe(true);
+    expect((await readToken(gateway, privateKey, pending.id, tx.id)).data).toBe('x');
+    expect((await commit(gateway, privateKey, tx.id)).status).toBe('COMMITTED');
+  });
+
   it('rolls back an expired transaction: its tokens go, its held deletes are released, it stays EXPIRED', async () => {
     const privateKey = await key();
     const kept = await createToken(gateway, privateKey, { type: 'TOKEN', data: 'kept' });
