@@ -3,7 +3,9 @@ import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 
 /**
  * Keyset pagination. Ids are UUIDv7 (time-ordered), so `where id > $after order by id limit n+1` over an index on
- * (tenant_id, id) is stable under concurrent inserts and as fast on page 1,000 as on page 1.
+ * (tenant_id, id) is as fast on page 1,000 as on page 1, and a walk through the rows there were when it began sees
+ * each of them once, whatever is inserted meanwhile. It is no feed of new rows: an id is made before its insert
+ * commits, so a row can commit behind a cursor already handed out (the README says so).
  */
 export interface PageRequest {
   /** Rows to return (already validated). */
