@@ -97,12 +97,20 @@ export function endWhenKeyChanges<T>(
     async next() {
       if (done) return { done: true, value: undefined };
       if (revoked) return last(revoked);
-      const outcome = await new Promise<IteratorResult<T> | GraphQLError>((resolve, reject) => {
-        interrupt = resolve;
-        iterator.next().then(resolve, reject);
-      }).finally(() => {
+      let outcome: IteratorResult<T> | GraphQLError;
+      try {
+        outcome = await new Promise<IteratorResult<T> | GraphQLError>((resolve, reject) => {
+          interrupt = resolve;
+          iterator.next().then(resolve, reject);
+        });
+      } catch (error) {
+        // The source failed (a subscriber far behind, a resolver's error): Yoga ends the stream without return().
+        done = true;
+        clearInterval(timer);
+        throw error;
+      } finally {
         interrupt = null;
-      });
+      }
       if (outcome instanceof GraphQLError) return last(outcome);
       if (outcome.done) await finish();
       return outcome;

@@ -121,4 +121,22 @@ describe('endWhenKeyChanges', () => {
     expect(returned).toBe(true);
     expect(await next).toEqual({ done: true, value: undefined });
   });
+
+  it('stops checking the key of a stream whose source failed', async () => {
+    let checks = 0;
+    const failing: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('subscriber too far behind')) }),
+    };
+    const stream = endWhenKeyChanges(
+      failing,
+      async () => {
+        checks++;
+        return null;
+      },
+      20,
+    );
+    await expect(stream.next()).rejects.toThrow('subscriber too far behind');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(checks).toBe(0);
+  });
 });
