@@ -83,45 +83,48 @@ function resealed(
   );
 }
 
-async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<void> {
-  const { rows: locked } = await sql<{
-    free: boolean;
-  }>`select pg_try_advisory_xact_lock(${GATEWAY_PRESENCE_LOCK}) as free`.execute(trx);
-  if (!locked[0]?.free) {
-    throw new Error(
-      "A gateway is still running on this database (it holds the gateways' advisory lock): stop every gateway " +
-        'instance first. One left running would keep encrypting new tokens under the old key.',
-    );
-  }
-  const sessions = await openGatewaySessions(trx);
-  if (sessions > 0) {
-    throw new Error(
-      `A gateway is still running on this database (${sessions} of its sessions are open): stop every gateway ` +
-        'instance first. One left running would keep encrypting new tokens under the old key.',
-    );
-  }
-}
-
-/** How long sessions of a gateway that has just stopped may linger in pg_stat_activity before they count. */
+/** How long a gateway that has just stopped may linger on the database (its lock, its sessions) before it counts. */
 const LINGER_MS = 3_000;
 
 /**
- * The gateway sessions still open, after waiting up to LINGER_MS for them to end. A client's disconnect ends its
- * server process a moment later, not at once: a rotation started right after the gateways stopped saw one of their
- * sessions still listed (CI, on Postgres). A running gateway's sessions stay, and are counted after the wait.
+ * Refuses while a gateway runs on the database, after waiting up to LINGER_MS for one that has just stopped to be
+ * gone: a client's disconnect ends its server process a moment later, not at once, and until then the process still
+ * holds the presence lock (the listener's) and is listed in pg_stat_activity. A rotation started right after the
+ * gateways stopped saw one of their sessions (CI, on Postgres). A running gateway stays, and is refused after the wait.
  */
-async function openGatewaySessions(trx: Transaction<Database>): Promise<number> {
+async function refuseBesideRunningGateways(trx: Transaction<Database>): Promise<void> {
   const deadline = Date.now() + LINGER_MS;
+  let locked = false;
   for (;;) {
-    // pg_stat_activity is read once per transaction unless its snapshot is cleared.
-    await sql`select pg_stat_clear_snapshot()`.execute(trx);
-    const { rows } = await sql<{ sessions: number }>`select count(*)::int as sessions from pg_stat_activity
-      where datname = current_database()
-        and application_name in (${GATEWAY_APPLICATION_NAME}, ${`${GATEWAY_APPLICATION_NAME} listener`})`.execute(trx);
-    const sessions = rows[0]?.sessions ?? 0;
-    if (sessions === 0 || Date.now() >= deadline) return sessions;
+    // Taken once, held to the end of the transaction.
+    locked ||= await tryPresenceLock(trx);
+    const sessions = locked ? await openGatewaySessions(trx) : 0;
+    if (locked && sessions === 0) return;
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `A gateway is still running on this database (${locked ? `${sessions} of its sessions are open` : "it holds the gateways' advisory lock"}): ` +
+          'stop every gateway instance first. One left running would keep encrypting new tokens under the old key.',
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+async function tryPresenceLock(trx: Transaction<Database>): Promise<boolean> {
+  const { rows } = await sql<{
+    free: boolean;
+  }>`select pg_try_advisory_xact_lock(${GATEWAY_PRESENCE_LOCK}) as free`.execute(trx);
+  return rows[0]?.free === true;
+}
+
+/** The gateway sessions pg_stat_activity lists now (gateways named otherwise are found by the lock). */
+async function openGatewaySessions(trx: Transaction<Database>): Promise<number> {
+  // pg_stat_activity is read once per transaction unless its snapshot is cleared.
+  await sql`select pg_stat_clear_snapshot()`.execute(trx);
+  const { rows } = await sql<{ sessions: number }>`select count(*)::int as sessions from pg_stat_activity
+    where datname = current_database()
+      and application_name in (${GATEWAY_APPLICATION_NAME}, ${`${GATEWAY_APPLICATION_NAME} listener`})`.execute(trx);
+  return rows[0]?.sessions ?? 0;
 }
 
 /** Every token, in id order, a batch at a time (all inside the one transaction). */

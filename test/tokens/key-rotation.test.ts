@@ -209,13 +209,14 @@ describe('rotating the encryption key', () => {
     const tenant = await gateway.createTenant();
     const token = await createToken(gateway, tenant.privateKey, { type: 'TOKEN', data: 'kept' });
     await stop(gateway);
-    // A session named like a gateway's, ending half a second into the rotation: what a disconnect the server has
-    // not finished acting on looks like.
+    // A session named like a gateway's and holding its presence lock (as the listener does), ending half a second
+    // into the rotation: what a disconnect the server has not finished acting on looks like.
     const lingering = new pg.Client({
       connectionString: lasting.target().url,
       application_name: GATEWAY_APPLICATION_NAME,
     });
     await lingering.connect();
+    await lingering.query('select pg_advisory_lock_shared($1)', [GATEWAY_PRESENCE_LOCK]);
     const ended = new Promise((resolve) => setTimeout(resolve, 500)).then(() => lingering.end());
     expect((await lasting.rotate(OLD, NEW)).tokens).toBe(1);
     await ended;
