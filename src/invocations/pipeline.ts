@@ -45,6 +45,19 @@ export interface PipelineDeps {
 }
 
 /**
+ * The seeds' "Invalid Reactor Configuration" (400), for a reactor whose formula's contract changed after it was
+ * written; `reactAsync` refuses it too, before queueing.
+ */
+export function refuseInvalidConfiguration(loaded: LoadedReactor): void {
+  if (!loaded.reactor.configurationErrors) return;
+  throw BadRequestError.forFields(
+    loaded.reactor.configurationErrors,
+    "The reactor's configuration no longer satisfies its formula's configuration contract (the formula was " +
+      'changed after the reactor was written): update the reactor to match it.',
+  );
+}
+
+/**
  * Steps 4-8 of DESIGN.md section 4, shared by `react` and the async runner: detokenize, validate and cast args
  * against the formula's request parameters, run the formula in the sandbox, tokenize its `tokenize` block. The
  * validation, and the decryption of plain `{{ <id> }}` tokens, happen on the worker thread just before the run.
@@ -62,14 +75,7 @@ export async function runReactor(
     onRun?: () => void;
   },
 ): Promise<ReactorOutput> {
-  if (loaded.reactor.configurationErrors) {
-    // The seeds' "Invalid Reactor Configuration" (400). It can only arise from a formula changed after the reactor.
-    throw BadRequestError.forFields(
-      loaded.reactor.configurationErrors,
-      "The reactor's configuration no longer satisfies its formula's configuration contract (the formula was " +
-        'changed after the reactor was written): update the reactor to match it.',
-    );
-  }
+  refuseInvalidConfiguration(loaded);
   // The run's tokens are written into the transaction after it: a bad one is refused before anything runs.
   if (options.transactionId) await deps.tokens.requireOpenTransaction(principal, options.transactionId);
   // Detokenizing and validating finish on the worker thread when the tokens can be opened there (prepareArgs).

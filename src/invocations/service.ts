@@ -9,7 +9,14 @@ import type { InvocationMetrics } from '../metrics.ts';
 import type { LogLine } from '../runtime/types.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '../storable-text.ts';
 import type { EventHub, ReactorEvent } from './events.ts';
-import { checkArgsSize, type LoadedReactor, type PipelineDeps, type ReactorOutput, runReactor } from './pipeline.ts';
+import {
+  checkArgsSize,
+  type LoadedReactor,
+  type PipelineDeps,
+  type ReactorOutput,
+  refuseInvalidConfiguration,
+  runReactor,
+} from './pipeline.ts';
 import type { ResultLogs } from './result-logs.ts';
 import * as store from './store.ts';
 import type { ReactorRequestRow } from './tables.ts';
@@ -157,6 +164,7 @@ export function createInvocationService(deps: {
         throw BadRequestError.forFields({ args: ['must be an object'] }, 'The args are invalid.');
       }
       const loaded = await loadReactor(principal, reactorId);
+      refuseInvalidConfiguration(loaded);
       checkArgsSize(args, config.limits.maxArgsBytes);
       const row = await store.insertRequest(db, {
         id: newId(),

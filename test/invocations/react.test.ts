@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFormula, createReactor, createReactorWithCode, createToken, REACT } from '../support/fixtures.ts';
+import {
+  createFormula,
+  createReactor,
+  createReactorWithCode,
+  createToken,
+  REACT,
+  REACT_ASYNC,
+} from '../support/fixtures.ts';
 import { errorCode, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 
 let gateway: TestGateway;
@@ -326,6 +333,9 @@ describe('react after a change', () => {
       'configuration.LEVEL': ['is required'],
       'configuration.MODE': ['is not a configuration option of the formula'],
     });
+    // reactAsync refuses it before queueing, rather than queueing a run that can only fail.
+    const queued = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
+    expect(queued.data?.reactAsync).toMatchObject({ __typename: 'BadRequestError', errors: refused.errors });
 
     const patched = await gateway.gql<any>(
       `mutation($id: UUID!) { patchReactor(id: $id, input: { configuration: { MODE: null, LEVEL: "7" } }) {
