@@ -20,6 +20,7 @@ const NativeString = String;
 const isArray = Array.isArray;
 const functionToString = Function.prototype.toString;
 const startsWith = String.prototype.startsWith;
+const stringIncludes = String.prototype.includes;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const MAX_MESSAGE_CHARS = 4096;
@@ -152,6 +153,14 @@ function finish(invocation, answerJson) {
 
 let formulaMain = null;
 
+// A class's source text starts with the keyword and a space, a brace or a comment: `class X`, `class{`. An arrow
+// `classify => ...` or a method `classify() {}` starts with the letters only.
+function isClass(fn) {
+  const source = apply(functionToString, fn, []);
+  const next = source[5];
+  return apply(startsWith, source, ['class']) && next !== undefined && apply(stringIncludes, ' \t\n\r{/', [next]);
+}
+
 hidden('__rgDefine', (factory) => {
   const module = { exports: {} };
   let exported;
@@ -162,7 +171,7 @@ hidden('__rgDefine', (factory) => {
     return jsonStringify({ ok: false, message: `Reactor code failed to load: ${describe(e)}` });
   }
   // A class is a function too, but calling it without `new` throws: refused here (422), not failed at each run (500).
-  if (typeof exported !== 'function' || apply(startsWith, apply(functionToString, exported, []), ['class'])) {
+  if (typeof exported !== 'function' || isClass(exported)) {
     return jsonStringify({
       ok: false,
       message: 'Reactor code must export a function: module.exports = async function (req) { ... }',
