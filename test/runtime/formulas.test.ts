@@ -157,7 +157,7 @@ describe('checkCode', () => {
     });
     expect(await runtime.checkCode('module.exports = class{ }')).toMatchObject({ ok: false });
     // Functions whose source merely starts with the letters: an arrow's parameter, a method.
-    const methods = "({ classify(req) { return {} } }).classify";
+    const methods = '({ classify(req) { return {} } }).classify';
     for (const callable of ['(req) => ({})', 'function main(req) { return {} }', 'classification => ({})', methods]) {
       expect(await runtime.checkCode(`module.exports = ${callable}`)).toEqual({ ok: true });
     }
