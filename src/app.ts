@@ -9,7 +9,8 @@ import { migrateToLatest } from './db/migrator.ts';
 import { ServiceUnavailableError } from './errors.ts';
 import { createFormulaService } from './formulas/service.ts';
 import { maxRequestBodyBytes } from './graphql/fast-path.ts';
-import { createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
+import { createHttpStreams } from './graphql/stream-keys.ts';
+import { apiKeyFrom, createGraphQLHandler, type GraphQLHandler } from './graphql/yoga.ts';
 import { createIdempotency, type Idempotency } from './idempotency/handler.ts';
 import { createEventHub } from './invocations/events.ts';
 import type { PipelineDeps } from './invocations/pipeline.ts';
@@ -47,6 +48,8 @@ export interface App {
   metrics: Metrics | null;
   /** Tells the app where it is reachable, for `req.bt` (set by startServer unless PUBLIC_URL is configured). */
   setSelfUrl(url: string): void;
+  /** Ends the app's subscriptions streamed over HTTP (server-sent events); a stopping server calls it. */
+  endStreams(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -206,7 +209,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       await runner.stop();
       await webhooks.drain();
     });
-    const yoga = createGraphQLHandler(services, log, { keyRecheckMs: options.keyRecheckMs });
+    const streams = createHttpStreams((key) => core.auth.authenticate(key), apiKeyFrom, options.keyRecheckMs);
+    const yoga = createGraphQLHandler(services, log, streams);
     const idempotency = createIdempotency({
       db: database.db,
       vault,
@@ -236,6 +240,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       setSelfUrl(url) {
         selfEndpoint.url ??= url;
       },
+      endStreams: () => streams.endAll(),
       async close() {
         for (const close of closers.reverse()) await close();
       },

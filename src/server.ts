@@ -220,6 +220,8 @@ export async function startServer(
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // Subscriptions over server-sent events would hold their connections until the client left.
+      await app.endStreams();
       socketKeys.close();
       for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
       await graphqlWs.dispose();

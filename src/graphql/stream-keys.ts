@@ -1,5 +1,5 @@
 import type { Plugin } from '@envelop/core';
-import { GraphQLError } from 'graphql';
+import { type ExecutionResult, GraphQLError } from 'graphql';
 import type { Principal } from '../auth/service.ts';
 import type { GraphQLContext } from './context.ts';
 import { KEY_RECHECK_MS, sameGrant } from './ws-keys.ts';
@@ -7,34 +7,50 @@ import { KEY_RECHECK_MS, sameGrant } from './ws-keys.ts';
 type Authenticate = (key: string) => Promise<Principal | null>;
 
 /**
- * A subscription over HTTP (server-sent events, or multipart) answers to the same rule as one over graphql-ws
- * (src/graphql/ws-keys.ts): once its key stops being valid (its application deleted, its key regenerated) or grants
- * something else (permissions or token containers changed), the stream ends, within `recheckMs`, with one last
- * result saying why. Without this, a stream opened with a leaked key went on receiving the tenant's events after the
- * key was revoked. graphql-ws subscriptions do not pass through here: they bypass envelop's subscribe.
+ * A subscription over HTTP (server-sent events, or multipart) answers to the same rules as one over graphql-ws
+ * (src/graphql/ws-keys.ts, src/server.ts):
+ * - once its key stops being valid (its application deleted, its key regenerated) or grants something else
+ *   (permissions or token containers changed), the stream ends, within `recheckMs`, with one last result saying why.
+ *   Without this, a stream opened with a leaked key went on receiving the tenant's events after the key was revoked;
+ * - a shutdown ends it (`endAll`), as it closes graphql-ws sockets: the HTTP server would otherwise wait for the
+ *   client to leave, until SHUTDOWN_TIMEOUT_MS was over.
+ * graphql-ws subscriptions do not pass through here: they bypass envelop's subscribe.
  */
-export function useStreamKeyChecks(
+export function createHttpStreams(
   authenticate: Authenticate,
   keyOf: (headers: Headers | undefined) => string | null,
   recheckMs = KEY_RECHECK_MS,
-): Plugin {
-  return {
+) {
+  const live = new Set<AsyncIterableIterator<ExecutionResult>>();
+  const plugin: Plugin = {
     onSubscribe({ args }) {
       const context = args.contextValue as GraphQLContext & { request?: Request };
       const key = keyOf(context.request?.headers);
       const { principal } = context;
-      // Without a key (the operator's ADMIN_API_KEY is configuration, not revocable) there is nothing to watch.
-      if (!principal || !key) return;
+      // Without a key (the operator's ADMIN_API_KEY is configuration, not revocable) there is nothing to check.
+      const check = principal && key ? () => stillGranted(authenticate, key, principal) : null;
       return {
         onSubscribeResult({ result, setResult }) {
-          if (Symbol.asyncIterator in result) {
-            setResult(endWhenKeyChanges(result, () => stillGranted(authenticate, key, principal), recheckMs));
-          }
+          if (!(Symbol.asyncIterator in result)) return;
+          const stream: AsyncIterableIterator<ExecutionResult> = endWhenKeyChanges(result, check, recheckMs, () =>
+            live.delete(stream),
+          );
+          live.add(stream);
+          setResult(stream);
         },
       };
     },
   };
+  return {
+    plugin,
+    /** Ends every open stream: each completes, and its response ends. */
+    async endAll(): Promise<void> {
+      await Promise.allSettled([...live].map((stream) => stream.return?.()));
+    },
+  };
 }
+
+export type HttpStreams = ReturnType<typeof createHttpStreams>;
 
 /** Null while the key grants what it did; otherwise the error that ends its stream. Unanswered: keep going. */
 async function stillGranted(authenticate: Authenticate, key: string, granted: Principal): Promise<GraphQLError | null> {
@@ -56,8 +72,9 @@ async function stillGranted(authenticate: Authenticate, key: string, granted: Pr
  */
 export function endWhenKeyChanges<T>(
   source: AsyncIterable<T>,
-  check: () => Promise<GraphQLError | null>,
+  check: (() => Promise<GraphQLError | null>) | null,
   recheckMs: number,
+  onEnd: () => void = () => {},
 ): AsyncIterableIterator<T | { errors: GraphQLError[] }> {
   const iterator = source[Symbol.asyncIterator]();
   let done = false;
@@ -66,24 +83,30 @@ export function endWhenKeyChanges<T>(
   // each race would leave a reaction on it, and a stream carrying a million events would hold a million.
   let interrupt: ((error: GraphQLError) => void) | null = null;
   let checking = false;
-  const timer = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    void check()
-      .then((error) => {
-        if (!error || revoked) return;
-        revoked = error;
-        interrupt?.(error);
-      })
-      .finally(() => {
-        checking = false;
-      });
-  }, recheckMs);
-  timer.unref();
+  const timer =
+    check &&
+    setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void check()
+        .then((error) => {
+          if (!error || revoked) return;
+          revoked = error;
+          interrupt?.(error);
+        })
+        .finally(() => {
+          checking = false;
+        });
+    }, recheckMs);
+  timer?.unref();
+  const stop = () => {
+    done = true;
+    if (timer) clearInterval(timer);
+    onEnd();
+  };
   const finish = async () => {
     if (done) return;
-    done = true;
-    clearInterval(timer);
+    stop();
     await iterator.return?.();
   };
   const last = async (error: GraphQLError) => {
@@ -105,8 +128,7 @@ export function endWhenKeyChanges<T>(
         });
       } catch (error) {
         // The source failed (a subscriber far behind, a resolver's error): Yoga ends the stream without return().
-        done = true;
-        clearInterval(timer);
+        stop();
         throw error;
       } finally {
         interrupt = null;

@@ -12,7 +12,7 @@ import { useOperationCache } from './operation-cache.ts';
 import { useQueryLimits } from './query-limits.ts';
 import { useRequestCacheRelease, withContextCacheKey } from './request-cache-release.ts';
 import { schema } from './schema.ts';
-import { useStreamKeyChecks } from './stream-keys.ts';
+import type { HttpStreams } from './stream-keys.ts';
 
 /** What the transport hands to context creation: an HTTP request, or graphql-ws connection params. */
 interface TransportContext {
@@ -75,7 +75,8 @@ function contextOf(
   });
 }
 
-export function createGraphQLHandler(services: Services, log: Logger, options: { keyRecheckMs?: number } = {}) {
+/** `streams` (src/graphql/stream-keys.ts) watches subscriptions over HTTP: their keys, and the shutdown. */
+export function createGraphQLHandler(services: Services, log: Logger, streams: HttpStreams) {
   return createYoga<TransportContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -101,8 +102,8 @@ export function createGraphQLHandler(services: Services, log: Logger, options: {
       // Depth, alias, directive, cost and token limits (graphql-armor).
       ...useQueryLimits(),
       useOperationCache(),
-      // A subscription over HTTP ends once its key is revoked or changed, as one over graphql-ws does.
-      useStreamKeyChecks((key) => services.auth.authenticate(key), apiKeyFrom, options.keyRecheckMs),
+      // A subscription over HTTP ends once its key is revoked or changed, or the gateway stops, as one over graphql-ws.
+      streams.plugin,
       // Pothos' per-request caches would otherwise keep each request alive into the old generation.
       useRequestCacheRelease(),
     ],

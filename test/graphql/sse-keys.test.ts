@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endWhenKeyChanges } from '../../src/graphql/stream-keys.ts';
+import { startServer } from '../../src/server.ts';
 import { createReactorWithCode, REACT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
@@ -95,6 +96,28 @@ describe('a subscription over server-sent events', () => {
     await manage(tenant, 'mutation($id: UUID!) { deleteApplication(id: $id) { __typename } }', { id });
     await until('the stream to end', () => (stream.ended ? true : undefined), 5_000);
     expect(stream.text).toContain('"code":"UNAUTHENTICATED"');
+  });
+});
+
+describe('a stopping server', () => {
+  it('ends its subscriptions over server-sent events instead of waiting for their clients to leave', async () => {
+    const tenant = await gateway.createTenant();
+    const server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'bt-api-key': tenant.privateKey },
+      body: JSON.stringify({ query: 'subscription { reactorEvents { type } }' }),
+    });
+    expect(response.status).toBe(200);
+    const text = response.text();
+    const closed = server.close().then(() => 'closed');
+    const outcome = await Promise.race([
+      closed,
+      new Promise((resolve) => setTimeout(() => resolve('still open'), 5_000)),
+    ]);
+    expect(outcome).toBe('closed');
+    // The stream completed, as graphql-sse clients expect of a server that ends it.
+    expect(await text).toContain('event: complete');
   });
 });
 

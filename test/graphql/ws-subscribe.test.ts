@@ -143,7 +143,7 @@ describe('subscribeMasked (graphql-ws subscriptions)', () => {
 describe("Yoga's plugins", () => {
   it('hook subscribe only where src/graphql/ws-subscribe.ts reproduces them', async () => {
     // Yoga's useEngine, useResultProcessors, our useEngine (graphql-js), the abort-error hook, useMaskedErrors, and
-    // useStreamKeyChecks (HTTP streams only: src/graphql/ws-keys.ts does its work for graphql-ws sockets).
+    // createHttpStreams' plugin (HTTP streams only: src/graphql/ws-keys.ts does its work for graphql-ws sockets).
     // A new plugin with an onSubscribe hook would not run for graphql-ws: decide there whether it must, then update.
     const gateway = await startTestGateway();
     try {
