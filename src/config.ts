@@ -21,6 +21,9 @@ const listOf = z
       .filter(Boolean),
   );
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 const environmentSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('0.0.0.0'),
@@ -49,8 +52,8 @@ const environmentSchema = z.object({
   RUNTIME_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(200),
   // process: the sandbox's threads in a process of their own, without secrets (src/runtime/process-runtime.ts).
   RUNTIME_ISOLATION: z.enum(['thread', 'process']).default('thread'),
-  REACT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).optional(),
+  REACT_TIMEOUT_MS: z.coerce.number().int().min(100).max(MAX_TIMER_MS).default(30_000),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(MAX_TIMER_MS).optional(),
   MAX_ARGS_BYTES: z.coerce
     .number()
     .int()
@@ -129,7 +132,7 @@ export function loadConfig(env: Environment = process.env) {
      * begun just before it may still finish (its time limit, and 5 s to answer): cut off, its caller would never
      * learn whether the formula (a charge, say) ran.
      */
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS ?? Math.max(15_000, e.REACT_TIMEOUT_MS + 5_000),
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS ?? Math.min(MAX_TIMER_MS, Math.max(15_000, e.REACT_TIMEOUT_MS + 5_000)),
     embedded,
     dataDir: path.resolve(e.DATA_DIR),
     logLevel: e.LOG_LEVEL,

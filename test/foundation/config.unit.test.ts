@@ -50,5 +50,8 @@ describe('SHUTDOWN_TIMEOUT_MS', () => {
     expect(loadConfig({ REACT_TIMEOUT_MS: '60000' }).shutdownTimeoutMs).toBe(65_000);
     expect(loadConfig({ REACT_TIMEOUT_MS: '1000' }).shutdownTimeoutMs).toBe(15_000);
     expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000' }).shutdownTimeoutMs).toBe(2_000);
+    // A Node timer past 2^31 - 1 ms fires at once: refused, and a default near it kept under it.
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '2147483648' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
+    expect(loadConfig({ REACT_TIMEOUT_MS: '2147483647' }).shutdownTimeoutMs).toBe(2_147_483_647);
   });
 });
