@@ -147,6 +147,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     const pipeline: PipelineDeps = {
       runtime,
       tokens: core.tokens,
+      transactions: core.transactions,
       maxTokensPerRequest: config.limits.maxTokensPerRequest,
       btFor: (applicationId) =>
         applicationId && selfEndpoint.url

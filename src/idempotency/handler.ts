@@ -16,11 +16,13 @@ import * as store from './store.ts';
  * without creating a second token or running a reactor twice. As the IETF draft has it: the same key with another
  * body is 422, and while the first request still runs, 409.
  *
- * Only the response is kept (sealed with the tenant's key), for `retentionMs`. A response with a 5xx status is not
- * kept: the key is given back, and a retry runs the mutation again. Queries, subscriptions, requests without a valid
+ * Only the response is kept (sealed with the tenant's key), for `retentionMs`. A response with a 5xx status, or a
+ * 429 (the rate limit refused it before anything ran), is not kept: the key is given back, and a retry runs the
+ * mutation. Queries, subscriptions, requests without a valid
  * API key and GET requests go through as if the header were absent. Such requests skip the HTTP fast path.
  *
- * The body may be any of the POST forms Yoga reads (JSON, `application/graphql`, a form). A mutation sent with the
+ * The body may be any of the POST forms Yoga reads (JSON, `application/graphql`, a form; multipart is refused before
+ * this, src/server.ts). A mutation sent with the
  * operator's key (ADMIN_API_KEY) is refused with 400: it belongs to no application or tenant to remember it under,
  * and serving it as if the header were absent would let a retried `createTenant` create a second tenant.
  */

@@ -14,7 +14,7 @@ export interface Claim {
   tenantId: string;
   key: string;
   requestHash: string;
-  /** How long the first request may run before a retry may take the key over (its process may have died). */
+  /** How long after its last renewal (renewLease, while it runs) a retry may take the key over: its gateway died. */
   leaseMs: number;
   /** How long the stored response answers retries. */
   retentionMs: number;

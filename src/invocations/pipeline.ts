@@ -27,7 +27,6 @@ export interface TokenPort {
     options: { transactionId?: string | null; maxTokens: number },
   ): Promise<{ args: unknown; sealed: SealedArgs | null }>;
   tokenizeResult(principal: Principal, tokenize: unknown, transactionId?: string | null): Promise<unknown>;
-  requireOpenTransaction(principal: Principal, transactionId: string): Promise<void>;
 }
 
 export interface ReactorOutput {
@@ -39,6 +38,8 @@ export interface ReactorOutput {
 export interface PipelineDeps {
   runtime: FormulaRuntime;
   tokens: TokenPort;
+  /** The check `react` makes of its transaction before the run (src/transactions/service.ts). */
+  transactions: { requireOpen(principal: Principal, transactionId: string): Promise<void> };
   maxTokensPerRequest: number;
   /** `req.bt`: the endpoint and a short-lived key acting as the reactor's application, or null without one. */
   btFor(applicationId: string | null): { endpoint: string; apiKey: string } | null;
@@ -77,7 +78,7 @@ export async function runReactor(
 ): Promise<ReactorOutput> {
   refuseInvalidConfiguration(loaded);
   // The run's tokens are written into the transaction after it: a bad one is refused before anything runs.
-  if (options.transactionId) await deps.tokens.requireOpenTransaction(principal, options.transactionId);
+  if (options.transactionId) await deps.transactions.requireOpen(principal, options.transactionId);
   // Detokenizing and validating finish on the worker thread when the tokens can be opened there (prepareArgs).
   const prepared = await deps.tokens.prepareArgs(principal, args ?? {}, {
     transactionId: options.transactionId,

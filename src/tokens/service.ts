@@ -5,7 +5,7 @@ import { type Page, type PageRequest, toPage } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { mergePatch } from '../merge-patch.ts';
-import { enlistInTransaction, readableTransactionId, requireOpenTransaction } from '../transactions/service.ts';
+import { enlistInTransaction, readableTransactionId } from '../transactions/service.ts';
 import * as transactionStore from '../transactions/store.ts';
 import { DetokenizableRow } from './detokenizable-row.ts';
 import { type DetokenizableToken, detokenize, planDataSites } from './expressions/index.ts';
@@ -365,11 +365,6 @@ export function createTokenService(deps: {
           sites: plan.sites.map(({ path, tokenId }) => ({ path, token: indexOf.get(tokenId) as number })),
         },
       };
-    },
-
-    /** Before a run whose tokenized output goes into `transactionId`: NOT_FOUND or CONFLICT unless it is open. */
-    requireOpenTransaction(principal: Principal, transactionId: string): Promise<void> {
-      return requireOpenTransaction(db, principal.tenantId, transactionId);
     },
 
     /**

@@ -71,11 +71,7 @@ export async function enlistInTransaction(
  * locking anything: `react` checks it before running the formula, whose tokenized output is written there afterwards,
  * so a bad id never costs a run (which may have charged a card) whose result is then lost.
  */
-export async function requireOpenTransaction(
-  db: Kysely<Database>,
-  tenantId: string,
-  transactionId: string,
-): Promise<void> {
+async function requireOpenTransaction(db: Kysely<Database>, tenantId: string, transactionId: string): Promise<void> {
   if (!isUuid(transactionId)) throw notFound();
   const row = await store.findTransaction(db, tenantId, transactionId.toLowerCase());
   if (!row) throw notFound();
@@ -122,6 +118,11 @@ export function createTransactionService(deps: {
   }
 
   return {
+    /** Before a `react` whose tokenized output goes into `transactionId`: NOT_FOUND or CONFLICT unless it is open. */
+    requireOpen(principal: Principal, transactionId: string): Promise<void> {
+      return requireOpenTransaction(db, principal.tenantId, transactionId);
+    },
+
     /** Opens a transaction of the caller's tenant; it expires `ttlMs` after creation (1 h by default). */
     async createTransaction(principal: Principal): Promise<Transaction> {
       const row = await store.insertTransaction(db, principal.tenantId, {

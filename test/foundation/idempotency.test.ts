@@ -284,16 +284,16 @@ describe('a mutation with an Idempotency-Key', () => {
   });
 
   it('keeps the key of a mutation running longer than the lease: its retry waits (409), and nothing runs twice', async () => {
-    const leased = await startTestGateway({ idempotencyLeaseMs: 300 });
+    const leased = await startTestGateway({ idempotencyLeaseMs: 1_000 });
     const leasedServer = await startServer(leased.app, { port: 0, host: '127.0.0.1' });
     try {
       const own = await leased.createTenant();
       const reactorId = await createReactorWithCode(
         leased,
         own.managementKey,
-        "module.exports = async () => { await new Promise((r) => setTimeout(r, 600)); return { raw: 1, tokenize: { t: 'made' } }; };",
+        "module.exports = async () => { await new Promise((r) => setTimeout(r, 1500)); return { raw: 1, tokenize: { t: 'made' } }; };",
       );
-      // Two react fields, run one after the other: 1.2 s in all, four leases.
+      // Two react fields, run one after the other: 3 s in all, three leases.
       const body = JSON.stringify({
         query: `mutation($id: UUID!) { a: react(id: $id) { __typename } b: react(id: $id) { __typename } }`,
         variables: { id: reactorId },
@@ -305,7 +305,7 @@ describe('a mutation with an Idempotency-Key', () => {
           body,
         });
       const first = send();
-      await new Promise((resolve) => setTimeout(resolve, 800));
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
       expect((await send()).status).toBe(409);
       expect((await first).status).toBe(200);
       expect((await send()).headers.get('idempotent-replayed')).toBe('true');

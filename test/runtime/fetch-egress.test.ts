@@ -2,13 +2,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEgressPolicy } from '../../src/runtime/sandbox/egress.ts';
+import { until } from '../support/until.ts';
 import { errorOf, invoke, rawOf, startRuntime } from './helpers.ts';
 
 let server: http.Server;
 let base = '';
 const seen: { url?: string; auth?: string; body: string }[] = [];
-/** Requests to /slow being answered right now, and the most there ever were at once. */
-const slow = { now: 0, most: 0 };
+/** Requests to /held open right now, the most there ever were at once, and what answers them (held until then). */
+const held = { now: 0, most: 0, answers: [] as (() => void)[], releasing: false };
+function releaseHeld(): void {
+  held.releasing = true;
+  for (const answer of held.answers.splice(0)) answer();
+}
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -17,12 +22,14 @@ beforeAll(async () => {
     req.on('end', () => {
       seen.push({ url: req.url, auth: req.headers.authorization, body });
       if (req.url === '/big') return res.end('x'.repeat(50_000));
-      if (req.url === '/slow') {
-        slow.most = Math.max(slow.most, ++slow.now);
-        setTimeout(() => {
-          slow.now--;
+      if (req.url === '/held') {
+        held.most = Math.max(held.most, ++held.now);
+        const answer = () => {
+          held.now--;
           res.end('done');
-        }, 50);
+        };
+        if (held.releasing) answer();
+        else held.answers.push(answer);
         return;
       }
       if (req.url === '/drip') {
@@ -155,23 +162,32 @@ describe('fetch from formulas', () => {
 
 describe('fetch: host resources', () => {
   it('has at most 16 fetches of one run in flight; the rest wait their turn and all finish', async () => {
-    slow.most = 0;
+    Object.assign(held, { now: 0, most: 0, releasing: false });
     const code = `module.exports = async (req) => {
       const texts = await Promise.all(Array.from({ length: 40 }, () => fetch(req.args.url).then((r) => r.text())));
       return { raw: texts.filter((t) => t === 'done').length };
     };`;
-    expect(rawOf(await invoke(open, code, { args: { url: `${base}/slow` } }))).toBe(40);
-    expect(slow.most).toBe(16);
+    const run = invoke(open, code, { args: { url: `${base}/held` } });
+    // The server holds every answer: 16 arrive, and no 17th while they are held.
+    await until('16 fetches in flight', () => (held.now === 16 ? true : undefined), 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(held.most).toBe(16);
+    releaseHeld();
+    expect(rawOf(await run)).toBe(40);
+    expect(held.most).toBe(16);
   });
 
   it('refuses a fetch past 16 in flight and 1,000 waiting, at once and with a clear message', async () => {
+    Object.assign(held, { now: 0, most: 0, releasing: false });
     const code = `module.exports = async (req) => {
       const refused = [];
       for (let i = 0; i < 1020; i++) fetch(req.args.url).catch((e) => refused.push(e.message));
       await new Promise((r) => setTimeout(r, 300));
       return { raw: refused };
     };`;
-    const refused = rawOf(await invoke(open, code, { args: { url: `${base}/slow` } })) as string[];
+    // None of the first 16 ends while the run lasts (the server holds them), so exactly 4 are refused.
+    const refused = rawOf(await invoke(open, code, { args: { url: `${base}/held` } })) as string[];
+    releaseHeld();
     expect(refused).toHaveLength(4);
     expect(refused[0]).toBe(
       'fetch refused: 16 fetch or req.bt calls of this run are in flight and 1000 more are waiting',
