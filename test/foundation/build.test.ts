@@ -398,9 +398,9 @@ describe('the compiled service (npm start)', () => {
           privateKey,
         );
 
-      // Within the limit: the run in flight is answered, then the gateway stops.
-      const answered = react(url, 2_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Within the limit: the run in flight (well begun a second later) is answered, then the gateway stops.
+      const answered = react(url, 3_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
       first.kill('SIGTERM');
       expect((await answered).data?.react.raw).toBe('done');
       expect(await exitOf(first)).toEqual({ code: 0, signal: null });
@@ -411,7 +411,7 @@ describe('the compiled service (npm start)', () => {
       const secondOutput: string[] = [];
       const again = await listeningUrl(second, secondOutput);
       const cut = react(again, 10_000).catch((error: unknown) => error);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
       second.kill('SIGTERM');
       expect(await exitOf(second)).toEqual({ code: 1, signal: null });
       expect(secondOutput.join('')).toContain('shutdown took over SHUTDOWN_TIMEOUT_MS');
