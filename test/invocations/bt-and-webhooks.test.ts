@@ -131,20 +131,30 @@ describe('req.bt', () => {
   });
 });
 
+/**
+ * A new tenant's reactor whose formula first leaves a trace (a token made through req.bt), then waits `req.args.ms`
+ * and returns `req.args.output` (or `{ secret: 'out' }`) to tokenize; `tokens()` counts the tenant's tokens.
+ */
+async function witnessedReactor() {
+  const own = await gateway.createTenant();
+  const reactorId = await createReactorWithCode(
+    gateway,
+    own.managementKey,
+    `module.exports = async (req) => {
+      await req.bt.tokens.create({ type: 'TOKEN', data: 'the formula ran' });
+      await new Promise((r) => setTimeout(r, req.args.ms ?? 0));
+      return { raw: { ran: true }, tokenize: req.args.output ?? { secret: 'out' } };
+    };`,
+    { applicationId: await applicationId(own.privateKey) },
+  );
+  const tokens = async () =>
+    (await gateway.gql<any>('{ tokens { totalCount } }', {}, own.privateKey)).data?.tokens.totalCount;
+  return { own, reactorId, tokens };
+}
+
 describe('react with a transaction that cannot take the tokenized output', () => {
   it('is refused before the formula runs (its side effects, here a token made through req.bt, never happen)', async () => {
-    const own = await gateway.createTenant();
-    const reactorId = await createReactorWithCode(
-      gateway,
-      own.managementKey,
-      `module.exports = async (req) => {
-        await req.bt.tokens.create({ type: 'TOKEN', data: 'the formula ran' });
-        return { raw: { ran: true }, tokenize: { secret: 'out' } };
-      };`,
-      { applicationId: await applicationId(own.privateKey) },
-    );
-    const count = async () =>
-      (await gateway.gql<any>('{ tokens { totalCount } }', {}, own.privateKey)).data?.tokens.totalCount;
+    const { own, reactorId, tokens } = await witnessedReactor();
     const rolledBack = await createTransaction(gateway, own.privateKey);
     await rollback(gateway, own.privateKey, rolledBack.id);
     const refusals = [
@@ -155,30 +165,17 @@ describe('react with a transaction that cannot take the tokenized output', () =>
       const answer = (await gateway.gql<any>(REACT, { id: reactorId, args: {}, tx }, own.privateKey)).data?.react;
       expect(answer).toMatchObject(refusal);
     }
-    expect(await count()).toBe(0);
+    expect(await tokens()).toBe(0);
     // The same reactor with no transaction runs, and its side effect shows.
     const ran = (await gateway.gql<any>(REACT, { id: reactorId, args: {} }, own.privateKey)).data?.react;
     expect(ran.raw).toEqual({ ran: true });
-    expect(await count()).toBe(2);
+    expect(await tokens()).toBe(2);
   });
 });
 
 describe('react: an error storing the tokenize output, after the run', () => {
   it('says the reactor ran: a transaction that expired during the run, an invalid output', async () => {
-    const own = await gateway.createTenant();
-    const reactorId = await createReactorWithCode(
-      gateway,
-      own.managementKey,
-      `module.exports = async (req) => {
-        await req.bt.tokens.create({ type: 'TOKEN', data: 'the formula ran' });
-        await new Promise((r) => setTimeout(r, req.args.ms));
-        return { raw: {}, tokenize: req.args.output };
-      };`,
-      { applicationId: await applicationId(own.privateKey) },
-    );
-    const count = async () =>
-      (await gateway.gql<any>('{ tokens { totalCount } }', {}, own.privateKey)).data?.tokens.totalCount;
-
+    const { own, reactorId, tokens } = await witnessedReactor();
     const tx = await createTransaction(gateway, own.privateKey);
     const answer = gateway.gql<any>(
       REACT,
@@ -186,7 +183,7 @@ describe('react: an error storing the tokenize output, after the run', () => {
       own.privateKey,
     );
     // The formula has run past the check before the run: its token is there. The transaction expires now.
-    await until('the formula to run', async () => ((await count()) === 1 ? true : undefined), 10_000);
+    await until('the formula to run', async () => ((await tokens()) === 1 ? true : undefined), 10_000);
     await expireNow(gateway, 'transactions', tx.id);
     expect((await answer).data?.react).toMatchObject({
       __typename: 'ConflictError',
