@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 import type { App } from './app.ts';
 import type { GraphQLContext } from './graphql/context.ts';
 import { createGraphQLFastPath, maxRequestBodyBytes } from './graphql/fast-path.ts';
-import { loggingMask, rateLimitedError } from './graphql/graphql-errors.ts';
+import { loggingMask, rateLimitedError, sendError } from './graphql/graphql-errors.ts';
 import { createSocketKeys } from './graphql/ws-keys.ts';
 import { subscribeMasked } from './graphql/ws-subscribe.ts';
 import { apiKeyFrom } from './graphql/yoga.ts';
@@ -53,15 +53,12 @@ export async function startServer(
     }
     if (req.headers['content-type']?.toLowerCase().startsWith('multipart/')) {
       // Yoga answers 415 with an empty body (src/graphql/yoga.ts turns multipart off); this says why.
-      return void sendJson(res, 415, {
-        errors: [
-          {
-            message:
-              'multipart/form-data is not accepted (no field takes a file): send the request as application/json.',
-            extensions: { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415 },
-          },
-        ],
-      });
+      return sendError(
+        res,
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'multipart/form-data is not accepted (no field takes a file): send the request as application/json.',
+      );
     }
     const serverContext = { requestId: randomUUID() };
     if (app.idempotency.serve(req, res, serverContext)) return;

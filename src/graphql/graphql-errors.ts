@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import { GraphQLError } from 'graphql';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { DomainError } from '../errors.ts';
@@ -134,4 +135,10 @@ export function loggingMask(log: Logger, outageWindowMs = 10_000): (error: unkno
 function isWriteForDeletedTenant(error: unknown): boolean {
   const { code, constraint } = (error ?? {}) as { code?: unknown; constraint?: unknown };
   return code === '23503' && typeof constraint === 'string' && constraint.endsWith('_tenant_id_fkey');
+}
+
+/** An HTTP answer made outside Yoga, shaped as Yoga's errors are: `{ errors: [{ message, extensions }] }`. */
+export function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code, status } }] }));
 }

@@ -4,6 +4,7 @@ import { getOperationAST, parse } from 'graphql';
 import type { Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
+import { sendError } from '../graphql/graphql-errors.ts';
 import { apiKeyFrom } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
 import type { Vault } from '../tokens/vault.ts';
@@ -287,9 +288,4 @@ async function readBody(req: http.IncomingMessage, max: number): Promise<Buffer 
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
-}
-
-function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-  res.end(JSON.stringify({ errors: [{ message, extensions: { code, status } }] }));
 }

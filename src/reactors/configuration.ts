@@ -29,10 +29,9 @@ export function validateConfiguration(
   contract: ConfigurationOption[],
   configuration: Record<string, unknown>,
 ): Record<string, ConfigurationValue> {
-  const errors: FieldErrors = {};
-  const result = collectConfiguration(contract, configuration, errors);
-  if (Object.keys(errors).length > 0) throw BadRequestError.forFields(errors, 'The reactor configuration is invalid.');
-  return result;
+  const checked = checkStoredConfiguration(contract, configuration);
+  if (checked.errors) throw BadRequestError.forFields(checked.errors, 'The reactor configuration is invalid.');
+  return checked.configuration;
 }
 
 /**
