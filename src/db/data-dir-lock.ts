@@ -29,8 +29,11 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
           `Postgres with DATABASE_URL. If no such process is running, delete ${lockPath}.`,
       );
     }
-    if (holder.state === 'stale') await removeIfStillStale(lockPath);
-    else await pause(holder.state === 'writing' ? 100 : 20);
+    // Another process taking the stale lock over: wait for it, rather than spend the attempts while it works (on a
+    // loaded machine a takeover outlasted fifty quick retries, and a contender gave up with "keeps changing").
+    if (holder.state !== 'stale' || !(await removeIfStillStale(lockPath))) {
+      await pause(holder.state === 'writing' ? 100 : 20);
+    }
   }
   throw new Error(`Could not lock the embedded database in ${dataDir} (${lockPath} keeps changing).`);
 }
@@ -57,20 +60,22 @@ async function holderOf(lockPath: string): Promise<Holder> {
  * just created and take it too (measured: four of six processes started at once held one directory). So removal
  * happens only under `<lock>.takeover`, created exclusively, and only after reading the lock again under it: a lock
  * is removed only by the process that holds it or by the one holder of the takeover, which sees a fresh lock as held.
+ * False when another process holds the takeover.
  */
-async function removeIfStillStale(lockPath: string): Promise<void> {
+async function removeIfStillStale(lockPath: string): Promise<boolean> {
   const takeoverPath = `${lockPath}.takeover`;
   if (!(await createExclusive(takeoverPath))) {
     // Another process is taking over; its takeover lasts milliseconds. One older than this died while holding it
     // (the only case where two processes could still both remove it, a crash and a start within that instant).
     if ((await ageMs(takeoverPath)) > TAKEOVER_ABANDONED_MS) await rm(takeoverPath, { force: true });
-    return;
+    return false;
   }
   try {
     if ((await holderOf(lockPath)).state === 'stale') await rm(lockPath, { force: true });
   } finally {
     await rm(takeoverPath, { force: true });
   }
+  return true;
 }
 
 const TAKEOVER_ABANDONED_MS = 10_000;

@@ -100,6 +100,18 @@ describe('an embedded database directory', () => {
     expect((await readFile(`${dataDir}.lock`, 'utf8')).trim()).toBe(String(process.pid));
     await release();
   });
+
+  it('waits for another process taking a stale lock over, however slow, instead of spending its attempts', async () => {
+    // A takeover in progress (fresh) that ends 300 ms later without taking the lock: a loaded machine's pace.
+    // Retrying at once, a contender used up its attempts in milliseconds and gave up with "keeps changing" (CI).
+    await writeFile(`${dataDir}.lock`, '999999999\n');
+    await writeFile(`${dataDir}.lock.takeover`, '');
+    const ended = new Promise((resolve) => setTimeout(resolve, 300)).then(() => rm(`${dataDir}.lock.takeover`));
+    const release = await lockDataDir(dataDir);
+    await ended;
+    expect((await readFile(`${dataDir}.lock`, 'utf8')).trim()).toBe(String(process.pid));
+    await release();
+  });
 });
 
 describe('a new embedded data directory', () => {
