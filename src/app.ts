@@ -15,7 +15,7 @@ import { createIdempotency, type Idempotency } from './idempotency/handler.ts';
 import { createEventHub } from './invocations/events.ts';
 import type { PipelineDeps } from './invocations/pipeline.ts';
 import { createReactorCache } from './invocations/reactor-cache.ts';
-import { createResultLogs } from './invocations/result-logs.ts';
+import { createRequestSealing } from './invocations/request-sealing.ts';
 import { createJobRunner, type JobRunner } from './invocations/runner.ts';
 import { createInvocationService } from './invocations/service.ts';
 import { countUnfinished } from './invocations/store.ts';
@@ -108,7 +108,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     let onReactorChange: (change: { reactor?: string; formula?: string }) => void = () => {};
     const tokenCache = await createTokenCache(database.notifier, log, { max: config.tokens.cacheSize });
     closers.push(() => tokenCache.close());
-    const resultLogs = createResultLogs(vault, config.exposeFormulaLogs);
+    const sealing = createRequestSealing(vault, config.exposeFormulaLogs);
     const core = {
       config,
       runtime,
@@ -175,7 +175,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         pipeline,
         events,
         webhookSecret: webhookSecretFor,
-        resultLogs,
+        sealing,
         metrics: metrics ?? NO_METRICS,
       }),
     };
@@ -191,7 +191,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       pipeline,
       events,
       webhooks,
-      resultLogs,
+      sealing,
       metrics: metrics ?? NO_METRICS,
       log,
       options: {

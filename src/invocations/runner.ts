@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { AuthService } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
+import type { ErrorShape } from '../errors.ts';
 import {
   DomainError,
   NotFoundError,
@@ -16,10 +17,10 @@ import type { InvocationMetrics } from '../metrics.ts';
 import type { LogLine } from '../runtime/types.ts';
 import type { EventHub } from './events.ts';
 import { type PipelineDeps, runReactor } from './pipeline.ts';
-import type { ResultLogs } from './result-logs.ts';
+import type { RequestOutcome, RequestSealing } from './request-sealing.ts';
 import type { ReactorLookup } from './service.ts';
 import * as store from './store.ts';
-import type { ReactorRequestRow } from './tables.ts';
+import type { ReactorRequestRow, StoredRequestRow } from './tables.ts';
 import type { WebhookSender } from './webhooks.ts';
 
 export interface RunnerOptions {
@@ -53,12 +54,12 @@ export function createJobRunner(deps: {
   pipeline: PipelineDeps;
   events: EventHub;
   webhooks: WebhookSender;
-  resultLogs: ResultLogs;
+  sealing: RequestSealing;
   metrics: InvocationMetrics;
   log: Logger;
   options: RunnerOptions;
 }) {
-  const { db, events, log, options, metrics } = deps;
+  const { db, events, log, options, metrics, sealing } = deps;
   const runnerId = `${process.pid}-${randomUUID()}`;
   /** Each run in flight, with its tenant. */
   const inFlight = new Map<Promise<void>, string>();
@@ -108,7 +109,7 @@ export function createJobRunner(deps: {
     } while (claimAgain && !stopped);
   }
 
-  function startAll(rows: ReactorRequestRow[]): void {
+  function startAll(rows: StoredRequestRow[]): void {
     for (const row of rows) {
       const job = execute(row).finally(() => {
         inFlight.delete(job);
@@ -118,10 +119,10 @@ export function createJobRunner(deps: {
     }
   }
 
-  async function execute(row: ReactorRequestRow): Promise<void> {
+  async function execute(row: StoredRequestRow): Promise<void> {
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'RUNNING' });
     const started = performance.now();
-    let outcome: { raw: unknown; tokens: unknown } | { error: ReturnType<DomainError['toShape']> };
+    let outcome: RequestOutcome;
     let loaded: Awaited<ReturnType<ReactorLookup['loadReactorForInvocation']>> = null;
     let logs: readonly LogLine[] | null = null;
     let formulaRan = false;
@@ -130,7 +131,7 @@ export function createJobRunner(deps: {
       if (!principal) throw new UnauthenticatedError('The application that queued this request no longer exists.');
       loaded = await deps.reactors.loadReactorForInvocation(row.tenant_id, row.reactor_id);
       if (!loaded) throw new NotFoundError('Reactor not found (deleted after the request was queued).');
-      const output = await runReactor(deps.pipeline, principal, loaded, row.args, {
+      const output = await runReactor(deps.pipeline, principal, loaded, sealing.open(row).args, {
         timeoutMs: row.timeout_ms,
         transactionId: null,
         onRun: () => {
@@ -151,19 +152,14 @@ export function createJobRunner(deps: {
       outcome = { error: domain.toShape() };
       logs = domain.formulaLogs;
     }
-    let sealedLogs: Uint8Array | null = null;
-    try {
-      sealedLogs = deps.resultLogs.seal(row.tenant_id, row.id, logs);
-    } catch (error) {
-      // The outcome matters more than its console output: stored without it rather than not at all.
-      log.error({ err: error, requestId: row.id }, 'sealing an async run’s logs failed');
-    }
+    const sealed = sealedOutcome(row, outcome, logs);
     const finished = await whileUnavailable(row.id, 'storing an async reactor result', () =>
-      store.finishRequest(db, row.id, runnerId, outcome, sealedLogs),
+      store.finishRequest(db, row.id, runnerId, sealed),
     );
     if (!finished) return;
     const elapsedMs = Math.round(performance.now() - started);
-    metrics.ended('ASYNC', outcomeOf(finished), elapsedMs);
+    const error = sealed.error ?? ('error' in outcome ? outcome.error : null);
+    metrics.ended('ASYNC', outcomeOf(finished.status, error), elapsedMs);
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: finished.status });
     events.publishEvent({
       type: finished.status === 'COMPLETED' ? 'reactor.completed' : 'reactor.failed',
@@ -171,10 +167,42 @@ export function createJobRunner(deps: {
       reactor: { id: row.reactor_id, name: loaded?.reactor.name ?? '' },
       request: { id: row.id, invocationType: 'ASYNC', applicationId: row.application_id },
       elapsedMs,
-      error: finished.error ?? null,
+      error,
       occurredAt: new Date().toISOString(),
     });
-    if (finished.callback_url) deps.webhooks.deliver(finished);
+    deliverCallback(finished);
+  }
+
+  /**
+   * The outcome and console output as stored: sealed. Output that cannot be sealed is dropped, since the outcome
+   * matters more; an outcome that cannot be sealed (the tenant's key is gone: a rotation this gateway missed) is
+   * stored as a plain error saying so rather than in the clear or not at all, so the request still ends.
+   */
+  function sealedOutcome(row: StoredRequestRow, outcome: RequestOutcome, logs: readonly LogLine[] | null) {
+    let sealedLogs: Uint8Array | null = null;
+    try {
+      sealedLogs = sealing.logs(row.tenant_id, row.id, logs);
+    } catch (error) {
+      log.error({ err: error, requestId: row.id }, 'sealing an async run’s logs failed');
+    }
+    try {
+      const status = 'error' in outcome ? ('FAILED' as const) : ('COMPLETED' as const);
+      return { status, sealed: sealing.outcome(row.tenant_id, row.id, outcome), error: null, logs: sealedLogs };
+    } catch (error) {
+      log.error({ err: error, requestId: row.id }, 'sealing an async run’s outcome failed');
+      const lost = new ReactorInterruptedError('The run ended, but its outcome could not be sealed for storing.');
+      return { status: 'FAILED' as const, sealed: null, error: lost.toShape(), logs: null };
+    }
+  }
+
+  /** POSTs a finished request to its callbackUrl, opened; a row that cannot be opened is logged, not sent. */
+  function deliverCallback(stored: StoredRequestRow): void {
+    if (!stored.callback_url) return;
+    try {
+      deps.webhooks.deliver(sealing.open(stored));
+    } catch (error) {
+      log.error({ err: error, requestId: stored.id }, 'opening an async result for its callback failed');
+    }
   }
 
   /**
@@ -202,7 +230,7 @@ export function createJobRunner(deps: {
   }
 
   /** Puts a request this runner claimed but did not start back in the queue; false if that could not be done. */
-  async function requeue(row: ReactorRequestRow): Promise<boolean> {
+  async function requeue(row: StoredRequestRow): Promise<boolean> {
     const released = await whileUnavailable(row.id, 'requeueing an async request', () =>
       store.releaseRequest(db, row.id, runnerId),
     );
@@ -235,8 +263,8 @@ export function createJobRunner(deps: {
     }
   }
 
-  async function failedBySweep(row: ReactorRequestRow): Promise<void> {
-    metrics.ended('ASYNC', outcomeOf(row), null);
+  async function failedBySweep(row: StoredRequestRow): Promise<void> {
+    metrics.ended('ASYNC', outcomeOf(row.status, row.error), null);
     events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: 'FAILED' });
     // The reactor's name for the event, as a finished run's event has it ('' if the reactor is gone meanwhile).
     const loaded = await deps.reactors.loadReactorForInvocation(row.tenant_id, row.reactor_id).catch(() => null);
@@ -249,7 +277,7 @@ export function createJobRunner(deps: {
       error: row.error ?? null,
       occurredAt: new Date().toISOString(),
     });
-    if (row.callback_url) deps.webhooks.deliver(row);
+    deliverCallback(row);
   }
 
   return {
@@ -290,6 +318,6 @@ function duration(ms: number): string {
 }
 
 /** A finished request's outcome as the metrics name it: `completed`, or its error code in lower case. */
-function outcomeOf(row: Pick<ReactorRequestRow, 'status' | 'error'>): string {
-  return row.status === 'COMPLETED' ? 'completed' : (row.error?.code ?? 'unexpected').toLowerCase();
+function outcomeOf(status: ReactorRequestRow['status'], error: ErrorShape | null): string {
+  return status === 'COMPLETED' ? 'completed' : (error?.code ?? 'unexpected').toLowerCase();
 }

@@ -17,7 +17,7 @@ import {
   refuseInvalidConfiguration,
   runReactor,
 } from './pipeline.ts';
-import type { ResultLogs } from './result-logs.ts';
+import type { RequestSealing } from './request-sealing.ts';
 import * as store from './store.ts';
 import type { ReactorRequestRow } from './tables.ts';
 
@@ -44,7 +44,7 @@ export function createInvocationService(deps: {
   events: EventHub;
   /** The key that signs this tenant's `callbackUrl` webhooks (BT-SIGNATURE). */
   webhookSecret(tenantId: string): Buffer;
-  resultLogs: ResultLogs;
+  sealing: RequestSealing;
   metrics: InvocationMetrics;
 }) {
   const { db, config, events, metrics } = deps;
@@ -78,6 +78,15 @@ export function createInvocationService(deps: {
     });
   }
 
+  async function findRequest(
+    tenantId: string,
+    requestId: string,
+    queuedBy: string | null,
+  ): Promise<ReactorRequestRow | undefined> {
+    const stored = await store.findRequest(db, tenantId, requestId, queuedBy);
+    return stored && deps.sealing.open(stored);
+  }
+
   /** resultUpdates' states: the row, read again after each change signal, until a terminal state. */
   async function* statesOf(
     principal: Principal,
@@ -88,7 +97,7 @@ export function createInvocationService(deps: {
     const queuedBy = ownInvocationsOnly(principal);
     try {
       let last: string | null = null;
-      let row = await store.findRequest(db, tenantId, requestId, queuedBy);
+      let row = await findRequest(tenantId, requestId, queuedBy);
       if (!row) throw new NotFoundError('Reactor request not found.');
       while (row) {
         if (row.status !== last) {
@@ -98,7 +107,7 @@ export function createInvocationService(deps: {
         if (TERMINAL.has(row.status)) return;
         const next = await changes.next();
         if (next.done) return;
-        row = await store.findRequest(db, tenantId, requestId, queuedBy);
+        row = await findRequest(tenantId, requestId, queuedBy);
       }
     } finally {
       await changes.return?.();
@@ -138,8 +147,9 @@ export function createInvocationService(deps: {
     },
 
     /**
-     * `reactAsync`: auth, reactor lookup and the payload limit now; the rest in a runner. The args are stored exactly
-     * as sent, so detokenized data never reaches the database.
+     * `reactAsync`: auth, reactor lookup and the payload limit now; the rest in a runner. The args are stored as sent,
+     * expressions intact (detokenized data never reaches the database), and sealed, since a client may send a card
+     * number without tokenizing it (request-sealing.ts).
      */
     async reactAsync(
       principal: Principal,
@@ -166,15 +176,17 @@ export function createInvocationService(deps: {
       const loaded = await loadReactor(principal, reactorId);
       refuseInvalidConfiguration(loaded);
       checkArgsSize(args, config.limits.maxArgsBytes);
-      const row = await store.insertRequest(db, {
-        id: newId(),
+      const id = newId();
+      const stored = await store.insertRequest(db, {
+        id,
         tenant_id: principal.tenantId,
         reactor_id: loaded.reactor.id,
         application_id: principal.applicationId,
-        args,
+        sealed_args: deps.sealing.args(principal.tenantId, id, args),
         timeout_ms: timeoutMs,
         callback_url: callbackUrl ?? null,
       });
+      const row = deps.sealing.open(stored);
       event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC', applicationId: row.application_id });
       events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: row.status });
       return row;
@@ -185,7 +197,7 @@ export function createInvocationService(deps: {
      * tenant's requests alike.
      */
     async result(principal: Principal, reactorId: string | null, requestId: string): Promise<ReactorRequestRow | null> {
-      const row = await store.findRequest(db, principal.tenantId, requestId, ownInvocationsOnly(principal));
+      const row = await findRequest(principal.tenantId, requestId, ownInvocationsOnly(principal));
       if (!row || (reactorId !== null && row.reactor_id !== reactorId)) return null;
       return row;
     },
@@ -193,7 +205,8 @@ export function createInvocationService(deps: {
     /** The kept async requests (RESULT_RETENTION_MS) the caller may read, oldest first, optionally of one reactor or status. */
     async listResults(principal: Principal, filter: store.RequestFilter, page: PageRequest) {
       const scoped = { ...filter, queuedBy: ownInvocationsOnly(principal) };
-      return toPage(await store.listRequests(db, principal.tenantId, scoped, page), page);
+      const rows = await store.listRequests(db, principal.tenantId, scoped, page);
+      return toPage(rows.map(deps.sealing.open), page);
     },
 
     countResults(principal: Principal, filter: store.RequestFilter): Promise<number> {
@@ -225,8 +238,8 @@ export function createInvocationService(deps: {
     },
 
     /** The console output kept with an async result (result-logs.ts); null unless formula logs are exposed. */
-    logsOf(row: ReactorRequestRow): LogLine[] | null {
-      return deps.resultLogs.open(row);
+    logsOf(row: Pick<ReactorRequestRow, 'id' | 'tenant_id' | 'logs'>): LogLine[] | null {
+      return deps.sealing.openLogs(row);
     },
 
     /** Hex secret a receiver checks `BT-SIGNATURE` with: HMAC-SHA256 of `<BT-TIMESTAMP>.<body>`. */

@@ -2,7 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import type { PageRequest } from '../db/pagination.ts';
 import type { Database } from '../db/tables.ts';
 import type { ErrorShape } from '../errors.ts';
-import type { ReactorRequestRow, RequestStatus } from './tables.ts';
+import type { RequestStatus, StoredRequestRow } from './tables.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -21,11 +21,12 @@ export async function insertRequest(
     tenant_id: string;
     reactor_id: string;
     application_id: string;
-    args: unknown;
+    /** The args as sent, sealed (request-sealing.ts); null for none. */
+    sealed_args: Uint8Array | null;
     timeout_ms: number;
     callback_url: string | null;
   },
-): Promise<ReactorRequestRow> {
+): Promise<StoredRequestRow> {
   const tenantNextTurn = db
     .selectFrom('reactor_requests')
     .select(sql<number>`max(queue_turn) + 1`.as('turn'))
@@ -39,7 +40,6 @@ export async function insertRequest(
     .insertInto('reactor_requests')
     .values({
       ...request,
-      args: request.args === undefined ? null : JSON.stringify(request.args),
       status: 'PENDING',
       queue_turn: sql<number>`greatest(coalesce((${tenantNextTurn}), 0), coalesce((${currentTurn}), 0))`,
     })
@@ -53,7 +53,7 @@ export async function findRequest(
   tenantId: string,
   requestId: string,
   queuedBy: string | null = null,
-): Promise<ReactorRequestRow | undefined> {
+): Promise<StoredRequestRow | undefined> {
   let query = db.selectFrom('reactor_requests').selectAll().where('tenant_id', '=', tenantId);
   if (queuedBy !== null) query = query.where('application_id', '=', queuedBy);
   return query.where('id', '=', requestId).executeTakeFirst();
@@ -80,7 +80,7 @@ export async function listRequests(
   tenantId: string,
   filter: RequestFilter,
   page: PageRequest,
-): Promise<ReactorRequestRow[]> {
+): Promise<StoredRequestRow[]> {
   let query = filteredRequests(db, tenantId, filter).selectAll();
   if (page.afterId) query = query.where('id', '>', page.afterId);
   return query
@@ -109,7 +109,7 @@ export async function claimPending(
   graceMs: number,
   /** Tenants whose requests this claim leaves for later (the runner's reserved slot, runner.ts). */
   exceptTenants: readonly string[] = [],
-): Promise<ReactorRequestRow[]> {
+): Promise<StoredRequestRow[]> {
   const claimable = db
     .selectFrom('reactor_requests')
     .select('id')
@@ -138,7 +138,7 @@ export async function releaseRequest(
   db: Executor,
   requestId: string,
   runnerId: string,
-): Promise<ReactorRequestRow | undefined> {
+): Promise<StoredRequestRow | undefined> {
   return db
     .updateTable('reactor_requests')
     .set({ status: 'PENDING', started_at: null, lease_until: null, runner_id: null })
@@ -154,21 +154,26 @@ export async function finishRequest(
   db: Executor,
   requestId: string,
   runnerId: string,
-  outcome: { raw: unknown; tokens: unknown } | { error: ErrorShape },
-  /** The run's sealed console output (result-logs.ts), or null. */
-  logs: Uint8Array | null = null,
-): Promise<ReactorRequestRow | undefined> {
-  const values =
-    'error' in outcome
-      ? { status: 'FAILED' as const, error: JSON.stringify(outcome.error) }
-      : {
-          status: 'COMPLETED' as const,
-          raw: outcome.raw === undefined ? null : JSON.stringify(outcome.raw),
-          tokens: outcome.tokens === undefined ? null : JSON.stringify(outcome.tokens),
-        };
+  outcome: {
+    status: 'COMPLETED' | 'FAILED';
+    /** `{ raw, tokens }` or `{ error }`, sealed (request-sealing.ts); null with `error` when it could not be. */
+    sealed: Uint8Array | null;
+    /** An error of the gateway's own, stored plain (no data of the run's in it). */
+    error: ErrorShape | null;
+    /** The run's sealed console output, or null. */
+    logs: Uint8Array | null;
+  },
+): Promise<StoredRequestRow | undefined> {
   return db
     .updateTable('reactor_requests')
-    .set({ ...values, logs, completed_at: sql`now()`, lease_until: null })
+    .set({
+      status: outcome.status,
+      sealed_outcome: outcome.sealed,
+      error: outcome.error === null ? null : JSON.stringify(outcome.error),
+      logs: outcome.logs,
+      completed_at: sql`now()`,
+      lease_until: null,
+    })
     .where('id', '=', requestId)
     .where('runner_id', '=', runnerId)
     .where('status', '=', 'RUNNING')
@@ -177,7 +182,7 @@ export async function finishRequest(
 }
 
 /** Requests whose runner died: failed as interrupted, never re-run (reactors may charge cards). */
-export async function failExpiredLeases(db: Executor, error: ErrorShape): Promise<ReactorRequestRow[]> {
+export async function failExpiredLeases(db: Executor, error: ErrorShape): Promise<StoredRequestRow[]> {
   return db
     .updateTable('reactor_requests')
     .set({ status: 'FAILED', error: JSON.stringify(error), completed_at: sql`now()`, lease_until: null })
@@ -195,7 +200,7 @@ export async function failNeverStarted(
   db: Executor,
   queuedBefore: Date,
   error: ErrorShape,
-): Promise<ReactorRequestRow[]> {
+): Promise<StoredRequestRow[]> {
   return db
     .updateTable('reactor_requests')
     .set({ status: 'FAILED', error: JSON.stringify(error), completed_at: sql`now()` })

@@ -5,7 +5,7 @@ import { openGatewayDatabase, refuseMissingEmbedded } from '../db/command-databa
 import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK } from '../db/database.ts';
 import type { Database } from '../db/tables.ts';
 import { idempotentResponseBoundId } from '../idempotency/store.ts';
-import { logsBoundId } from '../invocations/result-logs.ts';
+import { argsBoundId, logsBoundId, outcomeBoundId } from '../invocations/request-sealing.ts';
 import { keyCheckValue, verifyMasterKey } from './key-check.ts';
 import { createVault, keyFilePath, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
 
@@ -13,7 +13,8 @@ import { createVault, keyFilePath, loadMasterKey, parseKey, replaceKeyFile, type
 export interface RotationCounts {
   tokens: number;
   pendingUpdates: number;
-  resultLogs: number;
+  /** Async requests whose args, outcome or console output were sealed again. */
+  asyncRequests: number;
   idempotentResponses: number;
 }
 
@@ -23,7 +24,7 @@ const BATCH = 500;
  * Seals everything the master key `from` sealed under `to` instead, in one database transaction: a failure leaves
  * the database under the old key, whole. Token data and the pending versions of open transactions' updates are
  * sealed again and their fingerprints recomputed (they are keyed by the master key too, so equal data keeps equal
- * fingerprints under the new key); kept async logs and stored idempotent responses are sealed again; the key check
+ * fingerprints under the new key); kept async requests (args, outcome, console output) and stored idempotent responses are sealed again; the key check
  * then names the new key.
  *
  * No gateway may run meanwhile: one still holding the old key would seal new tokens under it. The embedded database
@@ -47,7 +48,7 @@ export async function rotateMasterKey(
     const counts = {
       tokens: await resealTokens(trx, old, next, options.batchSize ?? BATCH),
       pendingUpdates: await resealPendingUpdates(trx, old, next),
-      resultLogs: await resealResultLogs(trx, old, next),
+      asyncRequests: await resealAsyncRequests(trx, old, next, options.batchSize ?? BATCH),
       idempotentResponses: await resealIdempotentResponses(trx, old, next),
     };
     await trx
@@ -180,18 +181,38 @@ async function resealPendingUpdates(trx: Transaction<Database>, old: Vault, next
   return rows.length;
 }
 
-/** Async runs' kept console output (sealed by src/invocations/result-logs.ts, under its request's bound id). */
-async function resealResultLogs(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
-  const rows = await trx
-    .selectFrom('reactor_requests')
-    .select(['id', 'tenant_id', 'logs'])
-    .where('logs', 'is not', null)
-    .execute();
-  for (const row of rows) {
-    const logs = resealed(old, next, row.tenant_id, logsBoundId(row.id), row.logs, `the logs of request ${row.id}`);
-    await trx.updateTable('reactor_requests').set({ logs }).where('id', '=', row.id).execute();
+/** Kept async requests: their args, outcome and console output (sealed by src/invocations/request-sealing.ts). */
+async function resealAsyncRequests(trx: Transaction<Database>, old: Vault, next: Vault, batch: number) {
+  let count = 0;
+  let after = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const rows = await trx
+      .selectFrom('reactor_requests')
+      .select(['id', 'tenant_id', 'logs', 'sealed_args', 'sealed_outcome'])
+      .where('id', '>', after)
+      .where((eb) =>
+        eb.or([eb('logs', 'is not', null), eb('sealed_args', 'is not', null), eb('sealed_outcome', 'is not', null)]),
+      )
+      .orderBy('id')
+      .limit(batch)
+      .execute();
+    if (rows.length === 0) return count;
+    const resealedRows = rows.map((row) => {
+      const again = (boundId: string, sealed: Uint8Array | null, what: string) =>
+        sealed && resealed(old, next, row.tenant_id, boundId, sealed, `the ${what} of request ${row.id}`);
+      const logs = again(logsBoundId(row.id), row.logs, 'logs');
+      const args = again(argsBoundId(row.id), row.sealed_args, 'args');
+      const outcome = again(outcomeBoundId(row.id), row.sealed_outcome, 'outcome');
+      return sql`(${row.id}::uuid, ${logs}::bytea, ${args}::bytea, ${outcome}::bytea)`;
+    });
+    // One statement per batch, as for tokens: a day of async requests may be many.
+    await sql`update reactor_requests set logs = r.logs, sealed_args = r.args, sealed_outcome = r.outcome
+      from (values ${sql.join(resealedRows)}) as r(id, logs, args, outcome)
+      where reactor_requests.id = r.id`.execute(trx);
+    count += rows.length;
+    if (rows.length < batch) return count;
+    after = rows[rows.length - 1]!.id;
   }
-  return rows.length;
 }
 
 /** Stored responses of idempotent mutations (src/idempotency/handler.ts), sealed under their application and key. */
@@ -258,7 +279,7 @@ export async function runKeyRotation(config: Config, newKeyText: string | undefi
   const database = await openGatewayDatabase(config, 'reactor-gateway key rotation', 'nothing to rotate');
   try {
     const counts = await rotateMasterKey(database, from, to);
-    const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.resultLogs} async result logs, ${counts.idempotentResponses} stored idempotent responses.`;
+    const sealed = `Sealed again under the new key: ${counts.tokens} tokens, ${counts.pendingUpdates} pending token updates, ${counts.asyncRequests} async requests, ${counts.idempotentResponses} stored idempotent responses.`;
     const keyFileInUse = config.embedded && !config.encryptionKey?.trim();
     const next = keyFileInUse
       ? `The key file ${replaceAfterCommit(config.dataDir, to)} now holds the new key.`

@@ -6,6 +6,7 @@ import { startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { testSealing } from '../support/requests.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { until } from '../support/until.ts';
 
@@ -190,6 +191,14 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
      * An async request of a formula that waits `ms` and returns `raw`, run by this instance alone (the caller starts
      * `other`'s runner again), once it is RUNNING. Returns a read of its row, straight from the database.
      */
+    /** A request's status and raw, straight from the database (raw opened as the gateway opens it). */
+    async function storedStatus(requestId: string): Promise<{ status: string; raw: unknown } | undefined> {
+      const stored = (await direct.query('select * from reactor_requests where id = $1', [requestId])).rows[0];
+      if (!stored) return undefined;
+      const { status, raw } = testSealing.open(stored);
+      return { status, raw };
+    }
+
     async function runningAsyncRequest(ms: number, raw: Record<string, unknown>) {
       const tenant = await gateway.createTenant();
       const reactorId = await createReactorWithCode(
@@ -200,8 +209,7 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
       await other.app.runner.stop();
       const receipt = await gateway.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
       const requestId = receipt.data?.reactAsync.asyncReactorRequestId;
-      const row = async (): Promise<{ status: string; raw: unknown } | undefined> =>
-        (await direct.query('select status, raw from reactor_requests where id = $1', [requestId])).rows[0];
+      const row = () => storedStatus(requestId);
       await until('the run to start', async () => ((await row())?.status === 'RUNNING' ? true : undefined));
       return row;
     }
@@ -296,8 +304,8 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
           release();
         });
         const row = await until('the outcome', async () => {
-          const { rows } = await direct.query('select status, raw from reactor_requests where id = $1', [requestId]);
-          return ['COMPLETED', 'FAILED'].includes(rows[0]?.status) ? rows[0] : undefined;
+          const stored = await storedStatus(requestId);
+          return stored && ['COMPLETED', 'FAILED'].includes(stored.status) ? stored : undefined;
         });
         expect(row).toEqual({ status: 'COMPLETED', raw: { v: 'after the outage' } });
       } finally {

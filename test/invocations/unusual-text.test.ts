@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNSTORABLE_TEXT } from '../../src/storable-text.ts';
 import { createFormula, createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { ADMIN_KEY, startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { storedRequest } from '../support/requests.ts';
 import { until } from '../support/until.ts';
 
 /**
@@ -65,12 +66,7 @@ describe('text that only JSON can carry', () => {
       status: 'FAILED',
       error: { code: 'REACTOR_RUNTIME_ERROR', message: `failed at ${NUL}` },
     });
-    const stored = await gateway.app.database.db
-      .selectFrom('reactor_requests')
-      .select('args')
-      .where('id', '=', completedId)
-      .executeTakeFirstOrThrow();
-    expect(stored.args).toEqual(args);
+    expect((await storedRequest(gateway.app.database.db, completedId))?.args).toEqual(args);
   });
 });
 

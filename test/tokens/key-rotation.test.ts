@@ -36,7 +36,7 @@ const NEW_KEY = '7c'.repeat(32);
 const [OLD, NEW] = [Buffer.from(TEST_ENCRYPTION_KEY, 'hex'), Buffer.from(NEW_KEY, 'hex')];
 const REFUSED = /encryption key is not the one this database's tokens are encrypted with/;
 const RESULT_LOGS = `query($reactorId: UUID!, $requestId: UUID!) { reactorResult(reactorId: $reactorId, requestId: $requestId) {
-  status logs { level message } } }`;
+  status raw error { message } logs { level message } } }`;
 
 const cleanups: (() => Promise<void>)[] = [];
 const open = new Set<TestGateway>();
@@ -115,7 +115,7 @@ async function lastingDatabase() {
 }
 
 describe('rotating the encryption key', () => {
-  it('seals tokens, pending updates and async logs again under the new key, and refuses the old one after', async () => {
+  it('seals tokens, pending updates and async requests again under the new key, and refuses the old one after', async () => {
     const lasting = await lastingDatabase();
     const before = await lasting.start(TEST_ENCRYPTION_KEY, { EXPOSE_FORMULA_LOGS: 'true' });
     const tenant = await before.createTenant();
@@ -127,17 +127,29 @@ describe('rotating the encryption key', () => {
     const reactorId = await createReactorWithCode(
       before,
       tenant.managementKey,
-      "module.exports = async () => { console.log('hello from the formula'); return { raw: 1 }; };",
+      "module.exports = async (req) => { console.log('hello from the formula');" +
+        ' if (req.args.fail) throw new Error(`declined: ${req.args.fail}`); return { raw: req.args }; };',
     );
-    const queued = await before.gql<any>(REACT_ASYNC, { id: reactorId }, tenant.privateKey);
-    const requestId = queued.data?.reactAsync.asyncReactorRequestId;
-    const logs = async (gateway: TestGateway) =>
+    // Async requests keep their args and outcome sealed (args and raw here, an error message there), and logs.
+    const finished = async (gateway: TestGateway, requestId: string) =>
       until('the async run done', async () => {
         const result = (await gateway.gql<any>(RESULT_LOGS, { reactorId, requestId }, tenant.privateKey)).data
           ?.reactorResult;
-        return result?.status === 'COMPLETED' ? result.logs : undefined;
+        return result?.status === 'COMPLETED' || result?.status === 'FAILED' ? result : undefined;
       });
-    expect(await logs(before)).toEqual([{ level: 'log', message: 'hello from the formula' }]);
+    const queue = async (args: Record<string, unknown>) =>
+      (await before.gql<any>(REACT_ASYNC, { id: reactorId, args }, tenant.privateKey)).data?.reactAsync
+        .asyncReactorRequestId as string;
+    const [completedId, failedId] = [await queue({ pan: '4111111111111111' }), await queue({ fail: 'C-42' })];
+    const completed = {
+      status: 'COMPLETED',
+      raw: { pan: '4111111111111111' },
+      error: null,
+      logs: [{ level: 'log', message: 'hello from the formula' }],
+    };
+    const failed = { status: 'FAILED', raw: null, error: { message: 'declined: C-42' } };
+    expect(await finished(before, completedId)).toEqual(completed);
+    expect(await finished(before, failedId)).toMatchObject(failed);
     // A stored idempotent response (sealed too): its retry after the rotation gets it back.
     const idempotent = async (gateway: TestGateway) => {
       const server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
@@ -159,7 +171,7 @@ describe('rotating the encryption key', () => {
     expect(await lasting.rotate(OLD, NEW, 1)).toEqual({
       tokens: 2,
       pendingUpdates: 1,
-      resultLogs: 1,
+      asyncRequests: 2,
       idempotentResponses: 1,
     });
     await expect(lasting.start(TEST_ENCRYPTION_KEY)).rejects.toThrow(REFUSED);
@@ -178,7 +190,8 @@ describe('rotating the encryption key', () => {
     expect((await readToken(after, tenant.privateKey, secret.id)).data).toEqual({ pin: '1234' });
     await commit(after, tenant.privateKey, tx);
     expect((await readToken(after, tenant.privateKey, secret.id)).data).toEqual({ pin: '9999' });
-    expect(await logs(after)).toEqual([{ level: 'log', message: 'hello from the formula' }]);
+    expect(await finished(after, completedId)).toEqual(completed);
+    expect(await finished(after, failedId)).toMatchObject(failed);
   });
 
   it('refuses a current key that is not the database key, or the same key again, changing nothing', async () => {
