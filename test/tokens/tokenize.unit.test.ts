@@ -63,6 +63,22 @@ describe('planTokenization', () => {
     expect(isTokenRequest({ type: 'TOKEN', data: 'd', other: 1 })).toBe(false);
   });
 
+  it('refuses a request naming a Basis Theory field it has no counterpart for, rather than walking it', () => {
+    const request = { type: 'card', data: card, deduplicate_token: true, search_indexes: ['{{ data.number }}'] };
+    expect(isTokenRequest(request)).toBe(true);
+    expect(badRequest(() => plan({ card: request, other: 'kept' })).toShape().errors).toEqual({
+      'tokenize.card.deduplicate_token': [
+        'is not supported: tokens are not deduplicated (find a card’s tokens by fingerprint)',
+      ],
+      'tokenize.card.search_indexes': [
+        'is not supported: tokens have no search indexes here (filter `tokens` by metadata or fingerprint)',
+      ],
+    });
+    for (const field of ['id', 'privacy', 'mask', 'fingerprint_expression', 'fingerprintExpression']) {
+      expect(() => plan({ t: { type: 'TOKEN', data: 'x', [field]: 'y' } }), field).toThrow(BadRequestError);
+    }
+  });
+
   it('accepts BT-style expires_at in a request', () => {
     const { tokens } = plan({ t: { type: 'TOKEN', data: 'x', expires_at: '2026-07-01T00:00:00Z' } });
     expect(tokens[0]?.request.expiresAt?.toISOString()).toBe('2026-07-01T00:00:00.000Z');
