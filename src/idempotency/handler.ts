@@ -9,6 +9,7 @@ import { apiKeyFrom } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
 import type { Vault } from '../tokens/vault.ts';
 import * as store from './store.ts';
+import type { IdempotentRequestRow } from './tables.ts';
 
 /**
  * Idempotent mutations: a POST carrying `Idempotency-Key` (or Basis Theory's `BT-IDEMPOTENCY-KEY`) whose operation
@@ -101,11 +102,16 @@ export function createIdempotency(options: IdempotencyOptions) {
     // Not a mutation, or no valid key (the endpoint answers that): nothing to remember.
     if (!principal) return send(res, await options.fetch(request, serverContext));
 
+    const fingerprint = fingerprintOf(body, request.headers, principal);
     const claim = {
       applicationId: principal.applicationId,
       tenantId: principal.tenantId,
       key,
-      requestHash: requestHash(body, request.headers),
+      sealedFingerprint: vault.encrypt(
+        principal.tenantId,
+        store.idempotentFingerprintBoundId(principal.applicationId, key),
+        JSON.stringify(fingerprint),
+      ),
       leaseMs: options.leaseMs,
       retentionMs: options.retentionMs,
     };
@@ -121,7 +127,7 @@ export function createIdempotency(options: IdempotencyOptions) {
           `Rate limit exceeded for this application; retry after ${retryAfter} s.`,
         );
       }
-      return answerRetry(res, claim);
+      return answerRetry(res, claim, fingerprint);
     }
     // Renewed while the request runs, however long (a mutation may hold several `react` fields, run one after
     // another): a lease sized for one lapsed under such a request, and its retry ran everything a second time beside
@@ -158,18 +164,30 @@ export function createIdempotency(options: IdempotencyOptions) {
     res.end(text);
   }
 
-  async function answerRetry(res: http.ServerResponse, claim: store.Claim): Promise<void> {
+  async function answerRetry(res: http.ServerResponse, claim: store.Claim, fingerprint: Fingerprint): Promise<void> {
     const row = await store.find(db, claim.applicationId, claim.key);
     if (!row) {
       // Purged between the claim and this read (it had just expired): a retry will claim it.
       return sendError(res, 409, 'CONFLICT', 'The Idempotency-Key changed hands meanwhile; send the request again.');
     }
-    if (row.request_hash !== claim.requestHash) {
+    const first = storedFingerprint(row);
+    if (first.request !== fingerprint.request) {
       return sendError(
         res,
         422,
         'IDEMPOTENCY_KEY_REUSED',
         'This Idempotency-Key was used for another request: use a new key for a new request.',
+      );
+    }
+    // The stored response was what the key could see then: a key whose access has changed since (a permission or a
+    // token container taken away) would otherwise go on reading it, detokenized data included, for the retention.
+    if (first.access !== null && first.access !== fingerprint.access) {
+      return sendError(
+        res,
+        403,
+        'FORBIDDEN',
+        "This key's permissions or token containers changed after the first request with this Idempotency-Key, " +
+          'so its response is not replayed: send the request with a new key.',
       );
     }
     if (row.status === 'RUNNING' || !row.response) {
@@ -193,6 +211,13 @@ export function createIdempotency(options: IdempotencyOptions) {
     res.end(text);
   }
 
+  /** A row's fingerprint: sealed, or (written before migration 0017) a plain hash with no access recorded. */
+  function storedFingerprint(row: IdempotentRequestRow): { request: string | null; access: string | null } {
+    if (!row.sealed_fingerprint) return { request: row.request_hash, access: null };
+    const boundId = store.idempotentFingerprintBoundId(row.application_id, row.idempotency_key);
+    return JSON.parse(vault.decrypt(row.tenant_id, boundId, row.sealed_fingerprint)) as Fingerprint;
+  }
+
   return {
     /** Answers the request; false when it does not ask for idempotency (the caller serves it as usual). */
     serve(req: http.IncomingMessage, res: http.ServerResponse, serverContext: { requestId: string }): boolean {
@@ -207,6 +232,23 @@ export function createIdempotency(options: IdempotencyOptions) {
     },
 
     purgeExpired: () => store.purgeExpired(db),
+  };
+}
+
+/**
+ * What a retry must match to be answered with the first response: the same request (`requestHash`), sent with the
+ * same access (the key's permissions and token containers). Stored sealed, since the hash of a body holding a card
+ * number whose bin and last four are known gives the number back by trying the million others.
+ */
+interface Fingerprint {
+  request: string;
+  access: string;
+}
+
+function fingerprintOf(body: Buffer, headers: Headers, principal: Principal): Fingerprint {
+  return {
+    request: requestHash(body, headers),
+    access: JSON.stringify([[...principal.permissions].sort(), principal.tokenContainers]),
   };
 }
 

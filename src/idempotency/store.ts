@@ -9,11 +9,16 @@ import type { IdempotentRequestRow } from './tables.ts';
 export const idempotentResponseBoundId = (applicationId: string, key: string) =>
   `idempotent-response/${applicationId}/${key}`;
 
+/** The bound id a request's fingerprint (handler.ts) is sealed under. */
+export const idempotentFingerprintBoundId = (applicationId: string, key: string) =>
+  `idempotent-fingerprint/${applicationId}/${key}`;
+
 export interface Claim {
   applicationId: string;
   tenantId: string;
   key: string;
-  requestHash: string;
+  /** What a retry must match, sealed (handler.ts). */
+  sealedFingerprint: Uint8Array;
   /** How long after its last renewal (renewLease, while it runs) a retry may take the key over: its gateway died. */
   leaseMs: number;
   /** How long the stored response answers retries. */
@@ -30,11 +35,11 @@ export async function claim(db: Kysely<Database>, request: Claim): Promise<boole
   const expiresAt = sql<Date>`now() + ${`${request.retentionMs} milliseconds`}::interval`;
   const { rows } = await sql<{ taken: boolean }>`
     insert into idempotent_requests
-      (application_id, idempotency_key, tenant_id, request_hash, status, locked_until, expires_at)
-    values (${request.applicationId}, ${request.key}, ${request.tenantId}, ${request.requestHash}, 'RUNNING',
+      (application_id, idempotency_key, tenant_id, sealed_fingerprint, status, locked_until, expires_at)
+    values (${request.applicationId}, ${request.key}, ${request.tenantId}, ${request.sealedFingerprint}, 'RUNNING',
       ${lockedUntil}, ${expiresAt})
     on conflict (application_id, idempotency_key) do update set
-      request_hash = excluded.request_hash, status = 'RUNNING', http_status = null, content_type = null,
+      request_hash = null, sealed_fingerprint = excluded.sealed_fingerprint, status = 'RUNNING', http_status = null, content_type = null,
       response = null, locked_until = excluded.locked_until, expires_at = excluded.expires_at
     where idempotent_requests.expires_at < now()
       or (idempotent_requests.status = 'RUNNING' and idempotent_requests.locked_until < now())

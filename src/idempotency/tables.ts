@@ -5,8 +5,13 @@ export interface IdempotentRequestsTable {
   application_id: string;
   idempotency_key: string;
   tenant_id: string;
-  /** sha256 (hex) of the request body: a key sent again with another body is refused. */
-  request_hash: string;
+  /** Rows written before migration 0017 only: the plain sha256 (hex) of the request, compared as it is. */
+  request_hash: string | null;
+  /**
+   * What a retry must match, sealed with the tenant's key (bound to `idempotentFingerprintBoundId`): the request's
+   * hash and the key's access when it was first sent (handler.ts `Fingerprint`).
+   */
+  sealed_fingerprint: Uint8Array | null;
   /** RUNNING while the first request runs (until `locked_until`), DONE once its response is stored. */
   status: 'RUNNING' | 'DONE';
   http_status: number | null;

@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { openGatewayDatabase, refuseMissingEmbedded } from '../db/command-database.ts';
 import { type DatabaseHandle, GATEWAY_APPLICATION_NAME, GATEWAY_PRESENCE_LOCK } from '../db/database.ts';
 import type { Database } from '../db/tables.ts';
-import { idempotentResponseBoundId } from '../idempotency/store.ts';
+import { idempotentFingerprintBoundId, idempotentResponseBoundId } from '../idempotency/store.ts';
 import { argsBoundId, logsBoundId, outcomeBoundId } from '../invocations/request-sealing.ts';
 import { keyCheckValue, verifyMasterKey } from './key-check.ts';
 import { createVault, keyFilePath, loadMasterKey, parseKey, replaceKeyFile, type Vault } from './vault.ts';
@@ -215,30 +215,35 @@ async function resealAsyncRequests(trx: Transaction<Database>, old: Vault, next:
   }
 }
 
-/** Stored responses of idempotent mutations (src/idempotency/handler.ts), sealed under their application and key. */
+/**
+ * Stored responses of idempotent mutations (src/idempotency/handler.ts) and what their retries must match, sealed
+ * under their application and key.
+ */
 async function resealIdempotentResponses(trx: Transaction<Database>, old: Vault, next: Vault): Promise<number> {
   const rows = await trx
     .selectFrom('idempotent_requests')
-    .select(['application_id', 'idempotency_key', 'tenant_id', 'response'])
-    .where('response', 'is not', null)
+    .select(['application_id', 'idempotency_key', 'tenant_id', 'response', 'sealed_fingerprint'])
+    .where((eb) => eb.or([eb('response', 'is not', null), eb('sealed_fingerprint', 'is not', null)]))
     .execute();
   for (const row of rows) {
-    const response = resealed(
-      old,
-      next,
-      row.tenant_id,
-      idempotentResponseBoundId(row.application_id, row.idempotency_key),
-      row.response,
-      `the stored response of idempotency key ${JSON.stringify(row.idempotency_key)}`,
-    );
+    const what = `idempotency key ${JSON.stringify(row.idempotency_key)}`;
+    const again = (boundId: string, sealed: Uint8Array | null, part: string) =>
+      sealed && resealed(old, next, row.tenant_id, boundId, sealed, `the ${part} of ${what}`);
     await trx
       .updateTable('idempotent_requests')
-      .set({ response })
+      .set({
+        response: again(idempotentResponseBoundId(row.application_id, row.idempotency_key), row.response, 'response'),
+        sealed_fingerprint: again(
+          idempotentFingerprintBoundId(row.application_id, row.idempotency_key),
+          row.sealed_fingerprint,
+          'fingerprint',
+        ),
+      })
       .where('application_id', '=', row.application_id)
       .where('idempotency_key', '=', row.idempotency_key)
       .execute();
   }
-  return rows.length;
+  return rows.filter((row) => row.response !== null).length;
 }
 
 function replaceAfterCommit(dataDir: string, key: Buffer): string {
