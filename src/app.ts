@@ -139,7 +139,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       reactors: createReactorService({ db: database.db, onChange: (c) => onReactorChange(c) }),
     };
     const webhookSecretFor = (tenantId: string) => deriveKey(masterKey, `webhooks:${tenantId}`);
-    const events = createEventHub(database.notifier, log, { singleProcess: database.kind === 'pglite' });
+    const events = createEventHub(database.notifier, log, {
+      singleProcess: database.kind === 'pglite',
+      errorSeal: sealing.eventError,
+    });
     await events.start();
     closers.push(() => events.close());
     /** Where `req.bt` reaches this gateway; startServer fills it in when PUBLIC_URL does not say. */

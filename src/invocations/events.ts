@@ -26,6 +26,18 @@ interface ResultChange {
   status: RequestStatus | null;
 }
 
+/**
+ * Seals the text of an event's error (message, detail) for the trip to other instances: a formula's message may hold
+ * the detokenized data it was given, and any role that may connect to the database may LISTEN to the channel.
+ */
+export interface EventErrorSeal {
+  seal(tenantId: string, requestId: string, text: { message: string; detail: string | null }): string;
+  open(tenantId: string, requestId: string, sealed: string): { message: string; detail: string | null };
+}
+
+/** An event as it crosses to other instances: the error's text sealed into `sealedText`, the rest as it is. */
+type SentEvent = ReactorEvent & { sealedText?: string };
+
 const EVENTS_CHANNEL = 'reactor_events';
 const RESULTS_CHANNEL = 'reactor_results';
 /** Postgres refuses NOTIFY payloads of 8000 bytes or more; batches stay well under. */
@@ -120,8 +132,9 @@ const acceptsChange = (change: ResultChange, tenantId: string | null) => change.
 export function createEventHub(
   notifier: Notifier,
   log: Logger,
-  options: { singleProcess: boolean; interest?: InterestOptions },
+  options: { singleProcess: boolean; interest?: InterestOptions; errorSeal: EventErrorSeal },
 ) {
+  const { errorSeal } = options;
   const eventSubscribers = new Channel<ReactorEvent, EventFilter>(acceptsEvent);
   const resultSubscribers = new Channel<ResultChange, string | null>(acceptsChange);
   const instanceId = randomUUID();
@@ -160,12 +173,26 @@ export function createEventHub(
     }
     // This instance delivered its own batches locally already.
     if (batch.from === instanceId || !Array.isArray(batch.items)) return;
-    for (const item of batch.items) deliver(channel, item);
+    for (const item of batch.items) deliver(channel, channel === EVENTS_CHANNEL ? openedEvent(item) : item);
+  }
+
+  /** An event from another instance with its error's text opened (see `publishEvent`). */
+  function openedEvent(item: SentEvent): ReactorEvent {
+    const { sealedText, ...event } = item;
+    if (!sealedText || !event.error) return event;
+    try {
+      const text = errorSeal.open(event.tenantId, event.request.id, sealedText);
+      return { ...event, error: { ...event.error, ...text } };
+    } catch (error) {
+      log.warn({ err: error }, 'an event’s error text from another instance did not open');
+      return { ...event, error: { ...event.error, message: 'The message could not be opened here.', detail: null } };
+    }
   }
 
   function deliver(channel: string, item: unknown): void {
     if (channel === EVENTS_CHANNEL) {
-      eventSubscribers.dispatch((item as ReactorEvent).tenantId, item as ReactorEvent);
+      const event = item as ReactorEvent;
+      eventSubscribers.dispatch(event.tenantId, event);
       return;
     }
     const change = item as ResultChange;
@@ -209,14 +236,23 @@ export function createEventHub(
     );
   }
 
-  function enqueue(channel: string, item: unknown, remote: boolean): void {
+  /** What other instances get of an event: its error's text sealed (EventErrorSeal), its code and status as they are. */
+  function sentEvent(event: ReactorEvent): SentEvent {
+    if (!event.error) return event;
+    const { message, detail } = event.error;
+    const sealedText = errorSeal.seal(event.tenantId, event.request.id, { message, detail: detail ?? null });
+    return { ...event, error: { ...event.error, message: '', detail: null }, sealedText };
+  }
+
+  /** Delivers `item` here, and sends `remote` (what other instances are to get of it) unless it is null. */
+  function enqueue(channel: string, item: unknown, remote: unknown | null): void {
     local.push({ channel, item });
     if (!localScheduled) {
       localScheduled = true;
       setImmediate(deliverLocally);
     }
-    if (options.singleProcess || !remote) return;
-    outgoing.get(channel)!.push(JSON.stringify(item));
+    if (options.singleProcess || remote === null) return;
+    outgoing.get(channel)!.push(JSON.stringify(remote));
     scheduleSend(channel);
   }
 
@@ -261,7 +297,8 @@ export function createEventHub(
         // Field messages can be long (and come from formula code): subscribers read them from the result instead.
         errors: null,
       };
-      enqueue(EVENTS_CHANNEL, { ...event, error }, interest?.wanted(event.tenantId) ?? false);
+      const trimmed = { ...event, error };
+      enqueue(EVENTS_CHANNEL, trimmed, interest?.wanted(event.tenantId) ? sentEvent(trimmed) : null);
     },
 
     /**
@@ -273,7 +310,7 @@ export function createEventHub(
     },
 
     publishResultChange(change: ResultChange): void {
-      enqueue(RESULTS_CHANNEL, change, true);
+      enqueue(RESULTS_CHANNEL, change, change);
     },
 
     /**

@@ -1,6 +1,7 @@
 import type { ErrorShape } from '../errors.ts';
 import type { LogLine } from '../runtime/types.ts';
 import type { Vault } from '../tokens/vault.ts';
+import type { EventErrorSeal } from './events.ts';
 import type { ReactorRequestRow, StoredRequestRow } from './tables.ts';
 
 /** What a finished run leaves: its result, or its error. */
@@ -24,11 +25,14 @@ export interface RequestSealing {
   open(row: StoredRequestRow): ReactorRequestRow;
   /** A stored row's lines, or null when logs are not exposed or none were kept. */
   openLogs(row: Pick<StoredRequestRow, 'id' | 'tenant_id' | 'logs'>): LogLine[] | null;
+  /** The text of a reactor event's error, sealed (base64) for other instances (events.ts). */
+  eventError: EventErrorSeal;
 }
 
 export const argsBoundId = (requestId: string) => `reactor-request-args/${requestId}`;
 export const outcomeBoundId = (requestId: string) => `reactor-request-outcome/${requestId}`;
 export const logsBoundId = (requestId: string) => `reactor-request-logs/${requestId}`;
+const eventErrorBoundId = (requestId: string) => `reactor-event-error/${requestId}`;
 
 export function createRequestSealing(vault: Vault, exposeLogs: boolean): RequestSealing {
   const seal = (tenantId: string, boundId: string, value: unknown) =>
@@ -60,6 +64,14 @@ export function createRequestSealing(vault: Vault, exposeLogs: boolean): Request
         opened.error = outcome.error ?? null;
       }
       return opened as ReactorRequestRow;
+    },
+    eventError: {
+      seal: (tenantId, requestId, text) => seal(tenantId, eventErrorBoundId(requestId), text).toString('base64'),
+      open: (tenantId, requestId, sealed) =>
+        unseal(tenantId, eventErrorBoundId(requestId), Buffer.from(sealed, 'base64')) as {
+          message: string;
+          detail: string | null;
+        },
     },
     openLogs(row) {
       if (!exposeLogs || !row.logs) return null;

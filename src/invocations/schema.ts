@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/service.ts';
 import { pageRequest } from '../db/pagination.ts';
 import type { ErrorShape } from '../errors.ts';
 import {
@@ -264,6 +265,19 @@ const InvocationTypeEnum = builder.enumType('InvocationType', {
   values: { SYNC: { description: 'By `react`.' }, ASYNC: { description: 'By `reactAsync`.' } },
 });
 
+const HIDDEN_MESSAGE =
+  "Hidden: this key may not read invocations' outcomes (reactor:invoke or token:use), and a formula's message may " +
+  'hold the data it was given.';
+
+/**
+ * An event's error as `principal` may see it: as `reactorResult` is read only with `reactor:invoke` or `token:use`,
+ * so is the message of a failure; a key with only `reactor:read` (a dashboard's) sees its code and status.
+ */
+function eventErrorFor(principal: Principal, error: ErrorShape | null): ErrorShape | null {
+  if (!error || principal.permissions.has('reactor:invoke') || principal.permissions.has('token:use')) return error;
+  return { ...error, message: HIDDEN_MESSAGE, detail: null, errors: null };
+}
+
 const ReactorEventRef = builder.objectRef<ReactorEvent>('ReactorEvent').implement({
   description: 'Something that happened to a reactor invocation of your tenant.',
   fields: (t) => ({
@@ -306,8 +320,11 @@ const ReactorEventRef = builder.objectRef<ReactorEvent>('ReactorEvent').implemen
     error: t.field({
       type: ReactorErrorRef,
       nullable: true,
-      description: 'The failure, on failed events.',
-      resolve: (e) => e.error,
+      description:
+        'The failure, on failed events. Its `message` and `detail` are shown only to keys that may read ' +
+        "invocations' outcomes (`reactor:invoke` or `token:use`): a formula's message may hold the data it was " +
+        'given. Other keys read a fixed text in `message`, and no `detail`.',
+      resolve: (e, _args, context) => eventErrorFor(principalOf(context), e.error),
     }),
     occurredAt: t.field({ type: 'DateTime', description: 'When it happened.', resolve: (e) => e.occurredAt }),
   }),

@@ -237,6 +237,44 @@ describe('subscriptions over graphql-ws', () => {
     }
   });
 
+  it("shows a failure's message only to keys that may read outcomes: it may hold detokenized data", async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      "module.exports = async (req) => { throw new Error('declined ' + req.args.pan); };",
+    );
+    const created = await gateway.gql<any>(
+      `mutation { createApplication(input: { name: "dashboard", type: MANAGEMENT, permissions: ["reactor:read"] }) {
+        ... on CreateApplicationPayload { key } } }`,
+      {},
+      tenant.managementKey,
+    );
+    const query = `subscription($id: UUID) { reactorEvents(reactorId: $id) { type error { code status message detail } } }`;
+    const [dashboard, invoker] = [
+      wsClient(server.url, created.data?.createApplication.key),
+      wsClient(server.url, tenant.privateKey),
+    ];
+    try {
+      const failed = (client: typeof dashboard) =>
+        collect(client, query, { id: reactorId }, { until: (values) => values.length >= 2, timeoutMs: 10_000 });
+      const [seenByDashboard, seenByInvoker] = [failed(dashboard), failed(invoker)];
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await gateway.gql(REACT, { id: reactorId, args: { pan: '4242424242424242' } }, tenant.privateKey);
+      const [hidden, shown] = [(await seenByDashboard).values[1], (await seenByInvoker).values[1]];
+      expect(shown.reactorEvents.error).toMatchObject({
+        code: 'REACTOR_RUNTIME_ERROR',
+        message: 'declined 4242424242424242',
+      });
+      expect(hidden.reactorEvents).toMatchObject({
+        type: 'reactor.failed',
+        error: { code: 'REACTOR_RUNTIME_ERROR', status: 500, detail: null },
+      });
+      expect(hidden.reactorEvents.error.message).toMatch(/^Hidden: this key may not read invocations/);
+    } finally {
+      await Promise.all([dashboard.dispose(), invoker.dispose()]);
+    }
+  });
+
   it('closes a socket without a valid key with 4401', async () => {
     for (const key of [null, 'key_wrong']) {
       let closeCode = 0;

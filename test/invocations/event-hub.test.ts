@@ -3,6 +3,7 @@ import { type DatabaseHandle, type Notifier, openDatabase } from '../../src/db/d
 import { createEventHub, type EventHub, type ReactorEvent } from '../../src/invocations/events.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
+import { testSealing } from '../support/requests.ts';
 
 // The hub as the app builds it: in-process delivery on PGlite, LISTEN/NOTIFY on Postgres.
 let database: TestDatabase;
@@ -11,7 +12,10 @@ let hub: EventHub;
 beforeAll(async () => {
   database = await createTestDatabase();
   handle = await openDatabase(database.target);
-  hub = createEventHub(handle.notifier, createLogger('silent'), { singleProcess: handle.kind === 'pglite' });
+  hub = createEventHub(handle.notifier, createLogger('silent'), {
+    singleProcess: handle.kind === 'pglite',
+    errorSeal: testSealing.eventError,
+  });
   await hub.start();
 });
 afterAll(async () => {
@@ -95,34 +99,47 @@ describe('the event hub', () => {
     expect(hub.subscriberCount().results).toBe(0);
   });
 
-  it.skipIf(!usingPostgres)('carries any text intact to another instance through NOTIFY', async () => {
-    const otherHandle = await openDatabase(database.target);
-    const other = createEventHub(otherHandle.notifier, createLogger('silent'), { singleProcess: false });
-    await other.start();
-    try {
-      const received = other.events('tenant-text', null);
-      const name = 'quote " backslash \\ \\" newline \n tab \t unicode é 漢 😀 escaped nul \\u0000 end';
-      const sent: ReactorEvent = {
-        ...event('tenant-text', 'reactor-t', 'reactor.failed'),
-        reactor: { id: 'reactor-t', name },
-        error: { code: 'BAD_REQUEST', status: 400, message: 'line 1\nline 2 "quoted"', detail: null, errors: null },
-      };
-      // Until `other`'s announcement of the tenant has reached `hub` (./event-interest.ts), nothing is sent.
-      let done = false;
-      const next = received.next().finally(() => {
-        done = true;
+  it.skipIf(!usingPostgres)(
+    'carries any text intact to another instance through NOTIFY, an error’s sealed',
+    async () => {
+      const otherHandle = await openDatabase(database.target);
+      const other = createEventHub(otherHandle.notifier, createLogger('silent'), {
+        singleProcess: false,
+        errorSeal: testSealing.eventError,
       });
-      for (let i = 0; i < 200 && !done; i++) {
-        hub.publishEvent(sent);
-        await hub.flush();
-        await new Promise((resolve) => setTimeout(resolve, 25));
+      await other.start();
+      // What crosses the database, as anyone who may LISTEN reads it.
+      const payloads: string[] = [];
+      const listening = await handle.notifier.listen('reactor_events', (payload) => payloads.push(payload));
+      try {
+        const received = other.events('tenant-text', null);
+        const name = 'quote " backslash \\ \\" newline \n tab \t unicode é 漢 😀 escaped nul \\u0000 end';
+        const sent: ReactorEvent = {
+          ...event('tenant-text', 'reactor-t', 'reactor.failed'),
+          reactor: { id: 'reactor-t', name },
+          error: { code: 'BAD_REQUEST', status: 400, message: 'line 1\nline 2 "quoted"', detail: null, errors: null },
+        };
+        // Until `other`'s announcement of the tenant has reached `hub` (./event-interest.ts), nothing is sent.
+        let done = false;
+        const next = received.next().finally(() => {
+          done = true;
+        });
+        for (let i = 0; i < 200 && !done; i++) {
+          hub.publishEvent(sent);
+          await hub.flush();
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        expect((await within(next)).value).toEqual(sent);
+        expect(payloads.join('\n')).toContain('reactor-t');
+        expect(payloads.join('\n')).not.toContain('line 1');
+        expect(payloads.join('\n')).toContain('BAD_REQUEST');
+      } finally {
+        await listening();
+        await other.close();
+        await otherHandle.close();
       }
-      expect((await within(next)).value).toEqual(sent);
-    } finally {
-      await other.close();
-      await otherHandle.close();
-    }
-  });
+    },
+  );
 
   describe.skipIf(!usingPostgres)('between instances, events only for tenants with a subscriber elsewhere', () => {
     /** The real notifier, counting what is sent on each channel. */
@@ -144,6 +161,7 @@ describe('the event hub', () => {
       const instanceHub = createEventHub(wrap(own.notifier), createLogger('silent'), {
         singleProcess: false,
         interest,
+        errorSeal: testSealing.eventError,
       });
       await instanceHub.start();
       return {

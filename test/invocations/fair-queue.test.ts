@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReactorWithCode, REACT_ASYNC } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
+import { testSealing } from '../support/requests.ts';
 import { until } from '../support/until.ts';
 
 // One job at a time, so the order the runner claims in is the order the jobs start.
@@ -27,11 +28,8 @@ async function startOrder(ids: string[]): Promise<string[]> {
   return until(
     'every request to finish',
     async () => {
-      const rows = await db
-        .selectFrom('reactor_requests')
-        .select(['id', 'tenant_id', 'status', 'started_at', 'args'])
-        .where('id', 'in', ids)
-        .execute();
+      const stored = await db.selectFrom('reactor_requests').selectAll().where('id', 'in', ids).execute();
+      const rows = stored.map(testSealing.open);
       if (rows.length !== ids.length || rows.some((row) => row.status !== 'COMPLETED')) return undefined;
       return rows
         .sort((a, b) => (a.started_at as Date).getTime() - (b.started_at as Date).getTime())
@@ -81,11 +79,9 @@ describe('the async queue across tenants', () => {
       .execute();
     // The queue is at turn 1 now; a newcomer's two requests go to turns 1 and 2, not 0 and 1.
     ids.push(await queue(late, lateReactor, 1), await queue(late, lateReactor, 2));
-    const turns = await db
-      .selectFrom('reactor_requests')
-      .select(['tenant_id', 'queue_turn', 'args'])
-      .where('id', 'in', ids)
-      .execute();
+    const turns = (await db.selectFrom('reactor_requests').selectAll().where('id', 'in', ids).execute()).map(
+      testSealing.open,
+    );
     const turnOf = (tenant: TestTenant, n: number) =>
       turns.find((row) => row.tenant_id === tenant.tenantId && (row.args as { n: number }).n === n)?.queue_turn;
     expect([turnOf(first, 2), turnOf(second, 2), turnOf(late, 1)]).toEqual([1, 1, 1]);

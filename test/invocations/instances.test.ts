@@ -6,6 +6,7 @@ import { type RunningServer, startServer } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { ADMIN_KEY, startTestGateway, TEST_ENCRYPTION_KEY, type TestGateway } from '../support/gateway.ts';
+import { testSealing } from '../support/requests.ts';
 import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
 
@@ -50,12 +51,10 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       ids.push(result.data?.reactAsync.asyncReactorRequestId);
     }
     const rows = await until('every request to complete', async () => {
-      const found = await a.app.database.db
-        .selectFrom('reactor_requests')
-        .select(['id', 'status', 'runner_id', 'raw'])
-        .where('id', 'in', ids)
-        .execute();
-      return found.length === ids.length && found.every((row) => row.status === 'COMPLETED') ? found : undefined;
+      const found = await a.app.database.db.selectFrom('reactor_requests').selectAll().where('id', 'in', ids).execute();
+      return found.length === ids.length && found.every((row) => row.status === 'COMPLETED')
+        ? found.map(testSealing.open)
+        : undefined;
     });
     const runners = new Set(rows.map((row) => row.runner_id));
     expect(runners.size).toBe(2);
