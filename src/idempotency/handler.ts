@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getOperationAST, parse } from 'graphql';
 import type { Kysely } from 'kysely';
 import type { Principal } from '../auth/service.ts';
 import type { Database } from '../db/tables.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { sendError } from '../graphql/graphql-errors.ts';
 import { apiKeyFrom } from '../graphql/yoga.ts';
 import type { Logger } from '../logger.ts';
@@ -147,21 +149,45 @@ export function createIdempotency(options: IdempotencyOptions) {
       response = await options.fetch(request, serverContext);
       text = await response.text();
     } catch (error) {
+      clearInterval(renewal);
       await store.release(db, claim.applicationId, key).catch(() => {});
       throw error;
+    }
+    try {
+      // A 5xx, or a 429 (the rate limit refused it before anything ran): not kept, so a retry runs.
+      if (response.status >= 500 || response.status === 429) {
+        await whileUnavailable(() => store.release(db, claim.applicationId, key));
+      } else {
+        const sealed = vault.encrypt(claim.tenantId, store.idempotentResponseBoundId(claim.applicationId, key), text);
+        const contentType = response.headers.get('content-type');
+        const stored = { httpStatus: response.status, contentType, sealed };
+        await whileUnavailable(() => store.complete(db, claim.applicationId, key, stored));
+      }
+    } catch (error) {
+      // The mutation ran and here is its answer: the caller gets it rather than a 500 that invites the retry which
+      // would run it again. The key stays claimed, without renewal, so a retry waits out the lease (409) first.
+      log.error({ err: error, idempotencyKey: key }, 'storing an idempotent response failed; answered without it');
     } finally {
       clearInterval(renewal);
     }
-    // A 5xx, or a 429 (the rate limit refused it before anything ran): not kept, so a retry runs.
-    if (response.status >= 500 || response.status === 429) {
-      await store.release(db, claim.applicationId, key);
-    } else {
-      const sealed = vault.encrypt(claim.tenantId, store.idempotentResponseBoundId(claim.applicationId, key), text);
-      const contentType = response.headers.get('content-type');
-      await store.complete(db, claim.applicationId, key, { httpStatus: response.status, contentType, sealed });
-    }
     res.writeHead(response.status, responseHeaders(response));
     res.end(text);
+  }
+
+  /**
+   * A write tried again while the database is unreachable, for up to a lease (the key's renewal keeps it claimed
+   * meanwhile): a dropped connection at the end of a mutation that ran must not cost its stored response.
+   */
+  async function whileUnavailable(write: () => Promise<void>): Promise<void> {
+    const giveUpAt = Date.now() + options.leaseMs;
+    for (let waitMs = 100; ; waitMs = Math.min(waitMs * 2, 2_000)) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt) throw error;
+        await sleep(waitMs);
+      }
+    }
   }
 
   async function answerRetry(res: http.ServerResponse, claim: store.Claim, fingerprint: Fingerprint): Promise<void> {
@@ -225,8 +251,11 @@ export function createIdempotency(options: IdempotencyOptions) {
       if (key === null) return false;
       handle(req, res, serverContext, key).catch((error: unknown) => {
         log.error({ err: error }, 'an idempotent request failed');
-        if (!res.headersSent) sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error.');
-        else res.destroy();
+        if (res.headersSent) res.destroy();
+        // Before anything ran (claiming the key, reading a stored response): as the endpoint answers an outage.
+        else if (isDatabaseUnavailable(error))
+          sendError(res, 503, 'SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly.');
+        else sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error.');
       });
       return true;
     },
