@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Notifier } from '../db/database.ts';
 import type { ErrorShape } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -43,6 +44,8 @@ const RESULTS_CHANNEL = 'reactor_results';
 /** Postgres refuses NOTIFY payloads of 8000 bytes or more; batches stay well under. */
 const MAX_PAYLOAD_BYTES = 7000;
 const MAX_ERROR_MESSAGE = 500;
+/** The waits before a failed NOTIFY is tried again (on another of the pool's connections). */
+const NOTIFY_RETRY_MS = [50, 500];
 /** How long reactor events wait to share one NOTIFY with later ones (see createEventHub). */
 const EVENTS_FLUSH_MS = 20;
 
@@ -132,7 +135,13 @@ const acceptsChange = (change: ResultChange, tenantId: string | null) => change.
 export function createEventHub(
   notifier: Notifier,
   log: Logger,
-  options: { singleProcess: boolean; interest?: InterestOptions; errorSeal: EventErrorSeal },
+  options: {
+    singleProcess: boolean;
+    interest?: InterestOptions;
+    errorSeal: EventErrorSeal;
+    /** How often waiting result subscribers read their rows again without a signal (default 30 s; tests shorten it). */
+    resultRecheckMs?: number;
+  },
 ) {
   const { errorSeal } = options;
   const eventSubscribers = new Channel<ReactorEvent, EventFilter>(acceptsEvent);
@@ -222,8 +231,18 @@ export function createEventHub(
       size += text.length + 1;
     }
     payloads.push(`${ownHead}${chunk.join(',')}]}`);
-    // Every chunk in one statement: under load a 20 ms batch of events is a dozen payloads.
-    await notifier.notify(channel, payloads).catch((error: unknown) => log.error({ err: error }, 'NOTIFY failed'));
+    // Every chunk in one statement: under load a 20 ms batch of events is a dozen payloads. A failure (the pool's
+    // connection was dropped) is tried again on another: a result change lost here left a subscriber on another
+    // instance waiting for good (the periodic re-read below is the backstop, not the rule).
+    for (const waitMs of [...NOTIFY_RETRY_MS, null]) {
+      try {
+        return await notifier.notify(channel, payloads);
+      } catch (error) {
+        if (waitMs === null) return log.error({ err: error, channel }, 'NOTIFY failed; given up');
+        log.warn({ err: error, channel }, 'NOTIFY failed; trying again');
+        await sleep(waitMs);
+      }
+    }
   }
 
   function scheduleSend(channel: string): void {
@@ -262,11 +281,16 @@ export function createEventHub(
    * are asked which tenants they want events for.
    */
   function recheck(): void {
+    recheckResults();
+    for (const listener of queuedListeners) listener();
+    interest?.hello();
+  }
+
+  /** Every waiting `reactorResult` subscriber reads its row again. */
+  function recheckResults(): void {
     for (const [requestId, subscribers] of resultSubscribers.subscribers) {
       for (const subscriber of subscribers) subscriber.push({ tenantId: subscriber.filter!, requestId, status: null });
     }
-    for (const listener of queuedListeners) listener();
-    interest?.hello();
   }
 
   /** Delivers and sends everything still queued now (shutdown, tests). */
@@ -286,7 +310,15 @@ export function createEventHub(
         await notifier.listen(RESULTS_CHANNEL, (payload) => onPayload(RESULTS_CHANNEL, payload)),
       ];
       await interest?.start();
-      stopRecheck = notifier.onReconnect(recheck);
+      const stopOnReconnect = notifier.onReconnect(recheck);
+      // Another instance's result change may still be lost (its NOTIFY failed every try, or it died between storing
+      // a result and announcing it): waiting subscribers read their rows again now and then, so none waits forever.
+      const rereads = options.singleProcess ? null : setInterval(recheckResults, options.resultRecheckMs ?? 30_000);
+      rereads?.unref();
+      stopRecheck = () => {
+        stopOnReconnect();
+        if (rereads) clearInterval(rereads);
+      };
     },
 
     publishEvent(event: ReactorEvent): void {

@@ -223,6 +223,56 @@ describe('the event hub', () => {
       }
     });
 
+    it('sends a result change again on another connection when its NOTIFY fails', async () => {
+      let failures = 1;
+      const failingOnce = (notifier: Notifier): Notifier => ({
+        listen: (channel, onPayload) => notifier.listen(channel, onPayload),
+        onReconnect: (listener) => notifier.onReconnect(listener),
+        notify: (channel, payloads) =>
+          channel === 'reactor_results' && failures-- > 0
+            ? Promise.reject(new Error('Connection terminated'))
+            : notifier.notify(channel, payloads),
+      });
+      const a = await instance({ refreshMs: 60_000, ttlMs: 180_000 }, failingOnce);
+      const b = await instance({ refreshMs: 60_000, ttlMs: 180_000 });
+      try {
+        const waiting = b.hub.resultChanges('tenant-r', 'request-r');
+        a.hub.publishResultChange({ tenantId: 'tenant-r', requestId: 'request-r', status: 'COMPLETED' });
+        await a.hub.flush();
+        expect((await within(waiting.next())).value).toEqual({
+          tenantId: 'tenant-r',
+          requestId: 'request-r',
+          status: 'COMPLETED',
+        });
+        expect(failures).toBe(-1);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
+    it('has waiting result subscribers read their rows again now and then, in case a change was lost', async () => {
+      const own = await openDatabase(database.target);
+      const rereading = createEventHub(own.notifier, createLogger('silent'), {
+        singleProcess: false,
+        errorSeal: testSealing.eventError,
+        resultRecheckMs: 100,
+      });
+      await rereading.start();
+      try {
+        // Nothing is published: the change it would have announced was lost.
+        const waiting = rereading.resultChanges('tenant-l', 'request-l');
+        expect((await within(waiting.next(), 2_000)).value).toEqual({
+          tenantId: 'tenant-l',
+          requestId: 'request-l',
+          status: null,
+        });
+      } finally {
+        await rereading.close();
+        await own.close();
+      }
+    });
+
     it('an instance that starts later learns the existing subscribers from its hello, without waiting for a refresh', async () => {
       const b = await instance({ refreshMs: 60_000, ttlMs: 180_000 });
       const received = b.hub.events('tenant-h', null);
