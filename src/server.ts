@@ -42,7 +42,10 @@ export async function startServer(
     options.fastPath === false
       ? () => false
       : createGraphQLFastPath(yoga, { maxBodyBytes: maxRequestBodyBytes(app.config.limits.maxArgsBytes) });
+  // Set once close() is called: responses from then on end their connection instead of keeping it alive.
+  let closing = false;
   const server = http.createServer((req, res) => {
+    if (closing) res.setHeader('connection', 'close');
     if (req.url === '/health') return void sendJson(res, 200, { status: 'ok' });
     if (req.url === '/ready') {
       app.database.ping().then(
@@ -215,7 +218,11 @@ export async function startServer(
     server,
     url,
     async close() {
+      closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A keep-alive connection whose response was in flight goes idle when it is sent, and would then hold the
+      // close for its idle timeout (5 s): such connections are closed as they go idle.
+      const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
       server.closeIdleConnections();
       // Subscriptions over server-sent events would hold their connections until the client left.
       await app.endStreams();
@@ -224,6 +231,7 @@ export async function startServer(
       await graphqlWs.dispose();
       wsServer.close();
       await closed;
+      clearInterval(idleSweep);
     },
   };
 }

@@ -8,13 +8,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FormulaRuntime } from '../../src/runtime/types.ts';
+import { build, exitOf, gatewayEnv, listeningUrl, postGraphQL, ROOT } from '../support/compiled.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { ADMIN_KEY, TEST_ENCRYPTION_KEY } from '../support/gateway.ts';
 import { isAlive } from '../support/processes.ts';
 import { until } from '../support/until.ts';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 /** `npm start` runs what scripts/build.mjs compiles into dist/: plain Node, no tsx. Built here into a directory of its own. */
 describe('the compiled service (npm start)', () => {
@@ -359,69 +359,6 @@ describe('the compiled service (npm start)', () => {
     }
   }, 90_000);
 
-  it('a SIGTERM answers a react in flight before exiting, and exits 1 once SHUTDOWN_TIMEOUT_MS is over', async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'rg-drain-'));
-    const started: ChildProcess[] = [];
-    try {
-      const first = serveCompiled(gatewayEnv(dataDir));
-      started.push(first);
-      const output: string[] = [];
-      const url = await listeningUrl(first, output);
-      const keyOf = (kind: string) =>
-        until('the keys', () => new RegExp(`${kind} API key:\\s+(key_\\S+)`).exec(output.join(''))?.[1], 10_000);
-      const [management, privateKey] = [await keyOf('MANAGEMENT'), await keyOf('PRIVATE')];
-      const formula = await postGraphQL(
-        url,
-        `mutation ($input: CreateReactorFormulaInput!) { createReactorFormula(input: $input) { ... on ReactorFormula { id } } }`,
-        {
-          input: {
-            name: 'waits',
-            type: 'PRIVATE',
-            configuration: [],
-            requestParameters: [],
-            code: "module.exports = async (req) => { await new Promise((r) => setTimeout(r, req.args.ms)); return { raw: 'done' }; };",
-          },
-        },
-        management,
-      );
-      const reactor = await postGraphQL(
-        url,
-        'mutation ($input: CreateReactorInput!) { createReactor(input: $input) { ... on Reactor { id } } }',
-        { input: { name: 'waits', formulaId: formula.data?.createReactorFormula.id, configuration: {} } },
-        management,
-      );
-      const react = (at: string, ms: number) =>
-        postGraphQL(
-          at,
-          'mutation ($id: UUID!, $args: JSON) { react(id: $id, args: $args) { ... on ReactorResponse { raw } } }',
-          { id: reactor.data?.createReactor.id, args: { ms } },
-          privateKey,
-        );
-
-      // Within the limit: the run in flight (well begun a second later) is answered, then the gateway stops.
-      const answered = react(url, 3_000);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      first.kill('SIGTERM');
-      expect((await answered).data?.react.raw).toBe('done');
-      expect(await exitOf(first)).toEqual({ code: 0, signal: null });
-
-      // Past it: the gateway exits anyway, and says why.
-      const second = serveCompiled({ ...gatewayEnv(dataDir), SHUTDOWN_TIMEOUT_MS: '500' });
-      started.push(second);
-      const secondOutput: string[] = [];
-      const again = await listeningUrl(second, secondOutput);
-      const cut = react(again, 10_000).catch((error: unknown) => error);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      second.kill('SIGTERM');
-      expect(await exitOf(second)).toEqual({ code: 1, signal: null });
-      expect(secondOutput.join('')).toContain('shutdown took over SHUTDOWN_TIMEOUT_MS');
-      expect(await cut).toBeInstanceOf(Error);
-    } finally {
-      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  }, 90_000);
-
   // A container runtime or a process manager stops `npm start` by signalling npm. npm passes the signal to the
   // shell running the start script; a shell that keeps running the gateway as its own child would die without
   // passing it on, and leave the gateway running without a parent. The start script execs Node, so the gateway
@@ -470,20 +407,6 @@ describe('the compiled service (npm start)', () => {
   );
 });
 
-/** A compiled gateway's environment: an embedded database in `dataDir` (none inherited), on 127.0.0.1. */
-function gatewayEnv(dataDir: string, port = 0): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    DATA_DIR: dataDir,
-    DATABASE_URL: '',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-    RUNTIME_THREADS: '1',
-    LOG_LEVEL: 'info',
-  };
-}
-
 /** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
 async function closedPort(): Promise<number> {
   const server = net.createServer();
@@ -501,48 +424,9 @@ function outputOf(child: ChildProcess): string[] {
   return output;
 }
 
-/** How a child process ended. */
-function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** A GraphQL request to a gateway at `url`, with an API key. */
-async function postGraphQL(url: string, query: string, variables: Record<string, unknown>, key: string) {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'bt-api-key': key },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await response.json()) as { data?: any; errors?: unknown[] };
-}
-
 /** Every process below `pid` (Linux: from /proc), children first. */
 async function descendantsOf(pid: number): Promise<number[]> {
   const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(' ').filter(Boolean).map(Number);
   const below = await Promise.all(children.map(descendantsOf));
   return [...children, ...below.flat()];
-}
-
-function build(out: string) {
-  return run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), out], { cwd: ROOT });
-}
-
-function listeningUrl(child: ChildProcess, output: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line in 45 s:\n${output.join('')}`)), 45_000);
-    const onData = (chunk: Buffer) => {
-      output.push(chunk.toString());
-      const match = /"url":"(http:[^"]+)".*reactor-gateway listening/.exec(output.join(''));
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the built gateway exited with ${code}:\n${output.join('')}`));
-    });
-  });
 }

@@ -1,9 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { startServer } from '../../src/server.ts';
 import { createTestDatabase, usingPostgres } from '../support/database.ts';
+import { createReactorWithCode, REACT } from '../support/fixtures.ts';
 import { startTestGateway } from '../support/gateway.ts';
 import { collect, wsClient } from '../support/ws.ts';
 
@@ -26,6 +28,43 @@ describe('the HTTP server', () => {
       expect(await response.json()).toEqual({ data: { viewer: { tenant: { name: 'Over HTTP' } } } });
     } finally {
       await server.close();
+      await gateway.close();
+    }
+  });
+
+  it('closes a keep-alive connection as soon as its response in flight is sent, rather than after its idle timeout', async () => {
+    const gateway = await startTestGateway();
+    const server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
+    try {
+      const tenant = await gateway.createTenant();
+      const reactorId = await createReactorWithCode(
+        gateway,
+        tenant.managementKey,
+        "module.exports = async () => { await new Promise((r) => setTimeout(r, 800)); return { raw: 'done' }; };",
+      );
+      const agent = new http.Agent({ keepAlive: true });
+      const answered = new Promise<{ body: string; connection: string | undefined }>((resolve, reject) => {
+        const request = http.request(
+          server.url,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json', 'bt-api-key': tenant.privateKey } },
+          (response) => {
+            let body = '';
+            response.on('data', (chunk) => (body += chunk));
+            response.on('end', () => resolve({ body, connection: response.headers.connection }));
+          },
+        );
+        request.on('error', reject);
+        request.end(JSON.stringify({ query: REACT, variables: { id: reactorId } }));
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const closed = server.close().then(() => performance.now());
+      const response = await answered;
+      const sentAt = performance.now();
+      expect(JSON.parse(response.body).data.react.raw).toBe('done');
+      // The server's keep-alive timeout is 5 s: without the sweep, close() waited that long for the idle socket.
+      expect((await closed) - sentAt).toBeLessThan(2_500);
+      agent.destroy();
+    } finally {
       await gateway.close();
     }
   });
