@@ -11,6 +11,10 @@ export interface RuntimeOptions {
   maxCachedFormulas?: number;
   /** CIDRs or hostnames allowed despite the private-range policy. */
   egressAllow?: string[];
+  /**
+   * The longest a formula's fetch may wait, redirects and body included. A fetch never outlasts its run, so by
+   * default it may wait as long as the run has left: 210 s is the longest run `reactAsync` allows.
+   */
   fetchTimeoutMs?: number;
   maxResponseBytes?: number;
   /** Formula result cap; default 5 MB. */
@@ -124,7 +128,7 @@ export interface LateAnswers {
 export const DEFAULTS = {
   memoryLimitMb: 128,
   maxCachedFormulas: 100,
-  fetchTimeoutMs: 10_000,
+  fetchTimeoutMs: 210_000,
   maxResponseBytes: 5 * 1024 * 1024,
   maxOutputBytes: 5 * 1024 * 1024,
   spinMicros: 200,

@@ -48,6 +48,53 @@ describe('req.bt', () => {
     expect(made.data?.token.data).toBe('made-by-formula');
   });
 
+  it('takes token types in lower case, as tokenize blocks do, and refuses input that does not fit in plain words', async () => {
+    const reactorId = await createReactorWithCode(
+      gateway,
+      tenant.managementKey,
+      `module.exports = async (req) => {
+        const created = await req.bt.tokens.create({ type: 'token', data: 'typed in lower case' });
+        const refusal = async (input) => {
+          try { await req.bt.tokens.create(input); return 'created'; }
+          catch (e) { return { code: e.code, status: e.status, message: e.message, errors: e.errors }; }
+        };
+        if (req.args.uncaught) await req.bt.tokens.create({ type: 'nonsense', data: 'x' });
+        return { raw: {
+          createdId: created.id,
+          unknownType: await refusal({ type: 'nonsense', data: 'x' }),
+          noType: await refusal({ data: 'x' }),
+        } };
+      };`,
+      { applicationId: await applicationId(tenant.privateKey) },
+    );
+    const raw = (await gateway.gql<any>(REACT, { id: reactorId, args: {} }, tenant.privateKey)).data?.react.raw;
+    const made = await gateway.gql<any>(
+      'query($id: UUID!) { token(id: $id) { type data } }',
+      { id: raw.createdId },
+      tenant.privateKey,
+    );
+    expect(made.data?.token).toEqual({ type: 'TOKEN', data: 'typed in lower case' });
+    expect(raw.unknownType).toEqual({
+      code: 'BAD_REQUEST',
+      status: 400,
+      message: 'req.bt.tokens.create refused its input: type is not valid',
+      errors: { type: ['is not valid'] },
+    });
+    expect(raw.noType).toEqual({
+      code: 'BAD_REQUEST',
+      status: 400,
+      message: 'req.bt.tokens.create refused its input: type is required',
+      errors: { type: ['is required'] },
+    });
+    // Not caught, it fails the run with the same words, and nothing of GraphQL's.
+    const failed = (await gateway.gql<any>(REACT, { id: reactorId, args: { uncaught: true } }, tenant.privateKey)).data
+      ?.react;
+    expect(failed).toMatchObject({
+      code: 'REACTOR_RUNTIME_ERROR',
+      message: 'req.bt.tokens.create refused its input: type is not valid',
+    });
+  });
+
   it('tokenizes a nested request, all or nothing, as the tokenize mutation does', async () => {
     const reactorId = await createReactorWithCode(
       gateway,

@@ -10,6 +10,9 @@ let base = '';
 const seen: { url?: string; auth?: string; body: string }[] = [];
 /** Requests to /held open right now, the most there ever were at once, and what answers them (held until then). */
 const held = { now: 0, most: 0, answers: [] as (() => void)[], releasing: false };
+/** Requests to /hang, which is never answered: how many came, and how many of them the client has closed. */
+const hanging = { started: 0, closed: 0 };
+const BINARY = Buffer.from([0x00, 0x01, 0x02, 0xff, 0xfe, 0x80, 0x41]);
 function releaseHeld(): void {
   held.releasing = true;
   for (const answer of held.answers.splice(0)) answer();
@@ -17,11 +20,25 @@ function releaseHeld(): void {
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
       seen.push({ url: req.url, auth: req.headers.authorization, body });
       if (req.url === '/big') return res.end('x'.repeat(50_000));
+      if (req.url === '/binary') return res.end(BINARY);
+      if (req.url === '/text') return res.setHeader('content-type', 'text/plain; charset=utf-8').end('héllo € 😀');
+      if (req.url === '/hex') return res.end(Buffer.concat(chunks).toString('hex'));
+      if (req.url === '/hang') {
+        hanging.started++;
+        res.on('close', () => hanging.closed++);
+        return;
+      }
+      if (req.url === '/slow') {
+        const answer = setTimeout(() => res.end('slow answer'), 10_500);
+        res.on('close', () => clearTimeout(answer));
+        return;
+      }
       if (req.url === '/held') {
         held.most = Math.max(held.most, ++held.now);
         const answer = () => {
@@ -46,7 +63,7 @@ beforeAll(async () => {
         const { query, variables } = JSON.parse(body);
         res.setHeader('content-type', 'application/json');
         if (String(query).includes('createToken')) {
-          const fail = variables.input?.type === 'bad';
+          const fail = variables.input?.type === 'BAD';
           return res.end(
             JSON.stringify({
               data: {
@@ -158,6 +175,84 @@ describe('fetch from formulas', () => {
     // Not the 3 s the server takes, nor the call's own 10 s.
     expect(ms).toBeLessThan(1_500);
   });
+
+  it('lets a fetch wait as long as its run has left by default, even past 10 s', async () => {
+    const code = 'module.exports = async (req) => ({ raw: await (await fetch(req.args.url)).text() })';
+    const outcome = await invoke(open, code, { args: { url: `${base}/slow` }, timeoutMs: 15_000 });
+    expect(rawOf(outcome)).toBe('slow answer');
+  }, 20_000);
+});
+
+describe('fetch: bodies', () => {
+  it('carries a binary response byte for byte, and decodes a UTF-8 one as before', async () => {
+    const code = `module.exports = async (req) => {
+      const get = (path) => fetch(req.args.base + path);
+      const bytes = Buffer.from(await (await get('/binary')).arrayBuffer());
+      return { raw: {
+        arrayBuffer: bytes.toString('hex'),
+        binaryText: (await (await get('/binary')).text()).length,
+        text: await (await get('/text')).text(),
+        textBytes: Buffer.from(await (await get('/text')).arrayBuffer()).toString('hex'),
+      } };
+    };`;
+    expect(rawOf(await invoke(open, code, { args: { base } }))).toEqual({
+      arrayBuffer: '000102fffe8041',
+      // Invalid UTF-8 reads as replacement characters, as in Node: 00 01 02, three of them, 41.
+      binaryText: 7,
+      text: 'héllo € 😀',
+      textBytes: Buffer.from('héllo € 😀').toString('hex'),
+    });
+  });
+
+  it('sends Buffer, Uint8Array, ArrayBuffer and DataView request bodies byte for byte', async () => {
+    const code = `module.exports = async (req) => {
+      const bytes = [0x00, 0x01, 0x02, 0xff, 0xfe, 0x80, 0x41];
+      const padded = new Uint8Array([9, ...bytes, 9]);
+      const bodies = [Buffer.from(bytes), new Uint8Array(bytes), new Uint8Array(bytes).buffer,
+        new DataView(padded.buffer, 1, 7), padded.subarray(1, 8)];
+      const sent = [];
+      for (const body of bodies) sent.push(await (await fetch(req.args.base + '/hex', { method: 'POST', body })).text());
+      return { raw: sent };
+    };`;
+    expect(rawOf(await invoke(open, code, { args: { base } }))).toEqual(Array(5).fill('000102fffe8041'));
+  });
+});
+
+describe('fetch with an AbortSignal', () => {
+  it('rejects with an AbortError when the signal aborts, and the host cancels the request, freeing its place', async () => {
+    Object.assign(hanging, { started: 0, closed: 0 });
+    // Sixteen is as many as may be in flight: the seventeenth gets through only if the aborted ones ended.
+    const code = `module.exports = async (req) => {
+      const controller = new AbortController();
+      const hung = Array.from({ length: 16 }, () => fetch(req.args.base + '/hang', { signal: controller.signal }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      controller.abort();
+      const errors = await Promise.all(hung.map((p) => p.then(() => null, (e) => [e.name, e.message, e instanceof DOMException])));
+      const next = await (await fetch(req.args.base + '/echo')).json();
+      return { raw: { first: errors[0], same: errors.every((e) => JSON.stringify(e) === JSON.stringify(errors[0])), next: next.method } };
+    };`;
+    expect(rawOf(await invoke(open, code, { args: { base }, timeoutMs: 5_000 }))).toEqual({
+      first: ['AbortError', 'This operation was aborted', true],
+      same: true,
+      next: 'GET',
+    });
+    await until('the aborted requests to close', () => (hanging.closed === 16 ? true : undefined), 5_000);
+  });
+
+  it('rejects at once, without a request, for a signal aborted before; AbortSignal.timeout ends it with a TimeoutError', async () => {
+    const code = `module.exports = async (req) => {
+      const reason = (promise) => promise.then(() => 'answered', (e) => e.name + ': ' + e.message);
+      return { raw: {
+        before: await reason(fetch(req.args.base + '/never-sent', { signal: AbortSignal.abort() })),
+        timeout: await reason(fetch(req.args.base + '/hang', { signal: AbortSignal.timeout(100) })),
+      } };
+    };`;
+    expect(rawOf(await invoke(open, code, { args: { base } }))).toEqual({
+      before: 'AbortError: This operation was aborted',
+      timeout: 'TimeoutError: The operation was aborted due to timeout',
+    });
+    expect(seen.some((request) => request.url === '/never-sent')).toBe(false);
+  });
 });
 
 describe('fetch: host resources', () => {
@@ -217,6 +312,8 @@ describe('req.bt', () => {
     expect(raw.created).toEqual({ id: 'tok-1', type: 'token' });
     expect(raw.fetched).toEqual({ id: 'tok-1', type: 'token', data: 'secret' });
     expect(raw.sees).not.toContain('key_secret_123');
+    // Lower case, as in a formula's tokenize block, is sent as the GraphQL enum's upper case.
+    expect(seen.some((s) => s.url === '/graphql' && s.body.includes('"type":"TOKEN"'))).toBe(true);
     expect(seen.filter((s) => s.url === '/graphql').every((s) => s.auth === 'Bearer key_secret_123')).toBe(true);
   });
 

@@ -69,7 +69,10 @@ const naiveLog = vm.runInThisContext(`(function log() {
 })`);
 class NaiveSdkError extends Error {}
 
-/** A context with what a naive host passes in: a request of plain objects, a logger, timers, fetch, URL, require. */
+/**
+ * A context with what a naive host passes in: a request of plain objects, a logger, timers, fetch, URL, require, and
+ * the host's own AbortController and structuredClone.
+ */
 function naiveSandbox() {
   const req = {
     args: args(),
@@ -81,6 +84,8 @@ function naiveSandbox() {
     setTimeout,
     fetch,
     URL,
+    AbortController,
+    structuredClone,
     require: (name: string) => (name === SDK ? { BadRequestError: NaiveSdkError } : undefined),
   });
   return { req, context };
@@ -111,6 +116,15 @@ const passedIn: Record<string, string> = {
   'a fetch rejection error': `fetch('${REFUSED_URL}').catch((e) => e)`,
   'an error thrown by URL': `(() => { try { new URL('::not a url::') } catch (e) { return e } })()`,
   'an SDK error': `new (require('${SDK}').BadRequestError)('bad input')`,
+  'an AbortSignal': 'new AbortController().signal',
+  'the rejection of an aborted fetch': `(() => {
+    const controller = new AbortController();
+    const pending = fetch(req.args.url, { signal: controller.signal }).catch((e) => e);
+    controller.abort();
+    return pending;
+  })()`,
+  'a structuredClone copy': 'structuredClone(req.args)',
+  'a structuredClone DataCloneError': '(() => { try { structuredClone(() => 1) } catch (e) { return e } })()',
 };
 
 describe('constructor chains', () => {

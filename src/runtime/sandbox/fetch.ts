@@ -12,13 +12,19 @@ export interface FetchRequest {
   redirect: 'follow' | 'manual' | 'error';
 }
 
+/**
+ * A response body as it crosses into the isolate (strings only): `text` when the bytes are valid UTF-8, so the
+ * isolate gets them back exactly by encoding it again and `text()` costs nothing; `base64` for any other bytes.
+ */
+export type FetchBody = { text: string } | { base64: string };
+
 export interface FetchResult {
   status: number;
   statusText: string;
   headers: [string, string][];
   url: string;
   redirected: boolean;
-  body: string;
+  body: FetchBody;
 }
 
 export interface FetchLimits {
@@ -29,6 +35,17 @@ export interface FetchLimits {
 }
 
 const MAX_REDIRECTS = 5;
+// Fatal: invalid UTF-8 must not be replaced by U+FFFD, or binary bodies would not come back exactly. The BOM is
+// kept: it is part of the bytes.
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function bodyOf(bytes: Buffer): FetchBody {
+  try {
+    return { text: STRICT_UTF8.decode(bytes) };
+  } catch {
+    return { base64: bytes.toString('base64') };
+  }
+}
 
 /** A fetch failure described by this module, in words safe to show formula code. */
 export class FetchError extends Error {}
@@ -144,7 +161,7 @@ function once(
           statusText: res.statusMessage ?? '',
           headers,
           url: url.href,
-          body: Buffer.concat(chunks).toString('utf8'),
+          body: bodyOf(Buffer.concat(chunks)),
           location: typeof res.headers.location === 'string' ? res.headers.location : undefined,
         });
       });

@@ -2,7 +2,15 @@ import ivm from 'isolated-vm';
 import type { ErrorShape } from '../../errors.ts';
 import type { LoadFailure, LogLine, RunInput } from '../types.ts';
 import { type BridgeSettings, createBridge, endInvocation, Invocation } from './host-bridge.ts';
-import { decodeSettled, errorOf, runtimeError, type Settled, timeoutError } from './outcome.ts';
+import {
+  decodeSettled,
+  describeReason,
+  errorOf,
+  runtimeError,
+  type Settled,
+  TIMED_OUT,
+  timeoutError,
+} from './outcome.ts';
 import { PRELUDE_SOURCE } from './prelude/index.ts';
 
 export interface IsolateSettings extends BridgeSettings {
@@ -28,6 +36,8 @@ const WATCHDOG_MS = 50;
 const DELIVER_GRACE_MS = 50;
 
 let invocationSeq = 0;
+
+const MODULE_WRAPPER = '__rgDefine(function (module, exports, require) {';
 
 /** V8's message when the isolate's allocator refuses an ArrayBuffer (isolated-vm counts them against the limit). */
 const ARRAY_BUFFER_FAILED = /^Array buffer allocation failed/;
@@ -136,11 +146,15 @@ export class FormulaIsolate {
     if (this.defined) throw new Error('An isolate holds one formula only');
     this.defined = true;
     this.settings.syncCalls?.enter();
+    let compiled = false;
     try {
-      // Same line as the code, so line numbers in the formula's own errors stay right.
-      const script = this.isolate.compileScriptSync(`__rgDefine(function (module, exports, require) {${code}\n})`, {
+      // The wrapper has a line of its own, which lineOffset takes back: lines and columns in stacks and compile
+      // errors are those of the formula's source.
+      const script = this.isolate.compileScriptSync(`${MODULE_WRAPPER}\n${code}\n})`, {
         filename: 'reactor-formula.js',
+        lineOffset: -1,
       });
+      compiled = true;
       const answer = JSON.parse(String(script.runSync(this.context, { timeout: loadTimeoutMs }))) as {
         ok: boolean;
         message?: string;
@@ -156,7 +170,7 @@ export class FormulaIsolate {
       this.settings.syncCalls?.leave();
       const disposedByLimit = this.isolate.isDisposed;
       const message = error instanceof Error ? error.message : '';
-      const timedOut = /timed out/i.test(message);
+      const timedOut = message === TIMED_OUT;
       this.dispose();
       if (timedOut) {
         const tooLong = `Reactor code top-level did not finish within ${loadTimeoutMs} ms`;
@@ -164,6 +178,11 @@ export class FormulaIsolate {
       }
       if (disposedByLimit) {
         return { ok: false, message: 'Reactor code exceeded the memory limit while loading', reason: 'invalid' };
+      }
+      if (compiled) {
+        // __rgDefine catches what module code throws, so this is a promise it rejected with no handler.
+        const unhandled = `Reactor code failed to load: Unhandled rejection: ${describeReason(error)}`.slice(0, 500);
+        return { ok: false, message: unhandled, reason: 'invalid' };
       }
       const compileError = message.split('\n')[0]?.slice(0, 500);
       return { ok: false, message: `Reactor code does not compile: ${compileError}`, reason: 'invalid' };
@@ -231,7 +250,9 @@ export class FormulaIsolate {
         await this.track(this.start.apply(undefined, [id, requestJson], { timeout: timeoutMs }));
       }
     } catch (error) {
-      this.failAfterThrow(id, error, limitMs);
+      const rejection = this.unhandledRejection(error);
+      if (rejection === null) this.failAfterThrow(id, error, limitMs);
+      else invocation.log('error', rejection);
     }
     // Only a call still waiting on the host needs a wall-clock timer; the common synchronous one is done here.
     let timer: NodeJS.Timeout | null = null;
@@ -271,11 +292,22 @@ export class FormulaIsolate {
     return runtimeError(`Reactor exceeded the memory limit of ${this.settings.memoryLimitMb} MB`);
   }
 
+  /**
+   * The log line for a call into the isolate that threw the reason of a promise rejected with no handler, else null.
+   * isolated-vm throws it once the call's microtasks have all run, so the isolate is in order and the run goes on.
+   * Other throws are isolated-vm's (timeout, disposal): __rgStart and __rgDeliver catch what formula code throws.
+   */
+  private unhandledRejection(error: unknown): string | null {
+    if (this.disposed || this.isolate.isDisposed) return null;
+    if (error instanceof Error && error.message === TIMED_OUT) return null;
+    return `Unhandled rejection: ${describeReason(error)}`;
+  }
+
   /** `limitMs`: the time limit to name in a timeout's message. */
   private failAfterThrow(id: number, error: unknown, limitMs: number): void {
     const message = error instanceof Error ? error.message : '';
     if (this.isolate.isDisposed && !this.disposed) this.fail(id, this.memoryError());
-    else if (/timed out/i.test(message)) this.fail(id, timeoutError(limitMs));
+    else if (message === TIMED_OUT) this.fail(id, timeoutError(limitMs));
     else this.fail(id, runtimeError('The reactor sandbox failed while running the formula'));
     // Whatever was interrupted may have left the isolate half-way through something; never reuse it.
     this.dispose();
@@ -292,8 +324,10 @@ export class FormulaIsolate {
     if (this.disposed) return;
     const timeout =
       invocation && !invocation.finished ? Math.ceil(invocation.remainingMs()) + DELIVER_GRACE_MS : DELIVER_GRACE_MS;
-    this.track(this.deliverRef.apply(undefined, [callId, answerJson], { timeout })).catch(() => {
-      // Stopped by its timeout or by disposal; the invocation's timer or the watchdog reports it.
+    this.track(this.deliverRef.apply(undefined, [callId, answerJson], { timeout })).catch((error: unknown) => {
+      const rejection = invocation ? this.unhandledRejection(error) : null;
+      if (rejection !== null) invocation?.log('error', rejection);
+      // Otherwise stopped by its timeout or by disposal; the invocation's timer or the watchdog reports it.
     });
   }
 

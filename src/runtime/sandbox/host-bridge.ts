@@ -41,6 +41,8 @@ export class Invocation {
   readonly timers = new Map<NodeJS.Timeout, number>();
   /** Host I/O calls running, and those waiting for one to end (MAX_CALLS_IN_FLIGHT). */
   callsInFlight = 0;
+  /** What cancels a call the formula gave an AbortSignal, by call id, while it runs or waits ('call.abort'). */
+  readonly cancellable = new Map<number, AbortController>();
   readonly waitingCalls: (() => void)[] = [];
   finished = false;
   constructor(
@@ -60,6 +62,11 @@ export class Invocation {
   remainingMs(): number {
     return Math.max(0, this.deadline - performance.now());
   }
+  /** A line of the call's captured console output, within the same caps as the formula's own. */
+  log(level: LogLine['level'], message: string): void {
+    if (this.finished || this.logs.length >= MAX_LOG_LINES) return;
+    this.logs.push({ level, message: message.slice(0, MAX_LOG_CHARS) });
+  }
 }
 
 function urlParts(u: URL) {
@@ -71,11 +78,12 @@ function syncOp(op: string, payload: Record<string, unknown>, invocations: Map<n
   switch (op) {
     case 'log': {
       const [id, level, message] = payload as unknown as [number, string, string];
-      const invocation = invocations.get(id);
-      if (invocation && !invocation.finished && invocation.logs.length < MAX_LOG_LINES) {
-        const lvl = level === 'warn' || level === 'error' ? level : 'log';
-        invocation.logs.push({ level: lvl, message: String(message).slice(0, MAX_LOG_CHARS) });
-      }
+      invocations.get(id)?.log(level === 'warn' || level === 'error' ? level : 'log', String(message));
+      return null;
+    }
+    case 'call.abort': {
+      const [id, callId] = payload as unknown as [number, number];
+      invocations.get(id)?.cancellable.get(callId)?.abort();
       return null;
     }
     case 'url.parse':
@@ -153,10 +161,16 @@ export function createBridge(
       invocation.timers.set(timer, callId);
       return;
     }
-    const start = () => runIo(invocation, op, payload, settle);
+    let cancel: AbortController | undefined;
+    if (op === 'fetch' && payload.abortable === true) {
+      cancel = new AbortController();
+      invocation.cancellable.set(callId, cancel);
+    }
+    const start = () => runIo(invocation, callId, op, payload, settle, cancel);
     if (invocation.callsInFlight < MAX_CALLS_IN_FLIGHT) start();
     else if (invocation.waitingCalls.length < MAX_WAITING_CALLS) invocation.waitingCalls.push(start);
     else {
+      invocation.cancellable.delete(callId);
       settle({
         ok: false,
         message:
@@ -169,22 +183,26 @@ export function createBridge(
   /** Runs one host I/O call; when it ends, the next waiting call of the invocation starts. */
   function runIo(
     invocation: Invocation,
+    callId: number,
     op: string,
     payload: Record<string, unknown>,
     settle: (answer: unknown) => void,
+    cancel: AbortController | undefined,
   ) {
     invocation.callsInFlight++;
     const ended = () => {
       invocation.callsInFlight--;
+      if (cancel) invocation.cancellable.delete(callId);
       if (!invocation.finished) invocation.waitingCalls.shift()?.();
     };
     const work =
       op === 'fetch'
         ? hostFetch(payload as unknown as FetchRequest, {
             policy: settings.policy,
+            // As long as the run has left (Node's fetch has no timeout of its own), within the operator's cap.
             timeoutMs: Math.max(1, Math.min(settings.fetchTimeoutMs, invocation.remainingMs())),
             maxResponseBytes: settings.maxResponseBytes,
-            signal: invocation.signal,
+            signal: cancel ? AbortSignal.any([invocation.signal, cancel.signal]) : invocation.signal,
           })
         : op.startsWith('bt.')
           ? invocation.bt
@@ -221,4 +239,5 @@ export function endInvocation(invocation: Invocation): void {
   for (const timer of invocation.timers.keys()) clearTimeout(timer);
   invocation.timers.clear();
   invocation.waitingCalls.length = 0;
+  invocation.cancellable.clear();
 }

@@ -31,6 +31,18 @@ export function timeoutError(limitMs: number): ErrorShape {
   return errorOf('REACTOR_TIMEOUT', 504, `Reactor timed out after ${limitMs} ms`);
 }
 
+/** isolated-vm's error for a call stopped by its `timeout`; anything else may be a formula's own message. */
+export const TIMED_OUT = 'Script execution timed out.';
+/** What isolated-vm throws in place of a thrown (or rejected) value that is an object but not an Error. */
+const NOT_AN_ERROR = /^An object was thrown from supplied code within isolated-vm/;
+
+/** A value thrown out of the isolate as isolated-vm copied it: an Error (of the same name), or the primitive. */
+export function describeReason(reason: unknown): string {
+  if (!(reason instanceof Error)) return String(reason);
+  if (NOT_AN_ERROR.test(reason.message)) return 'a value that is not an Error';
+  return `${reason.name}: ${reason.message}`;
+}
+
 function text(value: unknown, max: number): string | null {
   return typeof value === 'string' ? value.slice(0, max) : null;
 }

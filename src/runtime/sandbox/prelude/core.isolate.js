@@ -75,11 +75,22 @@ let callSeq = 0;
 // one; formulas that share promises across concurrent calls of themselves can blur it, and only for themselves.
 let current = 0;
 
-function callAsync(invocationId, op, payload) {
+// `signal`: an AbortSignal of the formula's (events.isolate.js); when it aborts, the call rejects with its reason at
+// once and the host is told to cancel it (its late answer then finds no call and is dropped).
+function callAsync(invocationId, op, payload, signal) {
   return new NativePromise((resolve, reject) => {
     const callId = ++callSeq;
-    calls[callId] = { resolve, reject, invocationId };
+    const call = { resolve, reject, invocationId, unwatch: null };
+    calls[callId] = call;
     hostDispatch(invocationId, callId, op, jsonStringify(payload === undefined ? null : payload));
+    if (signal) {
+      call.unwatch = watchAbort(signal, () => {
+        if (calls[callId] !== call) return;
+        delete calls[callId];
+        hostSync('call.abort', jsonStringify([invocationId, callId]));
+        reject(signal.reason);
+      });
+    }
   });
 }
 
@@ -87,6 +98,7 @@ hidden('__rgDeliver', (callId, answerJson) => {
   const call = calls[callId];
   if (!call) return;
   delete calls[callId];
+  if (call.unwatch) call.unwatch();
   const answer = jsonParse(answerJson);
   // A call of a finished invocation stays pending forever, so its continuation never runs after the result.
   if (answer.dead) return;
@@ -218,14 +230,23 @@ function formatArg(value) {
 
 function logger(level) {
   return (...args) => {
-    const invocation = invocations[current];
-    if (!invocation || invocation.logs >= MAX_LOG_LINES) return;
-    invocation.logs++;
     let message = '';
     for (let i = 0; i < args.length && message.length < MAX_LOG_CHARS; i++)
       message += (i ? ' ' : '') + formatArg(args[i]);
-    hostSync('log', jsonStringify([current, level, message.slice(0, MAX_LOG_CHARS)]));
+    logLine(level, message);
   };
+}
+
+function logLine(level, message) {
+  const invocation = invocations[current];
+  if (!invocation || invocation.logs >= MAX_LOG_LINES) return;
+  invocation.logs++;
+  hostSync('log', jsonStringify([current, level, message.slice(0, MAX_LOG_CHARS)]));
+}
+
+// Node would end the process; here the run goes on, and its logs say what was thrown where nobody could catch it.
+function reportUncaught(where, error) {
+  logLine('error', `Uncaught exception in ${where}: ${formatArg(error)}`);
 }
 G.console = {
   log: logger('log'),
@@ -247,13 +268,25 @@ G.setTimeout = (fn, ms, ...args) => {
     if (!timers[timerId]) return;
     delete timers[timerId];
     current = invocationId;
-    fn(...args);
+    try {
+      fn(...args);
+    } catch (e) {
+      reportUncaught('a setTimeout callback', e);
+    }
   });
   return timerId;
 };
+const startTimer = G.setTimeout;
 G.clearTimeout = (timerId) => {
   delete timers[timerId];
 };
 G.queueMicrotask = (fn) => {
-  then(promiseResolve(undefined), () => fn());
+  if (typeof fn !== 'function') throw new TypeError('queueMicrotask expects a function');
+  then(promiseResolve(undefined), () => {
+    try {
+      fn();
+    } catch (e) {
+      reportUncaught('a queueMicrotask callback', e);
+    }
+  });
 };

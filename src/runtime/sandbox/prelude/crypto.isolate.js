@@ -1,5 +1,5 @@
-// A node-like subset (createHash, createHmac, randomBytes, randomUUID, getRandomValues). Digests run on the host
-// through JSON-string calls; bytes travel as base64.
+// A node-like subset (createHash, createHmac, randomBytes, randomUUID, getRandomValues, timingSafeEqual). Digests
+// run on the host through JSON-string calls; bytes travel as base64.
 const HASHES = ['sha1', 'sha256', 'sha384', 'sha512', 'md5'];
 
 function digestOutput(b64, encoding) {
@@ -40,7 +40,31 @@ function randomBase64(size) {
   return callSync('crypto.random', { size: n });
 }
 
+function bufferArgument(value, name) {
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return toBytes(value);
+  const error = new TypeError(
+    `The "${name}" argument must be an instance of ArrayBuffer, Buffer, TypedArray, or DataView.`,
+  );
+  error.code = 'ERR_INVALID_ARG_TYPE';
+  throw error;
+}
+
+// Every byte is compared whatever the earlier ones were, so the time taken does not tell where they differ.
+function timingSafeEqual(a, b) {
+  const left = bufferArgument(a, 'buf1');
+  const right = bufferArgument(b, 'buf2');
+  if (left.length !== right.length) {
+    const error = new RangeError('Input buffers must have the same byte length');
+    error.code = 'ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH';
+    throw error;
+  }
+  let difference = 0;
+  for (let i = 0; i < left.length; i++) difference |= left[i] ^ right[i];
+  return difference === 0;
+}
+
 const cryptoModule = Object.freeze({
+  timingSafeEqual,
   createHash: (algorithm) => new Hash('crypto.hash', algorithm),
   createHmac: (algorithm, key) => new Hash('crypto.hmac', algorithm, key),
   randomBytes: (size) => Buffer.from(randomBase64(size), 'base64'),

@@ -44,11 +44,17 @@ class Headers {
   }
 }
 
+let responseFromHost;
+
+// The body is held as text or as bytes, whichever it came as; each reader converts only when it must.
 class Response {
-  #body;
+  #text = null;
+  #bytes = null;
   #used = false;
   constructor(body, init = {}) {
-    this.#body = body === undefined || body === null ? '' : NativeString(body);
+    if (body === undefined || body === null) this.#text = '';
+    else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) this.#bytes = toBytes(body).slice();
+    else this.#text = NativeString(body);
     this.status = init.status ?? 200;
     this.statusText = init.statusText ?? '';
     this.ok = this.status >= 200 && this.status < 300;
@@ -59,19 +65,37 @@ class Response {
   get bodyUsed() {
     return this.#used;
   }
-  #consume() {
+  #read(convert) {
     if (this.#used) return promiseReject(new TypeError('Body has already been consumed'));
     this.#used = true;
-    return promiseResolve(this.#body);
+    try {
+      return promiseResolve(convert(this.#text, this.#bytes));
+    } catch (e) {
+      return promiseReject(e);
+    }
   }
   text() {
-    return this.#consume();
+    return this.#read((text, bytes) => text ?? utf8Decode(bytes));
   }
   json() {
-    return then(this.#consume(), (text) => jsonParse(text));
+    return this.#read((text, bytes) => jsonParse(text ?? utf8Decode(bytes)));
   }
   arrayBuffer() {
-    return then(this.#consume(), (text) => utf8Encode(text).buffer);
+    return this.#read((text, bytes) => (bytes ? bytes.slice() : utf8Encode(text)).buffer);
+  }
+  bytes() {
+    return this.#read((text, bytes) => (bytes ? bytes.slice() : utf8Encode(text)));
+  }
+  static {
+    // The host sends valid UTF-8 as text and any other body as base64 (fetch.ts), so the bytes arrive exactly.
+    responseFromHost = (answer) => {
+      const response = new Response(null, answer);
+      if (typeof answer.body?.base64 === 'string') {
+        response.#text = null;
+        response.#bytes = base64Decode(answer.body.base64);
+      } else response.#text = NativeString(answer.body?.text ?? '');
+      return response;
+    };
   }
 }
 
@@ -97,16 +121,23 @@ G.fetch = (input, init = {}) => {
         : typeof input === 'object' && input && input.url
           ? NativeString(input.url)
           : NativeString(input);
+    const signal = init.signal ?? (input !== null && typeof input === 'object' ? input.signal : undefined);
+    if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) {
+      throw new TypeError('fetch: the signal option must be an AbortSignal');
+    }
+    if (signal?.aborted) return promiseReject(signal.reason);
     const headers = new Headers(init.headers);
     const request = {
       url,
       method: NativeString(init.method || 'GET').toUpperCase(),
-      headers: Array.from(headers.entries()),
+      headers: [],
       body: serialiseBody(init.body, headers),
       redirect: init.redirect === 'manual' || init.redirect === 'error' ? init.redirect : 'follow',
+      // Tells the host to make this call cancellable (host-bridge.ts 'call.abort').
+      abortable: Boolean(signal),
     };
     request.headers = Array.from(headers.entries());
-    return then(callAsync(invocationId, 'fetch', request), (r) => new Response(r.body, r));
+    return then(callAsync(invocationId, 'fetch', request, signal ?? null), responseFromHost);
   } catch (e) {
     return promiseReject(e);
   }

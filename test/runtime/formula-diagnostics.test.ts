@@ -1,0 +1,77 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { invoke, newTenant, rawOf, startRuntime } from './helpers.ts';
+
+// What a formula's author is told about their own code: where an error is, and what went wrong out of reach.
+const runtime = startRuntime({ threads: 1 });
+afterAll(() => runtime.close());
+
+describe('error positions', () => {
+  it("gives the formula's own line and column in stacks, on line 1 and after", async () => {
+    const firstLine = `module.exports = async () => { try { null.x } catch (e) { return { raw: e.stack } } };`;
+    expect(rawOf(await invoke(runtime, firstLine))).toMatch(/reactor-formula\.js:1:43\)/);
+    const thirdLine = `const sdk = 1;\nmodule.exports = async () => {\n  try { undefined.y } catch (e) { return { raw: e.stack } }\n};`;
+    expect(rawOf(await invoke(runtime, thirdLine))).toMatch(/reactor-formula\.js:3:19\)/);
+  });
+
+  it("gives the formula's own line and column for code that does not compile, at create time too", async () => {
+    expect(await runtime.checkCode('module.exports = ;')).toMatchObject({
+      ok: false,
+      message: "Reactor code does not compile: Unexpected token ';' [reactor-formula.js:1:18]",
+    });
+    expect(await runtime.checkCode('module.exports = async () => {\n  return { raw: 1 +* 2 };\n};')).toMatchObject({
+      ok: false,
+      message: "Reactor code does not compile: Unexpected token '*' [reactor-formula.js:2:20]",
+    });
+  });
+});
+
+describe('errors nobody can catch', () => {
+  it('logs a promise rejection the formula never handles, and the run goes on to its result', async () => {
+    const tenantId = newTenant();
+    const code = `module.exports = async () => {
+      Promise.reject(new TypeError('nobody handles me'));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return { raw: 'finished' };
+    };`;
+    for (let call = 0; call < 2; call++) {
+      const outcome = await invoke(runtime, code, { tenantId });
+      expect(outcome).toMatchObject({
+        ok: true,
+        raw: 'finished',
+        logs: [{ level: 'error', message: 'Unhandled rejection: TypeError: nobody handles me' }],
+      });
+    }
+  });
+
+  it('logs an unhandled rejection after the result, without changing it', async () => {
+    const code = `module.exports = async () => { Promise.reject('plain reason'); return { raw: 'result' }; };`;
+    expect(await invoke(runtime, code)).toMatchObject({
+      ok: true,
+      raw: 'result',
+      logs: [{ level: 'error', message: 'Unhandled rejection: plain reason' }],
+    });
+  });
+
+  it('logs an exception thrown in a setTimeout callback, and the run goes on', async () => {
+    const code = `module.exports = async () => {
+      setTimeout(() => { throw new Error('timer broke') }, 1);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return { raw: 'finished' };
+    };`;
+    expect(await invoke(runtime, code)).toMatchObject({
+      ok: true,
+      raw: 'finished',
+      logs: [{ level: 'error', message: 'Uncaught exception in a setTimeout callback: Error: timer broke' }],
+    });
+  });
+
+  it('refuses module code that leaves a promise rejected, saying so rather than that it does not compile', async () => {
+    expect(
+      await runtime.checkCode(`Promise.reject(new Error('at load'));\nmodule.exports = async () => ({});`),
+    ).toEqual({
+      ok: false,
+      reason: 'invalid',
+      message: 'Reactor code failed to load: Unhandled rejection: Error: at load',
+    });
+  });
+});
