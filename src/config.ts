@@ -45,6 +45,7 @@ const environmentSchema = z.object({
   BOOTSTRAP_PRIVATE_KEY: optionalString,
   PUBLIC_URL: optionalString,
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  DB_POOL_TIMEOUT_MS: z.coerce.number().int().min(100).max(2_147_483_647).default(10_000),
   // A gateway started beside its Postgres (docker compose, a pod) waits this long for it to accept connections.
   DATABASE_START_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
@@ -124,7 +125,12 @@ export function loadConfig(env: Environment = process.env) {
     publicUrl: e.PUBLIC_URL,
     database: embedded
       ? ({ kind: 'pglite', dataDir: path.resolve(e.DATA_DIR, 'pgdata') } as const)
-      : ({ kind: 'postgres', url: e.DATABASE_URL!, poolSize: e.DB_POOL_SIZE } as const),
+      : ({
+          kind: 'postgres',
+          url: e.DATABASE_URL!,
+          poolSize: e.DB_POOL_SIZE,
+          poolTimeoutMs: e.DB_POOL_TIMEOUT_MS,
+        } as const),
     /** How long a start waits for Postgres to accept connections (src/db/database.ts `waitForDatabase`). */
     databaseStartTimeoutMs: e.DATABASE_START_TIMEOUT_MS,
     /**

@@ -25,6 +25,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** How long `GET /ready` waits for the database's answer. */
+const READY_TIMEOUT_MS = 900;
+
 /** node:http with Yoga for HTTP and graphql-ws (subprotocol graphql-transport-ws) on the same port and path. */
 export async function startServer(
   app: App,
@@ -48,7 +51,9 @@ export async function startServer(
     if (closing) res.setHeader('connection', 'close');
     if (req.url === '/health') return void sendJson(res, 200, { status: 'ok' });
     if (req.url === '/ready') {
-      app.database.ping().then(
+      // Within a probe's usual timeout (Kubernetes: 1 s): a database whose connections are all stuck is not ready.
+      const late = new Promise<never>((_, reject) => setTimeout(reject, READY_TIMEOUT_MS).unref());
+      Promise.race([app.database.ping(), late]).then(
         () => sendJson(res, 200, { status: 'ready' }),
         () => sendJson(res, 503, { status: 'database unreachable' }),
       );

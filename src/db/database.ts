@@ -19,6 +19,12 @@ export type DatabaseTarget =
       kind: 'postgres';
       url: string;
       poolSize: number;
+      /**
+       * How long a query waits for one of the pool's connections (busy, or being opened) before it fails as the
+       * database being unavailable (503): with every connection stuck behind a lock, requests that need none of the
+       * locked rows queued behind them without limit. 10 s unless given.
+       */
+      poolTimeoutMs?: number;
       /** How the pool's sessions name themselves in pg_stat_activity; `reactor-gateway` unless given. */
       applicationName?: string;
     };
@@ -66,7 +72,7 @@ pg.types.setTypeParser(20, (value) => Number.parseInt(value, 10));
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
   return target.kind === 'pglite'
     ? openPglite(target.dataDir, target.template)
-    : openPostgres(target.url, target.poolSize, target.applicationName ?? GATEWAY_APPLICATION_NAME);
+    : openPostgres(target, target.applicationName ?? GATEWAY_APPLICATION_NAME);
 }
 
 async function openPglite(dataDir: string | undefined, template: Blob | undefined): Promise<DatabaseHandle> {
@@ -157,8 +163,18 @@ function survivesConnectionErrors(pool: pg.Pool): void {
   pool.on('connect', (client) => client.on('error', () => {}));
 }
 
-async function openPostgres(url: string, poolSize: number, applicationName: string): Promise<DatabaseHandle> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: applicationName });
+async function openPostgres(
+  target: { url: string; poolSize: number; poolTimeoutMs?: number },
+  applicationName: string,
+): Promise<DatabaseHandle> {
+  const { url } = target;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: target.poolSize,
+    application_name: applicationName,
+    // pg-pool's message for it, 'timeout exceeded when trying to connect', counts as unavailable (./unavailable.ts).
+    connectionTimeoutMillis: target.poolTimeoutMs ?? 10_000,
+  });
   survivesConnectionErrors(pool);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const listener = createPgListener(url, { applicationName: `${applicationName} listener` });

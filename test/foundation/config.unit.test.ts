@@ -26,6 +26,17 @@ describe('DATABASE_URL', () => {
   });
 });
 
+describe('DB_POOL_TIMEOUT_MS', () => {
+  it('bounds the wait for a pooled connection: 10 s unless set, at least 100 ms', () => {
+    const url = 'postgres://db/x';
+    expect(loadConfig({ DATABASE_URL: url }).database).toMatchObject({ poolSize: 10, poolTimeoutMs: 10_000 });
+    expect(loadConfig({ DATABASE_URL: url, DB_POOL_TIMEOUT_MS: '2500' }).database).toMatchObject({
+      poolTimeoutMs: 2_500,
+    });
+    expect(() => loadConfig({ DATABASE_URL: url, DB_POOL_TIMEOUT_MS: '50' })).toThrow(/DB_POOL_TIMEOUT_MS/);
+  });
+});
+
 describe('a setting set to nothing', () => {
   it('takes its default, as an unset one does (coerced, an empty number read as 0)', () => {
     const empty = { PORT: '', JOB_CONCURRENCY: ' ', TOKEN_CACHE_SIZE: '', JOB_RESERVED_SLOTS: '', EGRESS_ALLOW: '' };
