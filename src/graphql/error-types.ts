@@ -55,7 +55,9 @@ export const ErrorInterface = builder.interfaceRef<DomainError>('Error').impleme
     status: t.exposeInt('status', { description: 'The HTTP-style status of this error (400, 404, 409, ...).' }),
     detail: t.string({
       nullable: true,
-      description: 'Further detail, when there is any.',
+      description:
+        'Further detail, when there is any. A formula that throws `CustomHttpResponseError` has its response here as ' +
+        'JSON text, `{"status": ..., "headers": {...}, "body": ...}` (with `REACTOR_RUNTIME_ERROR` and its status).',
       resolve: (error) => error.detail,
     }),
     errors: t.field({

@@ -159,7 +159,11 @@ const ReactorErrorRef = builder.objectRef<ErrorShape>('ReactorError').implement(
     code: t.field({ type: ErrorCodeEnum, description: 'Machine-readable code.', resolve: (e) => e.code }),
     status: t.exposeInt('status', { description: 'HTTP-style status.' }),
     message: t.exposeString('message', { description: 'What went wrong.' }),
-    detail: t.string({ nullable: true, description: 'Further detail.', resolve: (e) => e.detail ?? null }),
+    detail: t.string({
+      nullable: true,
+      description: 'Further detail; for a `CustomHttpResponseError`, its `{ status, headers, body }` as JSON text.',
+      resolve: (e) => e.detail ?? null,
+    }),
     errors: t.field({
       type: 'JSONObject',
       nullable: true,
