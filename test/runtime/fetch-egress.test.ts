@@ -29,6 +29,7 @@ beforeAll(async () => {
       if (req.url === '/binary') return res.end(BINARY);
       if (req.url === '/text') return res.setHeader('content-type', 'text/plain; charset=utf-8').end('héllo € 😀');
       if (req.url === '/hex') return res.end(Buffer.concat(chunks).toString('hex'));
+      if (req.url === '/content-type') return res.end(String(req.headers['content-type']));
       if (req.url === '/hang') {
         hanging.started++;
         res.on('close', () => hanging.closed++);
@@ -215,6 +216,19 @@ describe('fetch: bodies', () => {
       return { raw: sent };
     };`;
     expect(rawOf(await invoke(open, code, { args: { base } }))).toEqual(Array(5).fill('000102fffe8041'));
+  });
+
+  it('labels a string body text/plain, as Node does, unless the formula names a content type', async () => {
+    const code = `module.exports = async (req) => {
+      const sent = (init) => fetch(req.args.base + '/content-type', { method: 'POST', ...init }).then((r) => r.text());
+      return { raw: [await sent({ body: 'plain' }), await sent({ body: '{}', headers: { 'Content-Type': 'application/json' } }),
+        await sent({ body: new URLSearchParams({ a: '1' }) })] };
+    };`;
+    expect(rawOf(await invoke(open, code, { args: { base } }))).toEqual([
+      'text/plain;charset=UTF-8',
+      'application/json',
+      'application/x-www-form-urlencoded;charset=UTF-8',
+    ]);
   });
 });
 

@@ -101,7 +101,11 @@ class Response {
 
 function serialiseBody(body, headers) {
   if (body === undefined || body === null) return null;
-  if (typeof body === 'string') return { text: body };
+  // As Node's fetch: a string body is text/plain unless the formula says otherwise (an upstream may insist on one).
+  if (typeof body === 'string') {
+    if (!headers.has('content-type')) headers.set('content-type', 'text/plain;charset=UTF-8');
+    return { text: body };
+  }
   if (body instanceof URLSearchParams) {
     if (!headers.has('content-type')) headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8');
     return { text: body.toString() };
