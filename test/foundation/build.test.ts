@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FormulaRuntime } from '../../src/runtime/types.ts';
-import { build, exitOf, gatewayEnv, listeningUrl, postGraphQL, ROOT } from '../support/compiled.ts';
+import { build, compiledService, exitOf, gatewayEnv, listeningUrl, postGraphQL, ROOT } from '../support/compiled.ts';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../support/database.ts';
 import { ADMIN_KEY, TEST_ENCRYPTION_KEY } from '../support/gateway.ts';
 import { isAlive } from '../support/processes.ts';
@@ -18,35 +18,20 @@ const run = promisify(execFile);
 
 /** `npm start` runs what scripts/build.mjs compiles into dist/: plain Node, no tsx. Built here into a directory of its own. */
 describe('the compiled service (npm start)', () => {
-  let out: string;
-
-  beforeAll(async () => {
-    // Inside the repository, so dist's imports of packages resolve to node_modules as they do from dist/.
-    out = await mkdtemp(path.join(ROOT, '.build-test-'));
-    await build(out);
-  }, 60_000);
-  afterAll(async () => {
-    if (out) await rm(out, { recursive: true, force: true });
-  });
-
-  /** `serve` of the compiled service as `npm start` runs it, with `env` only. */
-  const serveCompiled = (env: NodeJS.ProcessEnv) =>
-    spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  const service = compiledService();
+  const serveCompiled = service.serve;
 
   it('prints the committed schema', async () => {
     const { stdout } = await run(process.execPath, [
       '--no-node-snapshot',
-      path.join(out, 'src/main.js'),
+      path.join(service.dir, 'src/main.js'),
       'print-schema',
     ]);
     expect(stdout).toBe(await readFile(path.join(ROOT, 'schema.graphql'), 'utf8'));
   });
 
   it('lists its commands on --help, and refuses an unknown one with exit code 2', async () => {
-    const main = path.join(out, 'src/main.js');
+    const main = path.join(service.dir, 'src/main.js');
     const { stdout } = await run(process.execPath, ['--no-node-snapshot', main, '--help']);
     for (const command of [
       'serve',
@@ -64,14 +49,18 @@ describe('the compiled service (npm start)', () => {
 
   it('names the database it could not reach, without its password, and what to check', async () => {
     const port = await closedPort();
-    const refused = await run(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'migrate'], {
-      // No wait for a database that is not there yet (DATABASE_START_TIMEOUT_MS): the error at once.
-      env: {
-        ...process.env,
-        DATABASE_URL: `postgres://gateway:s3cret@127.0.0.1:${port}/reactors`,
-        DATABASE_START_TIMEOUT_MS: '0',
+    const refused = await run(
+      process.execPath,
+      ['--no-node-snapshot', path.join(service.dir, 'src/main.js'), 'migrate'],
+      {
+        // No wait for a database that is not there yet (DATABASE_START_TIMEOUT_MS): the error at once.
+        env: {
+          ...process.env,
+          DATABASE_URL: `postgres://gateway:s3cret@127.0.0.1:${port}/reactors`,
+          DATABASE_START_TIMEOUT_MS: '0',
+        },
       },
-    }).catch((error) => error);
+    ).catch((error) => error);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
       `Could not connect to the database at postgres://gateway:***@127.0.0.1:${port}/reactors (DATABASE_URL): ` +
@@ -81,14 +70,14 @@ describe('the compiled service (npm start)', () => {
   });
 
   it('rebuilds only what changed, and removes what no longer has a source', async () => {
-    const stale = path.join(out, 'migrations/0000_removed.js');
+    const stale = path.join(service.dir, 'migrations/0000_removed.js');
     await writeFile(stale, 'export async function up() { throw new Error("a removed migration ran"); }\n');
-    const config = path.join(out, 'src/config.js');
+    const config = path.join(service.dir, 'src/config.js');
     await utimes(config, new Date(0), new Date(0));
-    const { stderr } = await build(out);
+    const { stderr } = await build(service.dir);
     expect(stderr).toMatch(/build: 1 of \d+ files written, 1 removed/);
     expect(existsSync(stale)).toBe(false);
-    expect((await build(out)).stderr).toBe('');
+    expect((await build(service.dir)).stderr).toBe('');
   });
 
   describe('serve', () => {
@@ -175,7 +164,7 @@ describe('the compiled service (npm start)', () => {
       createProcessRuntime(options: object, log: object): FormulaRuntime & { pid: number | undefined };
     };
     beforeAll(async () => {
-      compiled = await import(path.join(out, 'src/runtime/process-runtime.js'));
+      compiled = await import(path.join(service.dir, 'src/runtime/process-runtime.js'));
     });
 
     it('runs under the permission model, and a formula still runs there', async () => {
@@ -205,7 +194,7 @@ describe('the compiled service (npm start)', () => {
         expect(outcome).toMatchObject({ ok: true, raw: { doubled: 42, id: 36, fetched: { answer: 42 } } });
         const commandLine = (await readFile(`/proc/${runtime.pid}/cmdline`, 'utf8')).split('\0');
         expect(commandLine).toContain('--experimental-permission');
-        expect(commandLine).toContain(path.join(out, 'src/runtime/runtime-process.js'));
+        expect(commandLine).toContain(path.join(service.dir, 'src/runtime/runtime-process.js'));
       } finally {
         await runtime.close();
         server.close();
@@ -377,7 +366,7 @@ describe('the compiled service (npm start)', () => {
         path.join(launcher, 'package.json'),
         JSON.stringify({ name: 'npm-start-test', private: true, scripts: { start: scripts.start } }),
       );
-      await symlink(out, path.join(launcher, 'dist'));
+      await symlink(service.dir, path.join(launcher, 'dist'));
       const output: string[] = [];
       const npm = spawn('npm', ['start', '--silent'], {
         cwd: launcher,

@@ -4,27 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build, exitOf, gatewayEnv, listeningUrl, postGraphQL, ROOT } from '../support/compiled.ts';
+import { build, compiledService, exitOf, gatewayEnv, listeningUrl, postGraphQL, ROOT } from '../support/compiled.ts';
 import { until } from '../support/until.ts';
 
 /** What a SIGTERM does to the compiled service (`npm start`): requests in flight, async jobs, idle connections. */
 describe('a SIGTERM to the compiled service', () => {
-  let out: string;
-
-  beforeAll(async () => {
-    // Inside the repository, so dist's imports of packages resolve to node_modules as they do from dist/.
-    out = await mkdtemp(path.join(ROOT, '.build-test-'));
-    await build(out);
-  }, 60_000);
-  afterAll(async () => {
-    if (out) await rm(out, { recursive: true, force: true });
-  });
-
-  const serveCompiled = (env: NodeJS.ProcessEnv) =>
-    spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  const service = compiledService();
+  const serveCompiled = service.serve;
 
   /** A gateway with a tenant and one reactor whose formula waits `args.ms` and returns 'done'. */
   async function gatewayWithWaitingReactor(child: ChildProcess) {

@@ -1,12 +1,41 @@
-import { type ChildProcess, execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 import { TEST_ENCRYPTION_KEY } from './gateway.ts';
 
 /** The compiled service (`npm start` runs scripts/build.mjs's output with plain Node), as tests start it. */
 
 const run = promisify(execFile);
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+/**
+ * The service built for the tests of the calling `describe` (before them, removed after), into a directory of its own
+ * inside the repository, so that its imports of packages resolve to node_modules as they do from dist/.
+ */
+export function compiledService() {
+  let out = '';
+  beforeAll(async () => {
+    out = await mkdtemp(path.join(ROOT, '.build-test-'));
+    await build(out);
+  }, 60_000);
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+  return {
+    /** Where it was built (what dist/ is to `npm start`). */
+    get dir() {
+      return out;
+    },
+    /** Starts it as `npm start` does (`serve`), with `env` only. */
+    serve: (env: NodeJS.ProcessEnv): ChildProcess =>
+      spawn(process.execPath, ['--no-node-snapshot', path.join(out, 'src/main.js'), 'serve'], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+  };
+}
 
 export function build(out: string) {
   return run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), out], { cwd: ROOT });
