@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getOperationAST, parse } from 'graphql';
@@ -114,6 +114,7 @@ export function createIdempotency(options: IdempotencyOptions) {
         store.idempotentFingerprintBoundId(principal.applicationId, key),
         JSON.stringify(fingerprint),
       ),
+      token: randomUUID(),
       leaseMs: options.leaseMs,
       retentionMs: options.retentionMs,
     };
@@ -134,11 +135,16 @@ export function createIdempotency(options: IdempotencyOptions) {
     // Renewed while the request runs, however long (a mutation may hold several `react` fields, run one after
     // another): a lease sized for one lapsed under such a request, and its retry ran everything a second time beside
     // it. Only a gateway that died stops renewing, and then a retry takes the key over.
+    let leaseUntil = Date.now() + claim.leaseMs;
     const renewal = setInterval(
       () => {
-        store
-          .renewLease(db, claim)
-          .catch((error: unknown) => log.warn({ err: error }, 'renewing an idempotency lease failed'));
+        const renewing = Date.now();
+        store.renewLease(db, claim).then(
+          () => {
+            leaseUntil = renewing + claim.leaseMs;
+          },
+          (error: unknown) => log.warn({ err: error }, 'renewing an idempotency lease failed'),
+        );
       },
       Math.max(1, Math.floor(claim.leaseMs / 3)),
     );
@@ -150,22 +156,28 @@ export function createIdempotency(options: IdempotencyOptions) {
       text = await response.text();
     } catch (error) {
       clearInterval(renewal);
-      await store.release(db, claim.applicationId, key).catch(() => {});
+      await store.release(db, claim).catch(() => {});
       throw error;
     }
     try {
       // A 5xx, or a 429 (the rate limit refused it before anything ran): not kept, so a retry runs.
       if (response.status >= 500 || response.status === 429) {
-        await whileUnavailable(() => store.release(db, claim.applicationId, key));
+        await whileUnavailable(
+          () => store.release(db, claim),
+          () => leaseUntil,
+        );
       } else {
         const sealed = vault.encrypt(claim.tenantId, store.idempotentResponseBoundId(claim.applicationId, key), text);
         const contentType = response.headers.get('content-type');
         const stored = { httpStatus: response.status, contentType, sealed };
-        await whileUnavailable(() => store.complete(db, claim.applicationId, key, stored));
+        await whileUnavailable(
+          () => store.complete(db, claim, stored),
+          () => leaseUntil,
+        );
       }
     } catch (error) {
       // The mutation ran and here is its answer: the caller gets it rather than a 500 that invites the retry which
-      // would run it again. The key stays claimed, without renewal, so a retry waits out the lease (409) first.
+      // would run it again. The key stays claimed until its lease runs out, so a retry meanwhile is answered 409.
       log.error({ err: error, idempotencyKey: key }, 'storing an idempotent response failed; answered without it');
     } finally {
       clearInterval(renewal);
@@ -175,16 +187,16 @@ export function createIdempotency(options: IdempotencyOptions) {
   }
 
   /**
-   * A write tried again while the database is unreachable, for up to a lease (the key's renewal keeps it claimed
-   * meanwhile): a dropped connection at the end of a mutation that ran must not cost its stored response.
+   * A write tried again while the database is unreachable, as long as the claim's lease lasts (renewals need the
+   * database too, so it may not be renewed meanwhile): a dropped connection at the end of a mutation that ran must
+   * not cost its stored response. Past the lease a retry may hold the key, and the claim's writes no longer match.
    */
-  async function whileUnavailable(write: () => Promise<void>): Promise<void> {
-    const giveUpAt = Date.now() + options.leaseMs;
+  async function whileUnavailable(write: () => Promise<void>, leaseUntil: () => number): Promise<void> {
     for (let waitMs = 100; ; waitMs = Math.min(waitMs * 2, 2_000)) {
       try {
         return await write();
       } catch (error) {
-        if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt) throw error;
+        if (!isDatabaseUnavailable(error) || Date.now() + waitMs > leaseUntil()) throw error;
         await sleep(waitMs);
       }
     }

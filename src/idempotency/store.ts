@@ -19,6 +19,11 @@ export interface Claim {
   key: string;
   /** What a retry must match, sealed (handler.ts). */
   sealedFingerprint: Uint8Array;
+  /**
+   * This claim's own id: the writes that follow (renew, complete, release) touch the row only while it is still this
+   * claim's, so a request whose lease lapsed never completes or frees a key a retry has taken over since.
+   */
+  token: string;
   /** How long after its last renewal (renewLease, while it runs) a retry may take the key over: its gateway died. */
   leaseMs: number;
   /** How long the stored response answers retries. */
@@ -35,11 +40,12 @@ export async function claim(db: Kysely<Database>, request: Claim): Promise<boole
   const expiresAt = sql<Date>`now() + ${`${request.retentionMs} milliseconds`}::interval`;
   const { rows } = await sql<{ taken: boolean }>`
     insert into idempotent_requests
-      (application_id, idempotency_key, tenant_id, sealed_fingerprint, status, locked_until, expires_at)
-    values (${request.applicationId}, ${request.key}, ${request.tenantId}, ${request.sealedFingerprint}, 'RUNNING',
-      ${lockedUntil}, ${expiresAt})
+      (application_id, idempotency_key, tenant_id, sealed_fingerprint, claim_token, status, locked_until, expires_at)
+    values (${request.applicationId}, ${request.key}, ${request.tenantId}, ${request.sealedFingerprint},
+      ${request.token}, 'RUNNING', ${lockedUntil}, ${expiresAt})
     on conflict (application_id, idempotency_key) do update set
-      request_hash = null, sealed_fingerprint = excluded.sealed_fingerprint, status = 'RUNNING', http_status = null, content_type = null,
+      request_hash = null, sealed_fingerprint = excluded.sealed_fingerprint, claim_token = excluded.claim_token,
+      status = 'RUNNING', http_status = null, content_type = null,
       response = null, locked_until = excluded.locked_until, expires_at = excluded.expires_at
     where idempotent_requests.expires_at < now()
       or (idempotent_requests.status = 'RUNNING' and idempotent_requests.locked_until < now())
@@ -60,11 +66,10 @@ export async function find(
     .executeTakeFirst();
 }
 
-/** Stores the first request's response; later requests with the key get it. */
+/** Stores the first request's response, while the key is still its claim's; later requests with the key get it. */
 export async function complete(
   db: Kysely<Database>,
-  applicationId: string,
-  key: string,
+  claimed: Pick<Claim, 'applicationId' | 'key' | 'token'>,
   response: { httpStatus: number; contentType: string | null; sealed: Uint8Array },
 ): Promise<void> {
   await db
@@ -75,8 +80,9 @@ export async function complete(
       content_type: response.contentType,
       response: response.sealed,
     })
-    .where('application_id', '=', applicationId)
-    .where('idempotency_key', '=', key)
+    .where('application_id', '=', claimed.applicationId)
+    .where('idempotency_key', '=', claimed.key)
+    .where('claim_token', '=', claimed.token)
     .where('status', '=', 'RUNNING')
     .execute();
 }
@@ -88,16 +94,18 @@ export async function renewLease(db: Kysely<Database>, request: Claim): Promise<
     .set({ locked_until: sql<Date>`now() + ${`${request.leaseMs} milliseconds`}::interval` })
     .where('application_id', '=', request.applicationId)
     .where('idempotency_key', '=', request.key)
+    .where('claim_token', '=', request.token)
     .where('status', '=', 'RUNNING')
     .execute();
 }
 
-/** Gives the key back (the request failed on the server's side): a retry runs again. */
-export async function release(db: Kysely<Database>, applicationId: string, key: string): Promise<void> {
+/** Gives the key back (the request failed on the server's side), if still this claim's: a retry runs again. */
+export async function release(db: Kysely<Database>, claimed: Pick<Claim, 'applicationId' | 'key' | 'token'>) {
   await db
     .deleteFrom('idempotent_requests')
-    .where('application_id', '=', applicationId)
-    .where('idempotency_key', '=', key)
+    .where('application_id', '=', claimed.applicationId)
+    .where('idempotency_key', '=', claimed.key)
+    .where('claim_token', '=', claimed.token)
     .where('status', '=', 'RUNNING')
     .execute();
 }

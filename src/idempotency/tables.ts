@@ -12,6 +12,8 @@ export interface IdempotentRequestsTable {
    * hash and the key's access when it was first sent (handler.ts `Fingerprint`).
    */
   sealed_fingerprint: Uint8Array | null;
+  /** The claim that holds the key (store.ts `Claim.token`); null for rows written before migration 0017. */
+  claim_token: string | null;
   /** RUNNING while the first request runs (until `locked_until`), DONE once its response is stored. */
   status: 'RUNNING' | 'DONE';
   http_status: number | null;

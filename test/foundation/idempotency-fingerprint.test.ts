@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as store from '../../src/idempotency/store.ts';
 import { type RunningServer, startServer } from '../../src/server.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { allowTokenUpdates, CREATE_TOKEN } from '../tokens/support.ts';
@@ -77,6 +78,35 @@ describe('the fingerprint of an idempotent request', () => {
     });
     expect(retry.body.errors[0].message).toMatch(/permissions or token containers changed/);
     expect(JSON.stringify(retry.body)).not.toContain(first.body.data.createToken.id);
+  });
+
+  it('belongs to one claim: one whose lease lapsed no longer completes or frees the key a retry has taken over', async () => {
+    const db = gateway.app.database.db;
+    const viewer = await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey);
+    const claimOf = (token: string) => ({
+      applicationId: viewer.data.viewer.application.id,
+      tenantId: tenant.tenantId,
+      key: 'lapsed-1',
+      sealedFingerprint: Buffer.from('x'),
+      token,
+      leaseMs: 30_000,
+      retentionMs: 60_000,
+    });
+    const [first, retry] = [claimOf('first'), claimOf('retry')];
+    expect(await store.claim(db, first)).toBe(true);
+    expect(await store.claim(db, retry)).toBe(false);
+    // The first request's gateway lost its database for longer than the lease: the retry takes the key over.
+    await sql`update idempotent_requests set locked_until = now() - interval '1 second'
+      where idempotency_key = 'lapsed-1'`.execute(db);
+    expect(await store.claim(db, retry)).toBe(true);
+    const response = { httpStatus: 200, contentType: 'application/json', sealed: Buffer.from('first') };
+    await store.complete(db, first, response);
+    await store.release(db, first);
+    expect(await storedRow('lapsed-1')).toMatchObject({ status: 'RUNNING', claim_token: 'retry', response: null });
+    await store.complete(db, retry, { ...response, sealed: Buffer.from('retry') });
+    const done = await storedRow('lapsed-1');
+    expect(done).toMatchObject({ status: 'DONE', claim_token: 'retry' });
+    expect(Buffer.from(done.response as Uint8Array).toString()).toBe('retry');
   });
 
   it('of a row stored before it was sealed is its plain hash, still compared', async () => {
