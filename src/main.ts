@@ -116,9 +116,9 @@ async function serve(): Promise<void> {
     forced.unref();
     // The job runner stops claiming now, not once HTTP has drained: a request it claimed meanwhile would be cut off
     // by the shutdown's limit and fail as interrupted (never retried), while another instance could have run it.
-    const runnerStopped = (await starting.catch(() => undefined))?.runner.stop();
+    // Its runs in flight go on, and app.close() waits for them.
+    (await starting.catch(() => undefined))?.runner.stopClaiming();
     await (await listening.catch(() => undefined))?.close();
-    await runnerStopped;
     await (await starting.catch(() => undefined))?.close().catch(() => {});
     log.info('stopped');
   };

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Notifier } from '../db/database.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import type { ErrorShape } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { DEFAULT_INTEREST, EventInterest, type InterestOptions } from './event-interest.ts';
-import { SubscriberQueue } from './subscriber-queue.ts';
+import { Channel } from './subscriber-queue.ts';
 import type { RequestStatus } from './tables.ts';
 
 export type ReactorEventType = 'reactor.invoked' | 'reactor.completed' | 'reactor.failed';
@@ -48,59 +49,6 @@ const MAX_ERROR_MESSAGE = 500;
 const NOTIFY_RETRY_MS = [50, 500];
 /** How long reactor events wait to share one NOTIFY with later ones (see createEventHub). */
 const EVENTS_FLUSH_MS = 20;
-
-/**
- * Local subscribers of one kind of notification, by key (tenant or request). Each subscriber is its own queue and
- * carries its filter as data, so the hub holds no closure per subscription (BENCHMARKS.md, idle subscriptions).
- */
-class Channel<T, F> {
-  readonly subscribers = new Map<string, Set<Subscriber<T, F>>>();
-
-  constructor(private readonly accepts: (value: T, filter: F) => boolean) {}
-
-  subscribe(key: string, filter: F): Subscriber<T, F> {
-    const subscriber = new Subscriber(this, key, filter);
-    let set = this.subscribers.get(key);
-    if (!set) {
-      set = new Set();
-      this.subscribers.set(key, set);
-    }
-    set.add(subscriber);
-    return subscriber;
-  }
-
-  remove(subscriber: Subscriber<T, F>): void {
-    const set = this.subscribers.get(subscriber.key);
-    if (!set?.delete(subscriber)) return;
-    if (set.size === 0) this.subscribers.delete(subscriber.key);
-  }
-
-  dispatch(key: string, value: T): void {
-    const set = this.subscribers.get(key);
-    if (!set) return;
-    for (const subscriber of set) if (this.accepts(value, subscriber.filter)) subscriber.push(value);
-  }
-
-  count(): number {
-    let count = 0;
-    for (const set of this.subscribers.values()) count += set.size;
-    return count;
-  }
-}
-
-class Subscriber<T, F> extends SubscriberQueue<T> {
-  constructor(
-    private readonly channel: Channel<T, F>,
-    readonly key: string,
-    readonly filter: F,
-  ) {
-    super();
-  }
-
-  protected detach(): void {
-    this.channel.remove(this);
-  }
-}
 
 /**
  * reactorEvents filters by reactor (null: every reactor of the tenant), and for an application with token containers
@@ -164,6 +112,8 @@ export function createEventHub(
     [RESULTS_CHANNEL, []],
   ]);
   const sendTimers = new Map<string, NodeJS.Immediate | NodeJS.Timeout>();
+  /** Each channel's send in progress (sendNext). */
+  const sending = new Map<string, Promise<void>>();
   const queuedListeners = new Set<() => void>();
   let localScheduled = false;
   let unlisten: (() => Promise<void>)[] = [];
@@ -214,8 +164,19 @@ export function createEventHub(
     for (const { channel, item } of local.splice(0)) deliver(channel, item);
   }
 
-  async function send(channel: string): Promise<void> {
+  /**
+   * Sends what is queued on `channel` once the channel's send in progress is done: one at a time per channel, so a
+   * batch tried again goes out before any later one, and other instances see a run's events in order.
+   */
+  function sendNext(channel: string): Promise<void> {
     sendTimers.delete(channel);
+    const next = (sending.get(channel) ?? Promise.resolve()).then(() => send(channel));
+    sending.set(channel, next);
+    void next.then(() => sending.get(channel) === next && sending.delete(channel));
+    return next;
+  }
+
+  async function send(channel: string): Promise<void> {
     const texts = outgoing.get(channel)!.splice(0);
     if (texts.length === 0) return;
     const payloads: string[] = [];
@@ -231,14 +192,16 @@ export function createEventHub(
       size += text.length + 1;
     }
     payloads.push(`${ownHead}${chunk.join(',')}]}`);
-    // Every chunk in one statement: under load a 20 ms batch of events is a dozen payloads. A failure (the pool's
-    // connection was dropped) is tried again on another: a result change lost here left a subscriber on another
-    // instance waiting for good (the periodic re-read below is the backstop, not the rule).
+    // Every chunk in one statement: under load a 20 ms batch of events is a dozen payloads. A failure of the database
+    // (the pool's connection was dropped) is tried again on another: a result change lost here left a subscriber on
+    // another instance waiting for good (the periodic re-read below is the backstop, not the rule).
     for (const waitMs of [...NOTIFY_RETRY_MS, null]) {
       try {
         return await notifier.notify(channel, payloads);
       } catch (error) {
-        if (waitMs === null) return log.error({ err: error, channel }, 'NOTIFY failed; given up');
+        if (waitMs === null || !isDatabaseUnavailable(error)) {
+          return log.error({ err: error, channel }, 'NOTIFY failed; given up');
+        }
         log.warn({ err: error, channel }, 'NOTIFY failed; trying again');
         await sleep(waitMs);
       }
@@ -250,8 +213,8 @@ export function createEventHub(
     sendTimers.set(
       channel,
       channel === EVENTS_CHANNEL
-        ? setTimeout(() => void send(channel), EVENTS_FLUSH_MS)
-        : setImmediate(() => void send(channel)),
+        ? setTimeout(() => void sendNext(channel), EVENTS_FLUSH_MS)
+        : setImmediate(() => void sendNext(channel)),
     );
   }
 
@@ -299,8 +262,9 @@ export function createEventHub(
     for (const [channel, timer] of sendTimers) {
       clearTimeout(timer as NodeJS.Timeout);
       clearImmediate(timer as NodeJS.Immediate);
-      await send(channel);
+      void sendNext(channel);
     }
+    await Promise.all(sending.values());
   }
 
   return {

@@ -280,6 +280,13 @@ export function createJobRunner(deps: {
     deliverCallback(row);
   }
 
+  function stopClaiming(): void {
+    stopped = true;
+    unsubscribe?.();
+    unsubscribe = null;
+    for (const timer of timers.splice(0)) clearInterval(timer);
+  }
+
   return {
     runnerId,
     start(): void {
@@ -296,12 +303,15 @@ export function createJobRunner(deps: {
     },
     /** Exposed for tests and for the shutdown path. */
     sweep,
+    /**
+     * Claims nothing more; the runs in flight go on, and keep retrying their writes through an outage (a shutdown
+     * calls this at the signal, and `stop` once the HTTP side has drained).
+     */
+    stopClaiming,
     /** Stops claiming and waits for the runs in flight (their results are stored). */
     async stop(): Promise<void> {
-      stopped = true;
+      stopClaiming();
       stopping.abort();
-      unsubscribe?.();
-      for (const timer of timers.splice(0)) clearInterval(timer);
       await claiming;
       await Promise.allSettled([...inFlight.keys()]);
     },

@@ -101,3 +101,56 @@ export abstract class SubscriberQueue<T> implements AsyncIterableIterator<T> {
     resolve?.(DONE);
   }
 }
+
+/**
+ * Local subscribers of one kind of notification, by key (tenant or request). Each subscriber is its own queue and
+ * carries its filter as data, so the hub holds no closure per subscription (BENCHMARKS.md, idle subscriptions).
+ */
+export class Channel<T, F> {
+  readonly subscribers = new Map<string, Set<Subscriber<T, F>>>();
+
+  constructor(private readonly accepts: (value: T, filter: F) => boolean) {}
+
+  subscribe(key: string, filter: F): Subscriber<T, F> {
+    const subscriber = new Subscriber(this, key, filter);
+    let set = this.subscribers.get(key);
+    if (!set) {
+      set = new Set();
+      this.subscribers.set(key, set);
+    }
+    set.add(subscriber);
+    return subscriber;
+  }
+
+  remove(subscriber: Subscriber<T, F>): void {
+    const set = this.subscribers.get(subscriber.key);
+    if (!set?.delete(subscriber)) return;
+    if (set.size === 0) this.subscribers.delete(subscriber.key);
+  }
+
+  dispatch(key: string, value: T): void {
+    const set = this.subscribers.get(key);
+    if (!set) return;
+    for (const subscriber of set) if (this.accepts(value, subscriber.filter)) subscriber.push(value);
+  }
+
+  count(): number {
+    let count = 0;
+    for (const set of this.subscribers.values()) count += set.size;
+    return count;
+  }
+}
+
+export class Subscriber<T, F> extends SubscriberQueue<T> {
+  constructor(
+    private readonly channel: Channel<T, F>,
+    readonly key: string,
+    readonly filter: F,
+  ) {
+    super();
+  }
+
+  protected detach(): void {
+    this.channel.remove(this);
+  }
+}

@@ -223,7 +223,7 @@ describe('the event hub', () => {
       }
     });
 
-    it('sends a result change again on another connection when its NOTIFY fails', async () => {
+    it('sends a result change again on another connection when its NOTIFY fails, and later ones after it', async () => {
       let failures = 1;
       const failingOnce = (notifier: Notifier): Notifier => ({
         listen: (channel, onPayload) => notifier.listen(channel, onPayload),
@@ -237,14 +237,14 @@ describe('the event hub', () => {
       const b = await instance({ refreshMs: 60_000, ttlMs: 180_000 });
       try {
         const waiting = b.hub.resultChanges('tenant-r', 'request-r');
+        a.hub.publishResultChange({ tenantId: 'tenant-r', requestId: 'request-r', status: 'RUNNING' });
+        // Queued while the first is being tried again: it goes out after it, not before.
+        await new Promise((resolve) => setTimeout(resolve, 10));
         a.hub.publishResultChange({ tenantId: 'tenant-r', requestId: 'request-r', status: 'COMPLETED' });
         await a.hub.flush();
-        expect((await within(waiting.next())).value).toEqual({
-          tenantId: 'tenant-r',
-          requestId: 'request-r',
-          status: 'COMPLETED',
-        });
-        expect(failures).toBe(-1);
+        const received = [(await within(waiting.next())).value, (await within(waiting.next())).value];
+        expect(received.map((change) => change?.status)).toEqual(['RUNNING', 'COMPLETED']);
+        expect(failures).toBeLessThan(0);
       } finally {
         await a.close();
         await b.close();
