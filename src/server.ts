@@ -228,15 +228,19 @@ export async function startServer(
       // A keep-alive connection whose response was in flight goes idle when it is sent, and would then hold the
       // close for its idle timeout (5 s): such connections are closed as they go idle.
       const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+      idleSweep.unref();
       server.closeIdleConnections();
-      // Subscriptions over server-sent events would hold their connections until the client left.
-      await app.endStreams();
-      socketKeys.close();
-      for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
-      await graphqlWs.dispose();
-      wsServer.close();
-      await closed;
-      clearInterval(idleSweep);
+      try {
+        // Subscriptions over server-sent events would hold their connections until the client left.
+        await app.endStreams();
+        socketKeys.close();
+        for (const socket of wsServer.clients) socket.close(1001, 'Server shutting down');
+        await graphqlWs.dispose();
+        wsServer.close();
+        await closed;
+      } finally {
+        clearInterval(idleSweep);
+      }
     },
   };
 }

@@ -23,6 +23,8 @@ export interface RequestSealing {
   logs(tenantId: string, requestId: string, logs: readonly LogLine[] | null | undefined): Buffer | null;
   /** A stored row with its args and outcome in the clear, for the runner, the API and callbacks. */
   open(row: StoredRequestRow): ReactorRequestRow;
+  /** The same with the args the caller has in hand (it has just sealed them): nothing of them to decrypt. */
+  openWithArgs(row: StoredRequestRow, args: unknown): ReactorRequestRow;
   /** A stored row's lines, or null when logs are not exposed or none were kept. */
   openLogs(row: Pick<StoredRequestRow, 'id' | 'tenant_id' | 'logs'>): LogLine[] | null;
   /** The text of a reactor event's error, sealed (base64) for other instances (events.ts). */
@@ -40,6 +42,21 @@ export function createRequestSealing(vault: Vault, exposeLogs: boolean): Request
   const unseal = (tenantId: string, boundId: string, sealed: Uint8Array): unknown =>
     JSON.parse(vault.decrypt(tenantId, boundId, sealed));
 
+  function open(row: StoredRequestRow): ReactorRequestRow {
+    const { sealed_args, sealed_outcome, ...plain } = row;
+    const opened = { ...plain };
+    if (sealed_args) opened.args = unseal(row.tenant_id, argsBoundId(row.id), sealed_args);
+    if (sealed_outcome) {
+      const outcome = unseal(row.tenant_id, outcomeBoundId(row.id), sealed_outcome) as Partial<
+        { raw: unknown; tokens: unknown } & { error: ErrorShape }
+      >;
+      opened.raw = outcome.raw ?? null;
+      opened.tokens = outcome.tokens ?? null;
+      opened.error = outcome.error ?? null;
+    }
+    return opened as ReactorRequestRow;
+  }
+
   return {
     args(tenantId, requestId, args) {
       return args === undefined || args === null ? null : seal(tenantId, argsBoundId(requestId), args);
@@ -51,20 +68,8 @@ export function createRequestSealing(vault: Vault, exposeLogs: boolean): Request
       if (!exposeLogs || !logs || logs.length === 0) return null;
       return seal(tenantId, logsBoundId(requestId), logs);
     },
-    open(row) {
-      const { sealed_args, sealed_outcome, ...plain } = row;
-      const opened = { ...plain };
-      if (sealed_args) opened.args = unseal(row.tenant_id, argsBoundId(row.id), sealed_args);
-      if (sealed_outcome) {
-        const outcome = unseal(row.tenant_id, outcomeBoundId(row.id), sealed_outcome) as Partial<
-          { raw: unknown; tokens: unknown } & { error: ErrorShape }
-        >;
-        opened.raw = outcome.raw ?? null;
-        opened.tokens = outcome.tokens ?? null;
-        opened.error = outcome.error ?? null;
-      }
-      return opened as ReactorRequestRow;
-    },
+    openWithArgs: (row, args) => ({ ...open({ ...row, sealed_args: null }), args: args ?? null }),
+    open,
     eventError: {
       seal: (tenantId, requestId, text) => seal(tenantId, eventErrorBoundId(requestId), text).toString('base64'),
       open: (tenantId, requestId, sealed) =>

@@ -190,7 +190,8 @@ export function createJobRunner(deps: {
       return { status, sealed: sealing.outcome(row.tenant_id, row.id, outcome), error: null, logs: sealedLogs };
     } catch (error) {
       log.error({ err: error, requestId: row.id }, 'sealing an async run’s outcome failed');
-      const lost = new ReactorInterruptedError('The run ended, but its outcome could not be sealed for storing.');
+      // Not an interruption (the run may have completed, tokens and all): the gateway cannot store what it made.
+      const lost = new ServiceUnavailableError('The run ended, but its outcome could not be sealed for storing.');
       return { status: 'FAILED' as const, sealed: null, error: lost.toShape(), logs: null };
     }
   }

@@ -186,7 +186,8 @@ export function createInvocationService(deps: {
         timeout_ms: timeoutMs,
         callback_url: callbackUrl ?? null,
       });
-      const row = deps.sealing.open(stored);
+      // Opened with the args in hand: nothing to decrypt, and nothing that could fail for a request now queued.
+      const row = deps.sealing.openWithArgs(stored, args);
       event('reactor.invoked', loaded, { id: row.id, invocationType: 'ASYNC', applicationId: row.application_id });
       events.publishResultChange({ tenantId: row.tenant_id, requestId: row.id, status: row.status });
       return row;
@@ -237,7 +238,7 @@ export function createInvocationService(deps: {
       };
     },
 
-    /** The console output kept with an async result (result-logs.ts); null unless formula logs are exposed. */
+    /** The console output kept with an async result (request-sealing.ts); null unless formula logs are exposed. */
     logsOf(row: Pick<ReactorRequestRow, 'id' | 'tenant_id' | 'logs'>): LogLine[] | null {
       return deps.sealing.openLogs(row);
     },

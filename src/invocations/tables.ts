@@ -19,7 +19,10 @@ export interface ReactorRequestsTable {
   /** Rows finished before migration 0016 only: newer rows keep a run's outcome in `sealed_outcome`. */
   raw: Json;
   tokens: Json;
-  /** A run's error is sealed in `sealed_outcome`; this column holds the sweeper's own (interrupted, never started). */
+  /**
+   * A run's error is sealed in `sealed_outcome`; this column holds the gateway's own, which carry none of a run's
+   * data: the sweeper's (interrupted, never started), and an outcome that could not be sealed.
+   */
   error: ColumnType<ErrorShape | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
   started_at: Date | null;
@@ -28,7 +31,7 @@ export interface ReactorRequestsTable {
   runner_id: string | null;
   /** The turn this request was queued for: runners claim the lowest first (store.ts, migration 0008). */
   queue_turn: Generated<number>;
-  /** The run's console output, sealed; only while formula logs are exposed (result-logs.ts, migration 0009). */
+  /** The run's console output, sealed; only while formula logs are exposed (request-sealing.ts, migration 0009). */
   logs: Sealed;
   /** The args as sent, sealed with the tenant's data key (request-sealing.ts, migration 0016); null for none. */
   sealed_args: Sealed;

@@ -1,10 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build, compiledService, exitOf, gatewayEnv, listeningUrl, postGraphQL, ROOT } from '../support/compiled.ts';
+import { describe, expect, it } from 'vitest';
+import { compiledService, exitOf, gatewayEnv, listeningUrl, postGraphQL } from '../support/compiled.ts';
 import { until } from '../support/until.ts';
 
 /** What a SIGTERM does to the compiled service (`npm start`): requests in flight, async jobs, idle connections. */
