@@ -98,6 +98,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       memoryLimitMb: config.runtime.memoryLimitMb,
       spinMicros: config.runtime.spinMicros,
       egressAllow: config.runtime.egressAllow,
+      fetchTimeoutMs: config.runtime.fetchTimeoutMs,
     };
     const runtime =
       config.runtime.isolation === 'process'

@@ -50,6 +50,8 @@ const environmentSchema = z.object({
   DATABASE_START_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   RUNTIME_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism())),
   RUNTIME_MEMORY_LIMIT_MB: z.coerce.number().int().min(8).default(128),
+  // The longest a formula's fetch may wait; a fetch never outlasts its run, whose limit is the usual bound.
+  FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).max(2_147_483_647).default(210_000),
   RUNTIME_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(200),
   // process: the sandbox's threads in a process of their own, without secrets (src/runtime/process-runtime.ts).
   RUNTIME_ISOLATION: z.enum(['thread', 'process']).default('thread'),
@@ -151,6 +153,7 @@ export function loadConfig(env: Environment = process.env) {
       memoryLimitMb: e.RUNTIME_MEMORY_LIMIT_MB,
       spinMicros: e.RUNTIME_SPIN_US,
       egressAllow: e.EGRESS_ALLOW,
+      fetchTimeoutMs: e.FETCH_TIMEOUT_MS,
       isolation: e.RUNTIME_ISOLATION,
     },
     limits: {

@@ -37,6 +37,14 @@ describe('DB_POOL_TIMEOUT_MS', () => {
   });
 });
 
+describe('FETCH_TIMEOUT_MS', () => {
+  it('caps a formula fetch: 210 s (the longest run) unless set', () => {
+    expect(loadConfig({}).runtime.fetchTimeoutMs).toBe(210_000);
+    expect(loadConfig({ FETCH_TIMEOUT_MS: '5000' }).runtime.fetchTimeoutMs).toBe(5_000);
+    expect(() => loadConfig({ FETCH_TIMEOUT_MS: '0' })).toThrow(/FETCH_TIMEOUT_MS/);
+  });
+});
+
 describe('a setting set to nothing', () => {
   it('takes its default, as an unset one does (coerced, an empty number read as 0)', () => {
     const empty = { PORT: '', JOB_CONCURRENCY: ' ', TOKEN_CACHE_SIZE: '', JOB_RESERVED_SLOTS: '', EGRESS_ALLOW: '' };
