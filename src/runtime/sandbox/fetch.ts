@@ -32,6 +32,8 @@ export interface FetchLimits {
   timeoutMs: number;
   maxResponseBytes: number;
   signal: AbortSignal;
+  /** How host names are resolved: `dns.lookup` (tests slow it down). */
+  resolve?: typeof dnsLookup;
 }
 
 const MAX_REDIRECTS = 5;
@@ -84,9 +86,9 @@ function networkFailure(error: unknown): FetchError {
 
 // The connection goes to the address validated here, never to a second resolution, so DNS rebinding cannot swap
 // in a private address between the check and the connect.
-function guardedLookup(policy: EgressPolicy): LookupFunction {
+function guardedLookup(policy: EgressPolicy, resolve: typeof dnsLookup): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { all: true, family: options.family }, (error, addresses: LookupAddress[]) => {
+    resolve(hostname, { all: true, family: options.family }, (error, addresses: LookupAddress[]) => {
       if (error) return callback(error, '', 4);
       const denied = addresses.find((a) => !policy.allowsAddress(a.address));
       if (denied || addresses.length === 0) {
@@ -117,9 +119,29 @@ function once(
   url: URL,
   limits: FetchLimits,
 ): Promise<Omit<FetchResult, 'redirected'> & { location?: string }> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve, settleFailed) => {
     const client = url.protocol === 'https:' ? https : http;
     const hostOk = limits.policy.allowsHost(url.hostname);
+    // A name lookup cannot be cancelled: it holds one of libuv's few threads, shared by the whole process, until the
+    // resolver answers (seconds, with a silent nameserver). So a request aborted or timed out while resolving fails
+    // only once its lookup is over: its run's place among the calls in flight (host-bridge.ts) is held until then,
+    // and a run that aborts fetch after fetch cannot pile up lookups beyond that limit.
+    let lookingUp: Promise<void> | null = null;
+    const names = guardedLookup(limits.policy, limits.resolve ?? dnsLookup);
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      let done = () => {};
+      lookingUp = new Promise((settled) => (done = settled));
+      const settled = ((...args: Parameters<typeof callback>) => {
+        done();
+        callback(...args);
+      }) as typeof callback;
+      if (hostOk) (limits.resolve ?? dnsLookup)(hostname, options, settled);
+      else names(hostname, options, settled);
+    };
+    const reject = (error: unknown) => {
+      if (lookingUp) void lookingUp.then(() => settleFailed(error));
+      else settleFailed(error);
+    };
     const body =
       request.body === null
         ? undefined
@@ -129,7 +151,7 @@ function once(
     const req = client.request(url, {
       method: request.method,
       headers: Object.fromEntries(request.headers),
-      lookup: hostOk ? undefined : guardedLookup(limits.policy),
+      lookup,
       signal: limits.signal,
       timeout: limits.timeoutMs,
       agent: false,
