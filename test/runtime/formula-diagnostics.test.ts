@@ -25,6 +25,23 @@ describe('error positions', () => {
   });
 });
 
+describe('timers', () => {
+  it('keeps at most 10,000 of a run pending on the host, and says so when one is refused', async () => {
+    const code = `module.exports = async () => {
+      let fired = 0;
+      const done = new Promise((resolve) => setTimeout(resolve, 1_000));
+      for (let i = 0; i < 10_050; i++) setTimeout(() => fired++, 50);
+      await done;
+      return { raw: fired };
+    };`;
+    const outcome = await invoke(runtime, code);
+    // The first timer is the run's own wait: at most 9,999 of the others fire (on a busy machine not all in time).
+    expect(outcome.ok).toBe(true);
+    expect(rawOf(outcome)).toBeLessThanOrEqual(9_999);
+    expect(JSON.stringify(outcome.logs)).toContain('A run may have at most 10000 timers pending');
+  });
+});
+
 describe('errors nobody can catch', () => {
   it('logs a promise rejection the formula never handles, and the run goes on to its result', async () => {
     const tenantId = newTenant();

@@ -12,6 +12,12 @@ import { type FetchRequest, hostFetch } from './fetch.ts';
  */
 export const MAX_CALLS_IN_FLIGHT = 16;
 export const MAX_WAITING_CALLS = 1_000;
+/**
+ * Timers one run may have pending on the host (setTimeout, AbortSignal.timeout; clearTimeout only stops the
+ * callback, the host's timer runs out): each is host memory the isolate's limit does not count, and a loop of
+ * AbortSignal.timeout grew the host by 120 MB in 1.5 s.
+ */
+export const MAX_PENDING_TIMERS = 10_000;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const HASHES = new Set(['sha1', 'sha256', 'sha384', 'sha512', 'md5']);
@@ -154,6 +160,13 @@ export function createBridge(
       // Timers never outlive the call: a delay past the deadline simply never fires.
       const ms = Math.max(0, Number(payload.ms) || 0);
       if (ms > invocation.remainingMs()) return;
+      if (invocation.timers.size >= MAX_PENDING_TIMERS) {
+        settle({
+          ok: false,
+          message: `A run may have at most ${MAX_PENDING_TIMERS} timers pending; this one never fires`,
+        });
+        return;
+      }
       const timer = setTimeout(() => {
         invocation.timers.delete(timer);
         settle({ ok: true, value: null });
