@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as store from '../../src/idempotency/store.ts';
 import { type RunningServer, startServer } from '../../src/server.ts';
+import { rowAsText } from '../support/at-rest.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { allowTokenUpdates, CREATE_TOKEN } from '../tokens/support.ts';
 
@@ -52,9 +53,7 @@ describe('the fingerprint of an idempotent request', () => {
     expect(first.body.data.createToken.__typename).toBe('Token');
     const row = await storedRow('sealed-1');
     expect(row.request_hash).toBeNull();
-    const text = Object.values(row)
-      .map((value) => (value instanceof Uint8Array ? Buffer.from(value).toString('latin1') : String(value)))
-      .join('\n');
+    const text = rowAsText(row);
     expect(text).not.toContain(plainHash(body));
     expect(text).not.toContain('4000056655665556');
     // Still compared: the same request replays, another is refused.

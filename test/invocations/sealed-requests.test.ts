@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowAsText } from '../support/at-rest.ts';
 import { createReactorWithCode, createToken, REACT_ASYNC, REACTOR_RESULT } from '../support/fixtures.ts';
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { storedRequest, testSealing } from '../support/requests.ts';
@@ -46,16 +47,14 @@ async function runAsync(args: Record<string, unknown>) {
   return { requestId, result };
 }
 
-/** Every column of the stored row as text: sealed bytes as latin1, so clear text in them would show. */
+/** Every column of the stored row as text (rowAsText). */
 async function storedText(requestId: string): Promise<string> {
   const row = await gateway.app.database.db
     .selectFrom('reactor_requests')
     .selectAll()
     .where('id', '=', requestId)
     .executeTakeFirstOrThrow();
-  return Object.values(row)
-    .map((value) => (value instanceof Uint8Array ? Buffer.from(value).toString('latin1') : JSON.stringify(value)))
-    .join('\n');
+  return rowAsText(row);
 }
 
 describe('async requests at rest', () => {
