@@ -25,6 +25,7 @@ import { createMetrics, type Metrics, NO_METRICS } from './metrics.ts';
 import { createReactorService } from './reactors/service.ts';
 import { createFormulaRuntime } from './runtime/pool.ts';
 import { createProcessRuntime } from './runtime/process-runtime.ts';
+import { assertPatchedIsolatedVm } from './runtime/sandbox/patched-isolated-vm.ts';
 import type { Services } from './services.ts';
 import { MasterKeyMismatchError, verifyMasterKey } from './tokens/key-check.ts';
 import { createTokenService } from './tokens/service.ts';
@@ -69,6 +70,7 @@ export interface AppOptions {
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
+  assertPatchedIsolatedVm();
   const target = options.database ?? config.database;
   if (target.kind === 'pglite' && target.dataDir) {
     // The database files hold token metadata, masks and key hashes in the clear (token data is sealed): only this
