@@ -82,6 +82,53 @@ describe('errors nobody can catch', () => {
     });
   });
 
+  // isolated-vm copies the reason to the host after the call, running these getters outside the run's time limit;
+  // unpatched, each such run froze a thread for good and, with this pool's two threads gone, every later run timed
+  // out (patches/isolated-vm+5.0.4.patch gives the copy a limit of 50 ms).
+  const UNREADABLE_REASONS = {
+    'a stack getter that never returns': `(() => { const e = new Error('x'); Object.defineProperty(e, 'stack', { get() { for (;;) {} } }); return e; })()`,
+    'a proxy whose traps never return': 'new Proxy({}, { get() { for (;;) {} } })',
+    'a message whose toString never returns': '{ message: { toString() { for (;;) {} } } }',
+  };
+  const UNREADABLE =
+    'Unhandled rejection: Error: the reason could not be read: its message, stack or toString ran past the time limit';
+
+  it.each(Object.entries(UNREADABLE_REASONS))(
+    'logs a rejection whose reason has %s, and the sandbox lives on',
+    async (_, reason) => {
+      const tenantId = newTenant();
+      const shapes = [
+        `module.exports = async () => { Promise.reject(${reason}); return { raw: 'done' }; };`,
+        // Rejected in the call that delivers a timer to the isolate, which also answers the run.
+        `module.exports = async () => { await new Promise((r) => setTimeout(r, 1)); Promise.reject(${reason}); return { raw: 'done' }; };`,
+        // A native async function's own rejection, which no hook in the prelude could see.
+        `module.exports = async () => { (async () => { throw ${reason}; })(); return { raw: 'done' }; };`,
+      ];
+      for (const code of shapes) {
+        // Three runs of each: more than the pool's threads and spares together.
+        for (let call = 0; call < 3; call++) {
+          expect(await invoke(runtime, code, { tenantId, timeoutMs: 2_000 })).toMatchObject({
+            ok: true,
+            raw: 'done',
+            logs: [{ level: 'error', message: UNREADABLE }],
+          });
+        }
+      }
+      expect(rawOf(await invoke(runtime, 'module.exports = async () => ({ raw: 42 });'))).toBe(42);
+    },
+  );
+
+  it('refuses module code that leaves a rejection with an unreadable reason, and checks code after it', async () => {
+    for (const reason of Object.values(UNREADABLE_REASONS)) {
+      expect(await runtime.checkCode(`Promise.reject(${reason});\nmodule.exports = async () => ({});`)).toEqual({
+        ok: false,
+        reason: 'invalid',
+        message: `Reactor code failed to load: ${UNREADABLE}`,
+      });
+    }
+    expect(await runtime.checkCode('module.exports = async () => ({});')).toMatchObject({ ok: true });
+  });
+
   it('refuses module code that leaves a promise rejected, saying so rather than that it does not compile', async () => {
     expect(
       await runtime.checkCode(`Promise.reject(new Error('at load'));\nmodule.exports = async () => ({});`),

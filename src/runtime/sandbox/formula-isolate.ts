@@ -11,7 +11,7 @@ import {
   TIMED_OUT,
   timeoutError,
 } from './outcome.ts';
-import { PRELUDE_SOURCE } from './prelude/index.ts';
+import { runPrelude } from './prelude/index.ts';
 
 export interface IsolateSettings extends BridgeSettings {
   memoryLimitMb: number;
@@ -31,7 +31,6 @@ export type LoadResult =
 /** A call that runs longer than this on the worker thread moves the formula to the async path for good. */
 const SYNC_BUDGET_MS = 20;
 const SLOW_CALLS_BEFORE_ASYNC = 3;
-const PRELUDE_TIMEOUT_MS = 2_000;
 const WATCHDOG_MS = 50;
 const DELIVER_GRACE_MS = 50;
 
@@ -47,33 +46,6 @@ export const SANDBOX_UNAVAILABLE = {
   message: 'The reactor sandbox could not be initialised',
   reason: 'unavailable',
 } as const;
-
-/**
- * V8 code cache for the prelude, made by this worker's first isolate from our own source (never tenant code) and
- * consumed by every later one: compiling the prelude costs about 1.6 ms per isolate, consuming the cache about
- * 0.2 ms. It is made after the prelude has run once, so the functions compiled lazily by that run are in it too.
- * V8 checks it against the source and flags; if it is ever rejected the next isolate makes a new one.
- */
-let preludeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
-
-type CompiledScript = ivm.Script & ivm.CachedDataResult & { cachedDataRejected?: boolean };
-
-function runPrelude(isolate: ivm.Isolate, context: ivm.Context): void {
-  const cachedData = preludeCache;
-  const options = { filename: 'reactor-runtime.js' };
-  // isolated-vm sets cachedData / cachedDataRejected on the returned script; its typings leave them out.
-  const script: CompiledScript = isolate.compileScriptSync(
-    PRELUDE_SOURCE,
-    cachedData ? { ...options, cachedData } : options,
-  );
-  script.runSync(context, { timeout: PRELUDE_TIMEOUT_MS });
-  script.release();
-  if (cachedData && !script.cachedDataRejected) return;
-  // Same isolate, same source: V8's compilation cache hands back the code it just ran, lazily compiled parts included.
-  const again: CompiledScript = isolate.compileScriptSync(PRELUDE_SOURCE, { ...options, produceCachedData: true });
-  again.release();
-  preludeCache = again.cachedData;
-}
 
 /**
  * One isolate holding one formula version of one tenant. Calls start on the worker thread (`applySync`, microtasks
@@ -262,6 +234,7 @@ export class FormulaIsolate {
     }
     const settled = await done;
     if (timer) clearTimeout(timer);
+    if (invocation.delivering) await this.lastDelivery(invocation);
     endInvocation(invocation);
     this.invocations.delete(id);
     return { settled, logs: invocation.logs };
@@ -324,11 +297,30 @@ export class FormulaIsolate {
     if (this.disposed) return;
     const timeout =
       invocation && !invocation.finished ? Math.ceil(invocation.remainingMs()) + DELIVER_GRACE_MS : DELIVER_GRACE_MS;
-    this.track(this.deliverRef.apply(undefined, [callId, answerJson], { timeout })).catch((error: unknown) => {
-      const rejection = invocation ? this.unhandledRejection(error) : null;
-      if (rejection !== null) invocation?.log('error', rejection);
-      // Otherwise stopped by its timeout or by disposal; the invocation's timer or the watchdog reports it.
+    const delivered = this.track(this.deliverRef.apply(undefined, [callId, answerJson], { timeout })).then(
+      () => {},
+      (error: unknown) => {
+        const rejection = invocation ? this.unhandledRejection(error) : null;
+        if (rejection !== null) invocation?.log('error', rejection);
+        // Otherwise stopped by its timeout or by disposal; the invocation's timer or the watchdog reports it.
+      },
+    );
+    if (invocation) invocation.delivering = delivered;
+  }
+
+  /**
+   * Waits, within the run's time left, for the call that delivered the run's answer to return, so that its
+   * unhandled rejection (isolated-vm reports it after the call) is among the run's logs, as on the synchronous path.
+   */
+  private async lastDelivery(invocation: Invocation): Promise<void> {
+    const remainingMs = invocation.remainingMs();
+    if (this.disposed || remainingMs <= 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const outOfTime = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, remainingMs);
     });
+    await Promise.race([invocation.delivering, outOfTime]);
+    clearTimeout(timer);
   }
 
   // Running code is only ever stopped by its own timeout (isolated-vm's), never by disposing the isolate under it:

@@ -51,6 +51,11 @@ export class Invocation {
   readonly cancellable = new Map<number, AbortController>();
   readonly waitingCalls: (() => void)[] = [];
   finished = false;
+  /**
+   * The latest call delivering a host answer into the isolate, settled (never rejected) once it returns. The run's
+   * answer comes from inside such a call; a rejection the formula left unhandled there is logged when it returns.
+   */
+  delivering: Promise<void> | null = null;
   constructor(
     readonly id: number,
     readonly bt: RunInput['bt'],
