@@ -96,7 +96,8 @@ async function measure(
   const done = new Set<string>();
   let failed = 0;
   let check: (() => void) | undefined;
-  const watcher = await connectedClient(context.gateway.url, BENCH_KEYS.private);
+  // reactorEvents needs reactor:read, which the management key holds and a default private key does not.
+  const watcher = await connectedClient(context.gateway.url, BENCH_KEYS.management);
   try {
     const stop = watchEvents(watcher, reactorId, (type, id) => {
       if (done.has(id)) return;

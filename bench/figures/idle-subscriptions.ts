@@ -176,7 +176,8 @@ async function measure(
   };
   const open = (count: number) =>
     boundedAll(count, 20, async () => {
-      clients.push(await connectedClient(gateway.url, BENCH_KEYS.private));
+      // reactorEvents needs reactor:read: the management key's (a default private key does not hold it).
+      clients.push(await connectedClient(gateway.url, BENCH_KEYS.management));
     });
   // Every subscription must see two events (an invocation's invoked and completed) after this point. graphql-ws
   // does not acknowledge a subscribe, so one sent just before the invocation may be registered only after its

@@ -26,10 +26,14 @@ export const ALLOWED_PERMISSIONS: Record<ApplicationType, readonly Permission[]>
   PUBLIC: ['token:create'],
 };
 
-/** Permissions a new application gets when the caller names none. */
+/**
+ * Permissions a new application gets when the caller names none. A PRIVATE key (a back end's: tokens and `react`)
+ * may be granted `reactor:read` but does not get it by default: reading a reactor reads its configuration, where the
+ * seeds keep a payment processor's API key, and `reactorEvents`, which needs it, is a dashboard's feed.
+ */
 export const DEFAULT_PERMISSIONS: Record<ApplicationType, readonly Permission[]> = {
   MANAGEMENT: ALLOWED_PERMISSIONS.MANAGEMENT,
-  PRIVATE: ['token:create', 'token:read', 'token:delete', 'token:use', 'reactor:invoke', 'reactor:read'],
+  PRIVATE: ['token:create', 'token:read', 'token:delete', 'token:use', 'reactor:invoke'],
   PUBLIC: ['token:create'],
 };
 

@@ -133,7 +133,10 @@ const CreateApplicationInput = builder.inputType('CreateApplicationInput', {
     type: t.field({ type: ApplicationTypeEnum, required: true, description: 'The application type.' }),
     permissions: t.stringList({
       required: false,
-      description: 'Permissions to grant; defaults to the usual set for the type. Must be allowed for the type.',
+      description:
+        'Permissions to grant, each allowed for the type. By default: every permission for MANAGEMENT; ' +
+        'token:create, token:read, token:delete, token:use and reactor:invoke for PRIVATE (reactor:read, which ' +
+        "reads reactors' configuration, only when named); token:create for PUBLIC.",
     }),
     tokenContainers: t.stringList({
       required: false,

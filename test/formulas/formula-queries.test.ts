@@ -78,7 +78,7 @@ describe('reactorFormulas and reactorFormula', () => {
 
   it('reads official formulas, with their code, to every tenant', async () => {
     const tenant = await gateway.createTenant();
-    const result = await gateway.gql(GET_FORMULA, { id: OFFICIAL_FORMULA_IDS.hmacSha256 }, tenant.privateKey);
+    const result = await gateway.gql(GET_FORMULA, { id: OFFICIAL_FORMULA_IDS.hmacSha256 }, tenant.managementKey);
     expect(result.data?.reactorFormula).toMatchObject({
       type: 'OFFICIAL',
       formulaStatus: 'VERIFIED',

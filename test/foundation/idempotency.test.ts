@@ -330,7 +330,7 @@ describe('a mutation with an Idempotency-Key', () => {
       headers: {
         'content-type': 'application/json',
         accept: 'text/event-stream',
-        'bt-api-key': tenant.privateKey,
+        'bt-api-key': tenant.managementKey,
         'idempotency-key': 'a-subscription',
       },
       body: JSON.stringify({ query: 'subscription { reactorEvents { type reactor { id } } }' }),

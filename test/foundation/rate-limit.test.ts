@@ -64,7 +64,7 @@ describe('the per-application rate limit (RATE_LIMIT_PER_SECOND)', () => {
 
   it('counts each graphql-ws subscribe and refuses one over the limit', async () => {
     const tenant = await gateway.createTenant('Subscriber');
-    const client = wsClient(server.url, tenant.privateKey);
+    const client = wsClient(server.url, tenant.managementKey);
     try {
       const subscribe = () =>
         collect(client, 'subscription { reactorEvents { type } }', {}, { timeoutMs: 300 }).then(

@@ -6,6 +6,7 @@ import { fuzzSettings } from '../support/fuzz.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { jsonArb, stringArb } from '../support/schema-fuzz.ts';
 import { collect, wsClient } from '../support/ws.ts';
+import { grantPrivateKey } from '../tokens/support.ts';
 
 /**
  * graphql-ws (subprotocol graphql-transport-ws) under generated sessions over a real socket: a connection_init with
@@ -25,7 +26,10 @@ let key: string;
 beforeAll(async () => {
   gateway = await startTestGateway();
   server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
-  key = (await gateway.createTenant('WS')).privateKey;
+  const tenant = await gateway.createTenant('WS');
+  // The generated sessions subscribe to reactorEvents, which needs reactor:read.
+  await grantPrivateKey(gateway, tenant, ['reactor:read']);
+  key = tenant.privateKey;
 });
 afterAll(async () => {
   await server?.close();

@@ -79,7 +79,7 @@ describe('the key of an open graphql-ws socket', () => {
 
   it('keeps sockets whose key is still valid', async () => {
     const tenant = await gateway.createTenant();
-    const { closed, subscribe, received } = await rawSocket(quick.url, tenant.privateKey);
+    const { closed, subscribe, received } = await rawSocket(quick.url, tenant.managementKey);
     subscribe('1', 'subscription { reactorEvents { type } }');
     expect(await within(closed, 1_000)).toBe('still open');
     subscribe('2', '{ reactors { totalCount } }');

@@ -3,6 +3,7 @@ import { type RunningServer, startServer } from '../../src/server.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
 import { rawSocket } from '../support/ws.ts';
+import { grantPrivateKey } from '../tokens/support.ts';
 
 // What one graphql-ws socket may take: messages no larger than an HTTP body, and a bounded number of operations.
 let gateway: TestGateway;
@@ -11,7 +12,10 @@ let key: string;
 beforeAll(async () => {
   gateway = await startTestGateway({ env: { WS_MAX_OPERATIONS: '3' } });
   server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
-  key = (await gateway.createTenant('Limits')).privateKey;
+  const tenant = await gateway.createTenant('Limits');
+  // The sockets subscribe to reactorEvents, which needs reactor:read.
+  await grantPrivateKey(gateway, tenant, ['reactor:read']);
+  key = tenant.privateKey;
 });
 afterAll(async () => {
   await server?.close();

@@ -5,6 +5,7 @@ import { startTestGateway, type TestGateway, type TestTenant } from '../support/
 import { storedRequest } from '../support/requests.ts';
 import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
+import { grantPrivateKey } from '../tokens/support.ts';
 
 let gateway: TestGateway;
 let server: RunningServer;
@@ -13,6 +14,8 @@ beforeAll(async () => {
   gateway = await startTestGateway();
   server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
   tenant = await gateway.createTenant();
+  // reactorEvents needs reactor:read, which a PRIVATE key holds only if named.
+  await grantPrivateKey(gateway, tenant, ['reactor:read']);
 });
 afterAll(async () => {
   await server?.close();

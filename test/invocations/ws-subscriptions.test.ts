@@ -4,6 +4,7 @@ import { createReactorWithCode, REACT, REACT_ASYNC, REACTOR_RESULT } from '../su
 import { startTestGateway, type TestGateway, type TestTenant } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
 import { collect, wsClient } from '../support/ws.ts';
+import { grantPrivateKey } from '../tokens/support.ts';
 
 // graphql-ws subscriptions bypass envelop's subscribe (src/graphql/ws-subscribe.ts): these pin what a client sees
 // on each path through it (the answers were recorded with the envelop path and are unchanged).
@@ -14,6 +15,8 @@ beforeAll(async () => {
   gateway = await startTestGateway();
   server = await startServer(gateway.app, { port: 0, host: '127.0.0.1' });
   tenant = await gateway.createTenant();
+  // Subscriptions to reactorEvents and the reactor queries need reactor:read, which a PRIVATE key holds only if named.
+  await grantPrivateKey(gateway, tenant, ['reactor:read']);
 });
 afterAll(async () => {
   await server?.close();

@@ -5,6 +5,7 @@ import { createApplication, createFormula, UNKNOWN_ID } from '../formulas/helper
 import { usingPostgres } from '../support/database.ts';
 import { errorCode, startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { until } from '../support/until.ts';
+import { grantPrivateKey } from '../tokens/support.ts';
 import { createReactor, GET_REACTOR } from './helpers.ts';
 
 let gateway: TestGateway;
@@ -86,9 +87,13 @@ describe('reactors and reactor', () => {
     expect(await list(mine.managementKey, { ids: [their?.id] })).toMatchObject({ totalCount: 0, edges: [] });
   });
 
-  it('lets a private key read reactors (reactor:read) and refuses a PUBLIC key', async () => {
+  it('lets a private key read reactors only when granted reactor:read, and refuses a PUBLIC key', async () => {
     const tenant = await gateway.createTenant();
     const [reactor] = await reactorsNamed(tenant.managementKey, 'r');
+    // By default a PRIVATE key may not: a reactor's configuration holds its processor's secrets.
+    expect(errorCode(await gateway.gql(GET_REACTOR, { id: reactor?.id }, tenant.privateKey))).toBe('FORBIDDEN');
+    expect(errorCode(await gateway.gql(LIST, {}, tenant.privateKey))).toBe('FORBIDDEN');
+    await grantPrivateKey(gateway, tenant, ['reactor:read']);
     expect((await gateway.gql(GET_REACTOR, { id: reactor?.id }, tenant.privateKey)).data?.reactor.name).toBe('r');
     const browser = await createApplication(gateway, tenant.managementKey, 'PUBLIC');
     expect(errorCode(await gateway.gql(GET_REACTOR, { id: reactor?.id }, browser.key))).toBe('FORBIDDEN');
@@ -109,8 +114,9 @@ describe('reactors and reactor', () => {
 
   it("shows a private key the id of a reactor's application, and its details only with application:read", async () => {
     const { tenant, backend, reactor } = await boundReactor();
+    await grantPrivateKey(gateway, tenant, ['reactor:read']);
     const READ = 'query($id: UUID!) { reactor(id: $id) { applicationId application { id permissions keyPrefix } } }';
-    // The default PRIVATE key holds reactor:read but not application:read, which `application(id)` needs too.
+    // A PRIVATE key granted reactor:read, but not application:read, which `application(id)` needs too.
     const asPrivate = await gateway.gql<any>(READ, { id: reactor.id }, tenant.privateKey);
     expect(asPrivate.data?.reactor).toEqual({ applicationId: backend.id, application: null });
     expect(asPrivate.errors).toHaveLength(1);

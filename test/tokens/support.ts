@@ -143,13 +143,21 @@ export async function tenantWithTokenKey(gateway: TestGateway): Promise<{ tenant
 }
 
 /** Grants the tenant's own private application `token:update` too (no default application holds it). */
-export async function allowTokenUpdates(gateway: TestGateway, tenant: TestTenant): Promise<void> {
+export function allowTokenUpdates(gateway: TestGateway, tenant: TestTenant): Promise<void> {
+  return grantPrivateKey(gateway, tenant, ['token:update']);
+}
+
+/**
+ * Grants the tenant's own private application these permissions on top of its defaults: `reactor:read` (reactors,
+ * formulas, `reactorEvents`) or `token:update`, which a PRIVATE application holds only when they are named.
+ */
+export async function grantPrivateKey(gateway: TestGateway, tenant: TestTenant, extra: string[]): Promise<void> {
   const viewer = await gateway.gql<any>('{ viewer { application { id } } }', {}, tenant.privateKey);
   const granted = await gateway.gql<any>(
     'mutation($id: UUID!, $input: UpdateApplicationInput!) { updateApplication(id: $id, input: $input) { __typename } }',
     {
       id: viewer.data?.viewer.application.id,
-      input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, 'token:update'] },
+      input: { name: 'Private', permissions: [...DEFAULT_PERMISSIONS.PRIVATE, ...extra] },
     },
     tenant.managementKey,
   );
