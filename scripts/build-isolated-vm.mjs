@@ -2,7 +2,7 @@
 // C++ source. npm built (or downloaded) isolated-vm's binary before that, from the unpatched source, so this rebuilds
 // it unless the binary already has the patch. The patch bounds the copy of a formula's unhandled rejection out of
 // its isolate: unpatched, a rejection whose `stack` getter never returns freezes a worker thread for good (README,
-// "The sandbox"). The service refuses to start on an unpatched build (src/runtime/sandbox/patched-isolated-vm.ts).
+// "The sandbox's patch to isolated-vm"). The service refuses to start on an unpatched build (src/runtime/sandbox/patched-isolated-vm.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -34,7 +34,7 @@ function nodeGyp() {
 
 function main() {
   if (Number.isInteger(patchedLimit())) return;
-  console.log('isolated-vm: building from its patched source (about a minute)...');
+  console.log('isolated-vm: building from its patched source (about 35 s on 2 cores)...');
   const gyp = nodeGyp();
   const run = (args) => execFileSync(process.execPath, [gyp, ...args], { cwd: packageDir, stdio: 'inherit' });
   run(['rebuild', '--release', '-j', 'max']);
