@@ -91,7 +91,7 @@ describe('errors nobody can catch', () => {
     'a message whose toString never returns': '{ message: { toString() { for (;;) {} } } }',
   };
   const UNREADABLE =
-    'Unhandled rejection: Error: the reason could not be read: its message, stack or toString ran past the time limit';
+    'Unhandled rejection: Error: the error could not be read: its message, stack or toString ran past the time limit';
 
   it.each(Object.entries(UNREADABLE_REASONS))(
     'logs a rejection whose reason has %s, and the sandbox lives on',

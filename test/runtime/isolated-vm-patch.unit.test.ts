@@ -25,7 +25,7 @@ async function inChild(body: string): Promise<string[]> {
   return stdout.trim().split('\n');
 }
 
-const UNREADABLE = 'the reason could not be read: its message, stack or toString ran past the time limit';
+const UNREADABLE = 'the error could not be read: its message, stack or toString ran past the time limit';
 
 describe('isolated-vm, as patched', () => {
   it('marks its build, which the gateway checks at start', async () => {
@@ -45,6 +45,21 @@ describe('isolated-vm, as patched', () => {
       console.log(context.evalSync('Error.prepareStackTrace = undefined; 1 + 1'));
       console.log(call("Promise.reject(new TypeError('readable'))"));`);
     expect(lines).toEqual([UNREADABLE, UNREADABLE, UNREADABLE, UNREADABLE, '2', 'readable']);
+  });
+
+  it('gives up reading a value a call throws, on the synchronous and the asynchronous path alike', async () => {
+    const lines = await inChild(`
+      const thrown = [
+        "const e = {}; Object.defineProperty(e, 'message', { get() { for (;;) {} } }); throw e;",
+        'throw new Proxy({}, { get() { for (;;) {} } });',
+        "Error.prepareStackTrace = () => { for (;;) {} }; throw new Error('p');",
+      ];
+      for (const source of thrown) console.log(call(source));
+      context.evalSync('Error.prepareStackTrace = undefined');
+      console.log(call("throw new TypeError('readable')"));
+      const fn = context.evalSync('(function () { throw new Proxy({}, { get() { for (;;) {} } }); })', { reference: true });
+      fn.apply(undefined, [], { timeout: 1000 }).catch((error) => console.log(error.message));`);
+    expect(lines).toEqual([UNREADABLE, UNREADABLE, UNREADABLE, 'readable', UNREADABLE]);
   });
 
   it('runs what a reason queued while being read within a time limit, even in a task that has none', async () => {
