@@ -15,6 +15,7 @@ const promiseReject = (e) => NativePromise.reject(e);
 const apply = Reflect.apply;
 const defineProperty = Object.defineProperty;
 const hasOwn = (o, k) => Object.hasOwn(o, k);
+const objectAssign = Object.assign;
 const NativeError = Error;
 const NativeString = String;
 const isArray = Array.isArray;
@@ -94,14 +95,25 @@ function callAsync(invocationId, op, payload, signal) {
   });
 }
 
+// The entry points the host calls (__rgDeliver, __rgStart, __rgDefine) never throw and run no formula code of their
+// own accord: a value thrown out of one is read on the host, and formula code may have replaced any built-in.
 hidden('__rgDeliver', (callId, answerJson) => {
+  try {
+    deliverAnswer(callId, answerJson);
+  } catch {
+    // Only formula code (an AbortSignal listener, a promise reaction it poisoned) gets here; its run goes on.
+  }
+});
+
+function deliverAnswer(callId, answerJson) {
   const call = calls[callId];
   if (!call) return;
   delete calls[callId];
-  if (call.unwatch) call.unwatch();
   const answer = jsonParse(answerJson);
-  // A call of a finished invocation stays pending forever, so its continuation never runs after the result.
+  // A call of a finished invocation stays pending forever, so its continuation never runs after the result; nor
+  // does anything else of the formula's (a signal's replaced removeEventListener once chained dead calls for good).
   if (answer.dead) return;
+  if (call.unwatch) call.unwatch();
   current = call.invocationId;
   if (answer.ok) call.resolve(answer.value);
   else {
@@ -113,11 +125,19 @@ hidden('__rgDeliver', (callId, answerJson) => {
     }
     call.reject(error);
   }
-});
-
-function errorShape(kind, message, extra) {
-  return jsonStringify({ ok: false, error: Object.assign({ kind, message }, extra) });
 }
+
+// Null-prototype objects: a `toJSON` the formula put on Object.prototype is not consulted for the runtime's own.
+function errorShape(kind, message, extra) {
+  return jsonStringify({ __proto__: null, ok: false, error: objectAssign({ __proto__: null, kind, message }, extra) });
+}
+
+/** What a run answers when encoding its own outcome failed (formula code broke a built-in the encoding uses). */
+const UNENCODABLE = jsonStringify({
+  __proto__: null,
+  ok: false,
+  error: { __proto__: null, kind: 'runtime', message: 'Reactor outcome could not be encoded' },
+});
 
 function encodeResult(value) {
   try {
@@ -135,7 +155,7 @@ function encodeResult(value) {
     }
     let text;
     try {
-      text = jsonStringify({ raw: value.raw, tokenize: value.tokenize });
+      text = jsonStringify({ __proto__: null, raw: value.raw, tokenize: value.tokenize });
     } catch (e) {
       return errorShape('runtime', `Reactor result is not JSON-serialisable: ${describe(e)}`);
     }
@@ -157,6 +177,7 @@ function encodeError(error) {
 }
 
 function finish(invocation, answerJson) {
+  if (typeof answerJson !== 'string') answerJson = UNENCODABLE;
   if (invocation.done) return;
   invocation.done = true;
   delete invocations[invocation.id];
@@ -174,24 +195,29 @@ function isClass(fn) {
 }
 
 hidden('__rgDefine', (factory) => {
+  try {
+    return defineFormula(factory);
+  } catch {
+    return '{"ok":false,"message":"Reactor code failed to load: it broke a built-in the runtime uses"}';
+  }
+});
+
+function defineFormula(factory) {
   const module = { exports: {} };
   let exported;
   try {
-    factory.call(module.exports, module, module.exports, requireModule);
+    apply(factory, module.exports, [module, module.exports, requireModule]);
     exported = module.exports;
   } catch (e) {
-    return jsonStringify({ ok: false, message: `Reactor code failed to load: ${describe(e)}` });
+    return jsonStringify({ __proto__: null, ok: false, message: `Reactor code failed to load: ${describe(e)}` });
   }
   // A class is a function too, but calling it without `new` throws: refused here (422), not failed at each run (500).
   if (typeof exported !== 'function' || isClass(exported)) {
-    return jsonStringify({
-      ok: false,
-      message: 'Reactor code must export a function: module.exports = async function (req) { ... }',
-    });
+    return '{"ok":false,"message":"Reactor code must export a function: module.exports = async function (req) { ... }"}';
   }
   formulaMain = exported;
   return '{"ok":true}';
-});
+}
 
 hidden('__rgStart', (id, requestJson) => {
   const invocation = { id, done: false, logs: 0 };
@@ -241,7 +267,8 @@ function logLine(level, message) {
   const invocation = invocations[current];
   if (!invocation || invocation.logs >= MAX_LOG_LINES) return;
   invocation.logs++;
-  hostSync('log', jsonStringify([current, level, message.slice(0, MAX_LOG_CHARS)]));
+  // Built by hand: an array would consult a `toJSON` the formula put on Array.prototype (strings do not).
+  hostSync('log', `[${current},${jsonStringify(level)},${jsonStringify(message.slice(0, MAX_LOG_CHARS))}]`);
 }
 
 // Node would end the process; here the run goes on, and its logs say what was thrown where nobody could catch it.

@@ -185,11 +185,15 @@ class AbortController {
   }
 }
 
+// The runtime's own listeners go through these, not through methods formula code may replace on a signal.
+const addListener = EventTarget.prototype.addEventListener;
+const removeListener = EventTarget.prototype.removeEventListener;
+
 /** Calls `onAbort` once when the signal aborts; returns what stops watching. */
 function watchAbort(signal, onAbort) {
   const listener = () => onAbort();
-  signal.addEventListener('abort', listener, { once: true });
-  return () => signal.removeEventListener('abort', listener);
+  apply(addListener, signal, ['abort', listener, { once: true }]);
+  return () => apply(removeListener, signal, ['abort', listener]);
 }
 
 G.DOMException = DOMException;
