@@ -303,6 +303,26 @@ describe('fetch: host resources', () => {
     );
   });
 
+  it('refuses a fetch once the calls a run has in flight or waiting would carry more than 32 MB', async () => {
+    Object.assign(held, { now: 0, most: 0, releasing: false });
+    const code = `module.exports = async (req) => {
+      const body = 'x'.repeat(1024 * 1024);
+      const refused = [];
+      for (let i = 0; i < 40; i++) fetch(req.args.url, { method: 'POST', body }).catch((e) => refused.push(e.message));
+      await new Promise((r) => setTimeout(r, 300));
+      return { raw: refused };
+    };`;
+    const refused = rawOf(await invoke(open, code, { args: { url: `${base}/held` } })) as string[];
+    releaseHeld();
+    // Each call carries a little over 1 MB of JSON: 31 fit in 32 MB (16 in flight, 15 waiting), the other 9 do not.
+    expect(refused).toHaveLength(9);
+    expect(new Set(refused)).toEqual(
+      new Set([
+        'fetch refused: the fetch and req.bt calls of this run in flight or waiting would carry more than 32 MB',
+      ]),
+    );
+  });
+
   it("names a network failure by its code, never with Node's message (OpenSSL's holds a host address)", async () => {
     const code =
       'module.exports = async (req) => { try { await fetch(req.args.url); return { raw: null } } catch (e) { return { raw: e.message } } }';

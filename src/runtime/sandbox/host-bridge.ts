@@ -18,6 +18,12 @@ export const MAX_WAITING_CALLS = 1_000;
  * AbortSignal.timeout grew the host by 120 MB in 1.5 s.
  */
 export const MAX_PENDING_TIMERS = 10_000;
+/**
+ * What the fetch and req.bt calls one run has in flight or waiting may carry, in characters of their JSON (request
+ * bodies, mostly): host memory the isolate's limit does not count. Unbounded, 1,016 calls of one 8 MB body each
+ * grew the process to 3.25 GB and it aborted.
+ */
+export const MAX_CALL_PAYLOAD_CHARS = 32 * 1024 * 1024;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2048;
 const HASHES = new Set(['sha1', 'sha256', 'sha384', 'sha512', 'md5']);
@@ -47,6 +53,8 @@ export class Invocation {
   readonly timers = new Map<NodeJS.Timeout, number>();
   /** Host I/O calls running, and those waiting for one to end (MAX_CALLS_IN_FLIGHT). */
   callsInFlight = 0;
+  /** What those calls carry (MAX_CALL_PAYLOAD_CHARS). */
+  payloadChars = 0;
   /** What cancels a call the formula gave an AbortSignal, by call id, while it runs or waits ('call.abort'). */
   readonly cancellable = new Map<number, AbortController>();
   readonly waitingCalls: (() => void)[] = [];
@@ -184,17 +192,24 @@ export function createBridge(
       cancel = new AbortController();
       invocation.cancellable.set(callId, cancel);
     }
-    const start = () => runIo(invocation, callId, op, payload, settle, cancel);
-    if (invocation.callsInFlight < MAX_CALLS_IN_FLIGHT) start();
-    else if (invocation.waitingCalls.length < MAX_WAITING_CALLS) invocation.waitingCalls.push(start);
-    else {
+    const size = json.length;
+    const start = () => runIo(invocation, callId, op, payload, settle, cancel, size);
+    const refuse = (why: string) => {
       invocation.cancellable.delete(callId);
-      settle({
-        ok: false,
-        message:
-          `${op === 'fetch' ? 'fetch' : 'req.bt call'} refused: ${MAX_CALLS_IN_FLIGHT} fetch or req.bt calls of this ` +
-          `run are in flight and ${MAX_WAITING_CALLS} more are waiting`,
-      });
+      settle({ ok: false, message: `${op === 'fetch' ? 'fetch' : 'req.bt call'} refused: ${why}` });
+    };
+    if (invocation.payloadChars + size > MAX_CALL_PAYLOAD_CHARS) {
+      refuse(`the fetch and req.bt calls of this run in flight or waiting would carry more than 32 MB`);
+    } else if (invocation.callsInFlight < MAX_CALLS_IN_FLIGHT) {
+      invocation.payloadChars += size;
+      start();
+    } else if (invocation.waitingCalls.length < MAX_WAITING_CALLS) {
+      invocation.payloadChars += size;
+      invocation.waitingCalls.push(start);
+    } else {
+      refuse(
+        `${MAX_CALLS_IN_FLIGHT} fetch or req.bt calls of this run are in flight and ${MAX_WAITING_CALLS} more are waiting`,
+      );
     }
   };
 
@@ -206,10 +221,12 @@ export function createBridge(
     payload: Record<string, unknown>,
     settle: (answer: unknown) => void,
     cancel: AbortController | undefined,
+    payloadChars: number,
   ) {
     invocation.callsInFlight++;
     const ended = () => {
       invocation.callsInFlight--;
+      invocation.payloadChars -= payloadChars;
       if (cancel) invocation.cancellable.delete(callId);
       if (!invocation.finished) invocation.waitingCalls.shift()?.();
     };
