@@ -92,7 +92,14 @@ export function createFormulaRuntime(options: RuntimeOptions): FormulaRuntime {
       },
       holding: () => gate.holding,
     }),
-    terminateThread(threadId: number): void {
+    terminateThread(threadId: number, slot: number): void {
+      // A thread inside another run's synchronous call that is still within its own time is busy, not lost: a run
+      // of an isolate waiting on that thread for a host callback (a call on isolated-vm's threads) outlives its
+      // backstop behind it. That run is answered; the call keeps its thread, and another tenant's long formula is
+      // not cut off (its own timeout or backstop ends it).
+      const holder = stuck.callSlot(threadId);
+      const holding = holder !== undefined && holder !== slot ? tracking.bySlot[holder] : undefined;
+      if (holding && holding.deadline > performance.now()) return;
       // piscina sees the exit, fails the tasks still on that worker and starts a replacement.
       for (const worker of pool.threads) if (worker.threadId === threadId) void worker.terminate();
     },

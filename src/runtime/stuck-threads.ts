@@ -59,6 +59,13 @@ export class StuckThreads {
     return slots;
   }
 
+  /** The task slot of the synchronous formula call the thread is inside now (-1 for none known), else undefined. */
+  callSlot(threadId: number): number | undefined {
+    const entry = this.entryOf(threadId);
+    if (entry < 0 || Atomics.load(this.cells, entry * WIDTH + IN_CALL) === 0) return undefined;
+    return Atomics.load(this.cells, entry * WIDTH + SLOT);
+  }
+
   /** A thread that exited frees its entry (a terminated worker cannot do it itself). */
   forget(threadId: number): void {
     const entry = this.entryOf(threadId);

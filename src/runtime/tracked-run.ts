@@ -13,7 +13,8 @@ export interface Tracked {
 export interface RunTracking {
   slots: TaskSlots;
   backstops: Backstops;
-  terminateThread(threadId: number): void;
+  /** Ends the thread the run in `slot` is on, unless another run's call still within its time holds it (pool.ts). */
+  terminateThread(threadId: number, slot: number): void;
   /** Submits a task again, as a new task of its own (see `TrackedRun.reroute`). */
   resubmit<T>(task: SingleTask, backstopMs: number, onAbort: () => T): Promise<T>;
   /** The run in each task slot, so the pool can tell whose call a stuck thread is in (tenant-gate.ts). */
@@ -170,7 +171,7 @@ export class TrackedRun<T> implements Tracked {
       this.deadline = performance.now() + remaining;
       return;
     }
-    this.tracking.terminateThread(state.threadId);
+    this.tracking.terminateThread(state.threadId, this.slot);
     this.finish(this.onAbort());
   }
 
