@@ -134,6 +134,10 @@ function syncOp(op: string, payload: Record<string, unknown>, invocations: Map<n
   }
 }
 
+function refusal(op: string, why: string) {
+  return { ok: false, message: `${op === 'fetch' ? 'fetch' : 'req.bt call'} refused: ${why}` };
+}
+
 /**
  * Builds the two callbacks the isolate gets. Both take and return strings only and never throw: a host exception
  * copied into the isolate would carry a host stack.
@@ -162,6 +166,12 @@ export function createBridge(
     }
     const settle = (answer: unknown) =>
       deliver(invocation, callId, invocation.finished ? '{"dead":true}' : JSON.stringify(answer));
+    const size = json.length;
+    // Before the payload is parsed: a refused call costs no parse of its body.
+    if (op !== 'sleep' && invocation.payloadChars + size > MAX_CALL_PAYLOAD_CHARS) {
+      settle(refusal(op, 'the fetch and req.bt calls of this run in flight or waiting would carry more than 32 MB'));
+      return;
+    }
     let payload: Record<string, unknown>;
     try {
       payload = JSON.parse(json) ?? {};
@@ -192,23 +202,20 @@ export function createBridge(
       cancel = new AbortController();
       invocation.cancellable.set(callId, cancel);
     }
-    const size = json.length;
     const start = () => runIo(invocation, callId, op, payload, settle, cancel, size);
-    const refuse = (why: string) => {
-      invocation.cancellable.delete(callId);
-      settle({ ok: false, message: `${op === 'fetch' ? 'fetch' : 'req.bt call'} refused: ${why}` });
-    };
-    if (invocation.payloadChars + size > MAX_CALL_PAYLOAD_CHARS) {
-      refuse(`the fetch and req.bt calls of this run in flight or waiting would carry more than 32 MB`);
-    } else if (invocation.callsInFlight < MAX_CALLS_IN_FLIGHT) {
+    if (invocation.callsInFlight < MAX_CALLS_IN_FLIGHT) {
       invocation.payloadChars += size;
       start();
     } else if (invocation.waitingCalls.length < MAX_WAITING_CALLS) {
       invocation.payloadChars += size;
       invocation.waitingCalls.push(start);
     } else {
-      refuse(
-        `${MAX_CALLS_IN_FLIGHT} fetch or req.bt calls of this run are in flight and ${MAX_WAITING_CALLS} more are waiting`,
+      invocation.cancellable.delete(callId);
+      settle(
+        refusal(
+          op,
+          `${MAX_CALLS_IN_FLIGHT} fetch or req.bt calls of this run are in flight and ${MAX_WAITING_CALLS} more are waiting`,
+        ),
       );
     }
   };
