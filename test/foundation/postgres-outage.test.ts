@@ -155,7 +155,7 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
       const count = JSON.stringify({ query: '{ reactors { totalCount } }' });
       await outage(gateway.app.database.notifier, async () => {
         await expect(running).rejects.toThrow('Connection terminated unexpectedly');
-        const response = await gateway.post(count, tenant.privateKey);
+        const response = await gateway.post(count, tenant.managementKey);
         expect(response.status).toBe(503);
         // Whichever step needs the database first fails (the key's lookup, or the field itself).
         const { errors } = await response.json();
@@ -165,7 +165,7 @@ describe.runIf(usingPostgres)('a Postgres outage', () => {
           extensions: { code: 'SERVICE_UNAVAILABLE', status: 503 },
         });
       });
-      const response = await gateway.post(count, tenant.privateKey);
+      const response = await gateway.post(count, tenant.managementKey);
       expect(await response.json()).toEqual({ data: { reactors: { totalCount: 0 } } });
     });
 

@@ -107,7 +107,7 @@ describe.runIf(usingPostgres)('several gateway instances on one Postgres', () =>
       tenant.managementKey,
       'module.exports = async () => ({ raw: 1 });',
     );
-    const client = wsClient(serverA.url, tenant.privateKey);
+    const client = wsClient(serverA.url, tenant.managementKey);
     try {
       const events = collect(
         client,
