@@ -286,17 +286,27 @@ describe('fetch: host resources', () => {
     expect(held.most).toBe(16);
   });
 
-  it('refuses a fetch past 16 in flight and 1,000 waiting, at once and with a clear message', async () => {
+  /**
+   * Makes `count` fetches to the server's held path (none ends while the run lasts) with these `init` options, and
+   * returns the messages of those refused at once.
+   */
+  async function refusedWhileHeld(count: number, init = '{}'): Promise<string[]> {
     Object.assign(held, { now: 0, most: 0, releasing: false });
     const code = `module.exports = async (req) => {
+      const init = ${init};
       const refused = [];
-      for (let i = 0; i < 1020; i++) fetch(req.args.url).catch((e) => refused.push(e.message));
+      for (let i = 0; i < ${count}; i++) fetch(req.args.url, init).catch((e) => refused.push(e.message));
       await new Promise((r) => setTimeout(r, 300));
       return { raw: refused };
     };`;
-    // None of the first 16 ends while the run lasts (the server holds them), so exactly 4 are refused.
     const refused = rawOf(await invoke(open, code, { args: { url: `${base}/held` } })) as string[];
     releaseHeld();
+    return refused;
+  }
+
+  it('refuses a fetch past 16 in flight and 1,000 waiting, at once and with a clear message', async () => {
+    // None of the first 16 ends while the run lasts (the server holds them), so exactly 4 are refused.
+    const refused = await refusedWhileHeld(1020);
     expect(refused).toHaveLength(4);
     expect(refused[0]).toBe(
       'fetch refused: 16 fetch or req.bt calls of this run are in flight and 1000 more are waiting',
@@ -304,16 +314,7 @@ describe('fetch: host resources', () => {
   });
 
   it('refuses a fetch once the calls a run has in flight or waiting would carry more than 32 MB', async () => {
-    Object.assign(held, { now: 0, most: 0, releasing: false });
-    const code = `module.exports = async (req) => {
-      const body = 'x'.repeat(1024 * 1024);
-      const refused = [];
-      for (let i = 0; i < 40; i++) fetch(req.args.url, { method: 'POST', body }).catch((e) => refused.push(e.message));
-      await new Promise((r) => setTimeout(r, 300));
-      return { raw: refused };
-    };`;
-    const refused = rawOf(await invoke(open, code, { args: { url: `${base}/held` } })) as string[];
-    releaseHeld();
+    const refused = await refusedWhileHeld(40, "{ method: 'POST', body: 'x'.repeat(1024 * 1024) }");
     // Each call carries a little over 1 MB of JSON: 31 fit in 32 MB (16 in flight, 15 waiting), the other 9 do not.
     expect(refused).toHaveLength(9);
     expect(new Set(refused)).toEqual(

@@ -132,13 +132,6 @@ function errorShape(kind, message, extra) {
   return jsonStringify({ __proto__: null, ok: false, error: objectAssign({ __proto__: null, kind, message }, extra) });
 }
 
-/** What a run answers when encoding its own outcome failed (formula code broke a built-in the encoding uses). */
-const UNENCODABLE = jsonStringify({
-  __proto__: null,
-  ok: false,
-  error: { __proto__: null, kind: 'runtime', message: 'Reactor outcome could not be encoded' },
-});
-
 function encodeResult(value) {
   try {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -177,7 +170,6 @@ function encodeError(error) {
 }
 
 function finish(invocation, answerJson) {
-  if (typeof answerJson !== 'string') answerJson = UNENCODABLE;
   if (invocation.done) return;
   invocation.done = true;
   delete invocations[invocation.id];
